@@ -1,0 +1,63 @@
+// One interface, three implementations (design.md "Backends"):
+//   cpu  — engine/cpu/*.cpp, the threaded reference of every op
+//   emu  — cuda/*.cu compiled by the host compiler against the SIMT emulator (cuda/emu/)
+//   cuda — cuda/*.cu compiled by nvcc (only in builds where nvcc was found)
+// Memory returned by alloc() belongs to the backend; cpu and emu use host memory, cuda device memory.
+// All methods throw eet::Error on failure. A backend is used by one thread at a time (the model's engine
+// thread, or the op runner under its lock); the emu serialises its launches process-wide.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "ops.h"
+
+namespace eet {
+
+enum class DeviceKind { Cpu, Emu, Cuda };
+
+struct CudaDeviceInfo {
+  int index;
+  std::string name;
+  int cc_major, cc_minor;
+  size_t total_memory;
+  int sm_count;
+};
+
+struct CudaStatus {
+  bool usable;
+  std::string reason;  // why not, when !usable ("no NVIDIA driver", "no CUDA device", "not built with CUDA" …)
+  std::vector<CudaDeviceInfo> devices;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual DeviceKind kind() const = 0;
+  virtual std::string name() const = 0;  // "cpu", "emu", "cuda:0"
+
+  virtual void* alloc(size_t bytes) = 0;  // ERR_OOM when it cannot; bytes may be 0 (returns a unique pointer)
+  virtual void free(void* p) = 0;
+  virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  virtual void fill(void* dst, uint8_t byte, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+  virtual size_t free_memory() const = 0;  // what alloc can still give, best effort
+
+#define EET_DECLARE_OP(name, Args) virtual void name(const Args& a) = 0;
+  EET_OPS(EET_DECLARE_OP)
+#undef EET_DECLARE_OP
+};
+
+std::shared_ptr<Backend> make_cpu_backend();
+std::shared_ptr<Backend> make_emu_backend();
+std::shared_ptr<Backend> make_cuda_backend(int device_index);  // ERR_UNSUPPORTED when not built with CUDA
+CudaStatus cuda_status();
+bool cuda_compiled();
+
+// Parses 'cpu' | 'emu' | 'cuda' | 'cuda:N' and returns a shared backend for it (one per device per process).
+std::shared_ptr<Backend> backend_for(const std::string& device);
+
+}  // namespace eet

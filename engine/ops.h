@@ -1,0 +1,242 @@
+// The op contract: one plain argument struct per op, shared by the three implementations
+//   eet::cpu::op_X(const XArgs&)                    engine/cpu/X.cpp   (reference, fp32/fp64 accumulation)
+//   eet_cuda::op_X(const XArgs&, eet::Stream)       cuda/X.cu          (nvcc)
+//   eet_emu::op_X(const XArgs&, eet::Stream)        cuda/X.cu          (host compiler + SIMT emulator)
+// All pointers are backend ("device") pointers; element offsets and strides are int64_t. Shapes are written
+// (B, T, C)-style in the comments. Optional pointers are nullptr when absent. Every struct is validated by
+// validate_X() (engine/ops.cpp) before any backend sees it, so kernels may assume consistent arguments.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace eet {
+
+enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, I32 = 3, I8 = 4 };
+inline size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: case DType::I32: return 4;
+    case DType::F16: case DType::BF16: return 2;
+    case DType::I8: return 1;
+  }
+  return 0;
+}
+const char* dtype_name(DType t);
+inline bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+using Stream = void*;  // cudaStream_t under cuda; unused by emu
+
+// ---- embedding / row gather --------------------------------------------------------------------------------
+// out[i, :] = table[ids[i], :] (+ pos_table[pos[i], :]). Also used to gather rows of activations (the last
+// token of each sequence before the LM head): table = activations, ids = row indices.
+struct EmbeddingArgs {
+  DType dtype;             // table, pos_table and out share it
+  const int32_t* ids;      // (N) row ids, each in [0, vocab)
+  const int32_t* pos;      // (N) positions, each in [0, n_pos); nullptr when pos_table is nullptr
+  const void* table;       // (vocab, C)
+  const void* pos_table;   // (n_pos, C) learned position embedding, or nullptr
+  void* out;               // (N, C)
+  int64_t n, cols, vocab, n_pos;
+};
+
+// ---- LayerNorm / RMSNorm, optionally fused with the residual add -----------------------------------------------
+// h = x (+ residual); residual_out = h (when given); y = norm(h) * weight (+ bias)
+//   layer: (h - mean) / sqrt(var + eps)     rms: h / sqrt(mean(h^2) + eps)
+// Statistics in fp32 from the values as stored (h is rounded to dtype before it is normalized, so that
+// residual_out and y agree).
+enum class NormKind : int32_t { Layer = 0, Rms = 1 };
+struct NormArgs {
+  NormKind kind;
+  DType dtype;             // x, residual, residual_out, weight, bias, y
+  const void* x;           // (rows, cols)
+  const void* residual;    // (rows, cols) or nullptr
+  void* residual_out;      // (rows, cols) or nullptr; may alias residual
+  const void* weight;      // (cols)
+  const void* bias;        // (cols) or nullptr (LayerNorm only)
+  void* y;                 // (rows, cols)
+  int64_t rows, cols;      // cols in [1, 16384]
+  float eps;
+};
+
+// ---- softmax over rows (folded: rows up to 32768) -----------------------------------------------------------------
+// y[r, :] = softmax(x[r, :] * scale)
+struct SoftmaxArgs {
+  DType dtype;
+  const void* x;           // (rows, cols)
+  void* y;                 // (rows, cols); may alias x
+  int64_t rows, cols;      // cols in [1, 32768]
+  float scale;
+};
+
+// ---- GEMM / GEMV: y = x · Wᵀ (+ bias) (+ residual) --------------------------------------------------------------
+// W is stored (N, K) row-major, as nn.Linear / llama2.c / GGUF store it. fp32 accumulation.
+// M <= 16: bandwidth-bound GEMV kernels; larger M: tiled kernel (tensor cores for f16/bf16 on sm_80+).
+struct GemmArgs {
+  DType dtype;             // x, w, bias, residual, y
+  const void* x;           // (M, K), row stride ldx (elements)
+  const void* w;           // (N, K) contiguous
+  const void* bias;        // (N) or nullptr
+  const void* residual;    // (M, N) or nullptr, row stride ldy; may alias y
+  void* y;                 // (M, N), row stride ldy
+  int64_t m, n, k, ldx, ldy;
+};
+
+// ---- elementwise activations ---------------------------------------------------------------------------------
+// gelu_tanh / gelu_erf / silu: y = act(x + bias)
+// swiglu:                      y = silu(x) * up            (x is the gate projection)
+enum class ActKind : int32_t { GeluTanh = 0, GeluErf = 1, Silu = 2, SwiGlu = 3 };
+struct ActArgs {
+  ActKind kind;
+  DType dtype;
+  const void* x;           // (M, N), row stride ldx
+  const void* bias;        // (N) or nullptr (not used by swiglu)
+  const void* up;          // (M, N), row stride ldu; swiglu only
+  void* y;                 // (M, N), row stride ldy; may alias x
+  int64_t m, n, ldx, ldu, ldy;
+};
+
+// ---- rotary position embedding, in place on q and k ------------------------------------------------------------
+// For token t at position p = pos[t], pair i (i < rot_dim/2) of every head is rotated by angle p * inv_freq[i].
+// Pairs: Adjacent = (2i, 2i+1) (llama2.c, GGUF llama);  HalfSplit = (i, i + rot_dim/2) (HF, NeoX).
+// inv_freq is computed by the host (theta, Llama-3 scaling, linear scaling all live there).
+enum class RopeLayout : int32_t { Adjacent = 0, HalfSplit = 1 };
+struct RopeArgs {
+  RopeLayout layout;
+  DType dtype;
+  void* q;                 // (T, n_heads, head_dim), token stride ldq
+  void* k;                 // (T, n_kv_heads, head_dim), token stride ldk; may be nullptr
+  const int32_t* pos;      // (T)
+  const float* inv_freq;   // (rot_dim / 2)
+  int64_t n_tokens, ldq, ldk;
+  int32_t n_heads, n_kv_heads, head_dim, rot_dim;  // rot_dim even, <= head_dim
+};
+
+// ---- paged KV cache ----------------------------------------------------------------------------------------------
+// A cache is a pool of blocks; a block holds block_size consecutive tokens of one sequence for all kv heads:
+//   element (block b, head h, token-in-block j, dim d) at  b*block_stride + h*head_stride + j*head_dim + d
+// (per layer: the model passes k_cache/v_cache already offset to its layer). A sequence's token at position p
+// lives in block block_table[seq][p / block_size] at j = p % block_size. A "slot" is b*block_size + j.
+struct KvLayout {
+  int64_t block_stride, head_stride;
+  int32_t block_size, n_kv_heads, head_dim;
+};
+
+// Writes new k/v rows into the cache: token i goes to slot slots[i].
+struct KvAppendArgs {
+  DType dtype;
+  const void* k;           // (T, n_kv_heads, head_dim), token stride ldk
+  const void* v;           // (T, n_kv_heads, head_dim), token stride ldv
+  const int32_t* slots;    // (T)
+  void* k_cache;
+  void* v_cache;
+  KvLayout layout;
+  int64_t n_tokens, ldk, ldv;
+};
+
+// Reads one sequence's first len tokens back into contiguous (len, n_kv_heads, head_dim) arrays.
+struct KvGatherArgs {
+  DType dtype;
+  const void* k_cache;
+  const void* v_cache;
+  KvLayout layout;
+  const int32_t* block_table;  // (ceil(len / block_size)) this sequence's blocks
+  void* k_out;             // (len, n_kv_heads, head_dim)
+  void* v_out;
+  int64_t len;
+};
+
+// ---- fused masked attention over the paged cache -----------------------------------------------------------------
+// Sequences are packed: the queries of sequence b are rows q_start[b] .. q_start[b+1]-1 of q, and are the LAST
+// n_q = q_start[b+1]-q_start[b] tokens of its context of ctx_len[b] tokens (whose k/v are already in the cache).
+// Query i of b sits at position ctx_len[b] - n_q + i; causal: it sees keys 0..that position; otherwise all
+// ctx_len[b] keys (BERT). No mask tensor: both masks come from these lengths inside the kernel.
+// GQA/MQA: query head h reads kv head h / (n_heads / n_kv_heads).
+// The prompt pass (any n_q) runs a tiled flash-style kernel; when every n_q is 1 (decode) a split-KV
+// flash-decoding kernel runs instead, using `workspace` for its partial results.
+struct AttentionArgs {
+  DType dtype;
+  const void* q;           // (T, n_heads, head_dim), token stride ldq
+  void* out;               // (T, n_heads, head_dim), token stride ldo
+  const void* k_cache;
+  const void* v_cache;
+  KvLayout layout;
+  const int32_t* block_table;  // (batch, max_blocks_per_seq)
+  const int32_t* q_start;  // (batch + 1), q_start[0] = 0, q_start[batch] = T
+  const int32_t* ctx_len;  // (batch), 1 <= n_q <= ctx_len <= max_blocks_per_seq * block_size
+  int64_t n_tokens, ldq, ldo;
+  int32_t batch, n_heads, max_blocks_per_seq;
+  int32_t max_q_len, max_ctx_len;  // host-side bounds over the batch, for grid sizing
+  float scale;             // usually 1/sqrt(head_dim)
+  bool causal;
+  void* workspace;         // scratch for the decode kernel, attention_workspace_bytes() bytes
+  size_t workspace_bytes;
+};
+size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
+
+// ---- sampling on the device ----------------------------------------------------------------------------------------
+// Per row b of logits (B, V), in this order:
+//   1. repetition penalty (CTRL / HF rule) on each distinct id in history[b, 0:history_len[b]]:
+//      l = l > 0 ? l / penalty : l * penalty
+//   2. temperature[b] == 0: token = argmax (lowest id on ties); done.
+//   3. l /= temperature; p = softmax(l)
+//   4. top_k[b] > 0: keep ids whose l >= the k-th largest l (ties at the boundary kept)
+//   5. top_p[b] < 1: among the kept, sorted by p descending, keep the smallest prefix whose mass >= top_p * kept
+//      mass, i.e. keep p >= tau for the largest tau with sum(p >= tau) >= top_p * kept mass
+//   6. u = uniform01(seed[b], step[b]) (eet_rand_uniform, engine/rng.h); token = the first id in vocab order where
+//      the running sum of kept p exceeds u * kept mass (the last kept id if rounding leaves none).
+// logprob_out[b] (optional) = log softmax(l / temperature)[token] (temperature 0: of the raw penalised logits).
+struct SampleArgs {
+  DType dtype;             // logits dtype
+  const void* logits;      // (B, V)
+  int64_t batch, vocab;
+  const float* temperature;        // (B)
+  const int32_t* top_k;            // (B), 0 = off
+  const float* top_p;              // (B), 1 = off
+  const float* repetition_penalty; // (B), 1 = off
+  const int32_t* history;          // (B, history_stride) or nullptr
+  const int32_t* history_len;      // (B)
+  int64_t history_stride;
+  const uint64_t* seed;            // (B)
+  const uint64_t* step;            // (B) counter, advanced by the caller per generated token
+  int32_t* tokens_out;             // (B)
+  float* logprob_out;              // (B) or nullptr
+  void* workspace;                 // sample_workspace_bytes() bytes
+  size_t workspace_bytes;
+};
+size_t sample_workspace_bytes(int64_t batch, int64_t vocab);
+
+// ---- dtype conversion (weights to the requested dtype on load) -------------------------------------------------------
+struct CastArgs {
+  DType src_dtype, dst_dtype;  // float types
+  const void* src;
+  void* dst;
+  int64_t n;
+};
+
+// Validation of every struct (throws eet::Error ERR_INVALID_ARG naming the field).
+void validate(const EmbeddingArgs&);
+void validate(const NormArgs&);
+void validate(const SoftmaxArgs&);
+void validate(const GemmArgs&);
+void validate(const ActArgs&);
+void validate(const RopeArgs&);
+void validate(const KvAppendArgs&);
+void validate(const KvGatherArgs&);
+void validate(const AttentionArgs&);
+void validate(const SampleArgs&);
+void validate(const CastArgs&);
+
+// X-macro over all ops: name, args struct. Backends, the emu/cuda forwarders and the JS op runner use it.
+#define EET_OPS(X)                 \
+  X(embedding, EmbeddingArgs)      \
+  X(norm, NormArgs)                \
+  X(softmax, SoftmaxArgs)          \
+  X(gemm, GemmArgs)                \
+  X(act, ActArgs)                  \
+  X(rope, RopeArgs)                \
+  X(kv_append, KvAppendArgs)       \
+  X(kv_gather, KvGatherArgs)       \
+  X(attention, AttentionArgs)      \
+  X(sample, SampleArgs)            \
+  X(cast, CastArgs)
+
+}  // namespace eet
