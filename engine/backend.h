@@ -7,6 +7,7 @@
 // thread, or the op runner under its lock); the emu serialises its launches process-wide.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,13 @@ class Backend {
 #define EET_DECLARE_OP(name, Args) virtual void name(const Args& a) = 0;
   EET_OPS(EET_DECLARE_OP)
 #undef EET_DECLARE_OP
+
+  // Held by whoever drives the backend (an async worker, the model's engine thread) for the duration of a
+  // sequence of calls, so one stream is never used by two host threads at once.
+  std::mutex& mutex() { return mu_; }
+
+ private:
+  std::mutex mu_;
 };
 
 std::shared_ptr<Backend> make_cpu_backend();

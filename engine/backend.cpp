@@ -1,0 +1,34 @@
+// Device strings -> backends. One backend per device per process, created on first use and shared.
+#include <map>
+#include <mutex>
+
+#include "backend.h"
+
+namespace eet {
+
+std::shared_ptr<Backend> backend_for(const std::string& device) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<Backend>> made;
+  std::string key = device == "cuda" ? "cuda:0" : device;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = made.find(key);
+  if (it != made.end()) return it->second;
+  std::shared_ptr<Backend> b;
+  if (key == "cpu") {
+    b = make_cpu_backend();
+  } else if (key == "emu") {
+    b = make_emu_backend();
+  } else if (key.rfind("cuda:", 0) == 0) {
+    const std::string idx = key.substr(5);
+    if (idx.empty() || idx.size() > 3 || idx.find_first_not_of("0123456789") != std::string::npos) {
+      throw_error(ErrorCode::InvalidArg, "Expected 'cpu', 'emu', 'cuda' or 'cuda:N' for device but received '" + device + "'");
+    }
+    b = make_cuda_backend(std::stoi(idx));
+  } else {
+    throw_error(ErrorCode::InvalidArg, "Expected 'cpu', 'emu', 'cuda' or 'cuda:N' for device but received '" + device + "'");
+  }
+  made[key] = b;
+  return b;
+}
+
+}  // namespace eet

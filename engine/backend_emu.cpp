@@ -1,0 +1,33 @@
+// The emu backend: the cuda/*.cu kernels compiled for the host and run by the SIMT emulator (cuda/emu/).
+// Memory is host memory of the exact requested size (so AddressSanitizer's redzone sits right after it).
+#include <string>
+
+#include "../cuda/emu/emu.h"
+#include "backend_host.h"
+#include "kernels.h"
+
+namespace eet {
+namespace {
+
+class EmuBackend final : public HostMemoryBackend {
+ public:
+  DeviceKind kind() const override { return DeviceKind::Emu; }
+  std::string name() const override { return "emu"; }
+  void* alloc(size_t bytes) override {
+    void* p = eet_emu::dev_malloc(bytes);
+    if (!p) throw_error(ErrorCode::Oom, "emu: out of memory allocating " + std::to_string(bytes) + " bytes");
+    return p;
+  }
+  void free(void* p) override { eet_emu::dev_free(p); }
+
+#define EET_EMU_FORWARD(name, Args) \
+  void name(const Args& a) override { validate(a); eet_emu::op_##name(a, nullptr); }
+  EET_OPS(EET_EMU_FORWARD)
+#undef EET_EMU_FORWARD
+};
+
+}  // namespace
+
+std::shared_ptr<Backend> make_emu_backend() { return std::make_shared<EmuBackend>(); }
+
+}  // namespace eet

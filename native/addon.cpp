@@ -1,0 +1,133 @@
+// Module entry: the error factory, argument helpers, device listing, emu options.
+#include "addon.h"
+
+#include <cmath>
+
+#include "../cuda/emu/emu.h"
+
+namespace eet_node {
+
+EnvData* env_data(Napi::Env env) { return env.GetInstanceData<EnvData>(); }
+
+Napi::Error make_error(Napi::Env env, eet::ErrorCode code, const std::string& message) {
+  const char* name = eet::error_code_name(code);
+  EnvData* d = env_data(env);
+  if (d && !d->error_factory.IsEmpty()) {
+    Napi::Value v = d->error_factory.Call({Napi::String::New(env, name), Napi::String::New(env, message)});
+    if (v.IsObject()) return Napi::Error(env, v);
+  }
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, name));
+  return e;
+}
+
+Napi::Error make_error(Napi::Env env, const eet::Error& e) { return make_error(env, e.code(), e.what()); }
+
+static std::string describe(const Napi::Value& v) {
+  if (v.IsUndefined()) return "undefined";
+  if (v.IsNull()) return "null";
+  if (v.IsNumber() || v.IsBoolean() || v.IsString() || v.IsBigInt()) {
+    std::string type = v.IsNumber() ? "number" : v.IsBoolean() ? "boolean" : v.IsString() ? "string" : "bigint";
+    return v.ToString().Utf8Value() + " of type " + type;
+  }
+  return "a value of type object";
+}
+
+void throw_arg(Napi::Env env, const std::string& name, const std::string& expected, const Napi::Value& got) {
+  throw make_error(env, eet::ErrorCode::InvalidArg, "Expected " + expected + " for " + name + " but received " + describe(got));
+}
+
+int64_t get_int(const Napi::Object& o, const char* name, int64_t lo, int64_t hi) {
+  Napi::Value v = o.Get(name);
+  std::string expected = "integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  if (!v.IsNumber()) throw_arg(o.Env(), name, expected, v);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d) || d != std::floor(d) || d < double(lo) || d > double(hi)) throw_arg(o.Env(), name, expected, v);
+  return int64_t(d);
+}
+
+int64_t get_int_or(const Napi::Object& o, const char* name, int64_t lo, int64_t hi, int64_t fallback) {
+  Napi::Value v = o.Get(name);
+  return v.IsUndefined() || v.IsNull() ? fallback : get_int(o, name, lo, hi);
+}
+
+double get_number(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber() || !std::isfinite(v.As<Napi::Number>().DoubleValue())) throw_arg(o.Env(), name, "finite number", v);
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+double get_number_or(const Napi::Object& o, const char* name, double fallback) {
+  Napi::Value v = o.Get(name);
+  return v.IsUndefined() || v.IsNull() ? fallback : get_number(o, name);
+}
+
+bool get_bool_or(const Napi::Object& o, const char* name, bool fallback) {
+  Napi::Value v = o.Get(name);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throw_arg(o.Env(), name, "boolean", v);
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string get_string(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsString()) throw_arg(o.Env(), name, "string", v);
+  return v.As<Napi::String>().Utf8Value();
+}
+
+namespace {
+
+Napi::Value SetErrorFactory(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw Napi::TypeError::New(info.Env(), "setErrorFactory expects a function");
+  env_data(info.Env())->error_factory = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+// devices(): { cudaCompiled, cudaUsable, reason, cuda: [{index, name, computeCapability, totalMemory, smCount}] }
+Napi::Value Devices(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    eet::CudaStatus s = eet::cuda_status();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("cudaCompiled", Napi::Boolean::New(env, eet::cuda_compiled()));
+    out.Set("cudaUsable", Napi::Boolean::New(env, s.usable));
+    out.Set("reason", s.reason.empty() ? env.Null() : Napi::String::New(env, s.reason));
+    Napi::Array list = Napi::Array::New(env, s.devices.size());
+    for (size_t i = 0; i < s.devices.size(); ++i) {
+      const auto& d = s.devices[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("index", d.index);
+      o.Set("name", d.name);
+      o.Set("computeCapability", std::to_string(d.cc_major) + "." + std::to_string(d.cc_minor));
+      o.Set("totalMemory", double(d.total_memory));
+      o.Set("smCount", d.sm_count);
+      list.Set(uint32_t(i), o);
+    }
+    out.Set("cuda", list);
+    return out;
+  });
+}
+
+// setEmuOptions({ reverseOrder }): thread scheduling order of the SIMT emulator (races show up as differences).
+Napi::Value SetEmuOptions(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw_arg(env, "options", "object", info[0]);
+  eet_emu::set_reverse_order(get_bool_or(info[0].As<Napi::Object>(), "reverseOrder", false));
+  return env.Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new EnvData());
+  exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory));
+  exports.Set("devices", Napi::Function::New(env, Devices));
+  exports.Set("setEmuOptions", Napi::Function::New(env, SetEmuOptions));
+  init_tensor(env, exports);
+  init_ops(env, exports);
+  init_model(env, exports);
+  return exports;
+}
+
+}  // namespace
+}  // namespace eet_node
+
+NODE_API_MODULE(eet, eet_node::Init)

@@ -1,0 +1,251 @@
+// Backend comparison for ops (ggml test-backend-ops style). For each case:
+//   emu vs cpu, emu in reversed thread order vs cpu, and cuda vs cpu when a GPU is present (skipped otherwise).
+// Pass rules (style.md):
+//   float32 outputs:  normalized MSE  sum((dev-cpu)^2) / sum(cpu^2)  <= 1e-7
+//   float16/bfloat16: rms(dev - ref) <= 2 * rms(cpuLowp - ref), where ref is the cpu op on the same values in
+//                     float32 (fp64 accumulation) and cpuLowp the cpu op in the low precision (flash-attention's rule)
+//   int32 outputs:    exactly equal
+//   NaN in a device output never passes; outputs start poisoned (NaN bytes) so unwritten elements fail.
+// Kernels run in child processes (worker.js): a crash or hang fails the case, not the runner.
+import { ChildProcess, fork } from 'child_process';
+import * as path from 'path';
+import { binding } from '../../lib/binding';
+import { fromHalfBits, toHalfBits } from '../../lib/half';
+
+export type FloatDType = 'float32' | 'float16' | 'bfloat16';
+const CODE: Record<string, number> = { float32: 0, float16: 1, bfloat16: 2, int32: 3, int8: 4 };
+export const SHORT: Record<FloatDType, string> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16' };
+
+export interface OutputSpec {
+  numel: number;
+  /** 'op' (the case's dtype, the default), or a fixed dtype. */
+  dtype?: 'op' | 'float32' | 'int32';
+}
+
+export interface OpCase {
+  /** Named by its parameters: `norm(kind=rms, dtype=f16, rows=33, cols=12288)`. */
+  name: string;
+  op: string;
+  dtype: FloatDType;
+  /** Scalar parameters for runOpSync (the harness adds `dtype`). */
+  params: Record<string, unknown>;
+  /** Float32Array inputs are rounded to the case dtype (unless listed in f32Inputs); Int32Array as they are. */
+  inputs: () => Record<string, Float32Array | Int32Array>;
+  outputs: Record<string, OutputSpec>;
+  /** Inputs that the op updates in place; compared like outputs. */
+  inout?: string[];
+  f32Inputs?: string[];
+  /** Devices that do not support this case: shown as skipped with "not supported". */
+  unsupported?: Array<'emu' | 'cuda'>;
+  timeoutMs?: number;
+}
+
+interface WorkerReply {
+  id?: number;
+  ready?: boolean;
+  outputs?: Record<string, Float32Array | Uint16Array | Int32Array>;
+  ms?: number;
+  error?: { code: string; message: string };
+}
+
+class OpWorker {
+  private child: ChildProcess | null = null;
+  private ready: Promise<void> | null = null;
+  private nextId = 1;
+  private pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
+
+  private start(): Promise<void> {
+    if (this.ready) return this.ready;
+    const child = fork(path.join(__dirname, 'worker.js'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = child;
+    this.ready = new Promise<void>((resolve, reject) => {
+      child.on('message', (m: WorkerReply) => {
+        if (m.ready) return resolve();
+        const p = m.id !== undefined ? this.pending.get(m.id) : undefined;
+        if (p) {
+          this.pending.delete(m.id!);
+          p.resolve(m);
+        }
+      });
+      child.on('exit', (code, signal) => {
+        const why = new Error(`op worker died (${signal ? `signal ${signal}` : `exit code ${code}`})`);
+        reject(why);
+        for (const p of this.pending.values()) p.reject(why);
+        this.pending.clear();
+        if (this.child === child) {
+          this.child = null;
+          this.ready = null;
+        }
+      });
+    });
+    return this.ready;
+  }
+
+  async run(msg: Record<string, unknown>, timeoutMs: number): Promise<WorkerReply> {
+    await this.start();
+    const id = this.nextId++;
+    const child = this.child!;
+    return new Promise<WorkerReply>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        child.kill('SIGKILL');
+        reject(new Error(`op timed out after ${timeoutMs} ms (worker killed)`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (r) => { clearTimeout(timer); resolve(r); },
+        reject: (e) => { clearTimeout(timer); reject(e); },
+      });
+      child.send({ ...msg, id });
+    });
+  }
+
+  stop(): void {
+    this.child?.kill('SIGKILL');
+    this.child = null;
+    this.ready = null;
+  }
+}
+
+export const hasGpu: boolean = (() => {
+  try {
+    return binding().devices().cudaUsable;
+  } catch {
+    return false;
+  }
+})();
+
+type Outputs = Record<string, Float32Array | Int32Array>;
+
+function toF32(a: Float32Array | Uint16Array | Int32Array, dtype: string): Float32Array | Int32Array {
+  if (a instanceof Uint16Array) return fromHalfBits(a, dtype as 'float16' | 'bfloat16');
+  return a;
+}
+
+async function runOn(worker: OpWorker, c: OpCase, device: string, dtype: FloatDType, reverseOrder: boolean, inputs: Record<string, Float32Array | Int32Array>): Promise<Outputs> {
+  const tensors: Record<string, unknown> = {};
+  for (const [name, data] of Object.entries(inputs)) {
+    if (data instanceof Int32Array) tensors[name] = { dtype: CODE.int32, data };
+    else if (dtype === 'float32' || c.f32Inputs?.includes(name)) tensors[name] = { dtype: CODE.float32, data };
+    else tensors[name] = { dtype: CODE[dtype], data: toHalfBits(data, dtype) };
+  }
+  const outDtype = (o: OutputSpec) => (o.dtype === undefined || o.dtype === 'op' ? dtype : o.dtype);
+  for (const [name, o] of Object.entries(c.outputs)) tensors[name] = { dtype: CODE[outDtype(o)], numel: o.numel, fill: 'poison' };
+  const names = [...Object.keys(c.outputs), ...(c.inout ?? [])];
+  const reply = await worker.run(
+    { op: c.op, device, reverseOrder, params: { ...c.params, dtype: CODE[dtype] }, tensors, outputs: names },
+    c.timeoutMs ?? 300000,
+  );
+  if (reply.error) throw Object.assign(new Error(`${device}: ${reply.error.code}: ${reply.error.message}`), { code: reply.error.code });
+  const out: Outputs = {};
+  for (const name of names) {
+    const spec = c.outputs[name];
+    const dt = spec ? outDtype(spec) : c.f32Inputs?.includes(name) ? 'float32' : dtype;
+    out[name] = toF32(reply.outputs![name], dt);
+  }
+  return out;
+}
+
+/** Values rounded to what dtype holds, as float32 (the inputs every run sees). */
+function roundInputs(inputs: Record<string, Float32Array | Int32Array>, c: OpCase): Record<string, Float32Array | Int32Array> {
+  if (c.dtype === 'float32') return inputs;
+  const out: Record<string, Float32Array | Int32Array> = {};
+  for (const [k, v] of Object.entries(inputs)) {
+    out[k] = v instanceof Float32Array && !c.f32Inputs?.includes(k) ? fromHalfBits(toHalfBits(v, c.dtype), c.dtype) : v;
+  }
+  return out;
+}
+
+export interface Verdict { ok: boolean; detail: string }
+
+export function compareF32(dev: Float32Array, ref: Float32Array): Verdict {
+  let num = 0, den = 0, nan = -1, maxAbs = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (Number.isNaN(dev[i]) && nan < 0) nan = i;
+    const d = dev[i] - ref[i];
+    num += d * d;
+    den += ref[i] * ref[i];
+    maxAbs = Math.max(maxAbs, Math.abs(d));
+  }
+  if (nan >= 0) return { ok: false, detail: `NaN at ${nan} (ref ${ref[nan]})` };
+  const nmse = den > 0 ? num / den : num;
+  return { ok: nmse <= 1e-7, detail: `nmse ${nmse.toExponential(2)} (limit 1e-7), max |diff| ${maxAbs.toExponential(2)}` };
+}
+
+export function compareLowp(dev: Float32Array, cpuLowp: Float32Array, ref: Float32Array): Verdict {
+  let eDev = 0, eCpu = 0, nan = -1;
+  for (let i = 0; i < ref.length; i++) {
+    if (Number.isNaN(dev[i]) && nan < 0) nan = i;
+    eDev += (dev[i] - ref[i]) ** 2;
+    eCpu += (cpuLowp[i] - ref[i]) ** 2;
+  }
+  if (nan >= 0) return { ok: false, detail: `NaN at ${nan} (ref ${ref[nan]})` };
+  const rDev = Math.sqrt(eDev / Math.max(ref.length, 1));
+  const rCpu = Math.sqrt(eCpu / Math.max(ref.length, 1));
+  return { ok: rDev <= 2 * rCpu, detail: `rms error ${rDev.toExponential(3)} vs cpu-in-precision ${rCpu.toExponential(3)} (limit 2x)` };
+}
+
+export function compareExact(dev: Int32Array, ref: Int32Array): Verdict {
+  for (let i = 0; i < ref.length; i++) {
+    if (dev[i] !== ref[i]) return { ok: false, detail: `element ${i}: ${dev[i]} != ${ref[i]}` };
+  }
+  return { ok: true, detail: 'exact' };
+}
+
+/** Registers the jest tests for an op's cases. */
+export function opSuite(title: string, cases: OpCase[]): void {
+  const worker = new OpWorker();
+  // cpu results per case, shared by that case's device tests (they run in order within the file)
+  const refs = new Map<string, Promise<{ inputs: Record<string, Float32Array | Int32Array>; cpu: Outputs; ref: Outputs | null }>>();
+  const reference = (c: OpCase) => {
+    let r = refs.get(c.name);
+    if (!r) {
+      r = (async () => {
+        const inputs = roundInputs(c.inputs(), c);
+        const cpu = await runOn(worker, c, 'cpu', c.dtype, false, inputs);
+        const ref = c.dtype === 'float32' ? null : await runOn(worker, c, 'cpu', 'float32', false, inputs);
+        return { inputs, cpu, ref };
+      })();
+      refs.set(c.name, r);
+    }
+    return r;
+  };
+
+  const check = async (c: OpCase, device: string, reverse: boolean) => {
+    const { inputs, cpu, ref } = await reference(c);
+    const dev = await runOn(worker, c, device, c.dtype, reverse, inputs);
+    const failures: string[] = [];
+    for (const name of Object.keys(dev)) {
+      const d = dev[name];
+      let v: Verdict;
+      if (d instanceof Int32Array) v = compareExact(d, cpu[name] as Int32Array);
+      else if (!ref || (c.outputs[name]?.dtype === 'float32') || c.f32Inputs?.includes(name)) v = compareF32(d, cpu[name] as Float32Array);
+      else v = compareLowp(d, cpu[name] as Float32Array, ref[name] as Float32Array);
+      if (!v.ok) failures.push(`${name}: ${v.detail}`);
+    }
+    if (failures.length) throw new Error(`${device}${reverse ? ' (reversed thread order)' : ''} vs cpu, ${c.name}:\n  ${failures.join('\n  ')}`);
+  };
+
+  describe(title, () => {
+    afterAll(() => worker.stop());
+    for (const c of cases) {
+      const emuOk = !c.unsupported?.includes('emu');
+      const cudaOk = !c.unsupported?.includes('cuda');
+      (emuOk ? test : test.skip)(`emu vs cpu: ${c.name}${emuOk ? '' : ' (not supported)'}`, () => check(c, 'emu', false));
+      (emuOk ? test : test.skip)(`emu(reversed) vs cpu: ${c.name}${emuOk ? '' : ' (not supported)'}`, async () => {
+        await check(c, 'emu', true);
+        if (!(hasGpu && cudaOk)) refs.delete(c.name); // the last user of this case's reference
+      });
+      (hasGpu && cudaOk ? test : test.skip)(`cuda vs cpu: ${c.name}${cudaOk ? '' : ' (not supported)'}`, async () => {
+        await check(c, 'cuda', false);
+        refs.delete(c.name);
+      });
+    }
+  });
+}
+
+/** Cartesian product of named parameter lists, for generating cases by loops. */
+export function grid<T extends Record<string, readonly unknown[]>>(axes: T): Array<{ [K in keyof T]: T[K][number] }> {
+  let out: Array<Record<string, unknown>> = [{}];
+  for (const [k, vals] of Object.entries(axes)) out = out.flatMap((o) => vals.map((v) => ({ ...o, [k]: v })));
+  return out as Array<{ [K in keyof T]: T[K][number] }>;
+}
