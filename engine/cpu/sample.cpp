@@ -55,7 +55,7 @@ RowResult sample_row(const SampleArgs& a, int64_t b) {
   }
 
   // 3. temperature, softmax
-  std::vector<double> p(size_t(V));
+  std::vector<double> p(static_cast<size_t>(V));
   double z = 0;
   for (int64_t i = 0; i < V; ++i) z += (p[size_t(i)] = std::exp((double(l[size_t(i)]) - mx) / double(temp)));
   for (auto& v : p) v /= z;
