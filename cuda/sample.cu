@@ -147,6 +147,8 @@ __device__ uint32_t radix_select(const float* __restrict__ x, int64_t n, uint32_
   return prefix;
 }
 
+}  // namespace
+
 // ws (B, V) fp32 = penalised logits. grid (B, ceil(V / kPrepareChunk)).
 template <typename T>
 __global__ void __launch_bounds__(kPrepareBlock)
@@ -293,8 +295,6 @@ void sample_launch(const eet::SampleArgs& a, float* ws, eet::Stream stream) {
     launch(sample_kernel<512>, dim3(unsigned(a.batch)), dim3(512), 0, stream, ws, a);
   }
 }
-
-}  // namespace
 
 void op_sample(const eet::SampleArgs& a, eet::Stream stream) {
   float* ws = static_cast<float*>(a.workspace);
