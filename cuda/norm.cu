@@ -8,11 +8,10 @@
 // One kernel, norm_kernel<T, THREADS, ITEMS>: a row folded onto THREADS threads holding ITEMS elements each in
 // registers (norm.cuh), so the row is read from memory once and written once. LayerNorm takes the mean first and
 // then the sum of squared deviations from the registers (no E[x^2] - E[x]^2 cancellation). The launcher picks the
-// fold from C (row capacity THREADS * ITEMS):
-//   C <= 256:   a warp per row (4 rows per 128-thread block), 8 items   -- warp shuffles only, no barriers
-//   C <= 2048:  256-thread block per row, 8 items
-//   C <= 8192:  512-thread block per row, 16 items
-//   C <= 16384: 1024-thread block per row, 16 items
+// fold from C: each thread holds 16 elements, THREADS the smallest of 32, 128, 256, 512, 1024 with THREADS * 16 >= C
+// (so nearly every thread has work):
+//   C <= 512:   a warp per row (4 rows per 128-thread block)  -- warp shuffles only, no barriers
+//   C <= 2048, 4096, 8192, 16384: a 128-, 256-, 512-, 1024-thread block per row
 // 16-byte loads/stores when every pointer is 16-byte aligned and C is a multiple of 16 / sizeof(T); element-wise
 // otherwise (any C, any pointer).
 #include "norm.cuh"
@@ -103,9 +102,10 @@ template <typename T>
 void norm_launch(const eet::NormArgs& a, eet::Stream stream) {
   const bool vec = a.cols % Fold16<T>::VEC == 0 && aligned16(a.x) && aligned16(a.residual) &&
                    aligned16(a.residual_out) && aligned16(a.weight) && aligned16(a.bias) && aligned16(a.y);
-  if (a.cols <= 256) norm_launch_fold<T, 32, 8>(a, vec, stream);
-  else if (a.cols <= 2048) norm_launch_fold<T, 256, 8>(a, vec, stream);
-  else if (a.cols <= 8192) norm_launch_fold<T, 512, 16>(a, vec, stream);
+  if (a.cols <= 32 * 16) norm_launch_fold<T, 32, 16>(a, vec, stream);
+  else if (a.cols <= 128 * 16) norm_launch_fold<T, 128, 16>(a, vec, stream);
+  else if (a.cols <= 256 * 16) norm_launch_fold<T, 256, 16>(a, vec, stream);
+  else if (a.cols <= 512 * 16) norm_launch_fold<T, 512, 16>(a, vec, stream);
   else norm_launch_fold<T, 1024, 16>(a, vec, stream);
 }
 

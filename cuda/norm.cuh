@@ -5,6 +5,8 @@
 // (coalesced). Column offsets within a row are int (rows are at most 32768 long; the row base is int64_t). A chunk is moved with one 16-byte access when the caller says the row allows it (`vec`: every
 // pointer 16-byte aligned and n a multiple of VEC), else element by element; columns past n are never touched.
 #pragma once
+#include <algorithm>
+
 #include "reduce.cuh"
 
 namespace EET_KNS {
@@ -77,7 +79,7 @@ template <int THREADS>
 struct RowShape {
   static constexpr int ROWS = THREADS == 32 ? 4 : 1;  // rows per block
   static constexpr int BLOCK = THREADS * ROWS;
-  static dim3 grid(int64_t rows) { return dim3(unsigned(ceil_div(rows, ROWS) < 0x7fffffff ? ceil_div(rows, ROWS) : 0x7fffffff)); }
+  static dim3 grid(int64_t rows) { return dim3(unsigned(std::min<int64_t>(ceil_div(rows, ROWS), 0x7fffffff))); }
 };
 
 }  // namespace EET_KNS

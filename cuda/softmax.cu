@@ -5,10 +5,10 @@
 //
 // One kernel, softmax_kernel<T, THREADS, ITEMS>: a row folded onto THREADS threads holding ITEMS elements each in
 // registers (norm.cuh); one read, a max reduction, exp in place, a sum reduction, one write. The launcher picks the
-// fold from C (row capacity THREADS * ITEMS):
-//   C <= 256:   a warp per row (4 rows per 128-thread block), 8 items   -- warp shuffles only, no barriers
-//   C <= 2048:  256-thread block per row, 8 items
-//   C <= 8192:  1024-thread block per row, 8 items
+// fold from C: each thread holds 16 elements, THREADS the smallest of 32, 128, 256, 512, 1024 with THREADS * 16 >= C
+// (so nearly every thread has work), and 32 elements on 1024 threads past that:
+//   C <= 512:   a warp per row (4 rows per 128-thread block)  -- warp shuffles only, no barriers
+//   C <= 2048, 4096, 8192, 16384: a 128-, 256-, 512-, 1024-thread block per row, 16 items
 //   C <= 32768: 1024-thread block per row, 32 items
 // 16-byte loads/stores when x and y are 16-byte aligned and C is a multiple of 16 / sizeof(T); element-wise otherwise.
 #include "norm.cuh"
@@ -75,9 +75,11 @@ void softmax_launch_fold(const eet::SoftmaxArgs& a, bool vec, eet::Stream stream
 template <typename T>
 void softmax_launch(const eet::SoftmaxArgs& a, eet::Stream stream) {
   const bool vec = a.cols % Fold16<T>::VEC == 0 && aligned16(a.x) && aligned16(a.y);
-  if (a.cols <= 256) softmax_launch_fold<T, 32, 8>(a, vec, stream);
-  else if (a.cols <= 2048) softmax_launch_fold<T, 256, 8>(a, vec, stream);
-  else if (a.cols <= 8192) softmax_launch_fold<T, 1024, 8>(a, vec, stream);
+  if (a.cols <= 32 * 16) softmax_launch_fold<T, 32, 16>(a, vec, stream);
+  else if (a.cols <= 128 * 16) softmax_launch_fold<T, 128, 16>(a, vec, stream);
+  else if (a.cols <= 256 * 16) softmax_launch_fold<T, 256, 16>(a, vec, stream);
+  else if (a.cols <= 512 * 16) softmax_launch_fold<T, 512, 16>(a, vec, stream);
+  else if (a.cols <= 1024 * 16) softmax_launch_fold<T, 1024, 16>(a, vec, stream);
   else softmax_launch_fold<T, 1024, 32>(a, vec, stream);
 }
 

@@ -1,12 +1,12 @@
 // norm op: LayerNorm / RMSNorm, plain and fused with the residual add, emu (and cuda when present) vs the cpu
 // reference. Every row length runs several kinds and dtypes, chosen so that each fold of cuda/norm.cu (warp per row,
-// 256-, 512- and 1024-thread blocks) sees every dtype, the 16-byte path (C a multiple of 8) and the element-wise
+// 128- to 1024-thread blocks) sees every dtype, the 16-byte path (C a multiple of 8) and the element-wise
 // path (odd C), and both kinds run the hidden sizes 12288 and 16384.
 import { FloatDType, OpCase, SHORT, opSuite } from './harness';
 import { normal, uniform } from '../util/random';
 
 const DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
-const COLS = [1, 33, 100, 768, 1025, 4095, 4096, 5120, 12288, 16383, 16384];
+const COLS = [1, 33, 100, 512, 768, 1025, 4095, 4096, 5120, 12288, 16383, 16384];
 const VARIANTS = [
   { kind: 'layer', residual: false, bias: true },
   { kind: 'rms', residual: false, bias: false },
