@@ -196,11 +196,16 @@ function row(logits: Float32Array, r: number, vocab: number): Float32Array {
   return logits.subarray(r * vocab, (r + 1) * vocab);
 }
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
+/** max |a - ref| / max |ref|: logits of this model reach about 30. */
+function relDiff(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  expect(a.length).toBe(ref.length);
   let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    m = Math.max(m, Math.abs(a[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return m / scale;
 }
 
 function argmax(a: ArrayLike<number>): number {
@@ -229,10 +234,10 @@ async function expectCode(p: Promise<unknown> | (() => unknown), code: string, m
   if (message) expect((err as Error).message).toMatch(message);
 }
 
-// f32 logits vs the fp64 reference: a few f32 roundings per op, two layers.
-const TOL_F32 = 2e-4;
-// The same math on one backend, split differently over steps/batches.
-const TOL_SPLIT = 1e-5;
+// f32 logits vs the fp64 reference: a few f32 roundings per op, two layers (the cpu reference ops land near 1e-7).
+const TOL_F32 = 1e-5;
+// The same math split differently over steps and batches (kernels may pick other tilings), or on another backend.
+const TOL_SPLIT = 2e-6;
 
 const SEQ_A = [3, 17, 42, 8, 8, 1, 29, 33, 0, 49, 12, 5, 7, 21, 30, 2, 44, 19, 11, 26];
 const SEQ_B = [7, 7, 13, 40, 2];
@@ -273,7 +278,7 @@ describe('llama engine (tiny random model)', () => {
       model.endSequence(slot);
       expect(r.logits!.length).toBe(SEQ_A.length * cfg.vocabSize);
       for (let i = 0; i < SEQ_A.length; i++) {
-        expect(maxDiff(row(r.logits!, i, cfg.vocabSize), refA[i])).toBeLessThan(TOL_F32);
+        expect(relDiff(row(r.logits!, i, cfg.vocabSize), refA[i])).toBeLessThan(TOL_F32);
       }
       // Greedy sampling picks the argmax of the last row; its logprob is the log-softmax there.
       const last = row(r.logits!, SEQ_A.length - 1, cfg.vocabSize);
@@ -293,8 +298,8 @@ describe('llama engine (tiny random model)', () => {
       const prefill = results[`${device}:prefill`][0];
       rows.forEach((logits, j) => {
         const pos = split - 1 + j;
-        expect(maxDiff(logits, row(prefill, pos, cfg.vocabSize))).toBeLessThan(TOL_SPLIT);
-        expect(maxDiff(logits, refA[pos])).toBeLessThan(TOL_F32);
+        expect(relDiff(logits, row(prefill, pos, cfg.vocabSize))).toBeLessThan(TOL_SPLIT);
+        expect(relDiff(logits, refA[pos])).toBeLessThan(TOL_F32);
       });
       keep('incremental', Float32Array.from(rows.flatMap((r) => [...r])));
     });
@@ -314,8 +319,8 @@ describe('llama engine (tiny random model)', () => {
         const ref = reference(cfg, weights, s);
         for (let j = 0; j < s.length; j++) {
           const got = row(together.logits!, r0 + j, cfg.vocabSize);
-          expect(maxDiff(got, row(alone[i], j, cfg.vocabSize))).toBeLessThan(TOL_SPLIT);
-          expect(maxDiff(got, ref[j])).toBeLessThan(TOL_F32);
+          expect(relDiff(got, row(alone[i], j, cfg.vocabSize))).toBeLessThan(TOL_SPLIT);
+          expect(relDiff(got, ref[j])).toBeLessThan(TOL_F32);
         }
         r0 += s.length;
         expect(together.tokens[i]).toBe(argmax(row(alone[i], s.length - 1, cfg.vocabSize)));
@@ -329,9 +334,9 @@ describe('llama engine (tiny random model)', () => {
       seqs.forEach((s, i) => {
         const full = [...s, ...next[i], ...mixed[i]];
         const ref = reference(cfg, weights, full);
-        expect(maxDiff(row(dec.logits!, i, cfg.vocabSize), ref[s.length])).toBeLessThan(TOL_F32);
+        expect(relDiff(row(dec.logits!, i, cfg.vocabSize), ref[s.length])).toBeLessThan(TOL_F32);
         for (let j = 0; j < mixed[i].length; j++) {
-          expect(maxDiff(row(mix.logits!, r0 + j, cfg.vocabSize), ref[s.length + 1 + j])).toBeLessThan(TOL_F32);
+          expect(relDiff(row(mix.logits!, r0 + j, cfg.vocabSize), ref[s.length + 1 + j])).toBeLessThan(TOL_F32);
         }
         r0 += mixed[i].length;
       });
@@ -372,7 +377,7 @@ describe('llama engine (tiny random model)', () => {
       await expectCode(model.step(request([slot], [[...SEQ_A, 1]], 'none')), 'ERR_INVALID_ARG', /would hold 41 tokens, more than maxContext \(40\)/);
       const r = await model.step(request([slot], [SEQ_A], 'last')); // 20 + 20 = 40: still fits
       const ref = reference(cfg, weights, [...SEQ_A, ...SEQ_A]);
-      expect(maxDiff(r.logits!, ref[39])).toBeLessThan(TOL_F32);
+      expect(relDiff(r.logits!, ref[39])).toBeLessThan(TOL_F32);
       await expectCode(model.step(request([slot], [[1]], 'none')), 'ERR_INVALID_ARG', /maxContext/);
       model.endSequence(slot);
     });
@@ -383,7 +388,7 @@ describe('llama engine (tiny random model)', () => {
       const cpu = results[`cpu:${name}`];
       const emu = results[`emu:${name}`];
       expect(emu.length).toBe(cpu.length);
-      cpu.forEach((c, i) => expect(maxDiff(emu[i], c)).toBeLessThan(TOL_SPLIT));
+      cpu.forEach((c, i) => expect(relDiff(emu[i], c)).toBeLessThan(TOL_SPLIT));
     }
     expect(results['emu:sampled']).toEqual(results['cpu:sampled']);
   });
@@ -397,7 +402,7 @@ describe('llama engine variants (cpu)', () => {
     const slot = model.startSequence(0n);
     const r = await model.step(request([slot], [SEQ_C], 'all'));
     const ref = reference(cfg, w, SEQ_C);
-    for (let i = 0; i < SEQ_C.length; i++) expect(maxDiff(row(r.logits!, i, cfg.vocabSize), ref[i])).toBeLessThan(TOL_F32);
+    for (let i = 0; i < SEQ_C.length; i++) expect(relDiff(row(r.logits!, i, cfg.vocabSize), ref[i])).toBeLessThan(TOL_F32);
     model.dispose();
   });
 
@@ -421,7 +426,7 @@ describe('llama engine variants (cpu)', () => {
     // The reference sees the weights as the model holds them (rounded to float16).
     for (const t of w.values()) t.data = Float32Array.from(toHalfBits(t.data, 'float16'), f16BitsToF32);
     const ref = reference(cfg, w, SEQ_A);
-    for (let i = 0; i < SEQ_A.length; i++) expect(maxDiff(row(r.logits!, i, cfg.vocabSize), ref[i])).toBeLessThan(0.05);
+    for (let i = 0; i < SEQ_A.length; i++) expect(relDiff(row(r.logits!, i, cfg.vocabSize), ref[i])).toBeLessThan(3e-3);
     const f32 = new (binding().AddonModel)({ ...BASE });
     expect(model.memory().weights).toBeLessThan(f32.memory().weights);
     f32.dispose();
@@ -477,7 +482,7 @@ describe('llama engine errors (cpu)', () => {
     await expectCode(model.step({ ...request([a], [[1]]), slots: [a] as unknown as Int32Array }), 'ERR_INVALID_ARG', /Int32Array for slots/);
     // The failed steps left the sequence untouched: it still starts at position 0.
     const r = await model.step(request([a], [SEQ_B], 'last'));
-    expect(maxDiff(r.logits!, reference(BASE, weights, SEQ_B)[SEQ_B.length - 1])).toBeLessThan(TOL_F32);
+    expect(relDiff(r.logits!, reference(BASE, weights, SEQ_B)[SEQ_B.length - 1])).toBeLessThan(TOL_F32);
     model.startSequence(1n);
     model.startSequence(2n);
     await expectCode(() => model.startSequence(3n), 'ERR_INVALID_ARG', /no free sequence slot/);
