@@ -371,6 +371,26 @@ describe('llama engine (tiny random model)', () => {
       keep('sampled', Float32Array.from(a));
     });
 
+    test("the repetition penalty sees each slot's whole context", async () => {
+      const [s0, s1, s2] = [model.startSequence(5n), model.startSequence(6n), model.startSequence(7n)];
+      // Rows of the step are slots 2 and 0 (slot 1 sits out), contexts grow over several steps.
+      const slots = [s2, s0];
+      const ctx = [SEQ_B.slice(), SEQ_C.slice()];
+      let req = request(slots, ctx, 'last');
+      req.repetitionPenalty.fill(100);
+      for (let step = 0; step < 3; step++) {
+        const r = await model.step(req);
+        for (let i = 0; i < 2; i++) {
+          const l = Float64Array.from(row(r.logits!, i, cfg.vocabSize));
+          for (const id of new Set(ctx[i])) l[id] = l[id] > 0 ? l[id] / 100 : l[id] * 100;
+          expect(r.tokens[i]).toBe(argmax(l));
+          ctx[i].push(r.tokens[i]);
+        }
+        req = { ...req, tokens: Int32Array.from(r.tokens), counts: Int32Array.of(1, 1) };
+      }
+      [s0, s1, s2].forEach((s) => model.endSequence(s));
+    });
+
     test('a sequence can fill maxContext exactly, and not one token more', async () => {
       const slot = model.startSequence(4n);
       await model.step(request([slot], [SEQ_A], 'none'));
