@@ -22,6 +22,7 @@ function actCase(dtype: FloatDType, kind: Kind, bias: boolean, sh: Shape, seed: 
   const strides = sh.ldx ? `, ldx=${ldx}${kind === 'swiglu' ? `, ldu=${ldu}` : ''}, ldy=${ldy}` : '';
   const params: Record<string, unknown> = { kind, m, n, ldx, ldy };
   if (kind === 'swiglu') params.ldu = ldu;
+  const gaps = ldy > n && m > 1;
   return {
     name: `act(kind=${kind}, dtype=${SHORT[dtype]}, bias=${bias}, m=${m}, n=${n}${strides})`,
     op: 'act',
@@ -31,9 +32,12 @@ function actCase(dtype: FloatDType, kind: Kind, bias: boolean, sh: Shape, seed: 
       const inputs: Record<string, Float32Array> = { x: normal(extent(ldx), seed, 3) };
       if (bias) inputs.bias = normal(n, seed + 1, 0.5);
       if (kind === 'swiglu') inputs.up = normal(extent(ldu), seed + 2);
+      if (gaps) inputs.y = normal(extent(ldy), seed + 3);
       return inputs;
     },
-    outputs: { y: { numel: extent(ldy) } },
+    // with gaps between y's rows, y starts as data (the gaps must come back unchanged) rather than poison
+    outputs: gaps ? {} : { y: { numel: extent(ldy) } },
+    inout: gaps ? ['y'] : undefined,
   };
 }
 
