@@ -10,8 +10,9 @@
 //   W = 16 / sizeof(T): 16-byte accesses, when x, y, bias, up are 16-byte aligned and N, ldx, ldy, ldu are
 //                       multiples of W;
 //   W = 1:              element by element otherwise.
-// Block policy: 256 threads; short rows share a block (RowTiling), long rows are walked with a stride of 256;
-// grid-stride over rows.
+// Block policy: 256 threads; tpr threads per row (RowTiling: the power of two covering the row's accesses, at
+// most 8192), so short rows share a block and a long row (decode, M = 1) spans several blocks. Grid-stride over
+// rows.
 #include "pack.cuh"
 
 namespace EET_KNS {
@@ -34,11 +35,12 @@ __global__ void __launch_bounds__(BLOCK)
                const T* __restrict__ up,      // (M, N) stride ldu, swiglu only
                T* y,                          // (M, N) stride ldy, may alias x
                int64_t m, int64_t n, int64_t ldx, int64_t ldu, int64_t ldy, int shift) {
-  const int tpr = 1 << shift;
-  const int lane = threadIdx.x & (tpr - 1);
+  const int64_t g = int64_t(blockIdx.x) * BLOCK + threadIdx.x;
+  const int64_t tpr = int64_t(1) << shift;
+  const int64_t lane = g & (tpr - 1);
   const int64_t units = n / W;
-  const int64_t row_step = int64_t(gridDim.x) * (BLOCK >> shift);
-  for (int64_t r = int64_t(blockIdx.x) * (BLOCK >> shift) + (threadIdx.x >> shift); r < m; r += row_step) {
+  const int64_t row_step = (int64_t(gridDim.x) * BLOCK) >> shift;
+  for (int64_t r = g >> shift; r < m; r += row_step) {
     for (int64_t u = lane; u < units; u += tpr) {
       const int64_t c = u * W;
       Pack<T, W> v = load_pack<T, W>(x + r * ldx + c);

@@ -6,8 +6,8 @@
 //   W = 16 / sizeof(T): 16-byte loads/stores, when table, pos_table and out are 16-byte aligned and C is a
 //                       multiple of W (every row then starts aligned);
 //   W = 1:              element by element otherwise.
-// Block policy: 128 threads; rows of fewer than 128 accesses share a block (RowTiling: tpr threads per row, a
-// power of two covering the row), longer rows are walked with a stride of 128. Grid-stride over rows.
+// Block policy: 128 threads; tpr threads per row (RowTiling: the power of two covering the row's accesses, at
+// most 8192), so short rows share a block and long ones span several blocks. Grid-stride over rows.
 #include "pack.cuh"
 
 namespace EET_KNS {
@@ -22,11 +22,12 @@ __global__ void __launch_bounds__(BLOCK)
                      const T* __restrict__ pos_table,  // (n_pos, C) or nullptr
                      T* __restrict__ out,              // (N, C)
                      int64_t n, int64_t cols, int shift) {
-  const int tpr = 1 << shift;
-  const int lane = threadIdx.x & (tpr - 1);
+  const int64_t g = int64_t(blockIdx.x) * BLOCK + threadIdx.x;
+  const int64_t tpr = int64_t(1) << shift;
+  const int64_t lane = g & (tpr - 1);
   const int64_t units = cols / W;
-  const int64_t row_step = int64_t(gridDim.x) * (BLOCK >> shift);
-  for (int64_t r = int64_t(blockIdx.x) * (BLOCK >> shift) + (threadIdx.x >> shift); r < n; r += row_step) {
+  const int64_t row_step = (int64_t(gridDim.x) * BLOCK) >> shift;
+  for (int64_t r = g >> shift; r < n; r += row_step) {
     const T* src = table + int64_t(ids[r]) * cols;
     const T* psrc = pos_table ? pos_table + int64_t(pos[r]) * cols : nullptr;
     T* dst = out + r * cols;

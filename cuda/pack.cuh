@@ -4,8 +4,8 @@
 //   load_pack/store_pack: N*sizeof(T) a multiple of 16 -> that many 16-byte accesses (the pointer must be
 //                         16-byte aligned: launchers check it at run time with aligned16 and otherwise choose a
 //                         path with N*sizeof(T) < 16, which moves element by element and needs no alignment)
-//   RowTiling:            a block of BLOCK threads covers BLOCK/tpr rows at once, tpr (a power of two) threads on
-//                         each, so short rows (a few units) do not leave most of a block idle.
+//   RowTiling:            tpr (a power of two) threads on each row of a matrix: short rows share a block, long
+//                         rows span several blocks.
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -54,15 +54,17 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& v) {
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// Threads per row (tpr = 1 << shift, at most block) for rows of `units` work units, and the grid that covers
-// `rows` rows with a grid-stride loop (capped: each block then walks several row groups).
+// Threads per row for rows of `units` work units: tpr = 1 << shift, the power of two covering a row, at most
+// 1 << kMaxRowShift. Rows shorter than a block share one; longer rows span tpr / block consecutive blocks, so a
+// single long row (decode, M = 1) still spreads over several SMs. The grid covers rows * tpr threads, capped at
+// 65536 blocks (a multiple of tpr / block, so every row group stays whole); kernels grid-stride over rows.
+constexpr int kMaxRowShift = 13;
 struct RowTiling {
-  int shift;
+  int shift = 0;
   unsigned blocks;
-  RowTiling(int64_t rows, int64_t units, int block) : shift(0) {
-    while ((int64_t(1) << shift) < units && (1 << shift) < block) ++shift;
-    const int64_t rows_per_block = block >> shift;
-    blocks = unsigned(std::min<int64_t>(std::max<int64_t>(ceil_div(rows, rows_per_block), 1), 65535));
+  RowTiling(int64_t rows, int64_t units, int block) {
+    while ((int64_t(1) << shift) < units && shift < kMaxRowShift) ++shift;
+    blocks = unsigned(std::min<int64_t>(std::max<int64_t>(ceil_div(rows << shift, block), 1), 65536));
   }
 };
 
