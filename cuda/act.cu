@@ -4,6 +4,8 @@
 //   silu:      y = h / (1 + exp(-h))
 //   swiglu:    y = silu(x) * up       x = gate projection (M, N) stride ldx, up (M, N) stride ldu; with
 //                                     x = buf, up = buf + F, ldx = ldu = 2F it reads the halves of a fused gate-up
+// Evaluated without cancellation in the negative tail: 0.5 (1 + tanh(z)) = 1 / (1 + exp(-2z)) and
+// 1 + erf(u) = erfc(-u), so tiny outputs (h < -4) keep their relative accuracy.
 // x: (M, N) row stride ldx;  y: (M, N) row stride ldy, may alias x (each element is read before it is written,
 // by the same thread).
 // Variants (one kernel, W elements per access; the kind is a uniform runtime branch):
@@ -21,8 +23,8 @@ constexpr int kActBlock = 256;
 
 __device__ __forceinline__ float act_apply(eet::ActKind kind, float h) {
   switch (kind) {
-    case eet::ActKind::GeluTanh: return 0.5f * h * (1.0f + tanhf(0.7978845608028654f * (h + 0.044715f * h * h * h)));
-    case eet::ActKind::GeluErf: return 0.5f * h * (1.0f + erff(h * 0.7071067811865476f));
+    case eet::ActKind::GeluTanh: return h / (1.0f + expf(-1.5957691216057308f * (h + 0.044715f * h * h * h)));
+    case eet::ActKind::GeluErf: return 0.5f * h * erfcf(-0.7071067811865476f * h);
     default: return h / (1.0f + expf(-h));  // Silu, and the gate of SwiGlu
   }
 }
