@@ -109,6 +109,8 @@ export interface AddonBinding {
   AddonTensor: AddonTensorConstructor;
   devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[] };
   setEmuOptions(options: { reverseOrder?: boolean }): void;
+  emuSelfTestCases(): string[];
+  emuSelfTest(name: string): string;
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   runOpSync(op: string, device: string, params: Record<string, unknown>): void;
 }

@@ -57,11 +57,11 @@ function buildCmake(nvcc) {
 function buildGyp() {
   // npm exposes its bundled node-gyp to scripts; calling it directly avoids a registry download via npx.
   const bundled = process.env.npm_config_node_gyp;
-  if (bundled && fs.existsSync(bundled)) return run(process.execPath, [bundled, 'rebuild', '--nodedir=' + path.dirname(path.dirname(process.execPath))]);
+  if (bundled && fs.existsSync(bundled)) return run(process.execPath, [bundled, 'rebuild', '--jobs=2', '--nodedir=' + path.dirname(path.dirname(process.execPath))]);
   const gyp = which('node-gyp');
-  if (gyp) return run(gyp, ['rebuild']);
+  if (gyp) return run(gyp, ['rebuild', '--jobs=2']);
   const npmGyp = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
-  if (fs.existsSync(npmGyp)) return run(process.execPath, [npmGyp, 'rebuild', '--nodedir=' + path.dirname(path.dirname(process.execPath))]);
+  if (fs.existsSync(npmGyp)) return run(process.execPath, [npmGyp, 'rebuild', '--jobs=2', '--nodedir=' + path.dirname(path.dirname(process.execPath))]);
   log('no node-gyp found (it ships with npm); install npm or a C++ toolchain');
   return false;
 }

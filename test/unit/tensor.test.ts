@@ -15,7 +15,7 @@ describe.each(devices)('tensor on %s', (device) => {
     expect(t.device).toBe(device);
     expect(t.size).toBe(1000);
     const back = await t.toArray();
-    expect(back).toBeInstanceOf(Float32Array);
+    expect(Object.prototype.toString.call(back)).toBe('[object Float32Array]'); // native arrays come from the main realm, not jest's
     expect(Array.from(back)).toEqual(Array.from(data));
     t.dispose();
   });
@@ -84,7 +84,7 @@ describe('tensor argument errors', () => {
     expect(() => tensor(new Uint16Array(1), [1])).toThrow("Expected one of 'float16', 'bfloat16' for dtype but received undefined");
   });
   test('negative dimension', () => {
-    expect(() => empty([-1])).toThrow('Expected non-negative integer for shape[0] but received -1 of type number');
+    expect(() => empty([-1])).toThrow('Expected integer between 0 and 2147483647 for shape[0] but received -1 of type number');
   });
   test('data type', () => {
     expect(() => tensor([1, 2] as never, [2])).toThrow('Expected Float32Array, Uint16Array, Int32Array or Int8Array for data but received a value of type array');

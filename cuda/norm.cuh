@@ -1,0 +1,85 @@
+// Folded rows: the register layout shared by the row-wise ops (norm.cu, softmax.cu).
+// A row of n elements is folded onto THREADS threads (a warp or a whole block, EET's thread-block folding); each
+// thread holds ITEMS elements in fp32 registers as ITEMS / VEC chunks of VEC = 16 / sizeof(T) elements. Chunk k of
+// thread t covers columns (t + k * THREADS) * VEC .. + VEC, so a warp reads 32 consecutive 16-byte chunks at a time
+// (coalesced). Column offsets within a row are int (rows are at most 32768 long; the row base is int64_t). A chunk is moved with one 16-byte access when the caller says the row allows it (`vec`: every
+// pointer 16-byte aligned and n a multiple of VEC), else element by element; columns past n are never touched.
+#pragma once
+#include <algorithm>
+
+#include "reduce.cuh"
+
+namespace EET_KNS {
+
+template <typename T>
+struct Fold16 {
+  static constexpr int VEC = int(16 / sizeof(T));
+  struct alignas(16) Chunk {
+    T v[VEC];
+  };
+};
+
+// True when p may be accessed 16 bytes at a time (nullptr counts as aligned: absent tensors do not constrain).
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// out[j] = p[start + j] as fp32 for start + j < n, else `fill`.
+template <typename T>
+__device__ __forceinline__ void load_chunk(const T* p, int start, int n, bool vec, float fill, float* out) {
+  constexpr int VEC = Fold16<T>::VEC;
+  if (vec && start + VEC <= n) {
+    const typename Fold16<T>::Chunk c = *reinterpret_cast<const typename Fold16<T>::Chunk*>(p + start);
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) out[j] = to_f32(c.v[j]);
+  } else {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) out[j] = start + j < n ? to_f32(p[start + j]) : fill;
+  }
+}
+
+// p[start + j] = in[j] rounded to T, for start + j < n.
+template <typename T>
+__device__ __forceinline__ void store_chunk(T* p, int start, int n, bool vec, const float* in) {
+  constexpr int VEC = Fold16<T>::VEC;
+  if (vec && start + VEC <= n) {
+    typename Fold16<T>::Chunk c;
+#pragma unroll
+    for (int j = 0; j < VEC; ++j) c.v[j] = from_f32<T>(in[j]);
+    *reinterpret_cast<typename Fold16<T>::Chunk*>(p + start) = c;
+  } else {
+#pragma unroll
+    for (int j = 0; j < VEC; ++j)
+      if (start + j < n) p[start + j] = from_f32<T>(in[j]);
+  }
+}
+
+// Sum / max over the THREADS threads that share a row: a warp (no barrier) or the whole block.
+template <int THREADS>
+__device__ __forceinline__ float row_reduce_sum(float v, float* scratch) {
+  if constexpr (THREADS == 32) {
+    (void)scratch;
+    return warp_reduce_sum(v);
+  } else {
+    return block_reduce_sum<THREADS>(v, scratch);
+  }
+}
+
+template <int THREADS>
+__device__ __forceinline__ float row_reduce_max(float v, float* scratch) {
+  if constexpr (THREADS == 32) {
+    (void)scratch;
+    return warp_reduce_max(v);
+  } else {
+    return block_reduce_max<THREADS>(v, scratch);
+  }
+}
+
+// Launch shape for a folded row op: THREADS threads per row; a warp per row runs 4 rows per 128-thread block.
+// Rows are walked with a grid stride so any row count fits the grid limit.
+template <int THREADS>
+struct RowShape {
+  static constexpr int ROWS = THREADS == 32 ? 4 : 1;  // rows per block
+  static constexpr int BLOCK = THREADS * ROWS;
+  static dim3 grid(int64_t rows) { return dim3(unsigned(std::min<int64_t>(ceil_div(rows, ROWS), 0x7fffffff))); }
+};
+
+}  // namespace EET_KNS
