@@ -20,7 +20,7 @@ void parallel_for(int64_t n, int64_t grain, F&& f) {
     return;
   }
   std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(size_t(chunks));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(chunks));
   int64_t per = (n + chunks - 1) / chunks;
   for (int64_t c = 0; c < chunks; ++c) {
     int64_t lo = c * per, hi = std::min(n, lo + per);
