@@ -206,7 +206,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
       const float pr = online_softmax_step(visible ? s[r] : -INFINITY, m[r], l[r], o[r]);
       ps[(row0 + r) * Tl::kBk + lane] = pr;
     }
-    __syncwarp();
+    __syncwarp(kFullMask);
 
     for (int c = 0; c < nk; ++c) {
       float v[NI];
@@ -316,7 +316,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_decode_kernel(Attn
       if (g < ng) wps[g * 32 + lane] = online_softmax_step(valid ? s[g] : -INFINITY, m[g], l[g], o[g]);
     }
     woffs[lane] = off;
-    __syncwarp();
+    __syncwarp(kFullMask);
     const int nk = min(32, k_end - kb);
     for (int c = 0; c < nk; ++c) {
       const T* vr = vc + woffs[c];
@@ -335,7 +335,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_decode_kernel(Attn
         }
       }
     }
-    __syncwarp();
+    __syncwarp(kFullMask);
   }
 
   // Merge the warps: a warp that saw no key has m = -inf and weight 0; warp 0 always saw one.
