@@ -7,4 +7,5 @@ module.exports = {
   // Op suites run their kernels in child processes (test/ops/harness.ts): a crash there fails the case, not jest.
   testTimeout: 600000,
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/summary-reporter.js'],
 };

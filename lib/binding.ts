@@ -28,10 +28,89 @@ export interface AddonCudaDevice {
   smCount: number;
 }
 
+// ---- models (engine/model.*, native/model.cpp) -------------------------------------------------------------
+// Tensor names follow GGUF: token_embd, blk.N.attn_norm, blk.N.attn_q, blk.N.attn_k, blk.N.attn_v,
+// blk.N.attn_output, blk.N.ffn_norm, blk.N.ffn_gate (w1), blk.N.ffn_up (w3), blk.N.ffn_down (w2), output_norm,
+// output (absent when tied). Matrices are (out, in) row-major. Biases, when an architecture has them: NAME.bias.
+export interface AddonModelConfig {
+  arch: 'llama';
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  /** Positions the model was trained for; the cache holds at most maxContext <= this per sequence. */
+  maxSeqLen: number;
+  normEps: number;
+  ropeTheta: number;
+  ropeLayout: 'adjacent' | 'half';
+  tiedEmbeddings: boolean;
+  /** Compute and storage dtype on the device. */
+  dtype: 'float32' | 'float16' | 'bfloat16';
+  device: string;
+  /** Sequences that can be live at once (slots 0..maxBatch-1). */
+  maxBatch: number;
+  /** Tokens of context per sequence (prompt + generated). */
+  maxContext: number;
+  /** Most tokens one step() may carry (prefill chunk bound); sizes the workspace. */
+  maxStepTokens: number;
+}
+
+/** A tensor's bytes in a file: read off the JS thread, converted to the model dtype, uploaded. */
+export interface AddonTensorSource {
+  path: string;
+  offset: number;
+  bytes: number;
+  dtype: 'float32' | 'float16' | 'bfloat16';
+  shape: number[];
+}
+
+export interface AddonStepRequest {
+  /** Slots taking part in this step, each started with startSequence. */
+  slots: Int32Array;
+  /** The new tokens of every slot, packed in slot order: counts[i] tokens for slots[i]. */
+  tokens: Int32Array;
+  counts: Int32Array;
+  /** Sampling per slot. temperature 0 = greedy. */
+  temperature: Float32Array;
+  topK: Int32Array;
+  topP: Float32Array;
+  repetitionPenalty: Float32Array;
+  /** 'none' | 'last' (each slot's last position) | 'all' (every position of the step, for teacher forcing). */
+  logits?: 'none' | 'last' | 'all';
+}
+
+export interface AddonStepResult {
+  /** The token sampled after each slot's last new token. */
+  tokens: Int32Array;
+  logprobs: Float32Array;
+  /** float32 (rows, vocab) when requested: rows = slots ('last') or total new tokens ('all'). */
+  logits?: Float32Array;
+}
+
+export interface AddonModel {
+  loadTensor(name: string, source: AddonTensorSource): Promise<void>;
+  /** Checks every tensor the config needs was loaded; builds derived state. */
+  finalize(): Promise<void>;
+  /** Starts a sequence in a free slot; seed drives its sampling RNG. Returns the slot. */
+  startSequence(seed: bigint): number;
+  /** Frees a slot's KV blocks. */
+  endSequence(slot: number): void;
+  /** One forward pass over the new tokens of several sequences + sampling. Runs off the JS thread. */
+  step(request: AddonStepRequest): Promise<AddonStepResult>;
+  memory(): { weights: number; kvCache: number; workspace: number };
+  dispose(): void;
+}
+
 export interface AddonBinding {
+  AddonModel: new (config: AddonModelConfig) => AddonModel;
   AddonTensor: AddonTensorConstructor;
   devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[] };
   setEmuOptions(options: { reverseOrder?: boolean }): void;
+  emuSelfTestCases(): string[];
+  emuSelfTest(name: string): string;
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   runOpSync(op: string, device: string, params: Record<string, unknown>): void;
 }

@@ -64,6 +64,10 @@ export interface TensorOptions {
   device?: Device;
 }
 
+function arrayKind(x: unknown): string {
+  return ArrayBuffer.isView(x) ? Object.prototype.toString.call(x).slice(8, -1) : '';
+}
+
 function checkShape(shape: unknown, size: number): number[] {
   if (!Array.isArray(shape) || shape.length > 8) throw invalid('shape', 'array of up to 8 non-negative integers', shape);
   shape.forEach((d, i) => integerIn(`shape[${i}]`, d, 0, 2 ** 31 - 1));
@@ -81,18 +85,19 @@ export function tensor(data: Float32Array | Uint16Array | Int32Array | Int8Array
   const device = parseDevice(opts.device ?? 'cpu');
   let dtype: DType;
   let payload: AddonArray;
-  if (data instanceof Float32Array) {
+  const kind = arrayKind(data); // by tag, not instanceof: arrays may come from another realm (vm, jest, workers)
+  if (kind === 'Float32Array') {
     dtype = opts.dtype === undefined ? 'float32' : oneOf('dtype', opts.dtype, ['float32', 'float16', 'bfloat16'] as const);
-    payload = dtype === 'float32' ? data : toHalfBits(data, dtype as 'float16' | 'bfloat16');
-  } else if (data instanceof Uint16Array) {
+    payload = dtype === 'float32' ? (data as Float32Array) : toHalfBits(data as Float32Array, dtype as 'float16' | 'bfloat16');
+  } else if (kind === 'Uint16Array') {
     dtype = oneOf('dtype', opts.dtype, ['float16', 'bfloat16'] as const);
-    payload = data;
-  } else if (data instanceof Int32Array) {
+    payload = data as Uint16Array;
+  } else if (kind === 'Int32Array') {
     dtype = opts.dtype === undefined ? 'int32' : oneOf('dtype', opts.dtype, ['int32'] as const);
-    payload = data;
-  } else if (data instanceof Int8Array) {
+    payload = data as Int32Array;
+  } else if (kind === 'Int8Array') {
     dtype = opts.dtype === undefined ? 'int8' : oneOf('dtype', opts.dtype, ['int8'] as const);
-    payload = data;
+    payload = data as Int8Array;
   } else {
     throw invalid('data', 'Float32Array, Uint16Array, Int32Array or Int8Array', data);
   }

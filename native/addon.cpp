@@ -2,8 +2,16 @@
 #include "addon.h"
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "../cuda/emu/emu.h"
+
+// The emulator's self-test kernels (cuda/emu/selftest.cu, compiled for the emu in every build).
+namespace eet_emu {
+std::vector<std::string> emu_selftest_cases();
+std::string emu_selftest(const char* name, eet::Stream stream);
+}  // namespace eet_emu
 
 namespace eet_node {
 
@@ -116,11 +124,30 @@ Napi::Value SetEmuOptions(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// emuSelfTestCases() -> string[];  emuSelfTest(name) -> "ok: …" or throws (ERR_KERNEL for the cases that expect
+// the emulator to catch a kernel bug is converted to "ok" by the self-test itself).
+Napi::Value EmuSelfTestCases(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto cases = eet_emu::emu_selftest_cases();
+  Napi::Array out = Napi::Array::New(env, cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) out.Set(uint32_t(i), cases[i]);
+  return out;
+}
+
+Napi::Value EmuSelfTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_arg(env, "name", "string", info[0]);
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  return guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, eet_emu::emu_selftest(name.c_str(), nullptr)); });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new EnvData());
   exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory));
   exports.Set("devices", Napi::Function::New(env, Devices));
   exports.Set("setEmuOptions", Napi::Function::New(env, SetEmuOptions));
+  exports.Set("emuSelfTestCases", Napi::Function::New(env, EmuSelfTestCases));
+  exports.Set("emuSelfTest", Napi::Function::New(env, EmuSelfTest));
   init_tensor(env, exports);
   init_ops(env, exports);
   init_model(env, exports);
@@ -130,4 +157,5 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 }  // namespace
 }  // namespace eet_node
 
-NODE_API_MODULE(eet, eet_node::Init)
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return eet_node::Init(env, exports); }
+NODE_API_MODULE(eet, InitModule)

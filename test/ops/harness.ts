@@ -42,13 +42,14 @@ export interface OpCase {
 
 interface WorkerReply {
   id?: number;
+  result?: string;
   ready?: boolean;
   outputs?: Record<string, Float32Array | Uint16Array | Int32Array>;
   ms?: number;
   error?: { code: string; message: string };
 }
 
-class OpWorker {
+export class OpWorker {
   private child: ChildProcess | null = null;
   private ready: Promise<void> | null = null;
   private nextId = 1;

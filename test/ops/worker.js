@@ -7,10 +7,16 @@ const addon = require('node-gyp-build')(path.resolve(__dirname, '..', '..'));
 
 addon.setErrorFactory((code, message) => Object.assign(new Error(message), { code }));
 
+// msg: { id, selftest: name, reverseOrder } runs an emulator self-test case, or
 // msg: { id, op, device, reverseOrder, params, tensors: { name: { dtype, data?, numel?, fill? } }, outputs: [name] }
 process.on('message', (msg) => {
   const made = [];
   try {
+    if (msg.selftest) {
+      addon.setEmuOptions({ reverseOrder: !!msg.reverseOrder });
+      process.send({ id: msg.id, result: addon.emuSelfTest(msg.selftest) });
+      return;
+    }
     if (msg.device === 'emu') addon.setEmuOptions({ reverseOrder: !!msg.reverseOrder });
     const params = { ...msg.params };
     for (const [name, t] of Object.entries(msg.tensors)) {
