@@ -14,9 +14,10 @@
 //    q_tiles = ceil(max_q_len / 32), tiles past a sequence's n_q return at once (whole block, before any barrier).
 //    The Q tile and each 32-key K/V tile, read through the block table, sit in shared memory as fp32. A warp owns
 //    8 query rows: for the scores a lane owns one key (8 running dot products, q read as float4 broadcasts, the K
-//    tile's odd row stride keeps the lane-per-key reads conflict-free); for P·V a lane owns dims lane + 32*i
-//    (i < NI, NI = 2/4/8 for D <= 64/128/256) of its 8 output rows, in registers. Causal tiles stop at the key of
-//    the tile's last query: later keys are skipped, not masked. The longest causal tiles are scheduled first.
+//    tile's odd row stride keeps the lane-per-key reads conflict-free); for the online softmax 4 lanes own a row
+//    (8 scores each, 2 shuffle steps per reduction); for P·V a lane owns dims lane + 32*i (i < NI, NI = 2/4/8 for
+//    D <= 64/128/256) of its 8 output rows, in registers. Causal tiles stop at the key of the tile's last query:
+//    later keys are skipped, not masked. The longest causal tiles are scheduled first.
 // 2. Decode (every n_q == 1; max_q_len == 1): flash-decoding. One block of 4 warps per (sequence, kv head, group
 //    of up to 8 of its query heads, chunk of the context): K/V are read once for all query heads of a kv head
 //    (GQA/MQA). Each warp walks 32-key slices of the chunk (lane = key for the scores, with 16-byte K loads when
@@ -33,9 +34,8 @@
 
 namespace EET_KNS {
 
-namespace {
-
-// Tile shapes shared by the prompt and decode kernels.
+// Tile shapes shared by the prompt and decode kernels. (AttnTile and AttnParams are outside the anonymous namespace:
+// kernels taking them keep external linkage, so the emu's launch trace can name them.)
 struct AttnTile {
   static constexpr int kWarps = 4;
   static constexpr int kBlock = kWarps * 32;      // threads per block
@@ -72,6 +72,8 @@ struct AttnParams {
   bool causal;
   bool vec;                      // q, caches, D and strides allow 16-byte loads
 };
+
+namespace {
 
 // Element offset of key k of sequence b, kv head kvh, in the cache.
 __device__ __forceinline__ int64_t key_offset(const AttnParams& p, int b, int kvh, int k) {
@@ -120,8 +122,8 @@ __device__ __forceinline__ void load_rows(float* dst, int ld, const T* src, int 
   }
 }
 
-// One online-softmax step for a row whose 32 scores (one per lane, -inf where masked) are s; at least one lane is
-// unmasked once m is finite or in this step. Returns this lane's probability; rescales the row's state.
+// Decode: one online-softmax step for a row whose 32 scores (one per lane, -inf where masked) are s; at least one
+// lane is unmasked once m is finite or in this step. Returns this lane's probability; rescales the row's state.
 template <int NI>
 __device__ __forceinline__ float online_softmax_step(float s, float& m, float& l, float (&o)[NI]) {
   const float m_new = fmaxf(m, warp_reduce_max(s));
@@ -156,7 +158,8 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
   float* qs = smem;                      // (kBq, DP) queries * scale * log2(e), zero-padded to DP
   float* ks = qs + Tl::kBq * DP;         // (kBk, DP + 1) key tile; the odd stride: conflict-free lane-per-key reads
   float* vs = ks + Tl::kBk * (DP + 1);   // (kBk, D) value tile
-  float* ps = vs + Tl::kBk * D;          // (kWarps, kRows, kBk) probabilities of each warp's rows
+  float* ps = vs + Tl::kBk * D;          // (kBq, kBk) scores, then probabilities, of each warp's rows
+  float* rs = ps + Tl::kBq * Tl::kBk;    // (kBq) per row: this tile's rescale factor; at the end 1 / sum
 
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
@@ -170,11 +173,14 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
     ks[r * (DP + 1) + j] = 0.0f;
   }
 
-  float m[Tl::kRows], l[Tl::kRows], o[Tl::kRows][NI];
+  // Softmax state: the kLanesPerRow lanes of row my_row hold its running max (log2 domain) and sum.
+  constexpr int kLanesPerRow = 32 / Tl::kRows, kKeysPerLane = Tl::kBk / kLanesPerRow;
+  static_assert(kLanesPerRow * Tl::kRows == 32 && (kLanesPerRow & (kLanesPerRow - 1)) == 0, "row lane groups");
+  const int my_row = row0 + lane / kLanesPerRow, my_c0 = lane % kLanesPerRow * kKeysPerLane;
+  float m_row = -INFINITY, l_row = 0.0f;
+  float o[Tl::kRows][NI];
 #pragma unroll
   for (int r = 0; r < Tl::kRows; ++r) {
-    m[r] = -INFINITY;
-    l[r] = 0.0f;
 #pragma unroll
     for (int i = 0; i < NI; ++i) o[r][i] = 0.0f;
   }
@@ -203,10 +209,41 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
 #pragma unroll
     for (int r = 0; r < Tl::kRows; ++r) {
       const bool visible = lane < nk && (!p.causal || key <= pos0 + row0 + r);
-      const float pr = online_softmax_step(visible ? s[r] : -INFINITY, m[r], l[r], o[r]);
-      ps[(row0 + r) * Tl::kBk + lane] = pr;
+      ps[(row0 + r) * Tl::kBk + lane] = visible ? s[r] : -INFINITY;
     }
     __syncwarp(kFullMask);
+    {  // online softmax, lanes regrouped by row: kKeysPerLane scores each, 2-step shuffles within the row's lanes.
+       // Key 0 is visible to every row and is in the first tile, so the running max is finite from then on.
+      float* prow = ps + my_row * Tl::kBk + my_c0;
+      float sv[kKeysPerLane], mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kKeysPerLane; ++j) {
+        sv[j] = prow[j];
+        mx = fmaxf(mx, sv[j]);
+      }
+#pragma unroll
+      for (int x = 1; x < kLanesPerRow; x <<= 1) mx = fmaxf(mx, __shfl_xor_sync(kFullMask, mx, x));
+      const float m_new = fmaxf(m_row, mx);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kKeysPerLane; ++j) {
+        prow[j] = exp2f(sv[j] - m_new);
+        sum += prow[j];
+      }
+#pragma unroll
+      for (int x = 1; x < kLanesPerRow; x <<= 1) sum += __shfl_xor_sync(kFullMask, sum, x);
+      const float alpha = exp2f(m_row - m_new);  // 0 on the first tile
+      l_row = l_row * alpha + sum;
+      m_row = m_new;
+      if (my_c0 == 0) rs[my_row] = alpha;
+    }
+    __syncwarp(kFullMask);
+#pragma unroll
+    for (int r = 0; r < Tl::kRows; ++r) {
+      const float alpha = rs[row0 + r];
+#pragma unroll
+      for (int i = 0; i < NI; ++i) o[r][i] *= alpha;
+    }
 
     for (int c = 0; c < nk; ++c) {
       float v[NI];
@@ -224,11 +261,14 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
     }
   }
 
+  __syncwarp(kFullMask);  // every lane has read the last tile's rescale factors
+  if (my_c0 == 0) rs[my_row] = 1.0f / l_row;
+  __syncwarp(kFullMask);
   T* out = static_cast<T*>(p.out);
 #pragma unroll
   for (int r = 0; r < Tl::kRows; ++r) {
     if (row0 + r >= rows) break;
-    const float inv = 1.0f / l[r];
+    const float inv = rs[row0 + r];
     T* orow = out + (q_row0 + row0 + r) * p.ldo + int64_t(h) * D;
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
@@ -439,7 +479,8 @@ template <typename T, int NI>
 void attention_prefill_launch(const AttnParams& p, int32_t batch, eet::Stream stream) {
   using Tl = AttnTile;
   const int D = p.head_dim, DP = (D + 3) & ~3;
-  const size_t smem = sizeof(float) * size_t(Tl::kBq * DP + Tl::kBk * (DP + 1) + Tl::kBk * D + Tl::kBq * Tl::kBk);
+  const size_t smem =
+      sizeof(float) * size_t(Tl::kBq * DP + Tl::kBk * (DP + 1) + Tl::kBk * D + Tl::kBq * Tl::kBk + Tl::kBq);
   launch(attention_prefill_kernel<T, NI>, dim3(unsigned(int64_t(batch) * p.q_tiles), unsigned(p.n_heads)),
          dim3(Tl::kBlock), smem, stream, p);
 }

@@ -16,12 +16,11 @@
 
 namespace EET_KNS {
 
-namespace {
-
 constexpr int kCopyBlock = 256;
 constexpr int64_t kMaxCopyBlocks = 65535;
 
-// Sizes and strides of one copy, in units of U.
+// Sizes and strides of one copy, in units of U. (Outside the anonymous namespace: kernels taking it keep external
+// linkage, so the emu's launch trace can name them.)
 struct KvCopyDims {
   int64_t n_tokens;      // tokens to move
   int64_t head_units;    // units per (token, kv head) row: head_dim * elem_size / sizeof(U)
@@ -30,6 +29,8 @@ struct KvCopyDims {
   int64_t ld_k, ld_v;    // token strides of the contiguous side (kv_append: ldk, ldv; kv_gather: row_units)
   int32_t block_size;
 };
+
+namespace {
 
 // Cache offset (in units) of unit u of token-in-block j of cache block blk, for kv head h.
 __device__ __forceinline__ int64_t cache_unit(const KvCopyDims& d, int64_t blk, int64_t j, int64_t h, int64_t u) {
