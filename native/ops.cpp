@@ -189,6 +189,8 @@ void run_gemm(OpCall& c) {
   a.bias = c.tensor("bias", a.dtype, a.n, true);
   a.residual = c.tensor("residual", a.dtype, extent(a.m, a.n, a.ldy), true);
   a.y = c.tensor("y", a.dtype, extent(a.m, a.n, a.ldy));
+  // residualInPlace: y holds the residual on entry (residual aliases y, the in-place residual add models use)
+  if (get_bool_or(c.p, "residualInPlace", false)) a.residual = a.y;
   c.backend->gemm(a);
 }
 

@@ -5,6 +5,7 @@
 //   float16/bfloat16: rms(dev - ref) <= 2 * rms(cpuLowp - ref), where ref is the cpu op on the same values in
 //                     float32 (fp64 accumulation) and cpuLowp the cpu op in the low precision (flash-attention's rule)
 //   int32 outputs:    exactly equal
+//   cases marked exact (cast): every float output equal to the cpu's bit for bit (-0, inf and subnormals too)
 //   NaN in a device output never passes; outputs start poisoned (NaN bytes) so unwritten elements fail.
 // Kernels run in child processes (worker.js): a crash or hang fails the case, not the runner.
 import { ChildProcess, fork } from 'child_process';
@@ -19,7 +20,7 @@ export const SHORT: Record<FloatDType, string> = { float32: 'f32', float16: 'f16
 export interface OutputSpec {
   numel: number;
   /** 'op' (the case's dtype, the default), or a fixed dtype. */
-  dtype?: 'op' | 'float32' | 'int32';
+  dtype?: 'op' | FloatDType | 'int32';
 }
 
 export interface OpCase {
@@ -35,6 +36,8 @@ export interface OpCase {
   /** Inputs that the op updates in place; compared like outputs. */
   inout?: string[];
   f32Inputs?: string[];
+  /** Outputs must equal the cpu's exactly (ops that only round once, like cast); no float32 reference run. */
+  exact?: boolean;
   /** Devices that do not support this case: shown as skipped with "not supported". */
   unsupported?: Array<'emu' | 'cuda'>;
   timeoutMs?: number;
@@ -161,11 +164,12 @@ export interface Verdict { ok: boolean; detail: string }
 export function compareF32(dev: Float32Array, ref: Float32Array): Verdict {
   let num = 0, den = 0, nan = -1, maxAbs = 0;
   for (let i = 0; i < ref.length; i++) {
-    if (Number.isNaN(dev[i]) && nan < 0) nan = i;
+    if (dev[i] !== dev[i] && nan < 0) nan = i; // NaN (no global lookups in hot loops: slow under jest)
     const d = dev[i] - ref[i];
     num += d * d;
     den += ref[i] * ref[i];
-    maxAbs = Math.max(maxAbs, Math.abs(d));
+    const ad = d < 0 ? -d : d;
+    if (ad > maxAbs) maxAbs = ad;
   }
   if (nan >= 0) return { ok: false, detail: `NaN at ${nan} (ref ${ref[nan]})` };
   const nmse = den > 0 ? num / den : num;
@@ -175,7 +179,7 @@ export function compareF32(dev: Float32Array, ref: Float32Array): Verdict {
 export function compareLowp(dev: Float32Array, cpuLowp: Float32Array, ref: Float32Array): Verdict {
   let eDev = 0, eCpu = 0, nan = -1;
   for (let i = 0; i < ref.length; i++) {
-    if (Number.isNaN(dev[i]) && nan < 0) nan = i;
+    if (dev[i] !== dev[i] && nan < 0) nan = i; // NaN (no global lookups in hot loops: slow under jest)
     eDev += (dev[i] - ref[i]) ** 2;
     eCpu += (cpuLowp[i] - ref[i]) ** 2;
   }
@@ -185,9 +189,9 @@ export function compareLowp(dev: Float32Array, cpuLowp: Float32Array, ref: Float
   return { ok: rDev <= 2 * rCpu, detail: `rms error ${rDev.toExponential(3)} vs cpu-in-precision ${rCpu.toExponential(3)} (limit 2x)` };
 }
 
-export function compareExact(dev: Int32Array, ref: Int32Array): Verdict {
+export function compareExact(dev: Int32Array | Float32Array, ref: Int32Array | Float32Array): Verdict {
   for (let i = 0; i < ref.length; i++) {
-    if (dev[i] !== ref[i]) return { ok: false, detail: `element ${i}: ${dev[i]} != ${ref[i]}` };
+    if (Number.isNaN(dev[i]) || !Object.is(dev[i], ref[i])) return { ok: false, detail: `element ${i}: ${dev[i]} != ${ref[i]}` };
   }
   return { ok: true, detail: 'exact' };
 }
@@ -203,7 +207,7 @@ export function opSuite(title: string, cases: OpCase[]): void {
       r = (async () => {
         const inputs = roundInputs(c.inputs(), c);
         const cpu = await runOn(worker, c, 'cpu', c.dtype, false, inputs);
-        const ref = c.dtype === 'float32' ? null : await runOn(worker, c, 'cpu', 'float32', false, inputs);
+        const ref = c.dtype === 'float32' || c.exact ? null : await runOn(worker, c, 'cpu', 'float32', false, inputs);
         return { inputs, cpu, ref };
       })();
       refs.set(c.name, r);
@@ -218,7 +222,7 @@ export function opSuite(title: string, cases: OpCase[]): void {
     for (const name of Object.keys(dev)) {
       const d = dev[name];
       let v: Verdict;
-      if (d instanceof Int32Array) v = compareExact(d, cpu[name] as Int32Array);
+      if (d instanceof Int32Array || c.exact) v = compareExact(d, cpu[name]);
       else if (!ref || (c.outputs[name]?.dtype === 'float32') || c.f32Inputs?.includes(name)) v = compareF32(d, cpu[name] as Float32Array);
       else v = compareLowp(d, cpu[name] as Float32Array, ref[name] as Float32Array);
       if (!v.ok) failures.push(`${name}: ${v.detail}`);

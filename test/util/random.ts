@@ -1,11 +1,14 @@
 // Seeded random inputs for tests (never zeros: style.md). mulberry32: small, fast, reproducible.
+// Math's functions are bound once here: under jest (a vm context) every global `Math` lookup in a hot loop is
+// ~30x slower than a module binding.
+const { imul, sqrt, floor } = Math;
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    t = imul(t ^ (t >>> 15), t | 1);
+    t ^= t + imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
@@ -22,13 +25,13 @@ export function uniform(n: number, seed: number, lo = -1, hi = 1): Float32Array 
 export function normal(n: number, seed: number, std = 1): Float32Array {
   const r = rng(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (r() + r() + r() + r() - 2) * Math.sqrt(3) * std;
+  for (let i = 0; i < n; i++) out[i] = (r() + r() + r() + r() - 2) * sqrt(3) * std;
   return out;
 }
 
 export function randInt(n: number, seed: number, lo: number, hiExclusive: number): Int32Array {
   const r = rng(seed);
   const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = lo + Math.floor(r() * (hiExclusive - lo));
+  for (let i = 0; i < n; i++) out[i] = lo + floor(r() * (hiExclusive - lo));
   return out;
 }
