@@ -126,9 +126,20 @@ export const hasGpu: boolean = (() => {
 
 type Outputs = Record<string, Float32Array | Int32Array>;
 
-function toF32(a: Float32Array | Uint16Array | Int32Array, dtype: string): Float32Array | Int32Array {
-  if (a instanceof Uint16Array) return fromHalfBits(a, dtype as 'float16' | 'bfloat16');
-  return a;
+/** A typed array's kind by its tag: arrays from the worker belong to the main realm, not jest's, so
+ *  `instanceof Uint16Array` is false for them (that once made fp16/bf16 outputs compare as raw bits). */
+export function arrayKind(a: unknown): string {
+  return ArrayBuffer.isView(a) ? Object.prototype.toString.call(a).slice(8, -1) : typeof a;
+}
+
+/** Worker outputs as numbers: float16/bfloat16 bit patterns decoded, everything in this realm's arrays. */
+export function toF32(a: Float32Array | Uint16Array | Int32Array, dtype: string): Float32Array | Int32Array {
+  switch (arrayKind(a)) {
+    case 'Uint16Array': return fromHalfBits(a as Uint16Array, dtype as 'float16' | 'bfloat16');
+    case 'Float32Array': return Float32Array.from(a as Float32Array);
+    case 'Int32Array': return Int32Array.from(a as Int32Array);
+    default: throw new Error(`unexpected output array ${arrayKind(a)}`);
+  }
 }
 
 async function runOn(worker: OpWorker, c: OpCase, device: string, dtype: FloatDType, reverseOrder: boolean, inputs: Record<string, InputArray>): Promise<Outputs> {
@@ -170,7 +181,13 @@ function roundInputs(inputs: Record<string, InputArray>, c: OpCase): Record<stri
 
 export interface Verdict { ok: boolean; detail: string }
 
+function lengthMismatch(dev: ArrayLike<number>, ref: ArrayLike<number>): Verdict | null {
+  return dev.length === ref.length ? null : { ok: false, detail: `length ${dev.length} != ${ref.length}` };
+}
+
 export function compareF32(dev: Float32Array, ref: Float32Array): Verdict {
+  const bad = lengthMismatch(dev, ref);
+  if (bad) return bad;
   let num = 0, den = 0, nan = -1, maxAbs = 0;
   for (let i = 0; i < ref.length; i++) {
     if (dev[i] !== dev[i] && nan < 0) nan = i; // NaN (no global lookups in hot loops: slow under jest)
@@ -186,6 +203,8 @@ export function compareF32(dev: Float32Array, ref: Float32Array): Verdict {
 }
 
 export function compareLowp(dev: Float32Array, cpuLowp: Float32Array, ref: Float32Array): Verdict {
+  const bad = lengthMismatch(dev, ref);
+  if (bad) return bad;
   let eDev = 0, eCpu = 0, nan = -1;
   for (let i = 0; i < ref.length; i++) {
     if (dev[i] !== dev[i] && nan < 0) nan = i; // NaN (no global lookups in hot loops: slow under jest)
@@ -199,6 +218,8 @@ export function compareLowp(dev: Float32Array, cpuLowp: Float32Array, ref: Float
 }
 
 export function compareExact(dev: Int32Array | Float32Array, ref: Int32Array | Float32Array): Verdict {
+  const bad = lengthMismatch(dev, ref);
+  if (bad) return bad;
   for (let i = 0; i < ref.length; i++) {
     if (Number.isNaN(dev[i]) || !Object.is(dev[i], ref[i])) return { ok: false, detail: `element ${i}: ${dev[i]} != ${ref[i]}` };
   }
@@ -231,9 +252,9 @@ export function opSuite(title: string, cases: OpCase[]): void {
     for (const name of Object.keys(dev)) {
       const d = dev[name];
       let v: Verdict;
-      if (d instanceof Int32Array || c.exact) v = compareExact(d, cpu[name]);
-      else if (!ref || (c.outputs[name]?.dtype === 'float32') || c.f32Inputs?.includes(name)) v = compareF32(d, cpu[name] as Float32Array);
-      else v = compareLowp(d, cpu[name] as Float32Array, ref[name] as Float32Array);
+      if (arrayKind(d) === 'Int32Array' || c.exact) v = compareExact(d, cpu[name]);
+      else if (!ref || (c.outputs[name]?.dtype === 'float32') || c.f32Inputs?.includes(name)) v = compareF32(d as Float32Array, cpu[name] as Float32Array);
+      else v = compareLowp(d as Float32Array, cpu[name] as Float32Array, ref[name] as Float32Array);
       if (!v.ok) failures.push(`${name}: ${v.detail}`);
     }
     if (failures.length) throw new Error(`${device}${reverse ? ' (reversed thread order)' : ''} vs cpu, ${c.name}:\n  ${failures.join('\n  ')}`);
