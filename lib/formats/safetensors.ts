@@ -100,7 +100,7 @@ function parseJson(file: string, text: string, what: string): unknown {
   try {
     value = JSON.parse(text);
   } catch (e) {
-    fail(file, `${what} is not valid JSON (${(e as Error).message})`, e);
+    fail(file, `the ${what} is not valid JSON (${(e as Error).message})`, e);
   }
   const dup = findDuplicateJsonKey(text);
   if (dup) fail(file, dup.depth === 1 ? `duplicate entry "${dup.key}" in the ${what}` : `duplicate key "${dup.key}" in the ${what}`);
