@@ -161,10 +161,32 @@ class BoundedReader {
     return out;
   }
 
+  /**
+   * The next string when it lies wholly in the window and is valid UTF-8 (the common case in a vocabulary: no await),
+   * else undefined with nothing consumed, for `string` to read or report.
+   */
+  stringSync(): string | undefined {
+    const at = this.pos - this.bufStart;
+    if (this.bufEnd - this.pos < 8 || this.buf.readUInt32LE(at + 4) !== 0) return undefined;
+    const len = this.buf.readUInt32LE(at);
+    if (len > this.bufEnd - this.pos - 8) return undefined;
+    const start = at + 8, end = start + len;
+    let ascii = true;
+    for (let i = start; i < end; i++) if (this.buf[i] > 0x7f) { ascii = false; break; }
+    let s: string;
+    try {
+      s = ascii ? this.buf.toString('latin1', start, end) : utf8.decode(this.buf.subarray(start, end));
+    } catch {
+      return undefined;
+    }
+    this.pos += 8 + len;
+    return s;
+  }
+
   async string(what: string): Promise<string> {
     const len = await this.u64(`the length of ${what}`);
     if (len > BigInt(GGUF_LIMITS.stringBytes)) fail(this.file, `${what} has length ${len}, over the limit of ${GGUF_LIMITS.stringBytes} bytes`);
-    if (len > BigInt(this.remaining)) fail(this.file, `${what} has length ${len} but the file has ${this.remaining} bytes left`);
+    if (len > BigInt(this.remaining)) fail(this.file, `truncated: ${what} has length ${len} but the file has ${this.remaining} bytes left`);
     const n = Number(len);
     try {
       if (n <= CHUNK) {
@@ -194,12 +216,12 @@ async function readValue(r: BoundedReader, type: GGUFValueType, what: string, de
     if (count > BigInt(GGUF_LIMITS.arrayItems)) fail(r.file, `${what} has ${count} array items, over the limit of ${GGUF_LIMITS.arrayItems}`);
     const least = count * BigInt(GGUF_ITEM_BYTES[itemType]);
     if (least > BigInt(r.remaining)) {
-      fail(r.file, `${what} has ${count} items of type ${itemType} (at least ${least} bytes) but the file has ${r.remaining} bytes left`);
+      fail(r.file, `truncated: ${what} has ${count} items of type ${itemType} (at least ${least} bytes) but the file has ${r.remaining} bytes left`);
     }
     const n = Number(count);
     if (itemType === 'string') {
       const items: string[] = [];
-      for (let i = 0; i < n; i++) items.push(await r.string(`${what}[${i}]`));
+      for (let i = 0; i < n; i++) items.push(r.stringSync() ?? await r.string(`${what}[${i}]`));
       return { type, itemType, value: items };
     }
     if (itemType === 'array') {
