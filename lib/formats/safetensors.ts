@@ -133,8 +133,8 @@ export function parseSafetensorsHeader(file: string, json: string, headerBytes: 
     if (!isPlainObject(info)) fail(file, `the entry for tensor "${name}" is not an object`);
     const { dtype, shape, data_offsets: offsets } = info;
     if (typeof dtype !== 'string') fail(file, `tensor "${name}" has no dtype string`);
+    if (!Object.hasOwn(SAFETENSORS_DTYPE_BITS, dtype)) fail(file, `unknown dtype ${JSON.stringify(dtype)} for tensor "${name}"`);
     const bits = SAFETENSORS_DTYPE_BITS[dtype];
-    if (bits === undefined || !Object.hasOwn(SAFETENSORS_DTYPE_BITS, dtype)) fail(file, `unknown dtype ${JSON.stringify(dtype)} for tensor "${name}"`);
     if (!Array.isArray(shape) || !shape.every(nonNegativeSafe)) {
       fail(file, `tensor "${name}" has shape ${JSON.stringify(shape)}, expected an array of non-negative integers`);
     }
