@@ -113,6 +113,8 @@ export interface AddonBinding {
   emuSelfTest(name: string): string;
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   runOpSync(op: string, device: string, params: Record<string, unknown>): void;
+  /** Device-to-device copy bandwidth (native/bench.cpp): 2 × bytes × iters / seconds, timed in C++. */
+  benchCopyBandwidth(device: string, options: { bytes: number; iters: number }): { device: string; bytes: number; iters: number; seconds: number; bytesPerSecond: number };
 }
 
 /** The package root: the same from lib/ (ts-jest) and dist/ (compiled). */
