@@ -1,0 +1,95 @@
+// A decoder-only LLaMA-family model on one backend: weights arena, paged KV cache, workspace, and one forward
+// step over the new tokens of several sequences followed by sampling (model.cpp explains the step).
+// Thread use: load_tensor may run on several threads at once; step() takes the backend mutex for its whole
+// duration; start/end_sequence and memory() are cheap and may run on the JS thread while a step is in flight.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "kv_pool.h"
+#include "weights.h"
+
+namespace eet {
+
+struct ModelConfig {
+  int32_t dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, vocab_size = 0;
+  int32_t max_seq_len = 0;
+  float norm_eps = 1e-5f, rope_theta = 10000.0f;
+  RopeLayout rope_layout = RopeLayout::Adjacent;
+  bool tied_embeddings = true;
+  DType dtype = DType::F32;
+  int32_t max_batch = 1, max_context = 1, max_step_tokens = 1;
+};
+
+enum class LogitsMode { None, Last, All };
+
+struct StepRequest {
+  std::vector<int32_t> slots, tokens, counts;  // counts[i] new tokens of slots[i], packed in tokens
+  std::vector<float> temperature, top_p, repetition_penalty;
+  std::vector<int32_t> top_k;
+  LogitsMode logits = LogitsMode::None;
+};
+
+struct StepResult {
+  std::vector<int32_t> tokens;  // (B) sampled after each slot's last new token
+  std::vector<float> logprobs;  // (B)
+  std::vector<float> logits;    // (rows, vocab) float32: rows = B ('last') or sum(counts) ('all'); empty for 'none'
+};
+
+struct MemoryReport {
+  size_t weights, kv_cache, workspace;
+};
+
+class Model {
+ public:
+  // Validates the config (ERR_INVALID_ARG / ERR_UNSUPPORTED) and allocates every device buffer.
+  Model(const ModelConfig& config, std::shared_ptr<Backend> backend);
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  void load_tensor(const std::string& name, const TensorSource& src);
+  // ERR_MODEL_FORMAT listing the tensors not loaded; precomputes the RoPE inverse frequencies.
+  void finalize();
+  int32_t start_sequence(uint64_t seed);  // ERR_INVALID_ARG when every slot is live
+  void end_sequence(int32_t slot);        // ERR_INVALID_ARG when the slot is not live
+  StepResult step(const StepRequest& request);
+  MemoryReport memory() const;
+
+  // Disposal: marks the model so queued calls fail with ERR_DISPOSED; memory goes with the last owner.
+  void mark_disposed() { disposed_ = true; }
+  void check_alive() const;
+
+ private:
+  struct SlotState {
+    uint64_t seed = 0, step = 0;
+    uint64_t epoch = 0;  // bumped by start_sequence: a step's results only land on the sequence it ran for
+  };
+  struct Workspace;  // offsets into ws_ (model.cpp)
+  struct StepPlan;
+
+  void plan_weights();
+  void plan_workspace();
+  StepPlan prepare(const StepRequest& r);
+  void forward(const StepRequest& r, const StepPlan& p, StepResult& out);
+  void head_logits_rows(const void* h_rows, int64_t rows, void* logits);
+  const void* w(const std::string& name) const { return weights_.ptr(name); }
+
+  ModelConfig cfg_;
+  std::shared_ptr<Backend> backend_;
+  WeightArena weights_;
+  std::unique_ptr<KvPool> kv_;
+  std::unique_ptr<DeviceBuffer> ws_;
+  std::unique_ptr<Workspace> wsl_;
+  std::vector<SlotState> slots_;
+  bool finalized_ = false;
+  std::atomic<bool> disposed_{false};
+  mutable std::mutex state_mu_;  // slots_, kv_ host state, finalized_
+};
+
+}  // namespace eet

@@ -1,0 +1,178 @@
+// Weight arena planning and the file loader (weights.h).
+#include "weights.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "half.h"
+
+namespace eet {
+
+namespace {
+
+constexpr size_t kAlign = 256;
+constexpr size_t kChunkBytes = size_t(8) << 20;  // source bytes read, converted and uploaded at a time
+
+float to_f32(DType t, const uint8_t* p, size_t i) {
+  switch (t) {
+    case DType::F32: { float f; std::memcpy(&f, p + 4 * i, 4); return f; }
+    case DType::F16: { uint16_t h; std::memcpy(&h, p + 2 * i, 2); return f16_to_f32(h); }
+    case DType::BF16: { uint16_t h; std::memcpy(&h, p + 2 * i, 2); return bf16_to_f32(h); }
+    default: return 0.0f;
+  }
+}
+
+void from_f32(DType t, uint8_t* p, size_t i, float v) {
+  switch (t) {
+    case DType::F32: std::memcpy(p + 4 * i, &v, 4); break;
+    case DType::F16: { uint16_t h = f32_to_f16(v); std::memcpy(p + 2 * i, &h, 2); break; }
+    case DType::BF16: { uint16_t h = f32_to_bf16(v); std::memcpy(p + 2 * i, &h, 2); break; }
+    default: break;
+  }
+}
+
+// Reads exactly n bytes at offset, retrying short reads and EINTR.
+void pread_all(int fd, const std::string& path, uint8_t* dst, size_t n, int64_t offset) {
+  while (n > 0) {
+    ssize_t r = ::pread(fd, dst, n, off_t(offset));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw_error(ErrorCode::ModelFormat, "cannot read " + path + ": " + std::strerror(errno));
+    if (r == 0) throw_error(ErrorCode::ModelFormat, "unexpected end of file in " + path + " at byte " + std::to_string(offset));
+    dst += r;
+    n -= size_t(r);
+    offset += r;
+  }
+}
+
+struct Fd {
+  int fd;
+  ~Fd() { if (fd >= 0) ::close(fd); }
+};
+
+}  // namespace
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+size_t WeightArena::place(size_t bytes, bool align) {
+  if (align) total_ = (total_ + kAlign - 1) / kAlign * kAlign;
+  size_t at = total_;
+  total_ += bytes;
+  return at;
+}
+
+void WeightArena::plan_group(const std::vector<TensorSpec>& tensors) {
+  bool first = true;
+  for (const TensorSpec& t : tensors) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n = checked_mul(n, d, "weight size");
+    Entry e;
+    e.shape = t.shape;
+    e.bytes = size_t(checked_mul(n, int64_t(dtype_size(dtype_)), "weight size"));
+    e.offset = place(e.bytes, first);
+    first = false;
+    entries_[t.name] = e;
+    order_.push_back(t.name);
+  }
+}
+
+void WeightArena::plan_internal(const std::string& name, int64_t f32_elems) {
+  Entry e;
+  e.shape = {f32_elems};
+  e.bytes = size_t(checked_mul(f32_elems, 4, "internal buffer size"));
+  e.offset = place(e.bytes, true);
+  e.internal = true;
+  entries_[name] = e;
+}
+
+void WeightArena::allocate(std::shared_ptr<Backend> backend) {
+  backend_ = std::move(backend);
+  arena_ = std::make_unique<DeviceBuffer>(backend_, total_);
+}
+
+void* WeightArena::ptr(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw_error(ErrorCode::Internal, "no weight named " + name);
+  return static_cast<uint8_t*>(arena_->ptr()) + it->second.offset;
+}
+
+std::vector<std::string> WeightArena::missing() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const std::string& name : order_) {
+    if (!entries_.at(name).loaded) out.push_back(name);
+  }
+  return out;
+}
+
+void WeightArena::load(const std::string& name, const TensorSource& src) {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.internal) {
+    throw_error(ErrorCode::ModelFormat, "tensor '" + name + "' is not a tensor of this model");
+  }
+  const Entry& e = it->second;
+  if (src.shape != e.shape) {
+    throw_error(ErrorCode::ModelFormat, "tensor '" + name + "': expected shape " + shape_string(e.shape) +
+                                            " but received " + shape_string(src.shape));
+  }
+  if (!is_float(src.dtype)) {
+    throw_error(ErrorCode::Unsupported, "tensor '" + name + "': source dtype " + dtype_name(src.dtype) + " is not supported");
+  }
+  int64_t numel = 1;
+  for (int64_t d : e.shape) numel = checked_mul(numel, d, "tensor size");
+  const int64_t src_size = int64_t(dtype_size(src.dtype));
+  const int64_t want = checked_mul(numel, src_size, "tensor size");
+  if (src.bytes != want) {
+    throw_error(ErrorCode::ModelFormat, "tensor '" + name + "': expected " + std::to_string(want) + " bytes (" +
+                                            std::to_string(numel) + " " + dtype_name(src.dtype) + " values) but received " +
+                                            std::to_string(src.bytes));
+  }
+  if (src.offset < 0) {
+    throw_error(ErrorCode::InvalidArg, "tensor '" + name + "': expected offset >= 0 but received " + std::to_string(src.offset));
+  }
+
+  Fd f{::open(src.path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (f.fd < 0) throw_error(ErrorCode::InvalidArg, "tensor '" + name + "': cannot open " + src.path + ": " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(f.fd, &st) != 0) throw_error(ErrorCode::InvalidArg, "cannot stat " + src.path + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw_error(ErrorCode::InvalidArg, "tensor '" + name + "': " + src.path + " is not a regular file");
+  const int64_t end = checked_add(src.offset, src.bytes, "tensor extent");
+  if (end > int64_t(st.st_size)) {
+    throw_error(ErrorCode::ModelFormat, "tensor '" + name + "': bytes [" + std::to_string(src.offset) + ", " +
+                                            std::to_string(end) + ") are past the end of " + src.path + " (" +
+                                            std::to_string(int64_t(st.st_size)) + " bytes)");
+  }
+
+  const size_t dst_size = dtype_size(dtype_);
+  const size_t chunk_elems = kChunkBytes / size_t(src_size);
+  std::vector<uint8_t> in(std::min<size_t>(size_t(numel), chunk_elems) * size_t(src_size));
+  std::vector<uint8_t> out(src.dtype == dtype_ ? 0 : std::min<size_t>(size_t(numel), chunk_elems) * dst_size);
+  uint8_t* dst = static_cast<uint8_t*>(arena_->ptr()) + e.offset;
+  for (size_t done = 0; done < size_t(numel);) {
+    const size_t n = std::min(chunk_elems, size_t(numel) - done);
+    pread_all(f.fd, src.path, in.data(), n * size_t(src_size), src.offset + int64_t(done) * src_size);
+    const uint8_t* host = in.data();
+    if (src.dtype != dtype_) {
+      for (size_t i = 0; i < n; ++i) from_f32(dtype_, out.data(), i, to_f32(src.dtype, in.data(), i));
+      host = out.data();
+    }
+    std::lock_guard<std::mutex> lock(backend_->mutex());
+    backend_->upload(dst + done * dst_size, host, n * dst_size);
+    done += n;
+  }
+  {
+    std::lock_guard<std::mutex> lock(backend_->mutex());
+    backend_->synchronize();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.at(name).loaded = true;
+}
+
+}  // namespace eet

@@ -1,0 +1,91 @@
+// Model weights: one arena allocation on the backend holding every named tensor, and the loader that fills it
+// from a file (read off the JS thread in chunks, converted on the host to the model dtype, uploaded).
+//
+// Placement: tensors are placed at 256-byte aligned offsets, in the order they were planned. A *group* of
+// tensors that share their input dimension is placed back to back (only the group starts aligned), so the
+// projections that read the same activations run as one GEMM over the concatenated rows: q|k|v and gate|up.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+
+namespace eet {
+
+// Device memory owned by a backend, freed with it.
+class DeviceBuffer {
+ public:
+  DeviceBuffer(std::shared_ptr<Backend> backend, size_t bytes)
+      : backend_(std::move(backend)), ptr_(backend_->alloc(bytes)), bytes_(bytes) {}
+  ~DeviceBuffer() { backend_->free(ptr_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  void* ptr() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  std::shared_ptr<Backend> backend_;
+  void* ptr_;
+  size_t bytes_;
+};
+
+// Where a tensor's bytes are in a file (lib/binding.ts AddonTensorSource).
+struct TensorSource {
+  std::string path;
+  int64_t offset = 0;
+  int64_t bytes = 0;
+  DType dtype = DType::F32;  // float dtypes only
+  std::vector<int64_t> shape;
+};
+
+std::string shape_string(const std::vector<int64_t>& shape);
+
+class WeightArena {
+ public:
+  struct TensorSpec {
+    std::string name;
+    std::vector<int64_t> shape;
+  };
+
+  explicit WeightArena(DType dtype) : dtype_(dtype) {}
+
+  // Planning (before allocate): a group of loadable tensors placed back to back, or an internal f32 buffer
+  // the model fills itself (not loadable, not required).
+  void plan_group(const std::vector<TensorSpec>& tensors);
+  void plan_internal(const std::string& name, int64_t f32_elems);
+  void allocate(std::shared_ptr<Backend> backend);
+  void release() { arena_.reset(); }  // frees the device memory (the caller holds the backend mutex)
+
+  // Validates the source against the planned tensor (name, shape, byte count, file extent), then reads,
+  // converts and uploads it. Thread-safe; takes the backend mutex only around each upload.
+  void load(const std::string& name, const TensorSource& src);
+
+  void* ptr(const std::string& name) const;
+  bool has(const std::string& name) const { return entries_.count(name) != 0; }
+  std::vector<std::string> missing() const;  // loadable tensors not loaded yet, in plan order
+  size_t bytes() const { return total_; }
+  DType dtype() const { return dtype_; }
+
+ private:
+  struct Entry {
+    std::vector<int64_t> shape;
+    size_t offset = 0;
+    size_t bytes = 0;
+    bool internal = false;
+    bool loaded = false;
+  };
+  size_t place(size_t bytes, bool align);
+
+  DType dtype_;
+  std::map<std::string, Entry> entries_;
+  std::vector<std::string> order_;
+  size_t total_ = 0;
+  std::shared_ptr<Backend> backend_;
+  std::unique_ptr<DeviceBuffer> arena_;
+  mutable std::mutex mu_;  // guards Entry::loaded
+};
+
+}  // namespace eet
