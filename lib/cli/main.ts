@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// The `eet` command line.
+//   eet generate <model> [prompt]   stream a continuation of the prompt to stdout (the prompt first, as
+//                                   llama2.c's run.c prints it); time to first token and tokens/s go to stderr.
+// Errors from the package (EetError) print one line and exit with code 1; Ctrl-C stops the generation.
+import { Command, InvalidArgumentError as OptionError } from 'commander';
+import * as cliProgress from 'cli-progress';
+import { EetError } from '../errors';
+import { loadModel, ModelDType } from '../model';
+import { FinishReason, GenerateOptions, resolveGenerateOptions } from '../generate/options';
+
+function integer(v: string): number {
+  if (!/^-?\d+$/.test(v.trim())) throw new OptionError('Expected an integer.');
+  return Number(v);
+}
+
+function number(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new OptionError('Expected a number.');
+  return n;
+}
+
+interface GenerateFlags {
+  maxNewTokens: number;
+  temperature: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+  device: string;
+  dtype?: ModelDType;
+  tokenizer?: string;
+  maxSeqLen?: number;
+  stop?: string[];
+  progress: boolean;
+}
+
+async function generate(modelPath: string, prompt: string, flags: GenerateFlags): Promise<void> {
+  const options: GenerateOptions = {
+    maxNewTokens: flags.maxNewTokens,
+    temperature: flags.temperature,
+    topK: flags.topK,
+    topP: flags.topP,
+    repetitionPenalty: flags.repetitionPenalty,
+    seed: flags.seed,
+    stop: flags.stop,
+  };
+  resolveGenerateOptions(options, Number.MAX_SAFE_INTEGER); // bad values fail before the model loads
+  const bar = new cliProgress.SingleBar(
+    { format: 'loading {bar} {percentage}% | {tensor}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  const model = await loadModel(modelPath, {
+    device: flags.device,
+    dtype: flags.dtype,
+    tokenizer: flags.tokenizer,
+    maxSeqLen: flags.maxSeqLen,
+    maxBatch: 1,
+    onProgress: flags.progress
+      ? (p): void => {
+        if (!started) { bar.start(p.totalBytes, 0, { tensor: '' }); started = true; }
+        bar.update(p.loadedBytes, { tensor: p.tensor });
+      }
+      : undefined,
+  }).finally(() => { if (started) bar.stop(); });
+
+  const ac = new AbortController();
+  const onSigint = (): void => ac.abort();
+  process.once('SIGINT', onSigint);
+  try {
+    process.stdout.write(prompt);
+    const t0 = performance.now();
+    let first = 0;
+    let count = 0;
+    let finish: FinishReason = 'abort';
+    for await (const ev of model.stream(prompt, { ...options, signal: ac.signal })) {
+      if (count++ === 0) first = performance.now();
+      if (ev.text) process.stdout.write(ev.text);
+      if (ev.finishReason) finish = ev.finishReason;
+    }
+    const end = performance.now();
+    process.stdout.write('\n');
+    const tps = count > 1 ? ((count - 1) * 1000) / (end - first) : 0;
+    process.stderr.write(
+      `eet: ${count} tokens (${finish}); time to first token ${(first - t0).toFixed(1)} ms; ` +
+      `${tps.toFixed(1)} tokens/s; load ${model.loadMs.toFixed(0)} ms on ${model.config.device} (${model.config.dtype})\n`,
+    );
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    await model.dispose();
+  }
+}
+
+export function program(): Command {
+  const cmd = new Command('eet').description('EET for Node.js: transformer inference').showHelpAfterError();
+  cmd
+    .command('generate')
+    .description('generate text from a model (llama2.c checkpoint .bin)')
+    .argument('<model>', 'model file')
+    .argument('[prompt]', 'prompt text ("" or omitted: unconditional)', '')
+    .option('-n, --max-new-tokens <n>', 'tokens to generate at most', integer, 256)
+    .option('-t, --temperature <t>', '0 = greedy', number, 1)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = off)', integer)
+    .option('--top-p <p>', 'nucleus sampling threshold (1 = off)', number)
+    .option('--repetition-penalty <r>', '> 1 discourages repeats (1 = off)', number)
+    .option('-s, --seed <seed>', 'sampling seed', integer)
+    .option('--stop <text...>', 'stop when the text contains one of these')
+    .option('-d, --device <device>', "'auto', 'cpu', 'emu', 'cuda' or 'cuda:N'", 'auto')
+    .option('--dtype <dtype>', "'float32', 'float16' or 'bfloat16' (default: float16 on a GPU, else float32)")
+    .option('-z, --tokenizer <file>', 'tokenizer file (default: tok<vocab>.bin or tokenizer.bin next to the model)')
+    .option('--max-seq-len <n>', 'context length (default: the model\'s)', integer)
+    .option('--no-progress', 'no progress bar while loading')
+    .action((model: string, prompt: string, flags: GenerateFlags) => generate(model, prompt, flags));
+  return cmd;
+}
+
+export async function main(argv: string[] = process.argv): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof EetError) {
+      process.stderr.write(`eet: error: ${e.message} (${e.code})\n`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+if (require.main === module) {
+  main().then((code) => { process.exitCode = code; }, (e: unknown) => {
+    process.stderr.write(`eet: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  });
+}

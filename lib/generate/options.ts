@@ -1,0 +1,96 @@
+// generate()/stream() options: the public types, their defaults and validation (one vocabulary: validate.ts).
+import { invalid, integerIn, is, numberIn, optionsObject } from '../validate';
+import { randomBytes } from 'crypto';
+
+export type FinishReason = 'stop' | 'length' | 'eos' | 'abort';
+
+/** A prompt: text (encoded with BOS first, as llama2.c's run.c) or token ids used as they are. */
+export type Prompt = string | readonly number[] | Int32Array;
+
+export interface GenerateOptions {
+  /** Tokens to generate at most, not counting the prompt (default 256). A sequence also ends when its context is full. */
+  maxNewTokens?: number;
+  /** 0 = greedy (argmax). Default 1. */
+  temperature?: number;
+  /** Sample among the k most likely tokens; 0 = off (default). */
+  topK?: number;
+  /** Nucleus sampling: the smallest set of tokens whose probability reaches p; 1 = off (default). */
+  topP?: number;
+  /** > 1 discourages tokens already in the sequence; 1 = off (default). */
+  repetitionPenalty?: number;
+  /** Sampling seed (integer 0..2^64-1, number or bigint); prompt i uses seed + i. Default: random. */
+  seed?: number | bigint;
+  /** Generation ends when the text contains one of these; the text is cut before it (finishReason 'stop'). */
+  stop?: string | readonly string[];
+  /**
+   * Ends generation early: every unfinished sequence finishes with finishReason 'abort' and keeps what it has
+   * generated (generate() resolves, stream() ends). The step in flight completes first.
+   */
+  signal?: AbortSignal;
+  /** Return, for each generated token, the float32 logits it was sampled from (result.logits). */
+  logits?: boolean;
+}
+
+export interface ResolvedOptions {
+  maxNewTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  seed: bigint;
+  stop: string[];
+  signal: AbortSignal | undefined;
+  logits: boolean;
+}
+
+const U64 = 1n << 64n;
+
+export function resolveGenerateOptions(options: unknown, vocabSize: number): ResolvedOptions {
+  const o = optionsObject('options', options);
+  const maxNewTokens = o.maxNewTokens === undefined ? 256 : integerIn('maxNewTokens', o.maxNewTokens, 1, Number.MAX_SAFE_INTEGER);
+  const temperature = o.temperature === undefined ? 1 : numberIn('temperature', o.temperature, 0, 1e6);
+  const topK = o.topK === undefined ? 0 : integerIn('topK', o.topK, 0, vocabSize);
+  let topP = 1;
+  if (o.topP !== undefined) {
+    if (!is.number(o.topP) || !(o.topP > 0 && o.topP <= 1)) throw invalid('topP', 'number greater than 0 and at most 1', o.topP);
+    topP = o.topP;
+  }
+  let repetitionPenalty = 1;
+  if (o.repetitionPenalty !== undefined) {
+    if (!is.number(o.repetitionPenalty) || !(o.repetitionPenalty > 0)) throw invalid('repetitionPenalty', 'number greater than 0', o.repetitionPenalty);
+    repetitionPenalty = o.repetitionPenalty;
+  }
+  let seed: bigint;
+  if (o.seed === undefined) seed = randomBytes(8).readBigUInt64LE(0);
+  else if (typeof o.seed === 'bigint' && o.seed >= 0n && o.seed < U64) seed = o.seed;
+  else if (typeof o.seed === 'number' && Number.isSafeInteger(o.seed) && o.seed >= 0) seed = BigInt(o.seed);
+  else throw invalid('seed', 'integer between 0 and 2^64-1 (number or bigint)', o.seed);
+  let stop: string[] = [];
+  if (o.stop !== undefined) {
+    const list = typeof o.stop === 'string' ? [o.stop] : o.stop;
+    if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0)) {
+      throw invalid('stop', 'non-empty string or array of non-empty strings', o.stop);
+    }
+    stop = [...list];
+  }
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'AbortSignal', signal);
+  const logits = o.logits === undefined ? false : o.logits;
+  if (typeof logits !== 'boolean') throw invalid('logits', 'boolean', logits);
+  return { maxNewTokens, temperature, topK, topP, repetitionPenalty, seed, stop, signal, logits };
+}
+
+export function sequenceSeed(seed: bigint, index: number): bigint {
+  return (seed + BigInt(index)) % U64;
+}
+
+/** Token ids of a prompt given as ids: a non-empty list of integers in [0, vocabSize). */
+export function promptIds(name: string, p: readonly number[] | Int32Array, vocabSize: number): Int32Array {
+  if (p.length === 0) throw invalid(name, 'non-empty string or non-empty array of token ids', p);
+  for (let i = 0; i < p.length; i++) integerIn(`${name}[${i}]`, p[i], 0, vocabSize - 1);
+  return Int32Array.from(p);
+}
+
+export function isPromptIds(p: unknown): p is readonly number[] | Int32Array {
+  return p instanceof Int32Array || (Array.isArray(p) && p.length > 0 && typeof p[0] === 'number');
+}
