@@ -17,7 +17,7 @@ const llama = (s: Omit<BuiltinShape, 'arch' | 'normEps' | 'ropeTheta' | 'headDim
 });
 
 export const BUILTIN_SHAPES: readonly BuiltinShape[] = [
-  llama({ name: 'tiny', about: 'a few-MB LLaMA for cpu/emu', dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, maxSeqLen: 512, tiedEmbeddings: true }),
+  llama({ name: 'tiny', about: 'a 0.5 MB LLaMA for cpu/emu', dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 512, maxSeqLen: 512, tiedEmbeddings: true }),
   llama({ name: 'tinyllama-1.1b', about: 'TinyLlama-1.1B (GQA 32/4)', dim: 2048, hiddenDim: 5632, nLayers: 22, nHeads: 32, nKvHeads: 4, vocabSize: 32000, maxSeqLen: 2048, tiedEmbeddings: false }),
   llama({ name: 'llama-7b', about: 'Llama-2-7B', dim: 4096, hiddenDim: 11008, nLayers: 32, nHeads: 32, nKvHeads: 32, vocabSize: 32000, maxSeqLen: 4096, tiedEmbeddings: false }),
   llama({
