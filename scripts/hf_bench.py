@@ -92,9 +92,10 @@ def main():
         def end(self):
             pass
 
-    def timed_generate(model, ids, new, variant):
-        timer = Timer()
-        kwargs = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0, streamer=timer)
+    def run_generate(model, ids, new, variant, streamer=None):
+        kwargs = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
+        if streamer is not None:
+            kwargs["streamer"] = streamer
         if variant == "compiled":
             kwargs["cache_implementation"] = "static"
         sync()
@@ -102,8 +103,22 @@ def main():
         with torch.inference_mode():
             model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
         sync()
-        t = timer.times  # [prompt, token 1, ..., token new]
-        return (t[1] - t0) * 1e3, (t[-1] - t[1]) * 1e3 / max(1, len(t) - 2)
+        return t0, time.perf_counter()
+
+    def timed_generate(model, ids, new, variant):
+        """(time to first token ms, decode ms per step)."""
+        timer = Timer()
+        try:
+            t0, _ = run_generate(model, ids, new, variant, timer)
+            t = timer.times  # [prompt, token 1, ..., token new]
+            return (t[1] - t0) * 1e3, (t[-1] - t[1]) * 1e3 / max(1, len(t) - 2)
+        except ValueError as e:  # a transformers version that refuses streamers here: two calls instead
+            if "stream" not in str(e).lower():
+                raise
+            t0, t1 = run_generate(model, ids, 1, variant)
+            u0, u1 = run_generate(model, ids, new, variant)
+            ttft = (t1 - t0) * 1e3
+            return ttft, ((u1 - u0) * 1e3 - ttft) / max(1, new - 1)
 
     for name in a.models.split(","):
         entry = {"model": name, "status": "ok", "results": []}
@@ -118,19 +133,26 @@ def main():
                 vocab_size=s["vocabSize"], hidden_size=s["dim"], intermediate_size=s["hiddenDim"],
                 num_hidden_layers=s["nLayers"], num_attention_heads=s["nHeads"], num_key_value_heads=s["nKvHeads"],
                 head_dim=s["headDim"], max_position_embeddings=max(s["maxSeqLen"], max_ctx), rms_norm_eps=s["normEps"],
-                rope_theta=s["ropeTheta"], tie_word_embeddings=s["tiedEmbeddings"], initializer_range=0.02,
+                tie_word_embeddings=s["tiedEmbeddings"], initializer_range=0.02,
                 bos_token_id=1, eos_token_id=2, pad_token_id=0,
             )
+            if s["ropeTheta"] != 10000:  # transformers 5 moved rope_theta into rope_parameters; every shape uses the default
+                raise ValueError(f"rope theta {s['ropeTheta']} is not the transformers default 10000")
             torch.manual_seed(a.seed)
             log(f"building {name} on {device} ({a.dtype})")
             t = time.perf_counter()
             prev = torch.get_default_dtype()
-            torch.set_default_dtype(dtype)
             try:
+                torch.set_default_dtype(dtype)  # build in the bench dtype directly (a 7B in float32 is 27 GB)
                 with device:
-                    model = LlamaForCausalLM(cfg).eval()
+                    model = LlamaForCausalLM(cfg)
+            except TypeError:  # a torch that only takes float32/float64 here
+                torch.set_default_dtype(prev)
+                with device:
+                    model = LlamaForCausalLM(cfg).to(dtype)
             finally:
                 torch.set_default_dtype(prev)
+            model.eval()
             entry["buildMs"] = (time.perf_counter() - t) * 1e3
             entry["params"] = sum(p.numel() for p in model.parameters())
             eager_forward = model.forward
