@@ -18,7 +18,7 @@
 # Output under $OUT (default ./gpu-suite-out; the device returns at most 8 files): report.md, report.json,
 # logs.tar.gz (every step's full log), hf-fixtures.tar.gz when made.
 # Environment: SUITE_STEPS=ops,bench (run only these), SUITE_DEADLINE_S (default 500, dry run 300),
-# SUITE_BENCH_MODELS, SUITE_BENCH_BATCH, SUITE_BENCH_PROMPT, SUITE_BENCH_NEW, SUITE_OPS_PATTERN, SUITE_MODELS_PATTERN.
+# SUITE_BENCH_MODELS, SUITE_BENCH_DTYPE, SUITE_BENCH_BATCH, SUITE_BENCH_PROMPT, SUITE_BENCH_NEW, SUITE_OPS_PATTERN, SUITE_MODELS_PATTERN.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -44,15 +44,15 @@ if [ $dry = 1 ]; then
   ops_args=(test/ops/norm.test.ts -t "${SUITE_OPS_PATTERN:-emu vs cpu: norm\(kind=rms, residual=no.*cols=(33|4096|12288)\)}")
   models_args=(test/models/stories260k.test.ts -t "${SUITE_MODELS_PATTERN:-cpu}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tiny,gpt2-124m}" --device cpu --batch "${SUITE_BENCH_BATCH:-1,2}"
-    --prompt "${SUITE_BENCH_PROMPT:-8}" --new "${SUITE_BENCH_NEW:-4}" --bandwidth-bytes 16777216)
-  hf_args=(--device cpu --dtype float32 --variants eager --budget 60)
+    --prompt "${SUITE_BENCH_PROMPT:-8}" --new "${SUITE_BENCH_NEW:-4}" --dtype "${SUITE_BENCH_DTYPE:-float32}" --bandwidth-bytes 16777216)
+  hf_args=(--device cpu --variants eager --budget 60)
 else
   dev=cuda
   ops_args=(test/ops -t "${SUITE_OPS_PATTERN:-cuda vs cpu}" --maxWorkers=4)
   models_args=(test/models -t "${SUITE_MODELS_PATTERN:-cuda}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l,gpt2-124m,gpt2-1.5b}" --device cuda
-    --batch "${SUITE_BENCH_BATCH:-1,16}" --prompt "${SUITE_BENCH_PROMPT:-128,512}" --new "${SUITE_BENCH_NEW:-64}")
-  hf_args=(--device cuda --dtype float16 --variants eager,compiled --compiled-cells 2 --budget 200)
+    --batch "${SUITE_BENCH_BATCH:-1,16}" --prompt "${SUITE_BENCH_PROMPT:-128,512}" --new "${SUITE_BENCH_NEW:-64}" --dtype "${SUITE_BENCH_DTYPE:-float16}")
+  hf_args=(--device cuda --variants eager,compiled --compiled-cells 2 --budget 200)
 fi
 
 log() { echo "gpu-suite: $*" >&2; }
@@ -126,7 +126,7 @@ elif ! hf_models=$(grid_of "r.models.filter((m) => m.arch === 'llama' && m.sourc
 else
   step hf-bench 240 "" python3 scripts/hf_bench.py --shapes "$work/shapes.json" --models "$hf_models" \
     --batch "$(grid_of 'r.grid.batch.join()')" --prompt "$(grid_of 'r.grid.prompt.join()')" \
-    --new "$(grid_of 'r.grid.newTokens.join()')" "${hf_args[@]}" --out "$work/hf.json"
+    --new "$(grid_of 'r.grid.newTokens.join()')" --dtype "$(grid_of 'r.dtype')" "${hf_args[@]}" --out "$work/hf.json"
 fi
 skip llama-cpp "node-llama-cpp (llama.cpp) is planned with the GGUF issue; no GGUF writer yet"
 
