@@ -51,7 +51,7 @@ else
   ops_args=(test/ops -t "${SUITE_OPS_PATTERN:-cuda vs cpu}" --maxWorkers=4)
   models_args=(test/models -t "${SUITE_MODELS_PATTERN:-cuda}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l,gpt2-124m,gpt2-1.5b}" --device cuda
-    --batch "${SUITE_BENCH_BATCH:-1,16}" --prompt "${SUITE_BENCH_PROMPT:-128,512}" --new "${SUITE_BENCH_NEW:-64}" --dtype "${SUITE_BENCH_DTYPE:-float16}")
+    --batch "${SUITE_BENCH_BATCH:-1,16}" --prompt "${SUITE_BENCH_PROMPT:-128,512}" --new "${SUITE_BENCH_NEW:-64}" --dtype "${SUITE_BENCH_DTYPE:-float16}" --repeat 3)
   hf_args=(--device cuda --variants eager,compiled --compiled-cells 2 --budget 200)
 fi
 
