@@ -60,4 +60,10 @@ for (const { dtype, v, sh } of grid({
   cases.push(actCase(dtype, v.kind, v.bias, sh, (seed += 10)));
 }
 
+// In place (y is x), as the model applies swiglu to the gate half of its fused buffer.
+for (const [dtype, kind, m, n] of [['float16', 'swiglu', 3, 4096], ['float32', 'gelu_tanh', 16, 1025]] as const) {
+  const c = actCase(dtype, kind, kind !== 'swiglu', { m, n }, (seed += 10));
+  cases.push({ ...c, name: c.name.replace('act(', 'act(in-place, '), aliases: { y: 'x' } });
+}
+
 opSuite('act', cases);

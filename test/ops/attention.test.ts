@@ -7,7 +7,7 @@
 // 16-byte loads still possible), 'odd' (odd strides everywhere: scalar loads; out strided, so `out` is an in/out
 // tensor whose gaps must stay untouched).
 import { FloatDType, OpCase, opSuite, SHORT } from './harness';
-import { normal, rng, uniform } from '../util/random';
+import { normal, shuffled, uniform } from '../util/random';
 
 type Layout = 'dense' | 'fused' | 'odd';
 
@@ -22,17 +22,6 @@ interface Spec {
   nq: number[];
   layout?: Layout;
   timeoutMs?: number;
-}
-
-/** A permutation of 0..n-1. */
-function shuffled(n: number, seed: number): number[] {
-  const r = rng(seed);
-  const a = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
 }
 
 const list = (xs: number[]) => (xs.length > 6 ? `${xs.length}x` : `[${xs.join(',')}]`);

@@ -35,6 +35,8 @@ export interface OpCase {
   outputs: Record<string, OutputSpec>;
   /** Inputs that the op updates in place; compared like outputs. */
   inout?: string[];
+  /** Outputs passed as the same tensor as an input (output name -> input name): tests in-place aliasing. */
+  aliases?: Record<string, string>;
   f32Inputs?: string[];
   /** Outputs must equal the cpu's exactly (ops that only round once, like cast); no float32 reference run. */
   exact?: boolean;
@@ -133,10 +135,12 @@ async function runOn(worker: OpWorker, c: OpCase, device: string, dtype: FloatDT
     else tensors[name] = { dtype: CODE[dtype], data: toHalfBits(data, dtype) };
   }
   const outDtype = (o: OutputSpec) => (o.dtype === undefined || o.dtype === 'op' ? dtype : o.dtype);
-  for (const [name, o] of Object.entries(c.outputs)) tensors[name] = { dtype: CODE[outDtype(o)], numel: o.numel, fill: 'poison' };
+  for (const [name, o] of Object.entries(c.outputs)) {
+    if (!c.aliases?.[name]) tensors[name] = { dtype: CODE[outDtype(o)], numel: o.numel, fill: 'poison' };
+  }
   const names = [...Object.keys(c.outputs), ...(c.inout ?? [])];
   const reply = await worker.run(
-    { op: c.op, device, reverseOrder, params: { ...c.params, dtype: CODE[dtype] }, tensors, outputs: names },
+    { op: c.op, device, reverseOrder, params: { ...c.params, dtype: CODE[dtype] }, tensors, aliases: c.aliases ?? {}, outputs: names },
     c.timeoutMs ?? 300000,
   );
   if (reply.error) throw Object.assign(new Error(`${device}: ${reply.error.code}: ${reply.error.message}`), { code: reply.error.code });

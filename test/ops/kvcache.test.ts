@@ -3,7 +3,7 @@
 // 'odd' (odd token/head/block strides: 4-byte copies for f32, element copies for f16/bf16) and 'even' (f16/bf16
 // strides that are multiples of 2 elements but not 8: 4-byte copies).
 import { FloatDType, grid, OpCase, opSuite, SHORT } from './harness';
-import { normal, rng } from '../util/random';
+import { normal, shuffled } from '../util/random';
 
 type Layout = 'dense' | 'odd' | 'even';
 
@@ -24,17 +24,6 @@ function geometry(layout: Layout): Geometry {
   }
   const headStride = 7 * 10 + 1;
   return { headDim: 10, nKvHeads: 3, blockSize: 7, headStride, blockStride: 3 * headStride + 3, ld: 3 * 10 + 1 };
-}
-
-/** A permutation of 0..n-1. */
-function shuffled(n: number, seed: number): number[] {
-  const r = rng(seed);
-  const a = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
 }
 
 function layoutParams(g: Geometry) {

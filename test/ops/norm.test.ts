@@ -44,4 +44,10 @@ COLS.forEach((cols, ci) => {
   });
 });
 
+// In place, as the model runs it: residualOut is the residual tensor itself (both kinds, folded and warp paths).
+for (const [kind, cols, dtype] of [['rms', 4096, 'float16'], ['layer', 12288, 'float32'], ['rms', 100, 'bfloat16']] as const) {
+  const c = normCase(kind, true, kind === 'layer', dtype, 3, cols, 777 + cols);
+  cases.push({ ...c, name: c.name.replace('residual=yes', 'residual=in-place'), aliases: { residualOut: 'residual' } });
+}
+
 opSuite('norm', cases);

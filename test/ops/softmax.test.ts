@@ -27,4 +27,10 @@ COLS.forEach((cols, ci) => {
   });
 });
 
+// In place (y is x): short rows and a folded long row.
+for (const [dtype, rows, cols] of [['float32', 33, 1000], ['bfloat16', 2, 32768]] as const) {
+  const c = softmaxCase(dtype, rows, cols, 0.125, 4242 + cols);
+  cases.push({ ...c, name: c.name.replace('softmax(', 'softmax(in-place, '), aliases: { y: 'x' } });
+}
+
 opSuite('softmax', cases);

@@ -8,7 +8,7 @@ const addon = require('node-gyp-build')(path.resolve(__dirname, '..', '..'));
 addon.setErrorFactory((code, message) => Object.assign(new Error(message), { code }));
 
 // msg: { id, selftest: name, reverseOrder } runs an emulator self-test case, or
-// msg: { id, op, device, reverseOrder, params, tensors: { name: { dtype, data?, numel?, fill? } }, outputs: [name] }
+// msg: { id, op, device, reverseOrder, params, tensors: { name: { dtype, data?, numel?, fill? } }, aliases, outputs: [name] }
 process.on('message', (msg) => {
   const made = [];
   try {
@@ -26,6 +26,7 @@ process.on('message', (msg) => {
       made.push(handle);
       params[name] = handle;
     }
+    for (const [out, input] of Object.entries(msg.aliases || {})) params[out] = params[input]; // in-place cases
     const t0 = process.hrtime.bigint();
     addon.runOpSync(msg.op, msg.device, params);
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;

@@ -35,3 +35,14 @@ export function randInt(n: number, seed: number, lo: number, hiExclusive: number
   for (let i = 0; i < n; i++) out[i] = lo + floor(r() * (hiExclusive - lo));
   return out;
 }
+
+/** A permutation of 0..n-1 (shuffled block tables). */
+export function shuffled(n: number, seed: number): number[] {
+  const r = rng(seed);
+  const a = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = floor(r() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
