@@ -97,6 +97,23 @@ void validate(const GemmArgs& a) {
   elems(op, "m*ldy", a.m, a.ldy);
 }
 
+void validate(const GemmQ8Args& a) {
+  const char* op = "gemm_q8";
+  float_dtype(op, a.dtype);
+  need(op, "x", a.x); need(op, "wq", a.wq); need(op, "wscale", a.wscale); need(op, "y", a.y);
+  range(op, "m", a.m, 0, kMaxDim);
+  range(op, "n", a.n, 1, kMaxDim);
+  range(op, "k", a.k, 32, kMaxDim);
+  if (a.k % 32 != 0) bad(op, "k", "a multiple of 32 (Q8_0 blocks)", a.k);
+  if (a.ldx < a.k) bad(op, "ldx", ">= k", a.ldx);
+  if (a.ldy < a.n) bad(op, "ldy", ">= n", a.ldy);
+  if (reinterpret_cast<uintptr_t>(a.wq) % 16 != 0) throw_error(ErrorCode::InvalidArg, "gemm_q8: wq must be 16-byte aligned");
+  if (reinterpret_cast<uintptr_t>(a.wscale) % 2 != 0) throw_error(ErrorCode::InvalidArg, "gemm_q8: wscale must be 2-byte aligned");
+  elems(op, "n*k", a.n, a.k);
+  elems(op, "m*ldx", a.m, a.ldx);
+  elems(op, "m*ldy", a.m, a.ldy);
+}
+
 void validate(const ActArgs& a) {
   const char* op = "act";
   float_dtype(op, a.dtype);

@@ -80,6 +80,25 @@ struct GemmArgs {
   int64_t m, n, k, ldx, ldy;
 };
 
+// ---- weight-only int8 GEMM / GEMV (GGUF Q8_0): y = x · dequant(W)ᵀ (+ bias) (+ residual) -------------------------
+// W (N, K) is Q8_0: every run of 32 weights of a row is W[n, 32j + i] = d[n, j] * q[n, 32j + i], d an IEEE float16
+// scale, q an int8 (GGUF stores blocks of 34 bytes: d then the 32 q). Device layout: split, so that every row of q
+// starts 32-byte aligned and is read with 16-byte loads (GGUF's 34-byte blocks would not be):
+//   wq     (N, K)     int8, contiguous                       (byte 32j + i of row n = q[n, 32j + i])
+//   wscale (N, K / 32) float16 bits, contiguous               (d[n, j])
+// One buffer holds both where weights are stored (loaders, the op runner): wq at byte 0, wscale at byte N*K.
+// fp32 accumulation. M <= 16: bandwidth-bound GEMV; larger M: tiled (tensor cores for f16/bf16 on sm_80+).
+struct GemmQ8Args {
+  DType dtype;             // x, bias, residual, y (float types)
+  const void* x;           // (M, K), row stride ldx (elements)
+  const int8_t* wq;        // (N, K), 16-byte aligned
+  const uint16_t* wscale;  // (N, K / 32) float16 bits, 2-byte aligned
+  const void* bias;        // (N) or nullptr
+  const void* residual;    // (M, N) or nullptr, row stride ldy; may alias y
+  void* y;                 // (M, N), row stride ldy
+  int64_t m, n, k, ldx, ldy;  // k a multiple of 32
+};
+
 // ---- elementwise activations ---------------------------------------------------------------------------------
 // gelu_tanh / gelu_erf / silu: y = act(x + bias)
 // swiglu:                      y = silu(x) * up            (x is the gate projection)
@@ -217,6 +236,7 @@ void validate(const EmbeddingArgs&);
 void validate(const NormArgs&);
 void validate(const SoftmaxArgs&);
 void validate(const GemmArgs&);
+void validate(const GemmQ8Args&);
 void validate(const ActArgs&);
 void validate(const RopeArgs&);
 void validate(const KvAppendArgs&);
@@ -231,6 +251,7 @@ void validate(const CastArgs&);
   X(norm, NormArgs)                \
   X(softmax, SoftmaxArgs)          \
   X(gemm, GemmArgs)                \
+  X(gemm_q8, GemmQ8Args)           \
   X(act, ActArgs)                  \
   X(rope, RopeArgs)                \
   X(kv_append, KvAppendArgs)       \

@@ -194,6 +194,29 @@ void run_gemm(OpCall& c) {
   c.backend->gemm(a);
 }
 
+// w: one int8 tensor in the GemmQ8Args layout, the (N, K) int8 q then the (N, K/32) float16 scales.
+void run_gemm_q8(OpCall& c) {
+  eet::GemmQ8Args a{};
+  a.dtype = c.dtype();
+  a.m = get_int(c.p, "m", 0, int64_t(1) << 31);
+  a.n = get_int(c.p, "n", 1, int64_t(1) << 31);
+  a.k = get_int(c.p, "k", 32, int64_t(1) << 31);
+  if (a.k % 32 != 0) throw_arg(c.env, "k", "a multiple of 32", c.p.Get("k"));
+  a.ldx = get_int_or(c.p, "ldx", 1, int64_t(1) << 40, a.k);
+  a.ldy = get_int_or(c.p, "ldy", 1, int64_t(1) << 40, a.n);
+  a.x = c.tensor("x", a.dtype, extent(a.m, a.k, a.ldx));
+  const int64_t qbytes = eet::checked_mul(a.n, a.k, "w");
+  auto* w = static_cast<int8_t*>(c.tensor("w", DType::I8, eet::checked_add(qbytes, qbytes / 16, "w")));
+  a.wq = w;
+  a.wscale = reinterpret_cast<const uint16_t*>(w + qbytes);
+  a.bias = c.tensor("bias", a.dtype, a.n, true);
+  a.residual = c.tensor("residual", a.dtype, extent(a.m, a.n, a.ldy), true);
+  a.y = c.tensor("y", a.dtype, extent(a.m, a.n, a.ldy));
+  // residualInPlace: y holds the residual on entry (residual aliases y)
+  if (get_bool_or(c.p, "residualInPlace", false)) a.residual = a.y;
+  c.backend->gemm_q8(a);
+}
+
 void run_act(OpCall& c) {
   eet::ActArgs a{};
   std::string kind = get_string(c.p, "kind");
@@ -375,6 +398,7 @@ Napi::Value RunOpSync(const Napi::CallbackInfo& info) {
     else if (name == "norm") run_norm(c);
     else if (name == "softmax") run_softmax(c);
     else if (name == "gemm") run_gemm(c);
+    else if (name == "gemm_q8") run_gemm_q8(c);
     else if (name == "act") run_act(c);
     else if (name == "rope") run_rope(c);
     else if (name == "kv_append") run_kv_append(c);

@@ -17,6 +17,9 @@ export type FloatDType = 'float32' | 'float16' | 'bfloat16';
 const CODE: Record<string, number> = { float32: 0, float16: 1, bfloat16: 2, int32: 3, int8: 4 };
 export const SHORT: Record<FloatDType, string> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16' };
 
+/** Input data: floats (rounded to the case dtype), int32 indices, or int8 raw bytes. */
+export type InputArray = Float32Array | Int32Array | Int8Array;
+
 export interface OutputSpec {
   numel: number;
   /** 'op' (the case's dtype, the default), or a fixed dtype. */
@@ -30,8 +33,9 @@ export interface OpCase {
   dtype: FloatDType;
   /** Scalar parameters for runOpSync (the harness adds `dtype`). */
   params: Record<string, unknown>;
-  /** Float32Array inputs are rounded to the case dtype (unless listed in f32Inputs); Int32Array as they are. */
-  inputs: () => Record<string, Float32Array | Int32Array>;
+  /** Float32Array inputs are rounded to the case dtype (unless listed in f32Inputs); Int32Array and Int8Array (raw
+   *  bytes, e.g. quantized weights) as they are. */
+  inputs: () => Record<string, InputArray>;
   outputs: Record<string, OutputSpec>;
   /** Inputs that the op updates in place; compared like outputs. */
   inout?: string[];
@@ -127,10 +131,11 @@ function toF32(a: Float32Array | Uint16Array | Int32Array, dtype: string): Float
   return a;
 }
 
-async function runOn(worker: OpWorker, c: OpCase, device: string, dtype: FloatDType, reverseOrder: boolean, inputs: Record<string, Float32Array | Int32Array>): Promise<Outputs> {
+async function runOn(worker: OpWorker, c: OpCase, device: string, dtype: FloatDType, reverseOrder: boolean, inputs: Record<string, InputArray>): Promise<Outputs> {
   const tensors: Record<string, unknown> = {};
   for (const [name, data] of Object.entries(inputs)) {
     if (data instanceof Int32Array) tensors[name] = { dtype: CODE.int32, data };
+    else if (data instanceof Int8Array) tensors[name] = { dtype: CODE.int8, data };
     else if (dtype === 'float32' || c.f32Inputs?.includes(name)) tensors[name] = { dtype: CODE.float32, data };
     else tensors[name] = { dtype: CODE[dtype], data: toHalfBits(data, dtype) };
   }
@@ -154,9 +159,9 @@ async function runOn(worker: OpWorker, c: OpCase, device: string, dtype: FloatDT
 }
 
 /** Values rounded to what dtype holds, as float32 (the inputs every run sees). */
-function roundInputs(inputs: Record<string, Float32Array | Int32Array>, c: OpCase): Record<string, Float32Array | Int32Array> {
+function roundInputs(inputs: Record<string, InputArray>, c: OpCase): Record<string, InputArray> {
   if (c.dtype === 'float32') return inputs;
-  const out: Record<string, Float32Array | Int32Array> = {};
+  const out: Record<string, InputArray> = {};
   for (const [k, v] of Object.entries(inputs)) {
     out[k] = v instanceof Float32Array && !c.f32Inputs?.includes(k) ? fromHalfBits(toHalfBits(v, c.dtype), c.dtype) : v;
   }
@@ -204,7 +209,7 @@ export function compareExact(dev: Int32Array | Float32Array, ref: Int32Array | F
 export function opSuite(title: string, cases: OpCase[]): void {
   const worker = new OpWorker();
   // cpu results per case, shared by that case's device tests (they run in order within the file)
-  const refs = new Map<string, Promise<{ inputs: Record<string, Float32Array | Int32Array>; cpu: Outputs; ref: Outputs | null }>>();
+  const refs = new Map<string, Promise<{ inputs: Record<string, InputArray>; cpu: Outputs; ref: Outputs | null }>>();
   const reference = (c: OpCase) => {
     let r = refs.get(c.name);
     if (!r) {
