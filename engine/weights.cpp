@@ -122,6 +122,10 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
     throw_error(ErrorCode::ModelFormat, "tensor '" + name + "': expected shape " + shape_string(e.shape) +
                                             " but received " + shape_string(src.shape));
   }
+  if (src.random.enabled) {
+    fill_random(name, src.random);
+    return;
+  }
   if (!is_float(src.dtype)) {
     throw_error(ErrorCode::Unsupported, "tensor '" + name + "': source dtype " + dtype_name(src.dtype) + " is not supported");
   }
@@ -165,6 +169,36 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
     }
     std::lock_guard<std::mutex> lock(backend_->mutex());
     backend_->upload(dst + done * dst_size, host, n * dst_size);
+    done += n;
+  }
+  {
+    std::lock_guard<std::mutex> lock(backend_->mutex());
+    backend_->synchronize();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  entries_.at(name).loaded = true;
+}
+
+void WeightArena::fill_random(const std::string& name, const RandomFill& r) {
+  const Entry& e = entries_.at(name);
+  const size_t elem = dtype_size(dtype_);
+  const size_t numel = e.bytes / elem;
+  const size_t chunk_elems = kChunkBytes / elem;
+  std::vector<uint8_t> out(std::min(numel, chunk_elems) * elem);
+  const float scale = r.std * 1.7320508f;  // uniform on [-√3, √3) has unit variance
+  uint8_t* dst = static_cast<uint8_t*>(arena_->ptr()) + e.offset;
+  for (size_t done = 0; done < numel;) {
+    const size_t n = std::min(chunk_elems, numel - done);
+    for (size_t i = 0; i < n; ++i) {
+      uint64_t z = r.seed + (uint64_t(done + i) + 1) * 0x9E3779B97F4A7C15ull;  // splitmix64 of the index
+      z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+      z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+      z ^= z >> 31;
+      const float u = float(z >> 40) * (2.0f / 16777216.0f) - 1.0f;  // [-1, 1)
+      from_f32(dtype_, out.data(), i, r.mean + scale * u);
+    }
+    std::lock_guard<std::mutex> lock(backend_->mutex());
+    backend_->upload(dst + done * elem, out.data(), n * elem);
     done += n;
   }
   {

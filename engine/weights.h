@@ -32,8 +32,17 @@ class DeviceBuffer {
   size_t bytes_;
 };
 
-// Where a tensor's bytes are in a file (lib/binding.ts AddonTensorSource).
+// Values made on the host instead of read: mean + std * U, U uniform with unit variance (range ±√3), from a
+// counter-based generator of (seed, element index), so the values do not depend on the chunking.
+struct RandomFill {
+  bool enabled = false;
+  uint64_t seed = 0;
+  float mean = 0.0f, std = 0.0f;
+};
+
+// Where a tensor's bytes are: a range of a file, or random values (lib/binding.ts AddonTensorSource).
 struct TensorSource {
+  RandomFill random;  // when enabled, path/offset/bytes/dtype are unused
   std::string path;
   int64_t offset = 0;
   int64_t bytes = 0;
@@ -62,6 +71,8 @@ class WeightArena {
   // Validates the source against the planned tensor (name, shape, byte count, file extent), then reads,
   // converts and uploads it. Thread-safe; takes the backend mutex only around each upload.
   void load(const std::string& name, const TensorSource& src);
+  // The random source: generated in host chunks in the arena dtype, uploaded chunk by chunk.
+  void fill_random(const std::string& name, const RandomFill& r);
 
   void* ptr(const std::string& name) const;
   bool has(const std::string& name) const { return entries_.count(name) != 0; }

@@ -59,13 +59,24 @@ export interface AddonModelConfig {
 }
 
 /** A tensor's bytes in a file: read off the JS thread, converted to the model dtype, uploaded. */
-export interface AddonTensorSource {
+export interface AddonFileSource {
   path: string;
   offset: number;
   bytes: number;
   dtype: 'float32' | 'float16' | 'bfloat16';
   shape: number[];
 }
+
+/**
+ * Random values made off the JS thread in host chunks and uploaded (benchmarks: no file, any size):
+ * mean + std × U with U uniform of unit variance, a function of (seed, element index) only.
+ */
+export interface AddonRandomSource {
+  random: { seed: number; std: number; mean?: number };
+  shape: number[];
+}
+
+export type AddonTensorSource = AddonFileSource | AddonRandomSource;
 
 export interface AddonStepRequest {
   /** Slots taking part in this step, each started with startSequence. */
@@ -113,6 +124,8 @@ export interface AddonBinding {
   emuSelfTest(name: string): string;
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   runOpSync(op: string, device: string, params: Record<string, unknown>): void;
+  /** Device-to-device copy bandwidth (native/bench.cpp): 2 × bytes × iters / seconds, timed in C++. */
+  benchCopyBandwidth(device: string, options: { bytes: number; iters: number }): { device: string; bytes: number; iters: number; seconds: number; bytesPerSecond: number };
 }
 
 /** The package root: the same from lib/ (ts-jest) and dist/ (compiled). */

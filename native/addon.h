@@ -60,6 +60,7 @@ struct Buffer {
 void init_tensor(Napi::Env env, Napi::Object exports);
 void init_ops(Napi::Env env, Napi::Object exports);
 void init_model(Napi::Env env, Napi::Object exports);
+void init_bench(Napi::Env env, Napi::Object exports);
 
 // The AddonTensor behind a JS object, or nullptr when v is not one.
 struct TensorView {

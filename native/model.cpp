@@ -63,10 +63,21 @@ eet::TensorSource parse_source(const Napi::Value& v) {
   Napi::Object o = v.As<Napi::Object>();
   constexpr int64_t max_safe = (int64_t(1) << 53) - 1;
   eet::TensorSource s;
-  s.path = get_string(o, "path");
-  s.offset = get_int(o, "offset", 0, max_safe);
-  s.bytes = get_int(o, "bytes", 0, max_safe);
-  s.dtype = parse_float_dtype(o, "dtype");
+  Napi::Value random = o.Get("random");
+  if (!random.IsUndefined()) {
+    if (!random.IsObject()) throw_arg(env, "random", "object { seed, std, mean? }", random);
+    Napi::Object r = random.As<Napi::Object>();
+    s.random.enabled = true;
+    s.random.seed = uint64_t(get_int(r, "seed", 0, max_safe));
+    s.random.std = float(get_number(r, "std"));
+    s.random.mean = float(get_number_or(r, "mean", 0.0));
+    if (s.random.std < 0) throw_arg(env, "std", "number >= 0", r.Get("std"));
+  } else {
+    s.path = get_string(o, "path");
+    s.offset = get_int(o, "offset", 0, max_safe);
+    s.bytes = get_int(o, "bytes", 0, max_safe);
+    s.dtype = parse_float_dtype(o, "dtype");
+  }
   Napi::Value shape = o.Get("shape");
   if (!shape.IsArray()) throw_arg(env, "shape", "array of positive integers", shape);
   Napi::Array a = shape.As<Napi::Array>();

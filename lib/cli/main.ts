@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `eet` command line.
+//   eet bench [--model …]         prefill/decode timings over a grid against the roofline (lib/cli/bench.ts)
 //   eet generate <model> [prompt]   stream a continuation of the prompt to stdout (the prompt first, as
 //                                   llama2.c's run.c prints it); time to first token and tokens/s go to stderr.
 // Errors from the package (EetError) print one line and exit with code 1; Ctrl-C stops the generation.
@@ -8,6 +9,7 @@ import * as cliProgress from 'cli-progress';
 import { EetError } from '../errors';
 import { loadModel, ModelDType } from '../model';
 import { FinishReason, GenerateOptions, resolveGenerateOptions } from '../generate/options';
+import { registerBench } from './bench';
 
 function integer(v: string): number {
   if (!/^-?\d+$/.test(v.trim())) throw new OptionError('Expected an integer.');
@@ -112,6 +114,7 @@ export function program(): Command {
     .option('--max-seq-len <n>', 'context length (default: the model\'s)', integer)
     .option('--no-progress', 'no progress bar while loading')
     .action((model: string, prompt: string, flags: GenerateFlags) => generate(model, prompt, flags));
+  registerBench(cmd);
   return cmd;
 }
 

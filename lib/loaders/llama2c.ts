@@ -10,7 +10,7 @@
 //   wcls [V, D] (only when vocab_size < 0).
 // The file size must be exactly what that layout implies (run.c's memory_map_weights).
 import * as fs from 'fs';
-import type { AddonModelConfig, AddonTensorSource } from '../binding';
+import type { AddonFileSource, AddonModelConfig } from '../binding';
 import { ModelFormatError } from '../errors';
 
 export const LLAMA2C_HEADER_BYTES = 28;
@@ -34,7 +34,7 @@ export interface Llama2cCheckpoint {
   header: Llama2cHeader;
   /** The model config fields the file determines (the rest — dtype, device, batch, context — come from options). */
   config: Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>;
-  tensors: Array<{ name: string; source: AddonTensorSource }>;
+  tensors: Array<{ name: string; source: AddonFileSource }>;
   fileBytes: number;
 }
 

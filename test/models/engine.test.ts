@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { AddonModel, AddonModelConfig, AddonStepRequest, AddonStepResult, AddonTensorSource, binding } from '../../lib/binding';
+import { AddonModel, AddonModelConfig, AddonStepRequest, AddonStepResult, AddonFileSource, binding } from '../../lib/binding';
 import { f16BitsToF32, toHalfBits } from '../../lib/half';
 import { normal } from '../util/random';
 
@@ -73,10 +73,10 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 let fileCount = 0;
 
 /** Writes every tensor to one file after a few leading bytes (so offsets are non-zero and unaligned). */
-function writeWeights(w: Weights, dtype: 'float32' | 'float16' = 'float32'): Map<string, AddonTensorSource> {
+function writeWeights(w: Weights, dtype: 'float32' | 'float16' = 'float32'): Map<string, AddonFileSource> {
   const file = path.join(tmp, `weights-${fileCount++}.bin`);
   const chunks: Buffer[] = [Buffer.from('EETTEST')];
-  const sources = new Map<string, AddonTensorSource>();
+  const sources = new Map<string, AddonFileSource>();
   let offset = chunks[0].length;
   for (const [name, t] of w) {
     const bytes = dtype === 'float32' ? Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength) : Buffer.from(toHalfBits(t.data, 'float16').buffer);
@@ -88,7 +88,7 @@ function writeWeights(w: Weights, dtype: 'float32' | 'float16' = 'float32'): Map
   return sources;
 }
 
-async function buildModel(cfg: AddonModelConfig, sources: Map<string, AddonTensorSource>): Promise<AddonModel> {
+async function buildModel(cfg: AddonModelConfig, sources: Map<string, AddonFileSource>): Promise<AddonModel> {
   const model = new (binding().AddonModel)(cfg);
   await Promise.all([...sources].map(([name, src]) => model.loadTensor(name, src)));
   await model.finalize();

@@ -21,6 +21,7 @@ export class ReferenceLlama implements AddonModel {
   }
 
   async loadTensor(name: string, source: AddonTensorSource): Promise<void> {
+    if (!('path' in source)) throw new Error('the JS reference engine reads tensors from files only');
     const fh = await fs.promises.open(source.path, 'r');
     try {
       const buf = Buffer.alloc(source.bytes);

@@ -1,0 +1,111 @@
+// The arithmetic of `eet bench` (design.md "Performance method"): count bytes and FLOPs first, then compare.
+//   decode step  : bounded by memory bandwidth. Bytes read ≈ every weight the step multiplies by (the token
+//                  embedding table only when it doubles as the classifier) + the KV cache each sequence attends
+//                  over. % roofline = achieved bytes/s ÷ the device's measured copy bandwidth.
+//   prefill      : bounded by tensor throughput. FLOPs = 2 × matmul params × tokens + causal attention
+//                  (QKᵀ and PV over the lower triangle: 2 × heads × head_dim × P² per layer and sequence) + the
+//                  classifier for each sequence's last position. % peak = achieved FLOP/s ÷ the GPU's dense peak.
+// Pure functions of the shape; no native code (unit-tested in test/unit/bench.test.ts).
+
+/** The shape fields the arithmetic needs (a subset of AddonModelConfig). */
+export interface ShapeDims {
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  tiedEmbeddings: boolean;
+}
+
+export interface ParamCounts {
+  /** Token embedding table V × D. */
+  embedding: number;
+  /** Matmul weights of all layers: q, k, v, o, gate, up, down. */
+  layerMatmul: number;
+  /** RMSNorm weights (two per layer + the final one). */
+  norms: number;
+  /** Separate classifier V × D (0 when tied to the embedding). */
+  head: number;
+  total: number;
+}
+
+export function paramCounts(s: ShapeDims): ParamCounts {
+  const q = s.nHeads * s.headDim;
+  const kv = s.nKvHeads * s.headDim;
+  const perLayer = s.dim * q + 2 * s.dim * kv + q * s.dim + 3 * s.dim * s.hiddenDim;
+  const embedding = s.vocabSize * s.dim;
+  const layerMatmul = s.nLayers * perLayer;
+  const norms = (2 * s.nLayers + 1) * s.dim;
+  const head = s.tiedEmbeddings ? 0 : s.vocabSize * s.dim;
+  return { embedding, layerMatmul, norms, head, total: embedding + layerMatmul + norms + head };
+}
+
+export const DTYPE_BYTES = { float32: 4, float16: 2, bfloat16: 2 } as const;
+export type BenchDType = keyof typeof DTYPE_BYTES;
+
+/** Weight bytes one decode step reads: layers, norms and the classifier (the V × D table, tied or not). */
+export function decodeWeightBytes(s: ShapeDims, dtypeBytes: number): number {
+  const p = paramCounts(s);
+  return (p.layerMatmul + p.norms + s.vocabSize * s.dim) * dtypeBytes;
+}
+
+/** KV-cache bytes per cached token (all layers, K and V). */
+export function kvBytesPerToken(s: ShapeDims, dtypeBytes: number): number {
+  return 2 * s.nLayers * s.nKvHeads * s.headDim * dtypeBytes;
+}
+
+/**
+ * Bytes read by the decode steps of one grid cell: `batch` sequences, each with `prompt` tokens cached, run
+ * `steps` decode steps; step i (0-based) attends over prompt + i + 1 positions (the cache plus the new token).
+ */
+export function decodeBytes(s: ShapeDims, dtypeBytes: number, batch: number, prompt: number, steps: number): number {
+  const positions = steps * prompt + (steps * (steps + 1)) / 2; // Σ_{i<steps} (prompt + i + 1)
+  return steps * decodeWeightBytes(s, dtypeBytes) + batch * positions * kvBytesPerToken(s, dtypeBytes);
+}
+
+/** FLOPs of a prefill of `batch` prompts of `prompt` tokens (logits for each sequence's last position only). */
+export function prefillFlops(s: ShapeDims, batch: number, prompt: number): number {
+  const p = paramCounts(s);
+  const matmul = 2 * p.layerMatmul * batch * prompt;
+  const attention = 2 * s.nLayers * s.nHeads * s.headDim * prompt * prompt * batch; // causal: half of 4·h·d·P²
+  const classifier = 2 * s.vocabSize * s.dim * batch;
+  return matmul + attention + classifier;
+}
+
+/** Approximate dense (no sparsity) vendor peaks in FLOP/s: tensor-core bf16/fp16, and plain fp32. */
+export interface PeakEntry {
+  match: RegExp;
+  label: string;
+  half: number;
+  fp32: number;
+}
+
+export const PEAKS: readonly PeakEntry[] = [
+  { match: /H200/i, label: 'H200', half: 989e12, fp32: 67e12 },
+  { match: /H100.*PCIe/i, label: 'H100 PCIe', half: 756e12, fp32: 51e12 },
+  { match: /H100.*NVL/i, label: 'H100 NVL', half: 835e12, fp32: 60e12 },
+  { match: /H100|H800|GH200/i, label: 'H100 SXM', half: 989e12, fp32: 67e12 },
+  { match: /A100|A800/i, label: 'A100', half: 312e12, fp32: 19.5e12 },
+  { match: /L40S/i, label: 'L40S', half: 362e12, fp32: 91.6e12 },
+  { match: /L40/i, label: 'L40', half: 181e12, fp32: 90.5e12 },
+  { match: /\bL4\b/i, label: 'L4', half: 121e12, fp32: 30.3e12 },
+  { match: /A10G/i, label: 'A10G', half: 70e12, fp32: 31.2e12 },
+  { match: /\bA10\b/i, label: 'A10', half: 125e12, fp32: 31.2e12 },
+  { match: /RTX 4090/i, label: 'RTX 4090', half: 165e12, fp32: 82.6e12 },
+  { match: /RTX 3090/i, label: 'RTX 3090', half: 71e12, fp32: 35.6e12 },
+];
+
+/** The peak for a device name and dtype, or null (cpu, emu, unknown GPU). */
+export function peakFlops(deviceName: string, dtype: BenchDType): { label: string; flops: number } | null {
+  const e = PEAKS.find((p) => p.match.test(deviceName));
+  if (!e) return null;
+  return { label: e.label, flops: dtype === 'float32' ? e.fp32 : e.half };
+}
+
+/** a ÷ b as a percentage, or null when either is missing. */
+export function percent(achieved: number | null, peak: number | null): number | null {
+  if (achieved === null || peak === null || !(peak > 0)) return null;
+  return (100 * achieved) / peak;
+}

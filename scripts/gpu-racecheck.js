@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// A few norm and attention calls on one device, for `compute-sanitizer --tool racecheck` (scripts/gpu-suite.sh):
+// shared-memory hazards only show up when the kernels run, so this drives every path once — RMS and layer norm
+// at a row that fits one pass and a folded 12288-wide row; attention as a prompt pass (several queries, causal,
+// unequal lengths) and as decode (one query, long context: the split-KV path) — and checks the outputs are finite.
+// Usage: node scripts/gpu-racecheck.js [device]   (default cuda; the suite's dry run uses emu)
+'use strict';
+const path = require('path');
+const addon = require('node-gyp-build')(path.resolve(__dirname, '..'));
+
+const device = process.argv[2] || 'cuda';
+const F32 = 0, BF16 = 2, I32 = 3;
+let seed = 12345;
+const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32 - 0.5; };
+
+function floats(n, dtype, scale = 1) {
+  const f = Float32Array.from({ length: n }, () => rand() * 2 * scale);
+  if (dtype === F32) return new addon.AddonTensor(device, F32, n, f);
+  const bits = new Uint16Array(new Uint32Array(f.buffer).map((u) => u >>> 16)); // bf16: the top half
+  return new addon.AddonTensor(device, BF16, n, bits);
+}
+const ints = (a) => new addon.AddonTensor(device, I32, a.length, Int32Array.from(a));
+const empty = (n, dtype) => new addon.AddonTensor(device, dtype, n, null, 'zero');
+
+function finite(name, t, dtype) {
+  const a = t.readSync();
+  const vals = dtype === F32 ? a : new Float32Array(new Uint32Array(Array.from(a, (h) => h << 16)).buffer);
+  const bad = vals.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new Error(`${name}: non-finite output at ${bad}`);
+}
+
+const calls = [];
+for (const dtype of [F32, BF16]) {
+  const dt = dtype === F32 ? 'f32' : 'bf16';
+  for (const [kind, rows, cols] of [['rms', 5, 4096], ['layer', 3, 4096], ['rms', 2, 12288], ['layer', 2, 12288], ['rms', 3, 100]]) {
+    calls.push([`norm(kind=${kind}, dtype=${dt}, rows=${rows}, cols=${cols})`, () => {
+      const y = empty(rows * cols, dtype);
+      addon.runOpSync('norm', device, {
+        kind, dtype, rows, cols, eps: 1e-5, x: floats(rows * cols, dtype), weight: floats(cols, dtype),
+        ...(kind === 'layer' ? { bias: floats(cols, dtype) } : {}), y,
+      });
+      finite('norm', y, dtype);
+    }]);
+  }
+  const blockSize = 16, nKvHeads = 2, headDim = 128, nHeads = 8;
+  for (const [what, qLens, ctxLens] of [['prompt', [64, 33], [64, 40]], ['decode', [1, 1, 1, 1], [1000, 17, 513, 1]]]) {
+    calls.push([`attention(${what}, dtype=${dt}, q=${qLens}, ctx=${ctxLens})`, () => {
+      const batch = qLens.length;
+      const maxBlocksPerSeq = Math.ceil(Math.max(...ctxLens) / blockSize);
+      const blocks = batch * maxBlocksPerSeq;
+      const cacheElems = blocks * nKvHeads * blockSize * headDim;
+      const nTokens = qLens.reduce((a, b) => a + b, 0);
+      const qStart = [0];
+      for (const n of qLens) qStart.push(qStart[qStart.length - 1] + n);
+      const out = empty(nTokens * nHeads * headDim, dtype);
+      addon.runOpSync('attention', device, {
+        dtype, blockSize, nKvHeads, headDim, batch, nHeads, nTokens, maxBlocksPerSeq, scale: 1 / Math.sqrt(headDim), causal: true,
+        q: floats(nTokens * nHeads * headDim, dtype), out, kCache: floats(cacheElems, dtype), vCache: floats(cacheElems, dtype),
+        blockTable: ints(Array.from({ length: blocks }, (_, i) => blocks - 1 - i)), qStart: ints(qStart), ctxLen: ints(ctxLens),
+      });
+      finite('attention', out, dtype);
+    }]);
+  }
+}
+
+let failed = 0;
+for (const [name, run] of calls) {
+  try {
+    run();
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.message}`);
+  }
+}
+console.log(`racecheck ops on ${device}: ${calls.length - failed} passed, ${failed} failed`);
+process.exitCode = failed ? 1 : 0;
