@@ -1,28 +1,17 @@
-// LLaMA-family decoder: graph, memory plan and one forward step (model.h).
+// The model: config, memory plan, sequences and one forward step (model.h). The architectures' weights and
+// layers are in engine/arch_*.cpp, built from the Graph helpers (graph.h); this file runs what they share.
 //
 // Batching without a mask tensor. A step carries the new tokens of B sequences packed back to back:
-// (T, C) activations with T = sum(counts), no padding. Everything row-wise (norms, GEMMs, RoPE, SwiGLU) does not
-// care where one sequence ends; only attention does, and it gets the structure as lengths: q_start (where each
+// (T, C) activations with T = sum(counts), no padding. Everything row-wise (norms, GEMMs, RoPE, activations) does
+// not care where one sequence ends; only attention does, and it gets the structure as lengths: q_start (where each
 // sequence's rows begin), ctx_len (its context after this step) and its block table into the paged cache. The
 // causal and length masks are computed inside the attention kernel from those (EET's fused masking), so
 // sequences of any lengths — a prompt of 300 tokens next to three single-token decodes — share one pass, and no
-// (B, T, T) mask is ever built or padded.
+// (B, T, T) mask is ever built or padded. The encoder (bert) uses the same path, non-causal, over free slots.
 //
-// One step, T packed tokens, B sequences (R = rows whose logits are computed, B or T):
-//   x = token_embd[tokens]                                                  (T, dim)   residual stream, model dtype
-//   per layer l:
-//     h    = rmsnorm(x) * attn_norm                                         (T, dim)
-//     qkv  = h · [Wq | Wk | Wv]ᵀ                                            (T, (nH + 2 nKV) hd)  one GEMM
-//     rope(q, k) at each token's position (in place in qkv)
-//     kv_append(k, v) into the sequence's cache slots
-//     att  = attention(q, cache; q_start, ctx_len, block tables), causal    (T, nH hd)
-//     x    = att · Woᵀ + x                                                  GEMM with residual
-//     h    = rmsnorm(x) * ffn_norm
-//     gu   = h · [W1 | W3]ᵀ                                                 (T, 2 hidden)  one GEMM
-//     g    = silu(gate) * up   (in place over the gate half)
-//     x    = g · W2ᵀ + x
-//   xl = x[last row of each sequence]; logits = rmsnorm(xl) * output_norm · headᵀ   (B, vocab), head = token_embd
-//   when tied; sample per slot on the device; download tokens (+ logprobs, + logits when asked).
+// One step of a decoder: embedding and layers (arch_*.cpp) leave the residual stream x (T, dim); then
+//   xl = x[last row of each sequence]; logits = final_norm(xl) · headᵀ   (B, vocab), head = token_embd when tied;
+//   sample per slot on the device; download tokens (+ logprobs, + logits when asked).
 // 'all' logits additionally normalise every row and run the head GEMM in chunks of the workspace's logits rows,
 // downloading each chunk, so the workspace never holds (T, vocab).
 //
@@ -34,6 +23,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "graph.h"
 #include "half.h"
 
 namespace eet {
@@ -65,11 +55,76 @@ void validate_config(const ModelConfig& c) {
   config_range("maxBatch", c.max_batch, 1, 4096);
   config_range("maxStepTokens", c.max_step_tokens, 1, 1 << 20);
   if (!(c.norm_eps >= 0.0f) || !std::isfinite(c.norm_eps)) throw_error(ErrorCode::InvalidArg, "Expected a finite number >= 0 for normEps");
-  if (!(c.rope_theta > 0.0f) || !std::isfinite(c.rope_theta)) throw_error(ErrorCode::InvalidArg, "Expected a finite number > 0 for ropeTheta");
+  auto positive = [](const char* field, float v) {
+    if (!(v > 0.0f) || !std::isfinite(v)) throw_error(ErrorCode::InvalidArg, std::string("Expected a finite number > 0 for ") + field);
+  };
+  if (c.arch == Arch::Llama) {
+    positive("ropeTheta", c.rope_theta);
+    if (c.rope_scaling != RopeScaling::None) positive("ropeScaling.factor", c.rope_factor);
+    if (c.rope_scaling == RopeScaling::Llama3) {
+      positive("ropeScaling.lowFreqFactor", c.rope_low_freq_factor);
+      positive("ropeScaling.highFreqFactor", c.rope_high_freq_factor);
+      if (!(c.rope_high_freq_factor > c.rope_low_freq_factor)) {
+        throw_error(ErrorCode::InvalidArg, "Expected ropeScaling.highFreqFactor > ropeScaling.lowFreqFactor");
+      }
+      config_range("ropeScaling.originalMaxPositionEmbeddings", c.rope_original_max_pos, 1, 1 << 24);
+    }
+  } else if (c.n_kv_heads != c.n_heads) {
+    bad_config("nKvHeads", "nHeads (" + std::to_string(c.n_heads) + ") for this architecture", c.n_kv_heads);
+  }
+  if (c.arch == Arch::Bert) config_range("nTokenTypes", c.n_token_types, 1, 1 << 16);
   if (!is_float(c.dtype)) throw_error(ErrorCode::Unsupported, std::string("model dtype ") + dtype_name(c.dtype) + " is not supported");
 }
 
-std::string layer_name(int32_t l, const char* what) { return "blk." + std::to_string(l) + "." + what; }
+// RoPE inverse frequencies, computed as llama2.c does: 1 / theta^(2i / head_dim) in float; then the scaling, in
+// double from that float and rounded once:
+//   linear: freq / factor  (positions divided by factor)
+//   llama3 (Llama 3.1): the wavelength 2π / freq against the original context L decides:
+//     wavelength < L / high_freq_factor: freq (the high frequencies are kept);
+//     wavelength > L / low_freq_factor:  freq / factor;
+//     in between, s = (L / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor) interpolates:
+//     (1 - s) * freq / factor + s * freq.
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  const double pi = 3.14159265358979323846;
+  std::vector<float> inv_freq(size_t(c.head_dim / 2));
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    const float base = 1.0f / powf(c.rope_theta, float(2 * i) / float(c.head_dim));
+    const double f = base, factor = c.rope_factor;
+    switch (c.rope_scaling) {
+      case RopeScaling::None: inv_freq[i] = base; break;
+      case RopeScaling::Linear: inv_freq[i] = float(f / factor); break;
+      case RopeScaling::Llama3: {
+        const double L = c.rope_original_max_pos, lo = c.rope_low_freq_factor, hi = c.rope_high_freq_factor;
+        const double wavelength = 2.0 * pi / f;
+        if (wavelength < L / hi) {
+          inv_freq[i] = base;
+        } else if (wavelength > L / lo) {
+          inv_freq[i] = float(f / factor);
+        } else {
+          const double s = (L / wavelength - lo) / (hi - lo);
+          inv_freq[i] = float((1.0 - s) * f / factor + s * f);
+        }
+        break;
+      }
+    }
+  }
+  return inv_freq;
+}
+
+// Downloads n values of the model dtype and appends them as float32.
+void download_f32(Backend& be, DType dtype, const void* src, int64_t n, std::vector<float>& out) {
+  const size_t at = out.size();
+  out.resize(at + size_t(n));
+  if (dtype == DType::F32) {
+    be.download(out.data() + at, src, size_t(n) * 4);
+    return;
+  }
+  std::vector<uint16_t> bits(static_cast<size_t>(n));
+  be.download(bits.data(), src, size_t(n) * 2);
+  for (int64_t i = 0; i < n; ++i) {
+    out[at + size_t(i)] = dtype == DType::F16 ? f16_to_f32(bits[size_t(i)]) : bf16_to_f32(bits[size_t(i)]);
+  }
+}
 
 // Byte offsets of a plan of 256-byte aligned regions.
 struct Planner {
@@ -82,28 +137,6 @@ struct Planner {
 };
 
 }  // namespace
-
-// Workspace regions (byte offsets into ws_) and the index layout of the per-step host → device metadata.
-struct Model::Workspace {
-  int64_t tokens_max, rows_max;  // T and R capacity
-  int64_t buf1_width;            // max(qkv width, 2 * hidden)
-  size_t x, h, buf1, att, last_x, last_h, logits, attn_ws, sample_ws, ints, floats, u64s, history;
-  size_t attn_ws_bytes, sample_ws_bytes;
-  // int32 metadata, offsets in elements
-  int64_t i_tokens, i_pos, i_kv_slot, i_q_start, i_ctx_len, i_last, i_block_table, i_top_k, i_history_len, i_out,
-      n_ints;
-  // float metadata: temperature, top_p, repetition penalty, logprob out (rows_max each); u64: seed, step
-};
-
-struct Model::StepPlan {
-  int32_t batch = 0, n_tokens = 0, max_q = 0, max_ctx = 0;
-  std::vector<int32_t> old_len, new_len;
-  std::vector<uint64_t> epoch;
-  std::vector<int32_t> ints;
-  std::vector<float> floats;
-  std::vector<uint64_t> u64s;
-  bool penalty = false;
-};
 
 Model::Model(const ModelConfig& config, std::shared_ptr<Backend> backend)
     : cfg_(config), backend_(std::move(backend)), weights_(config.dtype) {
@@ -131,21 +164,11 @@ void Model::check_alive() const {
 }
 
 void Model::plan_weights() {
-  const int64_t dim = cfg_.dim, hd = cfg_.head_dim, hid = cfg_.hidden_dim;
-  weights_.plan_group({{"token_embd", {cfg_.vocab_size, dim}}});
-  for (int32_t l = 0; l < cfg_.n_layers; ++l) {
-    weights_.plan_group({{layer_name(l, "attn_norm"), {dim}}});
-    weights_.plan_group({{layer_name(l, "attn_q"), {cfg_.n_heads * hd, dim}},
-                         {layer_name(l, "attn_k"), {cfg_.n_kv_heads * hd, dim}},
-                         {layer_name(l, "attn_v"), {cfg_.n_kv_heads * hd, dim}}});
-    weights_.plan_group({{layer_name(l, "attn_output"), {dim, cfg_.n_heads * hd}}});
-    weights_.plan_group({{layer_name(l, "ffn_norm"), {dim}}});
-    weights_.plan_group({{layer_name(l, "ffn_gate"), {hid, dim}}, {layer_name(l, "ffn_up"), {hid, dim}}});
-    weights_.plan_group({{layer_name(l, "ffn_down"), {dim, hid}}});
+  switch (cfg_.arch) {
+    case Arch::Llama: plan_weights_llama(); break;
+    case Arch::Gpt2: plan_weights_gpt2(); break;
+    case Arch::Bert: plan_weights_bert(); break;
   }
-  weights_.plan_group({{"output_norm", {dim}}});
-  if (!cfg_.tied_embeddings) weights_.plan_group({{"output", {cfg_.vocab_size, dim}}});
-  weights_.plan_internal("rope.inv_freq", cfg_.head_dim / 2);
 }
 
 void Model::plan_workspace() {
@@ -156,7 +179,9 @@ void Model::plan_workspace() {
   const int64_t mbps = (cfg_.max_context + KvPool::kBlockSize - 1) / KvPool::kBlockSize;
   ws->tokens_max = T;
   ws->rows_max = R;
-  ws->buf1_width = std::max<int64_t>(qkv_width, 2 * int64_t(cfg_.hidden_dim));
+  const bool decoder = cfg_.arch != Arch::Bert;
+  const int64_t ffn_width = int64_t(cfg_.hidden_dim) * (cfg_.arch == Arch::Llama ? 2 : 1);  // llama: gate|up
+  ws->buf1_width = std::max<int64_t>({qkv_width, ffn_width, cfg_.dim});
   auto bytes = [&](int64_t rows, int64_t cols) {
     return size_t(checked_mul(checked_mul(rows, cols, "workspace size"), es, "workspace size"));
   };
@@ -167,14 +192,14 @@ void Model::plan_workspace() {
   ws->att = p.add(bytes(T, int64_t(cfg_.n_heads) * cfg_.head_dim));
   ws->last_x = p.add(bytes(R, cfg_.dim));
   ws->last_h = p.add(bytes(R, cfg_.dim));
-  ws->logits = p.add(bytes(R, cfg_.vocab_size));
+  ws->logits = p.add(decoder ? bytes(R, cfg_.vocab_size) : 0);
   // The ops' scratch needs are maximal at the largest batch and context (checked per step by validate()).
   ws->attn_ws_bytes = 0;
   ws->sample_ws_bytes = 0;
   for (int64_t b = 1; b <= R; ++b) {
     ws->attn_ws_bytes = std::max(ws->attn_ws_bytes,
                                  attention_workspace_bytes(int32_t(b), cfg_.n_heads, cfg_.head_dim, cfg_.max_context));
-    ws->sample_ws_bytes = std::max(ws->sample_ws_bytes, sample_workspace_bytes(b, cfg_.vocab_size));
+    if (decoder) ws->sample_ws_bytes = std::max(ws->sample_ws_bytes, sample_workspace_bytes(b, cfg_.vocab_size));
   }
   ws->attn_ws = p.add(ws->attn_ws_bytes);
   ws->sample_ws = p.add(ws->sample_ws_bytes);
@@ -187,7 +212,8 @@ void Model::plan_workspace() {
   ws->i_block_table = ws->i_last + R;
   ws->i_top_k = ws->i_block_table + R * mbps;
   ws->i_history_len = ws->i_top_k + R;
-  ws->i_out = ws->i_history_len + R;
+  ws->i_types = ws->i_history_len + R;
+  ws->i_out = ws->i_types + T;
   ws->n_ints = ws->i_out + R;
   ws->ints = p.add(size_t(ws->n_ints) * 4);
   ws->floats = p.add(size_t(4 * R) * 4);
@@ -214,12 +240,8 @@ void Model::finalize() {
     if (missing.size() > 16) list += ", … (" + std::to_string(missing.size()) + " in all)";
     throw_error(ErrorCode::ModelFormat, "missing tensors: " + list);
   }
-  // RoPE inverse frequencies, computed as llama2.c does: 1 / theta^(2i / head_dim) in float.
-  std::vector<float> inv_freq(size_t(cfg_.head_dim / 2));
-  for (size_t i = 0; i < inv_freq.size(); ++i) {
-    inv_freq[i] = 1.0f / powf(cfg_.rope_theta, float(2 * i) / float(cfg_.head_dim));
-  }
-  {
+  if (cfg_.arch == Arch::Llama) {
+    std::vector<float> inv_freq = rope_inv_freq(cfg_);
     std::lock_guard<std::mutex> lock(backend_->mutex());
     backend_->upload(weights_.ptr("rope.inv_freq"), inv_freq.data(), inv_freq.size() * 4);
     backend_->synchronize();
@@ -258,7 +280,7 @@ MemoryReport Model::memory() const {
 }
 
 // Validates the request against the live state, reserves the new positions and builds the step's metadata.
-Model::StepPlan Model::prepare(const StepRequest& r) {
+Model::StepPlan Model::prepare(const StepRequest& r, const std::vector<int32_t>& token_types) {
   std::lock_guard<std::mutex> lock(state_mu_);
   if (!finalized_) throw_error(ErrorCode::InvalidArg, "step(): the model is not finalized (call finalize() first)");
   const Workspace& ws = *wsl_;
@@ -335,6 +357,7 @@ Model::StepPlan Model::prepare(const StepRequest& r) {
       I[ws.i_tokens + row] = r.tokens[size_t(row)];
       I[ws.i_pos + row] = old_len + i;
       I[ws.i_kv_slot + row] = kv_->cache_slot(s, old_len + i);
+      if (!token_types.empty()) I[ws.i_types + row] = token_types[size_t(row)];
     }
     I[ws.i_ctx_len + int64_t(b)] = new_len;
     I[ws.i_last + int64_t(b)] = row - 1;
@@ -357,10 +380,12 @@ Model::StepPlan Model::prepare(const StepRequest& r) {
 StepResult Model::step(const StepRequest& r) {
   std::lock_guard<std::mutex> device(backend_->mutex());
   check_alive();
-  StepPlan p = prepare(r);
+  if (cfg_.arch == Arch::Bert) throw_error(ErrorCode::Unsupported, "step(): a bert model has no LM head; use embed()");
+  StepPlan p = prepare(r, {});
   StepResult out;
   try {
-    forward(r, p, out);
+    forward_layers(r, p);
+    head_and_sample(r, p, out);
   } catch (...) {
     // Give back the positions this step reserved (the blocks stay with the sequence).
     std::lock_guard<std::mutex> lock(state_mu_);
@@ -380,6 +405,129 @@ StepResult Model::step(const StepRequest& r) {
   return out;
 }
 
+std::vector<float> Model::embed(const EmbedRequest& r) {
+  std::lock_guard<std::mutex> device(backend_->mutex());
+  check_alive();
+  if (cfg_.arch != Arch::Bert) {
+    throw_error(ErrorCode::Unsupported, "embed(): only encoder models (bert) compute embeddings; use step()");
+  }
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    if (!finalized_) throw_error(ErrorCode::InvalidArg, "embed(): the model is not finalized (call finalize() first)");
+  }
+  auto arg = [](const std::string& msg) { throw_error(ErrorCode::InvalidArg, msg); };
+  const size_t B = r.counts.size();
+  if (B < 1) arg("Expected at least one sequence for counts but received 0");
+  const int64_t longest = std::min(cfg_.max_context, cfg_.max_step_tokens);
+  int64_t total = 0;
+  for (size_t i = 0; i < B; ++i) {
+    if (r.counts[i] < 1 || r.counts[i] > longest) {
+      arg("Expected an integer in [1, " + std::to_string(longest) + "] (maxContext, maxStepTokens) for counts[" +
+          std::to_string(i) + "] but received " + std::to_string(r.counts[i]));
+    }
+    total += r.counts[i];
+  }
+  if (total != int64_t(r.tokens.size())) {
+    arg("Expected tokens.length equal to the sum of counts (" + std::to_string(total) + ") but received " + std::to_string(r.tokens.size()));
+  }
+  for (size_t i = 0; i < r.tokens.size(); ++i) {
+    if (r.tokens[i] < 0 || r.tokens[i] >= cfg_.vocab_size) {
+      arg("Expected a token id in [0, " + std::to_string(cfg_.vocab_size) + ") for tokens[" + std::to_string(i) +
+          "] but received " + std::to_string(r.tokens[i]));
+    }
+  }
+  if (!r.token_types.empty() && r.token_types.size() != r.tokens.size()) {
+    arg("Expected tokenTypes.length equal to tokens.length (" + std::to_string(r.tokens.size()) + ") but received " +
+        std::to_string(r.token_types.size()));
+  }
+  for (size_t i = 0; i < r.token_types.size(); ++i) {
+    if (r.token_types[i] < 0 || r.token_types[i] >= cfg_.n_token_types) {
+      arg("Expected a token type in [0, " + std::to_string(cfg_.n_token_types) + ") for tokenTypes[" + std::to_string(i) +
+          "] but received " + std::to_string(r.token_types[i]));
+    }
+  }
+  // Chunks of whole sequences that fit one pass (maxBatch rows, maxStepTokens tokens, the free slots).
+  std::vector<float> out(B * size_t(cfg_.dim));
+  size_t s0 = 0;
+  int64_t tok0 = 0;
+  while (s0 < B) {
+    size_t s1 = s0;
+    int64_t n = 0;
+    while (s1 < B && int64_t(s1 - s0) < wsl_->rows_max && n + r.counts[s1] <= cfg_.max_step_tokens) n += r.counts[s1++];
+    const size_t done = embed_chunk(r, s0, s1, tok0, out.data());
+    for (size_t i = s0; i < done; ++i) tok0 += r.counts[i];
+    s0 = done;
+  }
+  return out;
+}
+
+// One pass over sequences s0..s1-1 (fewer when not enough slots are free; returns the end) in temporary slots,
+// then pooling of their final hidden states on the host into out (batch, dim).
+size_t Model::embed_chunk(const EmbedRequest& r, size_t s0, size_t s1, int64_t tok0, float* out) {
+  std::vector<int32_t> slots;
+  struct Release {
+    Model& m;
+    std::vector<int32_t>& slots;
+    ~Release() {
+      std::lock_guard<std::mutex> lock(m.state_mu_);
+      for (int32_t s : slots) {
+        if (m.kv_->live(s)) m.kv_->release(s);
+      }
+    }
+  } release{*this, slots};
+  {
+    std::lock_guard<std::mutex> lock(state_mu_);
+    for (size_t i = s0; i < s1; ++i) {
+      const int32_t slot = kv_->acquire();
+      if (slot < 0) break;
+      slots_[size_t(slot)].epoch++;
+      slots.push_back(slot);
+    }
+  }
+  if (slots.empty()) {
+    throw_error(ErrorCode::InvalidArg, "embed(): no free sequence slot: all " + std::to_string(cfg_.max_batch) +
+                                           " (maxBatch) slots are live; end a sequence first");
+  }
+  s1 = s0 + slots.size();
+  StepRequest sr;
+  sr.slots = slots;
+  sr.counts.assign(r.counts.begin() + ptrdiff_t(s0), r.counts.begin() + ptrdiff_t(s1));
+  int64_t n = 0;
+  for (int32_t c : sr.counts) n += c;
+  sr.tokens.assign(r.tokens.begin() + tok0, r.tokens.begin() + tok0 + n);
+  std::vector<int32_t> types;
+  if (!r.token_types.empty()) types.assign(r.token_types.begin() + tok0, r.token_types.begin() + tok0 + n);
+  sr.temperature.assign(slots.size(), 0.0f);
+  sr.top_k.assign(slots.size(), 0);
+  sr.top_p.assign(slots.size(), 1.0f);
+  sr.repetition_penalty.assign(slots.size(), 1.0f);
+  StepPlan p = prepare(sr, types);
+  forward_layers(sr, p);
+  backend_->synchronize();
+  std::vector<float> hidden;
+  download_f32(*backend_, cfg_.dtype, static_cast<uint8_t*>(ws_->ptr()) + wsl_->x, n * cfg_.dim, hidden);
+
+  const size_t dim = size_t(cfg_.dim);
+  size_t row = 0;
+  for (size_t b = 0; b < slots.size(); ++b) {
+    const size_t len = size_t(sr.counts[b]);
+    std::vector<double> acc(dim, 0.0);
+    const size_t rows = r.pooling == Pooling::Cls ? 1 : len;
+    for (size_t i = 0; i < rows; ++i) {
+      for (size_t d = 0; d < dim; ++d) acc[d] += hidden[(row + i) * dim + d];
+    }
+    double ss = 0.0;
+    for (size_t d = 0; d < dim; ++d) {
+      acc[d] /= double(rows);
+      ss += acc[d] * acc[d];
+    }
+    const double scale = r.normalize && ss > 0.0 ? 1.0 / std::sqrt(ss) : 1.0;
+    for (size_t d = 0; d < dim; ++d) out[(s0 + b) * dim + d] = float(acc[d] * scale);
+    row += len;
+  }
+  return s1;
+}
+
 // logits (rows, vocab) = h_rows (rows, dim) · headᵀ
 void Model::head_logits_rows(const void* h_rows, int64_t rows, void* logits) {
   GemmArgs g{};
@@ -395,181 +543,65 @@ void Model::head_logits_rows(const void* h_rows, int64_t rows, void* logits) {
   backend_->gemm(g);
 }
 
-namespace {
 
-// Downloads (rows, vocab) logits of the model dtype and appends them as float32.
-void download_logits(Backend& be, DType dtype, const void* src, int64_t n, std::vector<float>& out) {
-  const size_t at = out.size();
-  out.resize(at + size_t(n));
-  if (dtype == DType::F32) {
-    be.download(out.data() + at, src, size_t(n) * 4);
-    return;
+void Model::forward_layers(const StepRequest& r, const StepPlan& p) {
+  const Workspace& ws = *wsl_;
+  uint8_t* base = static_cast<uint8_t*>(ws_->ptr());
+  // Metadata up, and (decoders) the new tokens into each slot's history row.
+  backend_->upload(base + ws.ints, p.ints.data(), size_t(ws.i_out) * 4);
+  backend_->upload(base + ws.floats, p.floats.data(), p.floats.size() * 4);
+  backend_->upload(base + ws.u64s, p.u64s.data(), p.u64s.size() * 8);
+  if (cfg_.arch != Arch::Bert) {
+    for (int64_t b = 0, row = 0; b < p.batch; row += r.counts[size_t(b)], ++b) {
+      const int32_t s = r.slots[size_t(b)];
+      backend_->upload(kv_->history(s) + p.old_len[size_t(b)], r.tokens.data() + row, size_t(r.counts[size_t(b)]) * 4);
+    }
   }
-  std::vector<uint16_t> bits(static_cast<size_t>(n));
-  be.download(bits.data(), src, size_t(n) * 2);
-  for (int64_t i = 0; i < n; ++i) {
-    out[at + size_t(i)] = dtype == DType::F16 ? f16_to_f32(bits[size_t(i)]) : bf16_to_f32(bits[size_t(i)]);
+  switch (cfg_.arch) {
+    case Arch::Llama: layers_llama(p); break;
+    case Arch::Gpt2: layers_gpt2(p); break;
+    case Arch::Bert: layers_bert(p); break;
   }
 }
 
-}  // namespace
+void Model::final_norm(const void* in, void* y, int64_t rows) {
+  NormArgs a{};
+  a.kind = cfg_.arch == Arch::Llama ? NormKind::Rms : NormKind::Layer;
+  a.dtype = cfg_.dtype;
+  a.x = in;
+  a.weight = w("output_norm");
+  a.bias = cfg_.arch == Arch::Gpt2 ? w("output_norm.bias") : nullptr;
+  a.y = y;
+  a.rows = rows;
+  a.cols = cfg_.dim;
+  a.eps = cfg_.norm_eps;
+  backend_->norm(a);
+}
 
-void Model::forward(const StepRequest& r, const StepPlan& p, StepResult& out) {
+void Model::head_and_sample(const StepRequest& r, const StepPlan& p, StepResult& out) {
   const Workspace& ws = *wsl_;
   const DType dt = cfg_.dtype;
   const int64_t es = int64_t(dtype_size(dt));
   const int64_t T = p.n_tokens, B = p.batch, R = ws.rows_max;
-  const int64_t dim = cfg_.dim, hd = cfg_.head_dim, hid = cfg_.hidden_dim;
-  const int64_t q_width = int64_t(cfg_.n_heads) * hd, kv_width = int64_t(cfg_.n_kv_heads) * hd;
-  const int64_t qkv_width = q_width + 2 * kv_width;
+  const int64_t dim = cfg_.dim;
   uint8_t* base = static_cast<uint8_t*>(ws_->ptr());
   auto at = [&](size_t offset) { return static_cast<void*>(base + offset); };
   auto elems = [&](void* ptr, int64_t n) { return static_cast<void*>(static_cast<uint8_t*>(ptr) + n * es); };
   void* x = at(ws.x);
   void* h = at(ws.h);
-  void* buf1 = at(ws.buf1);
-  void* att = at(ws.att);
   int32_t* ints = static_cast<int32_t*>(at(ws.ints));
   float* floats = static_cast<float*>(at(ws.floats));
   uint64_t* u64s = static_cast<uint64_t*>(at(ws.u64s));
 
-  // Metadata up, and the new tokens into each slot's history row.
-  backend_->upload(ints, p.ints.data(), size_t(ws.i_out) * 4);
-  backend_->upload(floats, p.floats.data(), p.floats.size() * 4);
-  backend_->upload(u64s, p.u64s.data(), p.u64s.size() * 8);
-  for (int64_t b = 0, row = 0; b < B; row += r.counts[size_t(b)], ++b) {
-    const int32_t s = r.slots[size_t(b)];
-    backend_->upload(kv_->history(s) + p.old_len[size_t(b)], r.tokens.data() + row, size_t(r.counts[size_t(b)]) * 4);
-  }
-
-  auto norm = [&](const void* in, const std::string& weight, void* y, int64_t rows) {
-    NormArgs a{};
-    a.kind = NormKind::Rms;
-    a.dtype = dt;
-    a.x = in;
-    a.weight = w(weight);
-    a.y = y;
-    a.rows = rows;
-    a.cols = dim;
-    a.eps = cfg_.norm_eps;
-    backend_->norm(a);
-  };
-  // y (T, n) [ldy] = in (T, k) [ldx] · Wᵀ (+ y when residual)
-  auto gemm = [&](const void* in, int64_t ldx, const std::string& weight, int64_t n, int64_t k, void* y, int64_t ldy,
-                  bool residual) {
-    GemmArgs g{};
-    g.dtype = dt;
-    g.x = in;
-    g.w = w(weight);
-    g.residual = residual ? y : nullptr;
-    g.y = y;
-    g.m = T;
-    g.n = n;
-    g.k = k;
-    g.ldx = ldx;
-    g.ldy = ldy;
-    backend_->gemm(g);
-  };
-
-  EmbeddingArgs emb{};
-  emb.dtype = dt;
-  emb.ids = ints + ws.i_tokens;
-  emb.table = w("token_embd");
-  emb.out = x;
-  emb.n = T;
-  emb.cols = dim;
-  emb.vocab = cfg_.vocab_size;
-  backend_->embedding(emb);
-
-  void* q = buf1;
-  void* k = elems(buf1, q_width);
-  void* v = elems(buf1, q_width + kv_width);
-  for (int32_t l = 0; l < cfg_.n_layers; ++l) {
-    norm(x, layer_name(l, "attn_norm"), h, T);
-    gemm(h, dim, layer_name(l, "attn_q"), qkv_width, dim, buf1, qkv_width, false);  // q|k|v are adjacent
-
-    RopeArgs rope{};
-    rope.layout = cfg_.rope_layout;
-    rope.dtype = dt;
-    rope.q = q;
-    rope.k = k;
-    rope.pos = ints + ws.i_pos;
-    rope.inv_freq = static_cast<const float*>(w("rope.inv_freq"));
-    rope.n_tokens = T;
-    rope.ldq = qkv_width;
-    rope.ldk = qkv_width;
-    rope.n_heads = cfg_.n_heads;
-    rope.n_kv_heads = cfg_.n_kv_heads;
-    rope.head_dim = cfg_.head_dim;
-    rope.rot_dim = cfg_.head_dim;
-    backend_->rope(rope);
-
-    KvAppendArgs app{};
-    app.dtype = dt;
-    app.k = k;
-    app.v = v;
-    app.slots = ints + ws.i_kv_slot;
-    app.k_cache = kv_->k_cache(l);
-    app.v_cache = kv_->v_cache(l);
-    app.layout = kv_->layout();
-    app.n_tokens = T;
-    app.ldk = qkv_width;
-    app.ldv = qkv_width;
-    backend_->kv_append(app);
-
-    AttentionArgs a{};
-    a.dtype = dt;
-    a.q = q;
-    a.out = att;
-    a.k_cache = kv_->k_cache(l);
-    a.v_cache = kv_->v_cache(l);
-    a.layout = kv_->layout();
-    a.block_table = ints + ws.i_block_table;
-    a.q_start = ints + ws.i_q_start;
-    a.ctx_len = ints + ws.i_ctx_len;
-    a.n_tokens = T;
-    a.ldq = qkv_width;
-    a.ldo = q_width;
-    a.batch = int32_t(B);
-    a.n_heads = cfg_.n_heads;
-    a.max_blocks_per_seq = kv_->max_blocks_per_seq();
-    a.max_q_len = p.max_q;
-    a.max_ctx_len = p.max_ctx;
-    a.scale = 1.0f / std::sqrt(float(cfg_.head_dim));
-    a.causal = true;
-    a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
-    a.workspace_bytes = ws.attn_ws_bytes;
-    backend_->attention(a);
-
-    gemm(att, q_width, layer_name(l, "attn_output"), dim, q_width, x, dim, true);
-    norm(x, layer_name(l, "ffn_norm"), h, T);
-    gemm(h, dim, layer_name(l, "ffn_gate"), 2 * hid, dim, buf1, 2 * hid, false);  // gate|up are adjacent
-
-    ActArgs act{};
-    act.kind = ActKind::SwiGlu;
-    act.dtype = dt;
-    act.x = buf1;
-    act.up = elems(buf1, hid);
-    act.y = buf1;
-    act.m = T;
-    act.n = hid;
-    act.ldx = 2 * hid;
-    act.ldu = 2 * hid;
-    act.ldy = 2 * hid;
-    backend_->act(act);
-
-    gemm(buf1, 2 * hid, layer_name(l, "ffn_down"), dim, hid, x, dim, true);
-  }
-
   void* logits = at(ws.logits);
   if (r.logits == LogitsMode::All) {
-    norm(x, "output_norm", h, T);
+    final_norm(x, h, T);
     out.logits.reserve(size_t(T) * size_t(cfg_.vocab_size));
     for (int64_t r0 = 0; r0 < T; r0 += R) {
       const int64_t rows = std::min(R, T - r0);
       head_logits_rows(elems(h, r0 * dim), rows, logits);
       backend_->synchronize();
-      download_logits(*backend_, dt, logits, rows * cfg_.vocab_size, out.logits);
+      download_f32(*backend_, dt, logits, rows * cfg_.vocab_size, out.logits);
     }
   }
 
@@ -583,7 +615,7 @@ void Model::forward(const StepRequest& r, const StepPlan& p, StepResult& out) {
   gather.cols = dim;
   gather.vocab = T;
   backend_->embedding(gather);
-  norm(at(ws.last_x), "output_norm", at(ws.last_h), B);
+  final_norm(at(ws.last_x), at(ws.last_h), B);
   head_logits_rows(at(ws.last_h), B, logits);
 
   int32_t* history = nullptr;
@@ -619,7 +651,7 @@ void Model::forward(const StepRequest& r, const StepPlan& p, StepResult& out) {
   out.logprobs.resize(size_t(B));
   backend_->download(out.tokens.data(), ints + ws.i_out, size_t(B) * 4);
   backend_->download(out.logprobs.data(), floats + 3 * R, size_t(B) * 4);
-  if (r.logits == LogitsMode::Last) download_logits(*backend_, dt, logits, B * cfg_.vocab_size, out.logits);
+  if (r.logits == LogitsMode::Last) download_f32(*backend_, dt, logits, B * cfg_.vocab_size, out.logits);
 }
 
 }  // namespace eet

@@ -28,12 +28,24 @@ export interface AddonCudaDevice {
   smCount: number;
 }
 
-// ---- models (engine/model.*, native/model.cpp) -------------------------------------------------------------
-// Tensor names follow GGUF: token_embd, blk.N.attn_norm, blk.N.attn_q, blk.N.attn_k, blk.N.attn_v,
-// blk.N.attn_output, blk.N.ffn_norm, blk.N.ffn_gate (w1), blk.N.ffn_up (w3), blk.N.ffn_down (w2), output_norm,
-// output (absent when tied). Matrices are (out, in) row-major. Biases, when an architecture has them: NAME.bias.
+// ---- models (engine/model.*, engine/arch_*.cpp, native/model.cpp) ------------------------------------------
+// Tensor names follow GGUF, without the '.weight' suffix; matrices are (out, in) row-major; a bias is NAME.bias.
+//   llama: token_embd, blk.N.attn_norm, blk.N.attn_q, blk.N.attn_k, blk.N.attn_v (+ .bias each when qkvBias),
+//          blk.N.attn_output, blk.N.ffn_norm, blk.N.ffn_gate (w1), blk.N.ffn_up (w3), blk.N.ffn_down (w2),
+//          output_norm, output (absent when tied).
+//   gpt2:  token_embd, position_embd (maxSeqLen, dim), and with .bias each: blk.N.attn_norm, blk.N.attn_qkv (3 dim,
+//          dim), blk.N.attn_output, blk.N.ffn_norm, blk.N.ffn_up (hiddenDim, dim), blk.N.ffn_down, output_norm;
+//          output (absent when tied). Hugging Face's Conv1D weights are (in, out): the loader transposes them.
+//   bert:  token_embd, position_embd (maxSeqLen, dim), token_types (nTokenTypes, dim), token_embd_norm + .bias,
+//          and with .bias each: blk.N.attn_q, blk.N.attn_k, blk.N.attn_v, blk.N.attn_output,
+//          blk.N.attn_output_norm, blk.N.ffn_up, blk.N.ffn_down, blk.N.layer_output_norm. No LM head.
+export type AddonRopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+
 export interface AddonModelConfig {
-  arch: 'llama';
+  /** 'llama' covers Llama 2/3, Mistral, Qwen2 (qkvBias); 'gpt2'; 'bert' (encoder: embed() instead of step()). */
+  arch: 'llama' | 'gpt2' | 'bert';
   dim: number;
   hiddenDim: number;
   nLayers: number;
@@ -44,8 +56,16 @@ export interface AddonModelConfig {
   /** Positions the model was trained for; the cache holds at most maxContext <= this per sequence. */
   maxSeqLen: number;
   normEps: number;
+  /** RoPE (llama only; ignored by gpt2 and bert, which have learned positions). */
   ropeTheta: number;
   ropeLayout: 'adjacent' | 'half';
+  /** llama: frequency scaling of RoPE (Llama 3.1 'llama3', or 'linear'); absent = none. */
+  ropeScaling?: AddonRopeScaling | null;
+  /** llama: q/k/v projections have biases (Qwen2). */
+  qkvBias?: boolean;
+  /** bert: rows of the token type table (type_vocab_size). */
+  nTokenTypes?: number;
+  /** llama, gpt2: the LM head is token_embd (else 'output'). Ignored by bert. */
   tiedEmbeddings: boolean;
   /** Compute and storage dtype on the device. */
   dtype: 'float32' | 'float16' | 'bfloat16';
@@ -101,6 +121,18 @@ export interface AddonStepResult {
   logits?: Float32Array;
 }
 
+export interface AddonEmbedRequest {
+  /** The tokens of every sequence, packed: counts[i] tokens for sequence i. */
+  tokens: Int32Array;
+  counts: Int32Array;
+  /** One token type per token (BERT segment ids); absent = all 0. */
+  tokenTypes?: Int32Array;
+  /** 'mean' over each sequence's final hidden states, or its first ('cls') one. */
+  pooling: 'mean' | 'cls';
+  /** L2-normalise each pooled vector. */
+  normalize: boolean;
+}
+
 export interface AddonModel {
   loadTensor(name: string, source: AddonTensorSource): Promise<void>;
   /** Checks every tensor the config needs was loaded; builds derived state. */
@@ -111,6 +143,8 @@ export interface AddonModel {
   endSequence(slot: number): void;
   /** One forward pass over the new tokens of several sequences + sampling. Runs off the JS thread. */
   step(request: AddonStepRequest): Promise<AddonStepResult>;
+  /** Encoders (bert): sentence embeddings, float32 (batch, dim). Uses free slots for one pass; runs off the JS thread. */
+  embed(request: AddonEmbedRequest): Promise<Float32Array>;
   memory(): { weights: number; kvCache: number; workspace: number };
   dispose(): void;
 }

@@ -23,12 +23,41 @@ eet::DType parse_float_dtype(const Napi::Object& o, const char* name) {
   throw_arg(o.Env(), name, "'float32', 'float16' or 'bfloat16'", o.Get(name));
 }
 
+// ropeScaling?: { type: 'linear', factor } | { type: 'llama3', factor, lowFreqFactor, highFreqFactor,
+// originalMaxPositionEmbeddings }; absent or null: none.
+void parse_rope_scaling(const Napi::Object& config, eet::ModelConfig& c) {
+  Napi::Value v = config.Get("ropeScaling");
+  if (v.IsUndefined() || v.IsNull()) return;
+  if (!v.IsObject()) throw_arg(config.Env(), "ropeScaling", "object, null or undefined", v);
+  Napi::Object o = v.As<Napi::Object>();
+  std::string type = o.Get("type").IsString() ? o.Get("type").As<Napi::String>().Utf8Value() : "";
+  if (type == "linear") {
+    c.rope_scaling = eet::RopeScaling::Linear;
+  } else if (type == "llama3") {
+    c.rope_scaling = eet::RopeScaling::Llama3;
+    c.rope_low_freq_factor = float(get_number(o, "lowFreqFactor"));
+    c.rope_high_freq_factor = float(get_number(o, "highFreqFactor"));
+    c.rope_original_max_pos = int32_t(get_int(o, "originalMaxPositionEmbeddings", 1, int64_t(1) << 30));
+  } else {
+    throw_arg(config.Env(), "ropeScaling.type", "'linear' or 'llama3'", o.Get("type"));
+  }
+  c.rope_factor = float(get_number(o, "factor"));
+}
+
 eet::ModelConfig parse_config(const Napi::Object& o) {
   Napi::Env env = o.Env();
   std::string arch = get_string(o, "arch");
-  if (arch != "llama") throw make_error(env, ErrorCode::Unsupported, "arch '" + arch + "' is not supported (supported: 'llama')");
   constexpr int64_t big = int64_t(1) << 30;
   eet::ModelConfig c;
+  if (arch == "llama") {
+    c.arch = eet::Arch::Llama;
+  } else if (arch == "gpt2") {
+    c.arch = eet::Arch::Gpt2;
+  } else if (arch == "bert") {
+    c.arch = eet::Arch::Bert;
+  } else {
+    throw make_error(env, ErrorCode::Unsupported, "arch '" + arch + "' is not supported (supported: 'llama', 'gpt2', 'bert')");
+  }
   c.dim = int32_t(get_int(o, "dim", 1, big));
   c.hidden_dim = int32_t(get_int(o, "hiddenDim", 1, big));
   c.n_layers = int32_t(get_int(o, "nLayers", 1, big));
@@ -38,15 +67,20 @@ eet::ModelConfig parse_config(const Napi::Object& o) {
   c.vocab_size = int32_t(get_int(o, "vocabSize", 1, big));
   c.max_seq_len = int32_t(get_int(o, "maxSeqLen", 1, big));
   c.norm_eps = float(get_number(o, "normEps"));
-  c.rope_theta = float(get_number(o, "ropeTheta"));
-  std::string layout = get_string(o, "ropeLayout");
-  if (layout == "adjacent") {
-    c.rope_layout = eet::RopeLayout::Adjacent;
-  } else if (layout == "half") {
-    c.rope_layout = eet::RopeLayout::HalfSplit;
-  } else {
-    throw_arg(env, "ropeLayout", "'adjacent' or 'half'", o.Get("ropeLayout"));
+  if (c.arch == eet::Arch::Llama) {  // RoPE: llama only (gpt2 and bert have learned positions)
+    c.rope_theta = float(get_number(o, "ropeTheta"));
+    std::string layout = get_string(o, "ropeLayout");
+    if (layout == "adjacent") {
+      c.rope_layout = eet::RopeLayout::Adjacent;
+    } else if (layout == "half") {
+      c.rope_layout = eet::RopeLayout::HalfSplit;
+    } else {
+      throw_arg(env, "ropeLayout", "'adjacent' or 'half'", o.Get("ropeLayout"));
+    }
+    c.qkv_bias = get_bool_or(o, "qkvBias", false);
+    parse_rope_scaling(o, c);
   }
+  if (c.arch == eet::Arch::Bert) c.n_token_types = int32_t(get_int(o, "nTokenTypes", 1, big));
   Napi::Value tied = o.Get("tiedEmbeddings");
   if (!tied.IsBoolean()) throw_arg(env, "tiedEmbeddings", "boolean", tied);
   c.tied_embeddings = tied.As<Napi::Boolean>().Value();
@@ -125,6 +159,31 @@ eet::StepRequest parse_request(const Napi::Value& v) {
       throw_arg(env, "logits", "'none', 'last' or 'all'", logits);
     }
   }
+  return r;
+}
+
+eet::EmbedRequest parse_embed_request(const Napi::Value& v) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject()) throw_arg(env, "request", "object", v);
+  Napi::Object o = v.As<Napi::Object>();
+  eet::EmbedRequest r;
+  r.tokens = typed_array<int32_t>(o, "tokens", napi_int32_array, "Int32Array");
+  r.counts = typed_array<int32_t>(o, "counts", napi_int32_array, "Int32Array");
+  if (!o.Get("tokenTypes").IsUndefined()) {
+    r.token_types = typed_array<int32_t>(o, "tokenTypes", napi_int32_array, "Int32Array or undefined");
+  }
+  Napi::Value pooling = o.Get("pooling");
+  std::string s = pooling.IsString() ? pooling.As<Napi::String>().Utf8Value() : "";
+  if (s == "mean") {
+    r.pooling = eet::Pooling::Mean;
+  } else if (s == "cls") {
+    r.pooling = eet::Pooling::Cls;
+  } else {
+    throw_arg(env, "pooling", "'mean' or 'cls'", pooling);
+  }
+  Napi::Value normalize = o.Get("normalize");
+  if (!normalize.IsBoolean()) throw_arg(env, "normalize", "boolean", normalize);
+  r.normalize = normalize.As<Napi::Boolean>().Value();
   return r;
 }
 
@@ -231,6 +290,24 @@ class StepWorker final : public ModelWorker {
   eet::StepResult result_;
 };
 
+class EmbedWorker final : public ModelWorker {
+ public:
+  EmbedWorker(Napi::Env env, Napi::Object self, std::shared_ptr<eet::Model> m, eet::EmbedRequest r)
+      : ModelWorker(env, self, std::move(m)), request_(std::move(r)) {}
+
+ protected:
+  void run(eet::Model& m) override { result_ = m.embed(request_); }
+  Napi::Value result(Napi::Env env) override {
+    Napi::Float32Array out = Napi::Float32Array::New(env, result_.size());
+    std::copy(result_.begin(), result_.end(), out.Data());
+    return out;
+  }
+
+ private:
+  eet::EmbedRequest request_;
+  std::vector<float> result_;
+};
+
 class AddonModel : public Napi::ObjectWrap<AddonModel> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -239,7 +316,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
                         InstanceMethod("finalize", &AddonModel::Finalize),
                         InstanceMethod("startSequence", &AddonModel::StartSequence),
                         InstanceMethod("endSequence", &AddonModel::EndSequence),
-                        InstanceMethod("step", &AddonModel::Step), InstanceMethod("memory", &AddonModel::Memory),
+                        InstanceMethod("step", &AddonModel::Step), InstanceMethod("embed", &AddonModel::Embed),
+                        InstanceMethod("memory", &AddonModel::Memory),
                         InstanceMethod("dispose", &AddonModel::Dispose)});
   }
 
@@ -307,6 +385,17 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     return promise_guarded(env, [&]() -> Napi::Value {
       auto m = alive(env);
       auto* w = new StepWorker(env, info.This().As<Napi::Object>(), m, parse_request(info[0]));
+      Napi::Promise p = w->promise();
+      w->Queue();
+      return p;
+    });
+  }
+
+  Napi::Value Embed(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return promise_guarded(env, [&]() -> Napi::Value {
+      auto m = alive(env);
+      auto* w = new EmbedWorker(env, info.This().As<Napi::Object>(), m, parse_embed_request(info[0]));
       Napi::Promise p = w->promise();
       w->Queue();
       return p;

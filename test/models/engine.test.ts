@@ -57,6 +57,11 @@ function makeWeights(cfg: AddonModelConfig, seed: number): Weights {
     mat(`blk.${l}.attn_q`, nHeads * hd, dim);
     mat(`blk.${l}.attn_k`, nKvHeads * hd, dim);
     mat(`blk.${l}.attn_v`, nKvHeads * hd, dim);
+    if (cfg.qkvBias) {
+      for (const [p, n] of [['q', nHeads], ['k', nKvHeads], ['v', nKvHeads]] as const) {
+        w.set(`blk.${l}.attn_${p}.bias`, { shape: [n * hd], data: normal(n * hd, s++, 0.3) });
+      }
+    }
     mat(`blk.${l}.attn_output`, dim, nHeads * hd);
     vec(`blk.${l}.ffn_norm`, dim);
     mat(`blk.${l}.ffn_gate`, hid, dim);
@@ -104,22 +109,49 @@ function rmsnorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
   return x.map((v, i) => v * s * w[i]);
 }
 
-function matvec(w: Weight, x: Float64Array): Float64Array {
+function matvec(w: Weight, x: Float64Array, bias?: Weight): Float64Array {
   const [out, inn] = w.shape;
   const y = new Float64Array(out);
   for (let o = 0; o < out; o++) {
-    let acc = 0;
+    let acc = bias ? bias.data[o] : 0;
     for (let i = 0; i < inn; i++) acc += w.data[o * inn + i] * x[i];
     y[o] = acc;
   }
   return y;
 }
 
+/** RoPE frequencies theta^(-2i/hd), then the scaling: linear divides by factor; llama3 (Llama 3.1) keeps the
+ * frequencies whose wavelength is below orig/highFreqFactor, divides those above orig/lowFreqFactor by factor and
+ * blends linearly in 1/wavelength between. */
+function invFreq(cfg: AddonModelConfig): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < cfg.headDim / 2; i++) {
+    const f = Math.pow(cfg.ropeTheta, (-2 * i) / cfg.headDim);
+    const sc = cfg.ropeScaling;
+    if (!sc) {
+      out.push(f);
+    } else if (sc.type === 'linear') {
+      out.push(f / sc.factor);
+    } else {
+      const wavelength = (2 * Math.PI) / f;
+      const orig = sc.originalMaxPositionEmbeddings;
+      if (wavelength < orig / sc.highFreqFactor) out.push(f);
+      else if (wavelength > orig / sc.lowFreqFactor) out.push(f / sc.factor);
+      else {
+        const smooth = (orig / wavelength - sc.lowFreqFactor) / (sc.highFreqFactor - sc.lowFreqFactor);
+        out.push((1 - smooth) * (f / sc.factor) + smooth * f);
+      }
+    }
+  }
+  return out;
+}
+
 function rope(v: Float64Array, heads: number, pos: number, cfg: AddonModelConfig): void {
   const hd = cfg.headDim;
+  const freq = invFreq(cfg);
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < hd / 2; i++) {
-      const angle = pos * Math.pow(cfg.ropeTheta, (-2 * i) / hd);
+      const angle = pos * freq[i];
       const [a, b] = cfg.ropeLayout === 'adjacent' ? [h * hd + 2 * i, h * hd + 2 * i + 1] : [h * hd + i, h * hd + i + hd / 2];
       const [x0, x1] = [v[a], v[b]];
       v[a] = x0 * Math.cos(angle) - x1 * Math.sin(angle);
@@ -139,9 +171,9 @@ function reference(cfg: AddonModelConfig, w: Weights, tokens: number[]): Float64
     let x = Float64Array.from(W('token_embd').data.subarray(tok * dim, (tok + 1) * dim));
     for (let l = 0; l < cfg.nLayers; l++) {
       const xb = rmsnorm(x, W(`blk.${l}.attn_norm`).data, cfg.normEps);
-      const q = matvec(W(`blk.${l}.attn_q`), xb);
-      const k = matvec(W(`blk.${l}.attn_k`), xb);
-      const v = matvec(W(`blk.${l}.attn_v`), xb);
+      const q = matvec(W(`blk.${l}.attn_q`), xb, w.get(`blk.${l}.attn_q.bias`));
+      const k = matvec(W(`blk.${l}.attn_k`), xb, w.get(`blk.${l}.attn_k.bias`));
+      const v = matvec(W(`blk.${l}.attn_v`), xb, w.get(`blk.${l}.attn_v.bias`));
       rope(q, nHeads, pos, cfg);
       rope(k, nKvHeads, pos, cfg);
       keys[l].push(k);
@@ -454,6 +486,62 @@ describe('llama engine variants (cpu)', () => {
   });
 });
 
+describe('llama family details: qwen2 q/k/v biases, rope scaling', () => {
+  // head_dim 8, theta 10000: wavelengths 6.3, 63, 628, 6283; with orig 100, low 1, high 4 the four frequencies hit
+  // all three llama3 branches (kept, blended, divided).
+  const llama3 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 100 } as const;
+  const cfg: AddonModelConfig = { ...BASE, ropeLayout: 'half', qkvBias: true, ropeScaling: llama3 };
+  const w = makeWeights(cfg, 6000);
+  const sources = writeWeights(w);
+  const ref = reference(cfg, w, SEQ_A);
+  const got: Record<string, Float32Array> = {};
+
+  test('the scaling and the biases change the reference (the checks below are not vacuous)', () => {
+    const plain = reference({ ...cfg, ropeScaling: undefined }, w, SEQ_A);
+    const noBias = new Map([...w].filter(([n]) => !n.endsWith('.bias')));
+    const unbiased = reference({ ...cfg, qkvBias: false }, noBias, SEQ_A);
+    expect(relDiff(plain[SEQ_A.length - 1], ref[SEQ_A.length - 1])).toBeGreaterThan(100 * TOL_F32);
+    expect(relDiff(unbiased[SEQ_A.length - 1], ref[SEQ_A.length - 1])).toBeGreaterThan(100 * TOL_F32);
+  });
+
+  test.each(DEVICES)('device=%s: prefill and incremental logits equal the fp64 reference', async (device) => {
+    const model = await buildModel({ ...cfg, device }, sources);
+    const slot = model.startSequence(0n);
+    const r = await model.step(request([slot], [SEQ_A.slice(0, 12)], 'all'));
+    const rows = [...Array(12).keys()].map((i) => row(r.logits!, i, cfg.vocabSize));
+    for (let i = 12; i < SEQ_A.length; i++) rows.push((await model.step(request([slot], [[SEQ_A[i]]], 'last'))).logits!);
+    rows.forEach((l, i) => expect(relDiff(l, ref[i])).toBeLessThan(TOL_F32));
+    got[device] = Float32Array.from(rows.flatMap((l) => [...l]));
+    model.dispose();
+  });
+
+  test('cpu and emu agree', () => expect(relDiff(got.emu, got.cpu)).toBeLessThan(TOL_SPLIT));
+
+  test('linear scaling (cpu)', async () => {
+    const w2 = makeWeights(BASE, 6100);
+    const lin: AddonModelConfig = { ...BASE, ropeScaling: { type: 'linear', factor: 4 } };
+    const model = await buildModel(lin, writeWeights(w2));
+    const r = await model.step(request([model.startSequence(0n)], [SEQ_C], 'all'));
+    const lref = reference(lin, w2, SEQ_C);
+    for (let i = 0; i < SEQ_C.length; i++) expect(relDiff(row(r.logits!, i, lin.vocabSize), lref[i])).toBeLessThan(TOL_F32);
+    model.dispose();
+  });
+
+  test('scaling and bias config errors', () => {
+    const make = (over: Partial<AddonModelConfig>) => () => new (binding().AddonModel)({ ...cfg, ...over });
+    expect(make({ ropeScaling: { ...llama3, highFreqFactor: 1 } })).toThrow(/highFreqFactor > ropeScaling.lowFreqFactor/);
+    expect(make({ ropeScaling: { ...llama3, factor: 0 } })).toThrow(/ropeScaling.factor/);
+    expect(make({ ropeScaling: { type: 'yarn' } as unknown as AddonModelConfig['ropeScaling'] })).toThrow(/'linear' or 'llama3'/);
+    expect(make({ qkvBias: 'yes' as unknown as boolean })).toThrow(/qkvBias/);
+  });
+
+  test('without qkvBias the bias tensors are not part of the model', async () => {
+    const model = new (binding().AddonModel)({ ...cfg, qkvBias: false });
+    await expectCode(model.loadTensor('blk.0.attn_q.bias', sources.get('blk.0.attn_q.bias')!), 'ERR_MODEL_FORMAT', /not a tensor of this model/);
+    model.dispose();
+  });
+});
+
 describe('llama engine errors (cpu)', () => {
   const weights = makeWeights(BASE, 5000);
   const sources = writeWeights(weights);
@@ -485,7 +573,7 @@ describe('llama engine errors (cpu)', () => {
   test('config errors', () => {
     expect(() => newModel({ nKvHeads: 3 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
     expect(() => newModel({ maxContext: 65 })).toThrow(/maxContext/);
-    expect(() => newModel({ arch: 'gpt2' as 'llama' })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
+    expect(() => newModel({ arch: 'mamba' as 'llama' })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
     expect(() => newModel({ device: 'tpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
   });
 

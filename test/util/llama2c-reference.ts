@@ -4,6 +4,7 @@
 // without the native engine (test/unit/generation-loop.test.ts); it is not used by the package.
 import * as fs from 'fs';
 import type { AddonModel, AddonModelConfig, AddonStepRequest, AddonStepResult, AddonTensorSource } from '../../lib/binding';
+import { UnsupportedError } from '../../lib/errors';
 import { rng } from './random';
 
 export class ReferenceLlama implements AddonModel {
@@ -74,6 +75,10 @@ export class ReferenceLlama implements AddonModel {
       logits?.set(out, i * V);
     }
     return logits ? { tokens, logprobs, logits } : { tokens, logprobs };
+  }
+
+  async embed(): Promise<Float32Array> {
+    throw new UnsupportedError('embed(): only encoder models (bert) compute embeddings; use step()');
   }
 
   memory(): { weights: number; kvCache: number; workspace: number } {

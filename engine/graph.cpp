@@ -1,0 +1,151 @@
+// Graph: the ops of one forward pass with the model's conventions (graph.h).
+#include "graph.h"
+
+#include <cmath>
+
+namespace eet {
+
+Graph::Graph(Model& model, const Model::StepPlan& plan)
+    : m(model), p(plan), cfg(model.cfg_), be(*model.backend_), dt(model.cfg_.dtype), T(plan.n_tokens) {
+  q_width = int64_t(cfg.n_heads) * cfg.head_dim;
+  kv_width = int64_t(cfg.n_kv_heads) * cfg.head_dim;
+  qkv_width = q_width + 2 * kv_width;
+  const Model::Workspace& ws = *m.wsl_;
+  x = at(ws.x);
+  h = at(ws.h);
+  buf1 = at(ws.buf1);
+  att = at(ws.att);
+  ints = static_cast<int32_t*>(at(ws.ints));
+}
+
+void* Graph::at(size_t offset) const { return static_cast<uint8_t*>(m.ws_->ptr()) + offset; }
+
+void* Graph::elems(void* ptr, int64_t n) const { return static_cast<uint8_t*>(ptr) + n * int64_t(dtype_size(dt)); }
+
+const void* Graph::w(const std::string& name) const { return m.weights_.ptr(name); }
+
+void Graph::embedding(const std::string& table, int64_t rows, const int32_t* ids, const std::string* pos_table,
+                      void* out) {
+  EmbeddingArgs e{};
+  e.dtype = dt;
+  e.ids = ids;
+  e.table = w(table);
+  e.out = out;
+  e.n = T;
+  e.cols = cfg.dim;
+  e.vocab = rows;
+  if (pos_table) {
+    e.pos = ints + m.wsl_->i_pos;
+    e.pos_table = w(*pos_table);
+    e.n_pos = cfg.max_seq_len;
+  }
+  be.embedding(e);
+}
+
+void Graph::norm(NormKind kind, const void* in, const void* residual, const std::string& weight, bool bias, void* y,
+                 int64_t rows) {
+  NormArgs a{};
+  a.kind = kind;
+  a.dtype = dt;
+  a.x = in;
+  a.residual = residual;
+  a.weight = w(weight);
+  a.bias = bias ? w(weight + ".bias") : nullptr;
+  a.y = y;
+  a.rows = rows;
+  a.cols = cfg.dim;
+  a.eps = cfg.norm_eps;
+  be.norm(a);
+}
+
+void Graph::gemm(const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t n, int64_t k, void* y,
+                 int64_t ldy, const void* residual) {
+  GemmArgs g{};
+  g.dtype = dt;
+  g.x = in;
+  g.w = w(weight);
+  g.bias = bias ? w(weight + ".bias") : nullptr;
+  g.residual = residual;
+  g.y = y;
+  g.m = T;
+  g.n = n;
+  g.k = k;
+  g.ldx = ldx;
+  g.ldy = ldy;
+  be.gemm(g);
+}
+
+void Graph::act(ActKind kind, void* y, int64_t n, int64_t ld) {
+  ActArgs a{};
+  a.kind = kind;
+  a.dtype = dt;
+  a.x = y;
+  a.y = y;
+  a.m = T;
+  a.n = n;
+  a.ldx = ld;
+  a.ldy = ld;
+  be.act(a);
+}
+
+void Graph::rope(void* qkv) {
+  RopeArgs r{};
+  r.layout = cfg.rope_layout;
+  r.dtype = dt;
+  r.q = qkv;
+  r.k = elems(qkv, q_width);
+  r.pos = ints + m.wsl_->i_pos;
+  r.inv_freq = static_cast<const float*>(w("rope.inv_freq"));
+  r.n_tokens = T;
+  r.ldq = qkv_width;
+  r.ldk = qkv_width;
+  r.n_heads = cfg.n_heads;
+  r.n_kv_heads = cfg.n_kv_heads;
+  r.head_dim = cfg.head_dim;
+  r.rot_dim = cfg.head_dim;
+  be.rope(r);
+}
+
+void Graph::attention(int32_t layer, const void* qkv, bool causal) {
+  const Model::Workspace& ws = *m.wsl_;
+  KvPool& kv = *m.kv_;
+  void* qkv_mut = const_cast<void*>(qkv);
+  KvAppendArgs app{};
+  app.dtype = dt;
+  app.k = elems(qkv_mut, q_width);
+  app.v = elems(qkv_mut, q_width + kv_width);
+  app.slots = ints + ws.i_kv_slot;
+  app.k_cache = kv.k_cache(layer);
+  app.v_cache = kv.v_cache(layer);
+  app.layout = kv.layout();
+  app.n_tokens = T;
+  app.ldk = qkv_width;
+  app.ldv = qkv_width;
+  be.kv_append(app);
+
+  AttentionArgs a{};
+  a.dtype = dt;
+  a.q = qkv;
+  a.out = att;
+  a.k_cache = kv.k_cache(layer);
+  a.v_cache = kv.v_cache(layer);
+  a.layout = kv.layout();
+  a.block_table = ints + ws.i_block_table;
+  a.q_start = ints + ws.i_q_start;
+  a.ctx_len = ints + ws.i_ctx_len;
+  a.n_tokens = T;
+  a.ldq = qkv_width;
+  a.ldo = q_width;
+  a.batch = p.batch;
+  a.n_heads = cfg.n_heads;
+  a.max_blocks_per_seq = kv.max_blocks_per_seq();
+  a.max_q_len = p.max_q;
+  a.max_ctx_len = p.max_ctx;
+  a.scale = 1.0f / std::sqrt(float(cfg.head_dim));
+  a.causal = causal;
+  a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
+  a.workspace_bytes = ws.attn_ws_bytes;
+  be.attention(a);
+}
+
+}  // namespace eet

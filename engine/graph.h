@@ -1,0 +1,71 @@
+// Internals shared by model.cpp and the architectures (engine/arch_*.cpp): the workspace layout, the step plan,
+// and Graph, the ops of one forward pass with the model's conventions — activations in the workspace, weights by
+// name (a bias is NAME.bias), T packed tokens, attention over the paged cache from the step's metadata.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "model.h"
+
+namespace eet {
+
+inline std::string layer_name(int32_t l, const char* what) { return "blk." + std::to_string(l) + "." + what; }
+
+// Workspace regions (byte offsets into ws_) and the index layout of the per-step host → device metadata.
+struct Model::Workspace {
+  int64_t tokens_max, rows_max;  // T and R capacity
+  int64_t buf1_width;            // max(qkv width, FFN width)
+  size_t x, h, buf1, att, last_x, last_h, logits, attn_ws, sample_ws, ints, floats, u64s, history;
+  size_t attn_ws_bytes, sample_ws_bytes;
+  // int32 metadata, offsets in elements (i_types: token types, bert)
+  int64_t i_tokens, i_pos, i_kv_slot, i_q_start, i_ctx_len, i_last, i_block_table, i_top_k, i_history_len, i_types,
+      i_out, n_ints;
+  // float metadata: temperature, top_p, repetition penalty, logprob out (rows_max each); u64: seed, step
+};
+
+struct Model::StepPlan {
+  int32_t batch = 0, n_tokens = 0, max_q = 0, max_ctx = 0;
+  std::vector<int32_t> old_len, new_len;
+  std::vector<uint64_t> epoch;
+  std::vector<int32_t> ints;
+  std::vector<float> floats;
+  std::vector<uint64_t> u64s;
+  bool penalty = false;
+};
+
+struct Graph {
+  Graph(Model& model, const Model::StepPlan& plan);
+
+  Model& m;
+  const Model::StepPlan& p;
+  const ModelConfig& cfg;
+  Backend& be;
+  DType dt;
+  int64_t T;                  // packed tokens of the step
+  int64_t q_width, kv_width;  // n_heads * head_dim, n_kv_heads * head_dim
+  int64_t qkv_width;          // q | k | v row of the fused projection
+  void *x, *h, *buf1, *att;   // workspace activations (model.cpp plan_workspace)
+  int32_t* ints;              // the step's metadata (Workspace::i_*)
+
+  void* at(size_t offset) const;
+  void* elems(void* ptr, int64_t n) const;  // ptr + n elements of the model dtype
+  const void* w(const std::string& name) const;
+
+  // out (T, dim) = table[ids] (+ pos_table[pos] at the step's positions, when pos_table is given); table has
+  // `rows` rows, pos_table maxSeqLen.
+  void embedding(const std::string& table, int64_t rows, const int32_t* ids, const std::string* pos_table, void* out);
+  // y (rows, dim) = norm(in (+ residual)) * weight (+ weight.bias when bias)
+  void norm(NormKind kind, const void* in, const void* residual, const std::string& weight, bool bias, void* y,
+            int64_t rows);
+  // y (T, n) [ldy] = in (T, k) [ldx] · Wᵀ (+ W.bias when bias) (+ residual [ldy] when given; may be y)
+  void gemm(const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t n, int64_t k, void* y,
+            int64_t ldy, const void* residual);
+  // y = act(y) in place over (T, n) with row stride ld (gelu / silu kinds)
+  void act(ActKind kind, void* y, int64_t n, int64_t ld);
+  // RoPE on the q and k parts of qkv (T, qkv_width) at the step's positions.
+  void rope(void* qkv);
+  // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache.
+  void attention(int32_t layer, const void* qkv, bool causal);
+};
+
+}  // namespace eet

@@ -1,0 +1,180 @@
+// Shared helpers of the model tests that drive AddonModel with tiny random weights through a real file, and the
+// fp64 building blocks of their independent references (row vectors as Float64Array).
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { AddonModel, AddonModelConfig, AddonStepRequest, AddonTensorSource, binding } from '../../lib/binding';
+import { normal } from './random';
+
+export interface Weight {
+  shape: number[];
+  data: Float32Array;
+}
+export type Weights = Map<string, Weight>;
+
+/** Adds random tensors to w: matrices ~ N(0, 1/in), gains ~ 1 + N(0, 0.2²), biases ~ N(0, 0.2²). */
+export function weightMaker(w: Weights, seed: number) {
+  let s = seed;
+  return {
+    mat: (name: string, out: number, inn: number, std = 1 / Math.sqrt(inn)) => w.set(name, { shape: [out, inn], data: normal(out * inn, s++, std) }),
+    gain: (name: string, n: number) => {
+      const d = normal(n, s++, 0.2);
+      for (let i = 0; i < n; i++) d[i] += 1;
+      w.set(name, { shape: [n], data: d });
+    },
+    bias: (name: string, n: number) => w.set(name, { shape: [n], data: normal(n, s++, 0.2) }),
+  };
+}
+
+let tmp: string | undefined;
+let fileCount = 0;
+
+/** Removes the files writeWeights wrote (call from a top-level afterAll). */
+export function removeWeightFiles(): void {
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  tmp = undefined;
+}
+
+/** Writes every tensor to one file after a few leading bytes (so offsets are non-zero and unaligned). */
+export function writeWeights(w: Weights): Map<string, AddonTensorSource> {
+  tmp ??= fs.mkdtempSync(path.join(os.tmpdir(), 'eet-models-'));
+  const file = path.join(tmp, `weights-${fileCount++}.bin`);
+  const chunks: Buffer[] = [Buffer.from('EETTEST')];
+  const sources = new Map<string, AddonTensorSource>();
+  let offset = chunks[0].length;
+  for (const [name, t] of w) {
+    const bytes = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    sources.set(name, { path: file, offset, bytes: bytes.length, dtype: 'float32', shape: t.shape });
+    chunks.push(bytes);
+    offset += bytes.length;
+  }
+  fs.writeFileSync(file, Buffer.concat(chunks));
+  return sources;
+}
+
+export async function buildModel(cfg: AddonModelConfig, sources: Map<string, AddonTensorSource>): Promise<AddonModel> {
+  const model = new (binding().AddonModel)(cfg);
+  await Promise.all([...sources].map(([name, src]) => model.loadTensor(name, src)));
+  await model.finalize();
+  return model;
+}
+
+// ---- fp64 math -----------------------------------------------------------------------------------------------------
+
+/** y = W x (+ b) for W (out, in). */
+export function linear(w: Weight, x: Float64Array, b?: Weight): Float64Array {
+  const [out, inn] = w.shape;
+  const y = new Float64Array(out);
+  for (let o = 0; o < out; o++) {
+    let acc = b ? b.data[o] : 0;
+    for (let i = 0; i < inn; i++) acc += w.data[o * inn + i] * x[i];
+    y[o] = acc;
+  }
+  return y;
+}
+
+export function layerNorm(x: Float64Array, w: Weight, b: Weight, eps: number): Float64Array {
+  const n = x.length;
+  const mean = x.reduce((a, v) => a + v, 0) / n;
+  const variance = x.reduce((a, v) => a + (v - mean) * (v - mean), 0) / n;
+  const s = 1 / Math.sqrt(variance + eps);
+  return x.map((v, i) => (v - mean) * s * w.data[i] + b.data[i]);
+}
+
+export function add(a: Float64Array, b: Float64Array): Float64Array {
+  return a.map((v, i) => v + b[i]);
+}
+
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+}
+
+/** erf by its Taylor series (|x| < 6; beyond, ±1 to double precision). */
+export function erf(x: number): number {
+  if (Math.abs(x) >= 6) return Math.sign(x);
+  let term = x;
+  let sum = x;
+  for (let n = 1; n < 200; n++) {
+    term *= (-x * x) / n;
+    const add = term / (2 * n + 1);
+    sum += add;
+    if (Math.abs(add) < 1e-17 * Math.abs(sum)) break;
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+export function geluErf(x: number): number {
+  return 0.5 * x * (1 + erf(x / Math.SQRT2));
+}
+
+/**
+ * Multi-head attention of one query row over keys/values rows (all heads, head h at h*hd; MHA).
+ * Returns the concatenated heads.
+ */
+export function attend(q: Float64Array, keys: Float64Array[], values: Float64Array[], nHeads: number, hd: number): Float64Array {
+  const out = new Float64Array(nHeads * hd);
+  for (let h = 0; h < nHeads; h++) {
+    const scores = keys.map((k) => {
+      let s = 0;
+      for (let d = 0; d < hd; d++) s += q[h * hd + d] * k[h * hd + d];
+      return s / Math.sqrt(hd);
+    });
+    const m = Math.max(...scores);
+    const e = scores.map((s) => Math.exp(s - m));
+    const sum = e.reduce((a, b) => a + b, 0);
+    for (let t = 0; t < e.length; t++) {
+      for (let d = 0; d < hd; d++) out[h * hd + d] += (e[t] / sum) * values[t][h * hd + d];
+    }
+  }
+  return out;
+}
+
+// ---- requests and comparisons ----------------------------------------------------------------------------------------
+
+export function request(slots: number[], seqs: number[][], logits: 'none' | 'last' | 'all' = 'all'): AddonStepRequest {
+  const B = slots.length;
+  return {
+    slots: Int32Array.from(slots),
+    tokens: Int32Array.from(seqs.flat()),
+    counts: Int32Array.from(seqs.map((s) => s.length)),
+    temperature: new Float32Array(B),
+    topK: new Int32Array(B),
+    topP: new Float32Array(B).fill(1),
+    repetitionPenalty: new Float32Array(B).fill(1),
+    logits,
+  };
+}
+
+export function row(a: Float32Array, r: number, width: number): Float32Array {
+  return a.subarray(r * width, (r + 1) * width);
+}
+
+/** max |a - ref| / max |ref|. */
+export function relDiff(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  expect(a.length).toBe(ref.length);
+  let m = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    m = Math.max(m, Math.abs(a[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return m / scale;
+}
+
+export function argmax(a: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+export async function expectCode(p: Promise<unknown> | (() => unknown), code: string, message?: RegExp): Promise<void> {
+  let err: unknown;
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeDefined();
+  expect((err as { code?: string }).code).toBe(code);
+  if (message) expect((err as Error).message).toMatch(message);
+}
