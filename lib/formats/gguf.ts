@@ -10,7 +10,7 @@
 // Every count, length and offset is checked against the bytes left in the file BEFORE anything is allocated or
 // read (the llama.cpp GGUF CVEs were unchecked size arithmetic); u64 fields are read as BigInt.
 import * as fs from 'fs';
-import type { AddonTensorSource } from '../binding';
+import type { AddonFileSource } from '../binding';
 import { ModelFormatError, UnsupportedError } from '../errors';
 
 export const GGUF_MAGIC = 'GGUF';
@@ -388,7 +388,7 @@ export function ggufMeta(f: GGUFFile, key: string, kind: 'number' | 'string' | '
 }
 
 /** The native loader's descriptor for a float tensor (Q8_0 tensors are loaded by the quantized path). */
-export function ggufSource(t: GGUFTensor): AddonTensorSource {
+export function ggufSource(t: GGUFTensor): AddonFileSource {
   const dtype = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[t.type as 'F32' | 'F16' | 'BF16'];
   if (dtype === undefined) throw new UnsupportedError(`Tensor "${t.name}" of ${t.path} is ${t.type}; it needs the quantized loader`);
   return { path: t.path, offset: t.offset, bytes: t.bytes, dtype, shape: t.shape.slice() };

@@ -9,7 +9,7 @@
 // exactly at the data section's end. Duplicate names (which JSON.parse would silently merge) are rejected too.
 import * as fs from 'fs';
 import * as path from 'path';
-import type { AddonTensorSource } from '../binding';
+import type { AddonFileSource } from '../binding';
 import { ModelFormatError } from '../errors';
 
 /** The reference implementation's bound on the header length. */
@@ -20,7 +20,7 @@ export const SAFETENSORS_DTYPE_BITS: Readonly<Record<string, number>> = {
   BOOL: 8, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8, I16: 16, U16: 16, F16: 16, BF16: 16,
   I32: 32, U32: 32, F32: 32, F64: 64, I64: 64, U64: 64, F4: 4, F6_E2M3: 6, F6_E3M2: 6,
 };
-/** The dtypes the engine loads, and their AddonTensorSource names. */
+/** The dtypes the engine loads, and their AddonFileSource names. */
 const LOADABLE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const;
 export type SafetensorsFloatDType = keyof typeof LOADABLE;
 
@@ -278,7 +278,7 @@ export async function readSafetensorsModel(location: string): Promise<Safetensor
 }
 
 /** The native loader's descriptor for a float tensor; other dtypes are rejected with the tensor named. */
-export function safetensorsSource(t: SafetensorsTensor): AddonTensorSource {
+export function safetensorsSource(t: SafetensorsTensor): AddonFileSource {
   if (!Object.hasOwn(LOADABLE, t.dtype)) {
     throw new ModelFormatError(`Invalid safetensors file ${t.path}: unsupported dtype ${t.dtype} for tensor "${t.name}" (supported: F32, F16, BF16)`);
   }
