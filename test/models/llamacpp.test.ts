@@ -42,6 +42,7 @@ const PROMPT = [BOS, ...body(6, 3)];
 const GREEDY_STEPS: Record<string, number> = { cpu: 64, emu: 16 };
 
 const TWIN_TOL = 1e-5;
+const SPLIT = 5;
 
 interface Case {
   name: string;
@@ -120,6 +121,16 @@ describe.each(DECODERS)('$name vs llama.cpp', ({ spec, tol }) => {
         const detail = `sequence ${s}: max |Δlogit| ${diff.toExponential(2)} at position ${at[0]}, token ${at[1]}; scale ${scale.toFixed(3)}`;
         if (!(diff <= tol * scale)) throw new Error(`${detail}: above ${tol} × scale`);
       }
+    });
+
+    test(`decoding token by token (prefill ${SPLIT}, then one token a step): max |Δlogit| ≤ ${tol.toExponential(0)} × logit scale`, async () => {
+      const seq = SEQS[0];
+      const slot = model.startSequence(0n);
+      const rows = [(await model.step(request([slot], [seq.slice(0, SPLIT)], 'last'))).logits!];
+      for (let i = SPLIT; i < seq.length; i++) rows.push((await model.step(request([slot], [[seq[i]]], 'last'))).logits!);
+      model.endSequence(slot);
+      const { diff, scale, at } = maxDiff(rows, refLogits[0].slice(SPLIT - 1));
+      if (!(diff <= tol * scale)) throw new Error(`max |Δlogit| ${diff.toExponential(2)} at position ${SPLIT - 1 + at[0]}, token ${at[1]}; scale ${scale.toFixed(3)}`);
     });
 
     if (spec.q8) {
