@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { AddonModelConfig, binding } from '../../lib/binding';
-import { writeSafetensors, SafetensorsWriterTensor } from '../../lib/formats/safetensors-writer';
+import { writeSafetensors, writeSafetensorsShards, SafetensorsWriterTensor } from '../../lib/formats/safetensors-writer';
 import { fromHalfBits, toHalfBits } from '../../lib/half';
 import { loadModel, Model } from '../../lib/model';
 import {
@@ -461,6 +461,18 @@ describe('llama family from a Hugging Face folder', () => {
     const r = await b.generate(PROMPT, { maxNewTokens: 1, temperature: 0, logits: true });
     expect(relDiff(r.logits![0], llamaReference(cfg, rounded(w, 'F16'), PROMPT)[PROMPT.length - 1])).toBeLessThan(TOL.bfloat16);
     await b.dispose();
+  });
+
+  test('sharded weights (model.safetensors.index.json); the tokenizer option is for llama2.c only', async () => {
+    const tensors = llamaHfNames(w).map(({ name, w: x }) => ({ name, dtype: 'F32', shape: x.shape, data: x.data }));
+    const d = await writeFolder({ config: llamaJson, tensors: [], tokenizer: bpeTokenizer(V, true), tokenizerConfig: tokConfig });
+    fs.rmSync(path.join(d, 'model.safetensors'));
+    await writeSafetensorsShards(d, [tensors.slice(0, 7), tensors.slice(7)]);
+    const m = await loadModel(d, { device: 'cpu', maxBatch: 1 });
+    const r = await m.generate(PROMPT, { maxNewTokens: 1, temperature: 0, logits: true });
+    expect(relDiff(r.logits![0], llamaReference(llamaCfg, w, PROMPT)[PROMPT.length - 1])).toBeLessThan(TOL.float32);
+    await m.dispose();
+    await expectCode(loadModel(d, { device: 'cpu', tokenizer: 'tok.bin' }), 'ERR_INVALID_ARG', /tokenizer/);
   });
 
   test('embed() on a decoder is unsupported', async () => {
