@@ -84,7 +84,10 @@ export interface AddonFileSource {
   offset: number;
   bytes: number;
   dtype: 'float32' | 'float16' | 'bfloat16';
+  /** The shape of the bytes as stored (the model's shape reversed when transpose). */
   shape: number[];
+  /** A 2-D matrix stored (in, out), as Hugging Face's Conv1D: transposed on the host to the engine's (out, in). */
+  transpose?: boolean;
 }
 
 /**

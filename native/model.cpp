@@ -111,6 +111,11 @@ eet::TensorSource parse_source(const Napi::Value& v) {
     s.offset = get_int(o, "offset", 0, max_safe);
     s.bytes = get_int(o, "bytes", 0, max_safe);
     s.dtype = parse_float_dtype(o, "dtype");
+    Napi::Value tr = o.Get("transpose");
+    if (!tr.IsUndefined()) {
+      if (!tr.IsBoolean()) throw_arg(env, "transpose", "boolean", tr);
+      s.transpose = tr.As<Napi::Boolean>().Value();
+    }
   }
   Napi::Value shape = o.Get("shape");
   if (!shape.IsArray()) throw_arg(env, "shape", "array of positive integers", shape);
