@@ -9,7 +9,8 @@ import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, Unsu
 import { GenerateOptions, Prompt, ResolvedOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
 import { GenerateResult, StreamEvent, schedule } from './generate/scheduler';
 import { readLlama2cCheckpoint } from './loaders/llama2c';
-import { BOS, EOS, Llama2cTokenizer, loadLlama2cTokenizer } from './tokenizers/llama2c';
+import { readGGUFModel } from './loaders/gguf';
+import { Llama2cTokenizer, loadLlama2cTokenizer } from './tokenizers/llama2c';
 import { integerIn, invalid, is, oneOf, optionsObject } from './validate';
 
 export type { FinishReason, GenerateOptions, Prompt } from './generate/options';
@@ -36,14 +37,14 @@ export interface LoadModelOptions {
   maxBatch?: number;
   /** Most tokens one forward step carries (default max(512, maxBatch)); longer prompts are fed in chunks. */
   maxStepTokens?: number;
-  /** llama2.c tokenizer file. Default: tok<vocab>.bin, then tokenizer.bin, next to the model. */
+  /** llama2.c tokenizer file. Default: tok<vocab>.bin, then tokenizer.bin, next to the model. (GGUF: from its metadata.) */
   tokenizer?: string;
   /** Aborting rejects the load with AbortError (checked between tensors) and frees what was loaded. */
   signal?: AbortSignal;
   onProgress?: (progress: LoadProgress) => void;
 }
 
-export type ModelConfig = Readonly<AddonModelConfig> & { readonly format: 'llama2c'; readonly path: string; readonly tokenizerPath: string };
+export type ModelConfig = Readonly<AddonModelConfig> & { readonly format: 'llama2c' | 'gguf'; readonly path: string; readonly tokenizerPath: string };
 
 export interface ModelMemory {
   weights: number;
@@ -86,13 +87,13 @@ export class Model {
     this.#tok = tokenizer;
     this.tokenizer = Object.freeze({
       vocabSize: tokenizer.vocabSize,
-      bos: BOS,
-      eos: EOS,
+      bos: tokenizer.bos,
+      eos: tokenizer.eos,
       encode: (text: string): number[] => {
         if (!is.string(text)) throw invalid('text', 'string', text);
         return tokenizer.encode(text);
       },
-      decode: (ids: readonly number[], prev: number = BOS): string => tokenizer.decode(ids, prev),
+      decode: (ids: readonly number[], prev: number = tokenizer.bos): string => tokenizer.decode(ids, prev),
     });
     this.loadMs = loadMs;
   }
@@ -177,7 +178,7 @@ export class Model {
         maxBatch: this.config.maxBatch,
         maxContext: this.config.maxContext,
         maxStepTokens: this.config.maxStepTokens,
-        eosIds: [EOS, BOS],
+        eosIds: [this.#tok.eos, this.#tok.bos],
         loadMs: this.loadMs,
       };
       const gone = (): Error | null => (this.#native ? null : new DisposedError('The model was disposed during generation'));
@@ -189,7 +190,8 @@ export class Model {
 }
 
 /**
- * Loads a model: a llama2.c checkpoint (.bin) with its tokenizer. Rejects with ModelFormatError for malformed
+ * Loads a model: a llama2.c checkpoint (.bin) with its tokenizer, or a GGUF file (llama, qwen2, gpt2; weights
+ * F32/F16/BF16/Q8_0, Q8_0 matrices kept int8 on the device; the SentencePiece tokenizer from its metadata). Rejects with ModelFormatError for malformed
  * files, UnsupportedError for formats not supported yet, InvalidArgumentError for bad options, AbortError.
  */
 export function loadModel(file: string, options?: LoadModelOptions): Promise<Model> {
@@ -222,13 +224,23 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
   } catch (e) {
     throw new ModelFormatError(`Cannot open the model ${resolved}: ${(e as Error).message}`, { cause: e });
   }
-  if (stat.isDirectory()) throw new UnsupportedError(`${resolved} is a directory; only llama2.c checkpoint files (.bin) are supported so far`);
-  if (resolved.endsWith('.gguf')) throw new UnsupportedError(`GGUF files are not supported yet: ${resolved}`);
-  const ckpt = await readLlama2cCheckpoint(resolved);
+  if (stat.isDirectory()) throw new UnsupportedError(`${resolved} is a directory; only llama2.c checkpoint files (.bin) and GGUF files are supported so far`);
+  const isGGUF = resolved.toLowerCase().endsWith('.gguf');
+  const ckpt = isGGUF ? await readGGUFModel(resolved) : await readLlama2cCheckpoint(resolved);
   const maxContext = o.maxSeqLen === undefined ? ckpt.config.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, ckpt.config.maxSeqLen);
   const maxStepTokens = o.maxStepTokens === undefined ? Math.max(512, maxBatch) : integerIn('maxStepTokens', o.maxStepTokens, maxBatch, 1 << 20);
-  const tokenizerPath = o.tokenizer !== undefined ? path.resolve(o.tokenizer) : findTokenizer(resolved, ckpt.config.vocabSize);
-  const tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize);
+  let tokenizerPath: string;
+  let tokenizer: Llama2cTokenizer;
+  if (isGGUF && o.tokenizer === undefined) {
+    const g = ckpt as Awaited<ReturnType<typeof readGGUFModel>>;
+    if (g.config.arch === 'bert') throw new UnsupportedError(`${resolved} is a BERT encoder; generation needs a decoder (llama, qwen2, gpt2)`);
+    if (!g.tokenizer) throw new UnsupportedError(`${resolved}: ${g.tokenizerProblem ?? 'no tokenizer'}`);
+    tokenizer = g.tokenizer;
+    tokenizerPath = resolved;
+  } else {
+    tokenizerPath = o.tokenizer !== undefined ? path.resolve(o.tokenizer) : findTokenizer(resolved, ckpt.config.vocabSize);
+    tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize);
+  }
   throwIfAborted();
 
   const config: AddonModelConfig = { ...ckpt.config, dtype, device, maxBatch, maxContext, maxStepTokens };
@@ -249,7 +261,7 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
     native.dispose();
     throw e;
   }
-  return new Model(native, { ...config, format: 'llama2c', path: resolved, tokenizerPath }, tokenizer, performance.now() - start);
+  return new Model(native, { ...config, format: isGGUF ? 'gguf' : 'llama2c', path: resolved, tokenizerPath }, tokenizer, performance.now() - start);
 }
 
 function findTokenizer(modelPath: string, vocabSize: number): string {
