@@ -13,7 +13,7 @@ import { loadModel } from '../../lib/model';
 import { loadLlama2cTokenizer } from '../../lib/tokenizers/llama2c';
 import { argmax, buildModel, expectCode, relDiff, removeWeightFiles, request, row, writeWeights } from '../util/engine-helpers';
 import {
-  GPT2_SPEC, LLAMA_SPEC, QWEN2_SPEC, TinySpec, referenceLogits, removeTmp, specConfig, tinyWeights, tmpFile, writeTinyGGUF,
+  BERT_SPEC, GPT2_SPEC, LLAMA_SPEC, QWEN2_SPEC, TinySpec, referenceLogits, removeTmp, specConfig, tinyWeights, tmpFile, writeTinyGGUF,
 } from '../util/gguf-models';
 import { MODEL, TOKENIZER, references } from '../util/stories260k';
 
@@ -89,6 +89,38 @@ describe('the same weights through the raw-file path and the GGUF path (cpu)', (
       }
     });
   }
+});
+
+describe('bert in GGUF (cpu)', () => {
+  test('maps to the engine config; embeddings through the GGUF path equal the raw path (F32) and follow them with Q8_0; loadModel refuses an encoder', async () => {
+    const s = BERT_SPEC;
+    const w = tinyWeights(s);
+    const meta = { 'tokenizer.ggml.model': gv.str('bert') };
+    const { file } = await writeTinyGGUF(s, w, { metadata: meta });
+    const g = await readGGUFModel(file);
+    expect(g.config).toEqual(specConfig(s));
+    expect(g.tokenizerProblem).toMatch(/"bert" is not supported yet/);
+    await expectCode(loadModel(file, { device: 'cpu' }), 'ERR_UNSUPPORTED', /BERT encoder/);
+    const q = await readGGUFModel((await writeTinyGGUF(s, w, { metadata: meta, q8: true })).file);
+    expect(q.config.q8Weights).toHaveLength(6 * s.nLayers);
+    const cfg: AddonModelConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 2, maxContext: 32, maxStepTokens: 32 };
+    const embedReq = {
+      tokens: Int32Array.from([...PROMPT, 5, 6, 7]), counts: Int32Array.from([PROMPT.length, 3]),
+      tokenTypes: Int32Array.from([...PROMPT.map(() => 0), 1, 1, 1]), pooling: 'mean' as const, normalize: true,
+    };
+    const models = [
+      await buildModel(cfg, new Map(g.tensors.map((t) => [t.name, t.source]))),
+      await buildModel(cfg, writeWeights(w)),
+      await buildModel({ ...cfg, q8Weights: q.config.q8Weights }, new Map(q.tensors.map((t) => [t.name, t.source]))),
+    ];
+    try {
+      const [viaGGUF, viaRaw, viaQ8] = await Promise.all(models.map((m) => m.embed(embedReq)));
+      expect(Array.from(viaGGUF)).toEqual(Array.from(viaRaw));
+      expect(relDiff(viaQ8, viaRaw)).toBeLessThan(5e-2);
+    } finally {
+      for (const m of models) m.dispose();
+    }
+  });
 });
 
 describe('stories260K converted to GGUF (cpu)', () => {
@@ -188,7 +220,24 @@ describe('Q8_0 weights in the engine (cpu)', () => {
     await expectCode(buildModel(cfg, writeWeights(w)), 'ERR_UNSUPPORTED', /ffn_down.*not q8_0/);
   });
 
-  test('float16 compute with Q8_0 matrices follows the reference (top-1 and 2e-2 relative)', async () => {
+  test('a fused group that is only partly Q8_0 (attn_q Q8_0, attn_k/v F32) runs as float with attn_q dequantized', async () => {
+    const s = LLAMA_SPEC;
+    const { file, stored } = await writeTinyGGUF(s, tinyWeights(s), { q8: (n) => /attn_q$|ffn_down$/.test(n) });
+    const g = await readGGUFModel(file);
+    expect(g.config.q8Weights).toEqual(['blk.0.attn_q', 'blk.0.ffn_down', 'blk.1.attn_q', 'blk.1.ffn_down']);
+    const cfg: AddonModelConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
+    const m = await buildModel(cfg, new Map(g.tensors.map((t) => [t.name, t.source])));
+    try {
+      m.startSequence(1n);
+      const r = await m.step(request([0], [PROMPT]));
+      const ref = referenceLogits(s, stored, PROMPT);
+      PROMPT.forEach((_, i) => expect(relDiff(row(r.logits!, i, s.vocab), ref[i])).toBeLessThan(2e-5));
+    } finally {
+      m.dispose();
+    }
+  });
+
+  test('float16 compute with Q8_0 matrices follows the reference (2e-2 relative)', async () => {
     const s = LLAMA_SPEC;
     const { file, stored } = await writeTinyGGUF(s, tinyWeights(s), { q8: true });
     const g = await readGGUFModel(file);

@@ -8,7 +8,7 @@ import { dequantizeQ8_0, gv, quantizeQ8_0, writeGGUF, type GGUFWriterTensor } fr
 import type { GGUFValue } from '../../lib/formats/gguf';
 import { add, attend, geluTanh, layerNorm, linear, weightMaker, type Weight, type Weights } from './engine-helpers';
 
-export type TinyArch = 'llama' | 'qwen2' | 'gpt2';
+export type TinyArch = 'llama' | 'qwen2' | 'gpt2' | 'bert';
 
 export interface TinySpec {
   arch: TinyArch;
@@ -26,16 +26,19 @@ export interface TinySpec {
 export const LLAMA_SPEC: TinySpec = { arch: 'llama', dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocab: 288, ctx: 64, tied: false, seed: 11 };
 export const QWEN2_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'qwen2', tied: true, seed: 12 };
 export const GPT2_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'gpt2', nKvHeads: 4, hiddenDim: 128, tied: false, seed: 13 };
+/** An encoder (2 token types); no LM head. */
+export const BERT_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'bert', nKvHeads: 4, hiddenDim: 128, tied: true, seed: 14 };
 
 /** The engine config fields a spec implies (what the loader must produce). */
 export function specConfig(s: TinySpec): Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'> {
   const c: ReturnType<typeof specConfig> = {
-    arch: s.arch === 'gpt2' ? 'gpt2' : 'llama',
+    arch: s.arch === 'gpt2' || s.arch === 'bert' ? s.arch : 'llama',
     dim: s.dim, hiddenDim: s.hiddenDim, nLayers: s.nLayers, nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.dim / s.nHeads,
-    vocabSize: s.vocab, maxSeqLen: s.ctx, normEps: 1e-5, ropeTheta: s.arch === 'gpt2' ? 10000 : 5000,
+    vocabSize: s.vocab, maxSeqLen: s.ctx, normEps: 1e-5, ropeTheta: s.arch === 'gpt2' || s.arch === 'bert' ? 10000 : 5000,
     ropeLayout: s.arch === 'qwen2' ? 'half' : 'adjacent', tiedEmbeddings: s.tied,
   };
   if (s.arch === 'qwen2') c.qkvBias = true;
+  if (s.arch === 'bert') c.nTokenTypes = 2;
   return c;
 }
 
@@ -46,10 +49,22 @@ export function tinyWeights(s: TinySpec): Weights {
   const hd = s.dim / s.nHeads;
   const q = s.nHeads * hd, kv = s.nKvHeads * hd;
   mk.mat('token_embd', s.vocab, s.dim, 1);
-  if (s.arch === 'gpt2') mk.mat('position_embd', s.ctx, s.dim, 0.3);
+  if (s.arch === 'gpt2' || s.arch === 'bert') mk.mat('position_embd', s.ctx, s.dim, 0.3);
+  if (s.arch === 'bert') {
+    mk.mat('token_types', 2, s.dim, 0.5);
+    mk.gain('token_embd_norm', s.dim); mk.bias('token_embd_norm.bias', s.dim);
+  }
   for (let l = 0; l < s.nLayers; l++) {
     const b = (n: string): string => `blk.${l}.${n}`;
-    if (s.arch === 'gpt2') {
+    if (s.arch === 'bert') {
+      for (const [n, rows] of [['attn_q', q], ['attn_k', kv], ['attn_v', kv], ['attn_output', s.dim]] as const) {
+        mk.mat(b(n), rows, n === 'attn_output' ? q : s.dim); mk.bias(b(`${n}.bias`), rows);
+      }
+      mk.gain(b('attn_output_norm'), s.dim); mk.bias(b('attn_output_norm.bias'), s.dim);
+      mk.mat(b('ffn_up'), s.hiddenDim, s.dim); mk.bias(b('ffn_up.bias'), s.hiddenDim);
+      mk.mat(b('ffn_down'), s.dim, s.hiddenDim); mk.bias(b('ffn_down.bias'), s.dim);
+      mk.gain(b('layer_output_norm'), s.dim); mk.bias(b('layer_output_norm.bias'), s.dim);
+    } else if (s.arch === 'gpt2') {
       mk.gain(b('attn_norm'), s.dim); mk.bias(b('attn_norm.bias'), s.dim);
       mk.mat(b('attn_qkv'), q + 2 * kv, s.dim); mk.bias(b('attn_qkv.bias'), q + 2 * kv);
       mk.mat(b('attn_output'), s.dim, q); mk.bias(b('attn_output.bias'), s.dim);
@@ -66,6 +81,7 @@ export function tinyWeights(s: TinySpec): Weights {
       mk.mat(b('ffn_down'), s.dim, s.hiddenDim);
     }
   }
+  if (s.arch === 'bert') return w;
   mk.gain('output_norm', s.dim);
   if (s.arch === 'gpt2') mk.bias('output_norm.bias', s.dim);
   if (!s.tied) mk.mat('output', s.vocab, s.dim);
@@ -96,7 +112,7 @@ export function tinyMetadata(s: TinySpec, overrides: Record<string, GGUFValue | 
     [`${a}.feed_forward_length`]: gv.u32(s.hiddenDim),
     [`${a}.attention.head_count`]: gv.u32(s.nHeads),
     [`${a}.attention.head_count_kv`]: gv.u32(s.nKvHeads),
-    ...(a === 'gpt2'
+    ...(a === 'gpt2' || a === 'bert'
       ? { [`${a}.attention.layer_norm_epsilon`]: gv.f32(1e-5) }
       : {
         [`${a}.attention.layer_norm_rms_epsilon`]: gv.f32(1e-5),
@@ -127,21 +143,22 @@ export function removeTmp(): void {
 }
 
 const isMatrix = (name: string, shape: number[]): boolean =>
-  shape.length === 2 && !/^(token_embd|position_embd)$/.test(name);
+  shape.length === 2 && !/^(token_embd|position_embd|token_types)$/.test(name);
 
 /**
  * Writes the weights as GGUF: F32, or Q8_0 for the 2-D matrices (and token_embd too when `q8Embeddings`: the
  * engine dequantizes it). Returns the path and the weights as stored (Q8_0 ones dequantized).
  */
 export async function writeTinyGGUF(s: TinySpec, w: Weights, opts: {
-  q8?: boolean; q8Embeddings?: boolean; metadata?: Record<string, GGUFValue | null>;
+  q8?: boolean | ((name: string) => boolean); q8Embeddings?: boolean; metadata?: Record<string, GGUFValue | null>;
   tensors?: (t: GGUFWriterTensor[]) => GGUFWriterTensor[];
 } = {}): Promise<{ file: string; stored: Weights }> {
   const stored: Weights = new Map();
   let tensors: GGUFWriterTensor[] = [];
   for (const [name, t] of w) {
     const gname = name.endsWith('.bias') ? name : `${name}.weight`;
-    const q8 = (opts.q8 && isMatrix(name, t.shape)) || (opts.q8Embeddings && name === 'token_embd');
+    const wanted = typeof opts.q8 === 'function' ? opts.q8(name) : opts.q8;
+    const q8 = (wanted && isMatrix(name, t.shape)) || (opts.q8Embeddings && name === 'token_embd');
     if (q8) {
       const raw = quantizeQ8_0(t.data);
       tensors.push({ name: gname, type: 'Q8_0', shape: t.shape, raw });
