@@ -10,7 +10,8 @@ import { GenerateOptions, Prompt, ResolvedOptions, isPromptIds, promptIds, resol
 import { GenerateResult, StreamEvent, schedule } from './generate/scheduler';
 import { readLlama2cCheckpoint } from './loaders/llama2c';
 import { readGGUFModel } from './loaders/gguf';
-import { Llama2cTokenizer, loadLlama2cTokenizer } from './tokenizers/llama2c';
+import { loadLlama2cTokenizer } from './tokenizers/llama2c';
+import type { TextTokenizer } from './tokenizers/types';
 import { integerIn, invalid, is, oneOf, optionsObject } from './validate';
 
 export type { FinishReason, GenerateOptions, Prompt } from './generate/options';
@@ -76,12 +77,12 @@ export class Model {
   readonly tokenizer: Tokenizer;
   readonly loadMs: number;
   #native: AddonModel | null;
-  readonly #tok: Llama2cTokenizer;
+  readonly #tok: TextTokenizer;
   /** Resolves when the last queued generation has released the model. */
   #tail: Promise<void> = Promise.resolve();
 
   /** @internal use loadModel() */
-  constructor(native: AddonModel, config: ModelConfig, tokenizer: Llama2cTokenizer, loadMs: number) {
+  constructor(native: AddonModel, config: ModelConfig, tokenizer: TextTokenizer, loadMs: number) {
     this.#native = native;
     this.config = Object.freeze({ ...config });
     this.#tok = tokenizer;
@@ -230,7 +231,7 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
   const maxContext = o.maxSeqLen === undefined ? ckpt.config.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, ckpt.config.maxSeqLen);
   const maxStepTokens = o.maxStepTokens === undefined ? Math.max(512, maxBatch) : integerIn('maxStepTokens', o.maxStepTokens, maxBatch, 1 << 20);
   let tokenizerPath: string;
-  let tokenizer: Llama2cTokenizer;
+  let tokenizer: TextTokenizer;
   if (isGGUF && o.tokenizer === undefined) {
     const g = ckpt as Awaited<ReturnType<typeof readGGUFModel>>;
     if (g.config.arch === 'bert') throw new UnsupportedError(`${resolved} is a BERT encoder; generation needs a decoder (llama, qwen2, gpt2)`);

@@ -19,7 +19,9 @@
 import type { AddonFileSource, AddonModelConfig } from '../binding';
 import { ModelFormatError, UnsupportedError } from '../errors';
 import { ggufMeta, ggufSource, readGGUF, type GGUFFile, type GGUFTensor } from '../formats/gguf';
+import { ByteLevelBpeTokenizer } from '../tokenizers/bpe';
 import { Llama2cTokenizer } from '../tokenizers/llama2c';
+import type { TextTokenizer } from '../tokenizers/types';
 
 export const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'gpt2', 'bert'] as const;
 export type GGUFArchitecture = (typeof GGUF_ARCHITECTURES)[number];
@@ -32,8 +34,8 @@ export interface GGUFModel {
   config: GGUFModelConfig;
   /** In the file's order; names as the engine spells them. */
   tensors: Array<{ name: string; source: AddonFileSource; type: GGUFTensor['type'] }>;
-  /** The SentencePiece tokenizer (tokenizer.ggml.model 'llama'); undefined with the reason otherwise. */
-  tokenizer?: Llama2cTokenizer;
+  /** SentencePiece (tokenizer.ggml.model 'llama') or byte-level BPE ('gpt2'); undefined with the reason otherwise. */
+  tokenizer?: TextTokenizer;
   tokenizerKind: string;
   tokenizerProblem?: string;
   chatTemplate?: string;
@@ -195,7 +197,14 @@ export function ggufModelFromFile(f: GGUFFile): GGUFModel {
   const tmpl = f.metadata.get('tokenizer.chat_template');
   if (tmpl?.type === 'string') model.chatTemplate = tmpl.value;
   if (model.tokenizerKind === 'llama') model.tokenizer = ggufLlamaTokenizer(f, config.vocabSize);
-  else model.tokenizerProblem = `tokenizer.ggml.model "${model.tokenizerKind}" is not supported yet (supported: llama)`;
+  else if (model.tokenizerKind === 'gpt2') {
+    try {
+      model.tokenizer = ggufBpeTokenizer(f, config.vocabSize);
+    } catch (e) {
+      if (!(e instanceof UnsupportedError)) throw e;
+      model.tokenizerProblem = e.message;
+    }
+  } else model.tokenizerProblem = `tokenizer.ggml.model "${model.tokenizerKind}" is not supported yet (supported: llama, gpt2)`;
   return model;
 }
 
@@ -205,6 +214,47 @@ export async function readGGUFModel(file: string): Promise<GGUFModel> {
 }
 
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
+
+function tokenList(f: GGUFFile, vocabSize: number): string[] {
+  const tokens = ggufMeta(f, 'tokenizer.ggml.tokens', 'array');
+  if (tokens.itemType !== 'string') fail(f.path, `tokenizer.ggml.tokens holds ${tokens.itemType}, expected strings`);
+  const list = tokens.value as string[];
+  if (list.length !== vocabSize) fail(f.path, `tokenizer.ggml.tokens has ${list.length} tokens but token_embd has ${vocabSize} rows`);
+  return list;
+}
+
+function tokenId(f: GGUFFile, key: string, fallback: number, n: number): number {
+  const v = ggufMeta(f, key, 'number', fallback);
+  if (!Number.isInteger(v) || v < 0 || v >= n) fail(f.path, `metadata "${key}" = ${v} is not a token id (vocabulary of ${n})`);
+  return v;
+}
+
+function tokenTypes(f: GGUFFile, n: number): ArrayLike<number> | undefined {
+  const t = f.metadata.get('tokenizer.ggml.token_type');
+  if (t === undefined) return undefined;
+  if (t.type !== 'array' || t.itemType !== 'int32') fail(f.path, 'tokenizer.ggml.token_type is not an array of int32');
+  const v = t.value as Int32Array;
+  if (v.length !== n) fail(f.path, `tokenizer.ggml.token_type has ${v.length} items, tokenizer.ggml.tokens ${n}`);
+  return v;
+}
+
+/**
+ * Byte-level BPE (tokenizer.ggml.model 'gpt2': GPT-2, Llama 3, Qwen2): tokens, merges, token_type, pre
+ * ('gpt-2', 'llama-bpe', 'qwen2'), bos/eos ids (defaults: eos for both, GPT-2's single <|endoftext|>), add_bos_token (default false).
+ */
+export function ggufBpeTokenizer(f: GGUFFile, vocabSize: number): ByteLevelBpeTokenizer {
+  const list = tokenList(f, vocabSize);
+  const merges = ggufMeta(f, 'tokenizer.ggml.merges', 'array');
+  if (merges.itemType !== 'string') fail(f.path, `tokenizer.ggml.merges holds ${merges.itemType}, expected strings`);
+  const bad = (merges.value as string[]).findIndex((m) => m.split(' ').length !== 2);
+  if (bad >= 0) fail(f.path, `tokenizer.ggml.merges[${bad}] = ${JSON.stringify((merges.value as string[])[bad])} is not two tokens separated by a space`);
+  const eos = tokenId(f, 'tokenizer.ggml.eos_token_id', list.length - 1, list.length);
+  return new ByteLevelBpeTokenizer(list, merges.value as string[], tokenTypes(f, list.length), ggufMeta(f, 'tokenizer.ggml.pre', 'string', 'default'), {
+    bos: tokenId(f, 'tokenizer.ggml.bos_token_id', eos, list.length),
+    eos,
+    addBos: ggufMeta(f, 'tokenizer.ggml.add_bos_token', 'bool', false),
+  }, f.path);
+}
 
 /**
  * The SentencePiece tokenizer of tokenizer.ggml.model 'llama': tokens (▁ for spaces), scores, token_type (6 = byte),

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { inspectModel } from '../../lib/cli/inspect';
 import { gv } from '../../lib/formats/gguf-writer';
 import { expectCode } from '../util/engine-helpers';
-import { GPT2_SPEC, LLAMA_SPEC, removeTmp, tinyWeights, writeTinyGGUF } from '../util/gguf-models';
+import { GPT2_SPEC, LLAMA_SPEC, removeTmp, tinyBpeMetadata, tinyWeights, writeTinyGGUF } from '../util/gguf-models';
 import { MODEL } from '../util/stories260k';
 
 const root = path.resolve(__dirname, '../..');
@@ -40,17 +40,22 @@ describe('inspectModel', () => {
     expect(info.chatTemplate).toBe(true);
   });
 
-  test('a GGUF gpt2 with a BPE tokenizer and no chat template', async () => {
+  test('a GGUF gpt2 with an unsupported tokenizer and no chat template', async () => {
     const w = tinyWeights(GPT2_SPEC);
-    const { file } = await writeTinyGGUF(GPT2_SPEC, w, { metadata: { 'tokenizer.ggml.model': gv.str('gpt2'), 'tokenizer.chat_template': null } });
+    const { file } = await writeTinyGGUF(GPT2_SPEC, w, { metadata: { 'tokenizer.ggml.model': gv.str('rwkv'), 'tokenizer.chat_template': null } });
     const info = await inspectModel(file);
     expect(info.architecture).toBe('gpt2');
     expect(info.dtypes).toEqual({ F32: { tensors: w.size, parameters: numel(w) } });
     expect(info.memory.float32.weights).toBe(numel(w) * 4);
-    expect(info.tokenizer.kind).toBe('gpt2');
+    expect(info.tokenizer.kind).toBe('rwkv');
     expect(info.tokenizer.vocabSize).toBeNull();
     expect(info.tokenizer.note).toMatch(/not supported yet/);
     expect(info.chatTemplate).toBe(false);
+  });
+
+  test('a GGUF gpt2 with a byte-level BPE tokenizer', async () => {
+    const { file } = await writeTinyGGUF(GPT2_SPEC, tinyWeights(GPT2_SPEC), { metadata: tinyBpeMetadata(GPT2_SPEC.vocab) });
+    expect((await inspectModel(file)).tokenizer).toEqual({ kind: 'gpt2', vocabSize: GPT2_SPEC.vocab });
   });
 
   test('the stories260K llama2.c checkpoint', async () => {

@@ -9,7 +9,8 @@ import * as path from 'path';
 import { AddonModelConfig } from '../../lib/binding';
 import { readGGUFModel } from '../../lib/loaders/gguf';
 import { argmax, buildModel, relDiff, request, row } from '../util/engine-helpers';
-import { GPT2_SPEC, LLAMA_SPEC, QWEN2_SPEC, TinySpec, removeTmp, tinyWeights, writeTinyGGUF } from '../util/gguf-models';
+import { GPT2_SPEC, LLAMA_SPEC, QWEN2_SPEC, TinySpec, removeTmp, tinyBpeMetadata, tinyWeights, writeTinyGGUF } from '../util/gguf-models';
+import { loadModel } from '../../lib/model';
 
 afterAll(() => removeTmp());
 
@@ -52,4 +53,48 @@ describe('our GGUF logits vs llama.cpp (cpu, float32)', () => {
       });
     }
   }
+});
+
+describe('tokenizers from GGUF metadata vs llama.cpp', () => {
+  const TEXTS = [
+    'Hello world, the cat\'s in the hat!  Numbers 12345 and 1234567 too.',
+    'ünïcödé 日本語 😀\n\nnew  line\ttab   ',
+    ' the the  the   in in',
+    'x',
+  ];
+  for (const pre of ['gpt-2', 'llama-bpe', 'qwen2']) {
+    test(`byte-level BPE (tokenizer.ggml.pre ${pre}): our ids equal llama.cpp's; decode(encode(text)) = text`, async () => {
+      const s = GPT2_SPEC;
+      const { file } = await writeTinyGGUF(s, tinyWeights(s), { metadata: tinyBpeMetadata(s.vocab, pre) });
+      const r = spawnSync(process.execPath, [ORACLE, file, '--tokenize', JSON.stringify(TEXTS)], { encoding: 'utf8', timeout: 120_000 });
+      if (r.status !== 0) throw new Error(`llama.cpp oracle failed (${r.status}): ${r.stderr}`);
+      const ref = JSON.parse(r.stdout) as number[][];
+      const model = await loadModel(file, { device: 'cpu', maxBatch: 1 });
+      try {
+        TEXTS.forEach((t, i) => {
+          expect(model.tokenizer.encode(t)).toEqual(ref[i]);
+          expect(model.tokenizer.decode(model.tokenizer.encode(t))).toBe(t);
+        });
+        const out = await model.generate('Hello world', { temperature: 0, maxNewTokens: 5 });
+        expect(out.text).toBe(model.tokenizer.decode(out.tokens));
+      } finally {
+        await model.dispose();
+      }
+    });
+  }
+
+  test('SentencePiece (llama): our ids equal llama.cpp\'s', async () => {
+    const s = LLAMA_SPEC;
+    const { file } = await writeTinyGGUF(s, tinyWeights(s));
+    const texts = ['the hat is in the ant', 'Hello ünï 日本', 'a'];
+    const r = spawnSync(process.execPath, [ORACLE, file, '--tokenize', JSON.stringify(texts)], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status !== 0) throw new Error(`llama.cpp oracle failed (${r.status}): ${r.stderr}`);
+    const ref = JSON.parse(r.stdout) as number[][];
+    const model = await loadModel(file, { device: 'cpu', maxBatch: 1 });
+    try {
+      texts.forEach((t, i) => expect(model.tokenizer.encode(t)).toEqual([1, ...ref[i]]));
+    } finally {
+      await model.dispose();
+    }
+  });
 });

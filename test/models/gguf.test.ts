@@ -13,7 +13,7 @@ import { loadModel } from '../../lib/model';
 import { loadLlama2cTokenizer } from '../../lib/tokenizers/llama2c';
 import { argmax, buildModel, expectCode, relDiff, removeWeightFiles, request, row, writeWeights } from '../util/engine-helpers';
 import {
-  BERT_SPEC, GPT2_SPEC, LLAMA_SPEC, QWEN2_SPEC, TinySpec, referenceLogits, removeTmp, specConfig, tinyWeights, tmpFile, writeTinyGGUF,
+  BERT_SPEC, GPT2_SPEC, LLAMA_SPEC, QWEN2_SPEC, TinySpec, referenceLogits, removeTmp, specConfig, tinyBpeMetadata, tinyWeights, tmpFile, writeTinyGGUF,
 } from '../util/gguf-models';
 import { MODEL, TOKENIZER, references } from '../util/stories260k';
 
@@ -195,10 +195,20 @@ describe('malformed GGUF models give coded errors', () => {
     });
   }
 
-  test('a gpt2 BPE tokenizer: loadModel says unsupported; readGGUFModel still maps the model', async () => {
-    const { file } = await writeTinyGGUF(GPT2_SPEC, tinyWeights(GPT2_SPEC), { metadata: { 'tokenizer.ggml.model': gv.str('gpt2') } });
-    await expectCode(loadModel(file, { device: 'cpu' }), 'ERR_UNSUPPORTED', /tokenizer\.ggml\.model "gpt2"/);
+  test('a BPE tokenizer with an unsupported pre-tokenizer: loadModel says unsupported; readGGUFModel still maps the model', async () => {
+    const { file } = await writeTinyGGUF(GPT2_SPEC, tinyWeights(GPT2_SPEC), { metadata: tinyBpeMetadata(GPT2_SPEC.vocab, 'deepseek-llm') });
+    await expectCode(loadModel(file, { device: 'cpu' }), 'ERR_UNSUPPORTED', /tokenizer\.ggml\.pre "deepseek-llm"/);
     expect((await readGGUFModel(file)).tokenizer).toBeUndefined();
+  });
+
+  test('a BPE tokenizer without merges', async () => {
+    const { file } = await writeTinyGGUF(GPT2_SPEC, tinyWeights(GPT2_SPEC), { metadata: { ...tinyBpeMetadata(GPT2_SPEC.vocab), 'tokenizer.ggml.merges': null } });
+    await expectCode(loadModel(file, { device: 'cpu' }), 'ERR_MODEL_FORMAT', /tokenizer\.ggml\.merges" is missing/);
+  });
+
+  test('an unknown tokenizer model', async () => {
+    const { file } = await writeTinyGGUF(s, tinyWeights(s), { metadata: { 'tokenizer.ggml.model': gv.str('rwkv') } });
+    await expectCode(loadModel(file, { device: 'cpu' }), 'ERR_UNSUPPORTED', /tokenizer\.ggml\.model "rwkv"/);
   });
 
   test('a truncated file', async () => {

@@ -252,3 +252,48 @@ export function referenceLogits(s: TinySpec, w: Weights, tokens: number[]): Floa
     return linear(W(s.tied ? 'token_embd' : 'output'), xf);
   });
 }
+
+/** GPT-2's bytes_to_unicode characters, byte order. */
+export function byteChars(): string[] {
+  const out: string[] = [];
+  let n = 0;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    out.push(String.fromCharCode(printable ? b : 256 + n++));
+  }
+  return out;
+}
+
+/**
+ * A byte-level BPE vocabulary of exactly `vocab` tokens: the 256 byte characters, merges (each merge's result is
+ * the next token), then <|endoftext|> (control, type 3) last. Metadata for tokenizer.ggml.model 'gpt2'.
+ */
+export function tinyBpeMetadata(vocab: number, pre = 'gpt-2'): Record<string, GGUFValue | null> {
+  const tokens = byteChars();
+  const merges: string[] = [];
+  const pairs = [
+    ['Ġ', 't'], ['h', 'e'], ['Ġt', 'he'], ['i', 'n'], ['Ġ', 'a'], ['a', 't'], ['o', 'n'], ['e', 'r'], ['Ġ', 'c'], ['Ġc', 'at'],
+    ['Ġ', 'h'], ['Ġh', 'at'], ['i', 's'], ['Ġ', 'w'], ['o', 'r'], ['Ġw', 'or'], ['l', 'd'], ['Ġwor', 'ld'], ['l', 'l'],
+    ['e', 'll'], ['H', 'ell'], ['Hell', 'o'], ['1', '2'], ['3', '4'], ['Ġ', 'n'], ['u', 'm'], ['Ġn', 'um'], ['b', 'er'],
+    ['Ġnum', 'ber'], ['Ġ', 'i'], ['Ġi', 'n'], ['Ċ', 'Ċ'], ['Ġ', 'Ġ'],
+  ];
+  const letters = 'abcdefghijklmnopqrstuvwxyz';
+  for (let i = 0; tokens.length < vocab - 1; i++) {
+    const [a, b] = i < pairs.length ? pairs[i] : [letters[(i * 7) % 26], letters[(i * 11 + 3) % 26]];
+    if (tokens.includes(a + b)) continue;
+    merges.push(`${a} ${b}`);
+    tokens.push(a + b);
+  }
+  tokens.push('<|endoftext|>');
+  const types = tokens.map((_, i) => (i === tokens.length - 1 ? 3 : 1));
+  return {
+    'tokenizer.ggml.model': gv.str('gpt2'),
+    'tokenizer.ggml.pre': gv.str(pre),
+    'tokenizer.ggml.tokens': gv.arr('string', tokens),
+    'tokenizer.ggml.merges': gv.arr('string', merges),
+    'tokenizer.ggml.token_type': gv.arr('int32', types),
+    'tokenizer.ggml.scores': null,
+    'tokenizer.ggml.bos_token_id': gv.u32(vocab - 1),
+    'tokenizer.ggml.eos_token_id': gv.u32(vocab - 1),
+  };
+}

@@ -1,13 +1,21 @@
 // llama.cpp (node-llama-cpp, CPU) as an oracle, run as a child process (the package is ESM-only): prints the
 // teacher-forced float32 logits of every position of a token sequence, as JSON, for a GGUF file.
 // Usage: node test/util/llamacpp-logits.mjs <model.gguf> <tokens as JSON>
+//        node test/util/llamacpp-logits.mjs <model.gguf> --tokenize <texts as JSON>   (token ids of each text, no BOS)
 // Settings from ../shared/oracles.md: one thread, no flash attention, F32 KV cache (exact comparisons).
 import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
 
 const [file, tokensJson] = process.argv.slice(2);
-const tokens = JSON.parse(tokensJson);
 const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
 const model = await llama.loadModel({ modelPath: file });
+if (tokensJson === '--tokenize') {
+  const texts = JSON.parse(process.argv[4]);
+  process.stdout.write(JSON.stringify(texts.map((t) => Array.from(model.tokenize(t, false)))));
+  await model.dispose();
+  await llama.dispose();
+  process.exit(0);
+}
+const tokens = JSON.parse(tokensJson);
 const context = await model.createContext({
   contextSize: Math.max(tokens.length + 1, 32), threads: 1, flashAttention: false,
   experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
