@@ -21,7 +21,7 @@ afterAll(() => { removeTmp(); removeWeightFiles(); });
 
 const PROMPT = [1, 270, 5, 77, 260, 19, 130, 281, 44];
 const NEW_TOKENS = 8;
-const TOL = { F32: 1e-5, Q8_0: 2e-5 };
+const TOL = { F32: 1e-5, F16: 1e-5, Q8_0: 2e-5 };
 const SPECS: TinySpec[] = [LLAMA_SPEC, QWEN2_SPEC, GPT2_SPEC];
 
 describe('GGUF → engine config', () => {
@@ -44,12 +44,17 @@ describe('GGUF → engine config', () => {
 for (const device of ['cpu', 'emu']) {
   describe(`loadModel(gguf) on ${device} vs the fp64 reference`, () => {
     for (const s of SPECS) {
-      for (const type of ['F32', 'Q8_0'] as const) {
+      for (const type of ['F32', 'F16', 'Q8_0'] as const) {
         test(`${s.arch} ${type}${s.tied ? ' (tied head)' : ''}: logits of every generated token and greedy tokens`, async () => {
-          const { file, stored } = await writeTinyGGUF(s, tinyWeights(s), { q8: type === 'Q8_0', q8Embeddings: type === 'Q8_0' && s.arch === 'qwen2' });
+          const { file, stored } = await writeTinyGGUF(s, tinyWeights(s), {
+            q8: type === 'Q8_0', q8Embeddings: type === 'Q8_0' && s.arch === 'qwen2', f16: type === 'F16',
+          });
           const model = await loadModel(file, { device, dtype: 'float32', maxBatch: 1 });
           try {
             expect(model.config.format).toBe('gguf');
+            const f32Bytes = [...stored.values()].reduce((a, t) => a + 4 * t.data.length, 0);
+            if (type === 'Q8_0') expect(model.memory().weights).toBeLessThan(0.6 * f32Bytes); // int8 + f16 scales
+            else expect(model.memory().weights).toBeGreaterThanOrEqual(f32Bytes); // converted to float32
             const out = await model.generate(PROMPT, { temperature: 0, maxNewTokens: NEW_TOKENS, logits: true });
             expect(out.tokens.length).toBeGreaterThan(0);
             const ref = referenceLogits(s, stored, [...PROMPT, ...out.tokens]);

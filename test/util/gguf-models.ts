@@ -6,6 +6,7 @@ import * as path from 'path';
 import type { AddonModelConfig } from '../../lib/binding';
 import { dequantizeQ8_0, gv, quantizeQ8_0, writeGGUF, type GGUFWriterTensor } from '../../lib/formats/gguf-writer';
 import type { GGUFValue } from '../../lib/formats/gguf';
+import { f16BitsToF32, f32ToF16Bits } from '../../lib/half';
 import { add, attend, geluTanh, layerNorm, linear, weightMaker, type Weight, type Weights } from './engine-helpers';
 
 export type TinyArch = 'llama' | 'qwen2' | 'gpt2' | 'bert';
@@ -146,11 +147,11 @@ const isMatrix = (name: string, shape: number[]): boolean =>
   shape.length === 2 && !/^(token_embd|position_embd|token_types)$/.test(name);
 
 /**
- * Writes the weights as GGUF: F32, or Q8_0 for the 2-D matrices (and token_embd too when `q8Embeddings`: the
+ * Writes the weights as GGUF: F32, or F16 for every 2-D tensor (`f16`), or Q8_0 for the 2-D matrices (and token_embd too when `q8Embeddings`: the
  * engine dequantizes it). Returns the path and the weights as stored (Q8_0 ones dequantized).
  */
 export async function writeTinyGGUF(s: TinySpec, w: Weights, opts: {
-  q8?: boolean | ((name: string) => boolean); q8Embeddings?: boolean; metadata?: Record<string, GGUFValue | null>;
+  q8?: boolean | ((name: string) => boolean); q8Embeddings?: boolean; f16?: boolean; metadata?: Record<string, GGUFValue | null>;
   tensors?: (t: GGUFWriterTensor[]) => GGUFWriterTensor[];
 } = {}): Promise<{ file: string; stored: Weights }> {
   const stored: Weights = new Map();
@@ -163,6 +164,9 @@ export async function writeTinyGGUF(s: TinySpec, w: Weights, opts: {
       const raw = quantizeQ8_0(t.data);
       tensors.push({ name: gname, type: 'Q8_0', shape: t.shape, raw });
       stored.set(name, { shape: t.shape, data: dequantizeQ8_0(raw, t.data.length) });
+    } else if (opts.f16 && t.shape.length === 2) {
+      tensors.push({ name: gname, type: 'F16', shape: t.shape, data: t.data });
+      stored.set(name, { shape: t.shape, data: t.data.map((v) => f16BitsToF32(f32ToF16Bits(v))) });
     } else {
       tensors.push({ name: gname, type: 'F32', shape: t.shape, data: t.data });
       stored.set(name, t);
