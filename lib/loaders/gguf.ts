@@ -262,10 +262,7 @@ export function ggufBpeTokenizer(f: GGUFFile, vocabSize: number): ByteLevelBpeTo
  */
 export function ggufLlamaTokenizer(f: GGUFFile, vocabSize: number): Llama2cTokenizer {
   const file = f.path;
-  const tokens = ggufMeta(f, 'tokenizer.ggml.tokens', 'array');
-  if (tokens.itemType !== 'string') fail(file, `tokenizer.ggml.tokens holds ${tokens.itemType}, expected strings`);
-  const list = tokens.value as string[];
-  if (list.length !== vocabSize) fail(file, `tokenizer.ggml.tokens has ${list.length} tokens but token_embd has ${vocabSize} rows`);
+  const list = tokenList(f, vocabSize);
   const scoresMeta = f.metadata.get('tokenizer.ggml.scores');
   let scores: Float32Array;
   if (scoresMeta === undefined) scores = new Float32Array(list.length);
@@ -286,15 +283,10 @@ export function ggufLlamaTokenizer(f: GGUFFile, vocabSize: number): Llama2cToken
   if (missing >= 0) {
     fail(file, `the tokenizer has no byte piece <0x${missing.toString(16).toUpperCase().padStart(2, '0')}> (SentencePiece byte fallback)`);
   }
-  const id = (key: string, fallback: number): number => {
-    const v = ggufMeta(f, key, 'number', fallback);
-    if (!Number.isInteger(v) || v < 0 || v >= list.length) fail(file, `metadata "${key}" = ${v} is not a token id (vocabulary of ${list.length})`);
-    return v;
-  };
   const maxLen = pieces.reduce((m, p) => Math.max(m, p.length), 1);
   return new Llama2cTokenizer(pieces, scores, maxLen, {
-    bos: id('tokenizer.ggml.bos_token_id', 1),
-    eos: id('tokenizer.ggml.eos_token_id', 2),
+    bos: tokenId(f, 'tokenizer.ggml.bos_token_id', 1, list.length),
+    eos: tokenId(f, 'tokenizer.ggml.eos_token_id', 2, list.length),
     addBos: ggufMeta(f, 'tokenizer.ggml.add_bos_token', 'bool', true),
     byteIds,
   });
