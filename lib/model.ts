@@ -179,7 +179,8 @@ export class Model {
         maxBatch: this.config.maxBatch,
         maxContext: this.config.maxContext,
         maxStepTokens: this.config.maxStepTokens,
-        eosIds: [this.#tok.eos, this.#tok.bos],
+        // run.c stops on BOS too (llama2.c checkpoints); GGUF models stop on EOS, as llama.cpp does.
+        eosIds: this.config.format === 'llama2c' ? [this.#tok.eos, this.#tok.bos] : [this.#tok.eos],
         loadMs: this.loadMs,
       };
       const gone = (): Error | null => (this.#native ? null : new DisposedError('The model was disposed during generation'));

@@ -55,6 +55,44 @@ describe('our GGUF logits vs llama.cpp (cpu, float32)', () => {
   }
 });
 
+describe('greedy generation vs llama.cpp (cpu, float32)', () => {
+  for (const s of [LLAMA_SPEC, QWEN2_SPEC, GPT2_SPEC]) {
+    test(`${s.arch} F32: 64 greedy tokens equal llama.cpp's`, async () => {
+      const { file } = await writeTinyGGUF(s, tinyWeights(s));
+      const prompt = TOKENS.slice(0, 8);
+      const r = spawnSync(process.execPath, [ORACLE, file, '--greedy', '64', JSON.stringify(prompt)], { encoding: 'utf8', timeout: 120_000 });
+      if (r.status !== 0) throw new Error(`llama.cpp oracle failed (${r.status}): ${r.stderr}`);
+      const ref = JSON.parse(r.stdout) as number[];
+      // Our side: loadModel's generate (stops at EOS, like llama.cpp's callers), then the engine's own greedy loop
+      // for all 64 steps (llama.cpp's evaluate() goes on past EOS).
+      const model = await loadModel(file, { device: 'cpu', dtype: 'float32', maxBatch: 1 });
+      try {
+        const out = await model.generate(prompt, { temperature: 0, maxNewTokens: 64 });
+        const eos = ref.indexOf(model.tokenizer.eos);
+        expect(out.tokens).toEqual(eos < 0 ? ref : ref.slice(0, eos + 1));
+      } finally {
+        await model.dispose();
+      }
+      const g = await readGGUFModel(file);
+      const m = await buildModel({ ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 128, maxStepTokens: 32 },
+        new Map(g.tensors.map((t) => [t.name, t.source])));
+      try {
+        m.startSequence(1n);
+        const ours: number[] = [];
+        let next = prompt;
+        while (ours.length < 64) {
+          const r = await m.step(request([0], [next], 'none'));
+          ours.push(r.tokens[0]);
+          next = [r.tokens[0]];
+        }
+        expect(ours).toEqual(ref);
+      } finally {
+        m.dispose();
+      }
+    });
+  }
+});
+
 describe('tokenizers from GGUF metadata vs llama.cpp', () => {
   const TEXTS = [
     'Hello world, the cat\'s in the hat!  Numbers 12345 and 1234567 too.',
