@@ -96,6 +96,14 @@ describe('eet inspect (CLI)', () => {
     expect(Object.keys(info.dtypes)).toEqual(['F32']);
   });
 
+  test('eet generate runs a GGUF model (its tokenizer from the metadata)', async () => {
+    const { file } = await writeTinyGGUF(GPT2_SPEC, tinyWeights(GPT2_SPEC), { metadata: tinyBpeMetadata(GPT2_SPEC.vocab) });
+    const r = eet('generate', file, 'Hello world', '--temperature', '0', '--max-new-tokens', '5', '--device', 'cpu', '--no-progress');
+    expect(r.status).toBe(0);
+    expect(r.stdout.startsWith('Hello world')).toBe(true);
+    expect(r.stderr).toMatch(/tokens \((length|eos)\)/);
+  });
+
   test('a malformed file: one error line, exit code 1', () => {
     const r = eet('inspect', path.join(root, 'package.json'));
     expect(r.status).toBe(1);
