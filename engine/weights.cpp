@@ -150,9 +150,16 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
     throw_error(ErrorCode::ModelFormat, "tensor '" + name + "' is not a tensor of this model");
   }
   const Entry& e = it->second;
-  if (src.shape != e.shape) {
-    throw_error(ErrorCode::ModelFormat, "tensor '" + name + "': expected shape " + shape_string(e.shape) +
-                                            " but received " + shape_string(src.shape));
+  std::vector<int64_t> stored = e.shape;
+  if (src.transpose) {
+    if (e.shape.size() != 2) {
+      throw_error(ErrorCode::InvalidArg, "tensor '" + name + "': transpose needs a 2-D tensor but its shape is " + shape_string(e.shape));
+    }
+    stored = {e.shape[1], e.shape[0]};
+  }
+  if (src.shape != stored) {
+    throw_error(ErrorCode::ModelFormat, "tensor '" + name + "': expected shape " + shape_string(stored) +
+                                            (src.transpose ? " (transposed)" : "") + " but received " + shape_string(src.shape));
   }
   if (src.random.enabled) {
     if (e.q8) throw_error(ErrorCode::Unsupported, "tensor '" + name + "' is planned as Q8_0; random sources are float only");
@@ -161,6 +168,9 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
   }
   if (!src.q8 && !is_float(src.dtype)) {
     throw_error(ErrorCode::Unsupported, "tensor '" + name + "': source dtype " + dtype_name(src.dtype) + " is not supported");
+  }
+  if (src.q8 && src.transpose) {
+    throw_error(ErrorCode::Unsupported, "tensor '" + name + "': a q8_0 source cannot be transposed");
   }
   if (e.q8 && !src.q8) {
     throw_error(ErrorCode::Unsupported, "tensor '" + name + "' is listed in q8Weights but its source is " +
@@ -197,6 +207,17 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
   if (src.q8) {
     load_q8(e, src, f.fd, numel);
   } else {
+    // A transposed source is read whole and flipped on the host: stored (rows, cols) becomes (cols, rows).
+    std::vector<uint8_t> flipped;
+    if (src.transpose) {
+      const size_t rows = size_t(src.shape[0]), cols = size_t(src.shape[1]), es = size_t(src_size);
+      std::vector<uint8_t> whole(size_t(src.bytes));
+      pread_all(f.fd, src.path, whole.data(), whole.size(), src.offset);
+      flipped.resize(whole.size());
+      for (size_t r = 0; r < rows; ++r) {
+        for (size_t c = 0; c < cols; ++c) std::memcpy(&flipped[(c * rows + r) * es], &whole[(r * cols + c) * es], es);
+      }
+    }
     const size_t dst_size = dtype_size(dtype_);
     const size_t chunk_elems = kChunkBytes / size_t(src_size);
     std::vector<uint8_t> in(std::min<size_t>(size_t(numel), chunk_elems) * size_t(src_size));
@@ -204,7 +225,11 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
     uint8_t* dst = static_cast<uint8_t*>(arena_->ptr()) + e.offset;
     for (size_t done = 0; done < size_t(numel);) {
       const size_t n = std::min(chunk_elems, size_t(numel) - done);
-      pread_all(f.fd, src.path, in.data(), n * size_t(src_size), src.offset + int64_t(done) * src_size);
+      if (src.transpose) {
+        std::memcpy(in.data(), flipped.data() + done * size_t(src_size), n * size_t(src_size));
+      } else {
+        pread_all(f.fd, src.path, in.data(), n * size_t(src_size), src.offset + int64_t(done) * src_size);
+      }
       const uint8_t* host = in.data();
       if (src.dtype != dtype_) {
         for (size_t i = 0; i < n; ++i) from_f32(dtype_, out.data(), i, to_f32(src.dtype, in.data(), i));

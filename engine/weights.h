@@ -56,7 +56,8 @@ struct TensorSource {
   int64_t bytes = 0;
   DType dtype = DType::F32;  // float dtypes only; unused when q8
   bool q8 = false;           // the bytes are GGUF Q8_0 blocks along the innermost dimension
-  std::vector<int64_t> shape;
+  std::vector<int64_t> shape;  // of the bytes as stored (the planned shape reversed when transpose)
+  bool transpose = false;      // a 2-D (in, out) matrix stored transposed (Hugging Face Conv1D): flipped on load
 };
 
 std::string shape_string(const std::vector<int64_t>& shape);

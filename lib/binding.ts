@@ -91,7 +91,10 @@ export interface AddonFileSource {
   bytes: number;
   /** 'q8_0': GGUF Q8_0 blocks (f16 scale, 32 int8) along the innermost dimension; bytes = numel / 32 × 34. */
   dtype: 'float32' | 'float16' | 'bfloat16' | 'q8_0';
+  /** The shape of the bytes as stored (the model's shape reversed when transpose). */
   shape: number[];
+  /** A 2-D matrix stored (in, out), as Hugging Face's Conv1D: transposed on the host to the engine's (out, in). */
+  transpose?: boolean;
 }
 
 /**

@@ -7,8 +7,11 @@ export * from './errors';
 export { loadModel, Model } from './model';
 export type {
   LoadModelOptions, LoadProgress, ModelConfig, ModelDType, ModelMemory, Tokenizer,
-  GenerateOptions, GenerateResult, StreamEvent, FinishReason, Prompt,
+  GenerateOptions, GenerateResult, StreamEvent, FinishReason, Prompt, EmbedOptions, ChatMessage, ChatTemplateOptions,
 } from './model';
+export { HfTokenizer, loadHfTokenizer } from './tokenizers/hf';
+export { readHfModel, parseHfConfig } from './loaders/hf';
+export type { HfModel, HfConfig, HfModelType } from './loaders/hf';
 export { Llama2cTokenizer, loadLlama2cTokenizer, parseLlama2cTokenizer } from './tokenizers/llama2c';
 export { readLlama2cCheckpoint } from './loaders/llama2c';
 export type { Llama2cCheckpoint, Llama2cHeader } from './loaders/llama2c';

@@ -3,19 +3,22 @@
 // call, all prompts are batched (lib/generate/scheduler.ts). Device work runs off the JS thread (AddonModel).
 import * as fs from 'fs';
 import * as path from 'path';
-import { AddonModel, AddonModelConfig, binding } from './binding';
+import { AddonModel, AddonModelConfig, AddonTensorSource, binding } from './binding';
 import { resolveDevice } from './devices';
 import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, UnsupportedError } from './errors';
 import { GenerateOptions, Prompt, ResolvedOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
 import { GenerateResult, StreamEvent, schedule } from './generate/scheduler';
-import { readLlama2cCheckpoint } from './loaders/llama2c';
+import type { TokenDecoder } from './generate/text';
 import { readGGUFModel } from './loaders/gguf';
-import { loadLlama2cTokenizer } from './tokenizers/llama2c';
-import type { TextTokenizer } from './tokenizers/types';
+import { readHfModel } from './loaders/hf';
+import { readLlama2cCheckpoint } from './loaders/llama2c';
+import { ChatMessage, ChatTemplateOptions, HfTokenizer, loadHfTokenizer } from './tokenizers/hf';
+import { BOS, EOS, loadLlama2cTokenizer } from './tokenizers/llama2c';
 import { integerIn, invalid, is, oneOf, optionsObject } from './validate';
 
 export type { FinishReason, GenerateOptions, Prompt } from './generate/options';
 export type { GenerateResult, StreamEvent } from './generate/scheduler';
+export type { ChatMessage, ChatTemplateOptions } from './tokenizers/hf';
 
 export type ModelDType = 'float32' | 'float16' | 'bfloat16';
 
@@ -38,14 +41,40 @@ export interface LoadModelOptions {
   maxBatch?: number;
   /** Most tokens one forward step carries (default max(512, maxBatch)); longer prompts are fed in chunks. */
   maxStepTokens?: number;
-  /** llama2.c tokenizer file. Default: tok<vocab>.bin, then tokenizer.bin, next to the model. (GGUF: from its metadata.) */
+  /** llama2.c tokenizer file. Default: tok<vocab>.bin, then tokenizer.bin, next to the model (HF folders: tokenizer.json; GGUF: its metadata). */
   tokenizer?: string;
   /** Aborting rejects the load with AbortError (checked between tensors) and frees what was loaded. */
   signal?: AbortSignal;
   onProgress?: (progress: LoadProgress) => void;
 }
 
-export type ModelConfig = Readonly<AddonModelConfig> & { readonly format: 'llama2c' | 'gguf'; readonly path: string; readonly tokenizerPath: string };
+export type ModelConfig = Readonly<AddonModelConfig> & {
+  readonly format: 'llama2c' | 'hf' | 'gguf';
+  readonly path: string;
+  readonly tokenizerPath: string;
+  /** Hugging Face model_type or GGUF general.architecture (llama, mistral, qwen2, gpt2, bert); absent for llama2.c. */
+  readonly modelType?: string;
+  /** Token ids that end a generation (llama2.c: EOS and BOS; HF: generation_config.json / config.json eos_token_id). */
+  readonly stopIds: readonly number[];
+};
+
+export interface EmbedOptions {
+  /** 'mean' (default) over the tokens, or the first ('cls') token's final hidden state. */
+  pooling?: 'mean' | 'cls';
+  /** L2-normalise each vector (default true). */
+  normalize?: boolean;
+}
+
+/** What Model needs of a tokenizer (llama2.c, Hugging Face, or a GGUF file's). */
+interface TextCodec {
+  readonly vocabSize: number;
+  /** Absent: llama2.c's BOS (1) and EOS (2). */
+  readonly bos?: number;
+  readonly eos?: number;
+  encode(text: string): number[];
+  decode(ids: readonly number[], prev?: number): string;
+  decoder(prev?: number): TokenDecoder;
+}
 
 export interface ModelMemory {
   weights: number;
@@ -59,9 +88,9 @@ export interface Tokenizer {
   readonly vocabSize: number;
   readonly bos: number;
   readonly eos: number;
-  /** Token ids with BOS first. */
+  /** Token ids with the model's special tokens (llama2.c: BOS first; HF: the tokenizer's rules). */
   encode(text: string): number[];
-  /** Text of the ids; `prev` is the token before them (BOS: a first piece loses its leading space). */
+  /** Text of the ids; `prev` is the token before them (llama2.c, default BOS: a first piece loses its leading space). */
   decode(ids: readonly number[], prev?: number): string;
 }
 
@@ -77,24 +106,27 @@ export class Model {
   readonly tokenizer: Tokenizer;
   readonly loadMs: number;
   #native: AddonModel | null;
-  readonly #tok: TextTokenizer;
+  readonly #tok: TextCodec;
+  readonly #hf: HfTokenizer | null;
   /** Resolves when the last queued generation has released the model. */
   #tail: Promise<void> = Promise.resolve();
 
   /** @internal use loadModel() */
-  constructor(native: AddonModel, config: ModelConfig, tokenizer: TextTokenizer, loadMs: number) {
+  constructor(native: AddonModel, config: ModelConfig, tokenizer: TextCodec, loadMs: number) {
     this.#native = native;
-    this.config = Object.freeze({ ...config });
+    this.config = Object.freeze({ ...config, stopIds: Object.freeze([...config.stopIds]) });
     this.#tok = tokenizer;
+    this.#hf = tokenizer instanceof HfTokenizer ? tokenizer : null;
+    const hf = this.#hf;
     this.tokenizer = Object.freeze({
       vocabSize: tokenizer.vocabSize,
-      bos: tokenizer.bos,
-      eos: tokenizer.eos,
+      bos: tokenizer.bos ?? BOS,
+      eos: tokenizer.eos ?? EOS,
       encode: (text: string): number[] => {
         if (!is.string(text)) throw invalid('text', 'string', text);
         return tokenizer.encode(text);
       },
-      decode: (ids: readonly number[], prev: number = tokenizer.bos): string => tokenizer.decode(ids, prev),
+      decode: (ids: readonly number[], prev: number | undefined = hf ? undefined : (tokenizer.bos ?? BOS)): string => tokenizer.decode(ids, prev),
     });
     this.loadMs = loadMs;
   }
@@ -127,6 +159,54 @@ export class Model {
     })();
   }
 
+  /** Renders the chat template (Hugging Face tokenizer_config.json) for messages. */
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string {
+    if (!this.#hf) throw new UnsupportedError('Chat templates need a Hugging Face model folder (tokenizer_config.json)');
+    return this.#hf.applyChatTemplate(messages, optionsObject('options', options) as ChatTemplateOptions);
+  }
+
+  /** Generates the assistant's reply to a conversation: the chat template with the generation prompt, then generate(). */
+  async chat(messages: readonly ChatMessage[], options?: GenerateOptions): Promise<GenerateResult> {
+    const text = this.applyChatTemplate(messages, { addGenerationPrompt: true });
+    return this.generate(this.#hf!.encode(text, false), options);
+  }
+
+  /**
+   * Sentence embeddings of an encoder (bert): one float32 vector (dim) per text, from the tokens the tokenizer
+   * makes ([CLS] … [SEP]). Runs in turn with generations.
+   */
+  async embed(texts: string | readonly string[], options?: EmbedOptions): Promise<Float32Array[]> {
+    const native = this.#handle();
+    if (this.config.arch !== 'bert') throw new UnsupportedError(`embed() needs an encoder model (bert); this model is ${this.config.modelType ?? this.config.arch}`);
+    const o = optionsObject('options', options);
+    const pooling = o.pooling === undefined ? 'mean' : oneOf('pooling', o.pooling, ['mean', 'cls'] as const);
+    const normalize = o.normalize === undefined ? true : o.normalize;
+    if (typeof normalize !== 'boolean') throw invalid('normalize', 'boolean', normalize);
+    const list = typeof texts === 'string' ? [texts] : texts;
+    if (!Array.isArray(list) || list.length === 0) throw invalid('texts', 'string or non-empty array of strings', texts);
+    const longest = Math.min(this.config.maxContext, this.config.maxStepTokens);
+    const seqs = list.map((t, i) => {
+      if (!is.string(t)) throw invalid(`texts[${i}]`, 'string', t);
+      const ids = this.#tok.encode(t);
+      if (ids.length === 0 || ids.length > longest) {
+        throw new InvalidArgumentError(`Expected 1 to ${longest} tokens (maxSeqLen, maxStepTokens) for texts[${i}] but received ${ids.length} tokens`);
+      }
+      return ids;
+    });
+    let release!: () => void;
+    const mine = new Promise<void>((r) => { release = r; });
+    const before = this.#tail;
+    this.#tail = before.then(() => mine);
+    await before;
+    try {
+      const out = await native.embed({ tokens: Int32Array.from(seqs.flat()), counts: Int32Array.from(seqs.map((s) => s.length)), pooling, normalize });
+      const C = this.config.dim;
+      return seqs.map((_, i) => out.slice(i * C, (i + 1) * C));
+    } finally {
+      release();
+    }
+  }
+
   /** Waits for the generation in progress (it stops after its current step), then frees device memory. */
   async dispose(): Promise<void> {
     const native = this.#native;
@@ -146,6 +226,7 @@ export class Model {
   #prepare(input: unknown, options: unknown): Job {
     const callStart = performance.now();
     this.#handle();
+    if (this.config.arch === 'bert') throw new UnsupportedError('A bert model is an encoder: use embed(), not generate()');
     const opts = resolveGenerateOptions(options, this.config.vocabSize);
     const single = typeof input === 'string' || isPromptIds(input);
     if (!single && (!Array.isArray(input) || input.length === 0)) {
@@ -179,8 +260,7 @@ export class Model {
         maxBatch: this.config.maxBatch,
         maxContext: this.config.maxContext,
         maxStepTokens: this.config.maxStepTokens,
-        // run.c stops on BOS too (llama2.c checkpoints); GGUF models stop on EOS, as llama.cpp does.
-        eosIds: this.config.format === 'llama2c' ? [this.#tok.eos, this.#tok.bos] : [this.#tok.eos],
+        eosIds: this.config.stopIds,
         loadMs: this.loadMs,
       };
       const gone = (): Error | null => (this.#native ? null : new DisposedError('The model was disposed during generation'));
@@ -192,8 +272,9 @@ export class Model {
 }
 
 /**
- * Loads a model: a llama2.c checkpoint (.bin) with its tokenizer, or a GGUF file (llama, qwen2, gpt2; weights
- * F32/F16/BF16/Q8_0, Q8_0 matrices kept int8 on the device; the SentencePiece tokenizer from its metadata). Rejects with ModelFormatError for malformed
+ * Loads a model: a Hugging Face folder (config.json, safetensors, tokenizer.json), a GGUF file (llama, qwen2, gpt2;
+ * F32/F16/BF16/Q8_0 weights, Q8_0 matrices kept int8 on the device; its tokenizer from the metadata), or a llama2.c
+ * checkpoint (.bin) with its tokenizer. Rejects with ModelFormatError for malformed
  * files, UnsupportedError for formats not supported yet, InvalidArgumentError for bad options, AbortError.
  */
 export function loadModel(file: string, options?: LoadModelOptions): Promise<Model> {
@@ -226,31 +307,50 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
   } catch (e) {
     throw new ModelFormatError(`Cannot open the model ${resolved}: ${(e as Error).message}`, { cause: e });
   }
-  if (stat.isDirectory()) throw new UnsupportedError(`${resolved} is a directory; only llama2.c checkpoint files (.bin) and GGUF files are supported so far`);
-  const isGGUF = resolved.toLowerCase().endsWith('.gguf');
-  const ckpt = isGGUF ? await readGGUFModel(resolved) : await readLlama2cCheckpoint(resolved);
-  const maxContext = o.maxSeqLen === undefined ? ckpt.config.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, ckpt.config.maxSeqLen);
-  const maxStepTokens = o.maxStepTokens === undefined ? Math.max(512, maxBatch) : integerIn('maxStepTokens', o.maxStepTokens, maxBatch, 1 << 20);
-  let tokenizerPath: string;
-  let tokenizer: TextTokenizer;
-  if (isGGUF && o.tokenizer === undefined) {
-    const g = ckpt as Awaited<ReturnType<typeof readGGUFModel>>;
-    if (g.config.arch === 'bert') throw new UnsupportedError(`${resolved} is a BERT encoder; generation needs a decoder (llama, qwen2, gpt2)`);
-    if (!g.tokenizer) throw new UnsupportedError(`${resolved}: ${g.tokenizerProblem ?? 'no tokenizer'}`);
-    tokenizer = g.tokenizer;
-    tokenizerPath = resolved;
-  } else {
-    tokenizerPath = o.tokenizer !== undefined ? path.resolve(o.tokenizer) : findTokenizer(resolved, ckpt.config.vocabSize);
-    tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize);
+  if (stat.isDirectory() && !fs.existsSync(path.join(resolved, 'config.json'))) {
+    throw new UnsupportedError(`${resolved} is a directory without config.json; expected a Hugging Face model folder or a llama2.c checkpoint (.bin)`);
   }
+  let fileConfig: Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>;
+  let tensors: Array<{ name: string; source: AddonTensorSource & { bytes: number } }>;
+  let tokenizer: TextCodec;
+  let info: Pick<ModelConfig, 'format' | 'tokenizerPath' | 'modelType' | 'stopIds'>;
+  if (stat.isDirectory()) {
+    if (o.tokenizer !== undefined) throw new InvalidArgumentError('The tokenizer option is for llama2.c checkpoints; a Hugging Face folder uses its tokenizer.json');
+    const hf = await readHfModel(resolved);
+    fileConfig = hf.config;
+    tensors = hf.tensors;
+    const tok = await loadHfTokenizer(resolved, { bos: hf.bosTokenId, eos: hf.eosTokenIds.length ? hf.eosTokenIds[0] : null });
+    tokenizer = tok;
+    const stopIds = hf.stopIds.length ? hf.stopIds : tok.eos >= 0 ? [tok.eos] : [];
+    info = { format: 'hf', tokenizerPath: path.join(resolved, 'tokenizer.json'), modelType: hf.modelType, stopIds };
+  } else if (resolved.toLowerCase().endsWith('.gguf')) {
+    if (o.tokenizer !== undefined) throw new InvalidArgumentError('The tokenizer option is for llama2.c checkpoints; a GGUF file has its tokenizer in its metadata');
+    const g = await readGGUFModel(resolved);
+    if (!g.tokenizer) throw new UnsupportedError(`${resolved}: ${g.tokenizerProblem ?? 'no tokenizer'}`);
+    fileConfig = g.config;
+    tensors = g.tensors;
+    tokenizer = g.tokenizer;
+    // GGUF models stop on EOS only, as llama.cpp does (run.c also stops on BOS: llama2.c checkpoints below).
+    info = { format: 'gguf', tokenizerPath: resolved, modelType: g.architecture, stopIds: [g.tokenizer.eos] };
+  } else {
+    const ckpt = await readLlama2cCheckpoint(resolved);
+    fileConfig = ckpt.config;
+    tensors = ckpt.tensors;
+    const tokenizerPath = o.tokenizer !== undefined ? path.resolve(o.tokenizer) : findTokenizer(resolved, ckpt.config.vocabSize);
+    tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize);
+    info = { format: 'llama2c', tokenizerPath, stopIds: [EOS, BOS] };
+  }
+  const maxContext = o.maxSeqLen === undefined ? fileConfig.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, fileConfig.maxSeqLen);
+  const defaultStep = Math.max(512, maxBatch, fileConfig.arch === 'bert' ? maxContext : 0);
+  const maxStepTokens = o.maxStepTokens === undefined ? defaultStep : integerIn('maxStepTokens', o.maxStepTokens, maxBatch, 1 << 20);
   throwIfAborted();
 
-  const config: AddonModelConfig = { ...ckpt.config, dtype, device, maxBatch, maxContext, maxStepTokens };
+  const config: AddonModelConfig = { ...fileConfig, dtype, device, maxBatch, maxContext, maxStepTokens };
   const native = create(config);
   try {
-    const totalBytes = ckpt.tensors.reduce((a, t) => a + t.source.bytes, 0);
+    const totalBytes = tensors.reduce((a, t) => a + t.source.bytes, 0);
     let loadedBytes = 0;
-    for (const { name, source } of ckpt.tensors) {
+    for (const { name, source } of tensors) {
       throwIfAborted();
       await native.loadTensor(name, source);
       loadedBytes += source.bytes;
@@ -263,7 +363,7 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
     native.dispose();
     throw e;
   }
-  return new Model(native, { ...config, format: isGGUF ? 'gguf' : 'llama2c', path: resolved, tokenizerPath }, tokenizer, performance.now() - start);
+  return new Model(native, { ...config, ...info, path: resolved }, tokenizer, performance.now() - start);
 }
 
 function findTokenizer(modelPath: string, vocabSize: number): string {

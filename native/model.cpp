@@ -126,6 +126,11 @@ eet::TensorSource parse_source(const Napi::Value& v) {
     } else {
       s.dtype = parse_float_dtype(o, "dtype");
     }
+    Napi::Value tr = o.Get("transpose");
+    if (!tr.IsUndefined()) {
+      if (!tr.IsBoolean()) throw_arg(env, "transpose", "boolean", tr);
+      s.transpose = tr.As<Napi::Boolean>().Value();
+    }
   }
   Napi::Value shape = o.Get("shape");
   if (!shape.IsArray()) throw_arg(env, "shape", "array of positive integers", shape);

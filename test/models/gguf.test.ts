@@ -97,7 +97,7 @@ describe('the same weights through the raw-file path and the GGUF path (cpu)', (
 });
 
 describe('bert in GGUF (cpu)', () => {
-  test('maps to the engine config; embeddings through the GGUF path equal the raw path (F32) and follow them with Q8_0; loadModel refuses an encoder', async () => {
+  test('maps to the engine config; embeddings through the GGUF path equal the raw path (F32) and follow them with Q8_0; loadModel refuses its WordPiece tokenizer', async () => {
     const s = BERT_SPEC;
     const w = tinyWeights(s);
     const meta = { 'tokenizer.ggml.model': gv.str('bert') };
@@ -105,7 +105,7 @@ describe('bert in GGUF (cpu)', () => {
     const g = await readGGUFModel(file);
     expect(g.config).toEqual(specConfig(s));
     expect(g.tokenizerProblem).toMatch(/"bert" is not supported yet/);
-    await expectCode(loadModel(file, { device: 'cpu' }), 'ERR_UNSUPPORTED', /BERT encoder/);
+    await expectCode(loadModel(file, { device: 'cpu' }), 'ERR_UNSUPPORTED', /tokenizer\.ggml\.model "bert"/);
     const q = await readGGUFModel((await writeTinyGGUF(s, w, { metadata: meta, q8: true })).file);
     expect(q.config.q8Weights).toHaveLength(6 * s.nLayers);
     const cfg: AddonModelConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 2, maxContext: 32, maxStepTokens: 32 };
