@@ -1,27 +1,31 @@
 // `eet inspect <path>`: what a model file is without loading its weights — architecture, shape, parameter count,
 // tensor dtypes, the device memory each dtype choice needs (weights, and the KV cache of one full-context
-// sequence), the tokenizer and whether a chat template is present. GGUF files and llama2.c checkpoints.
+// sequence), the tokenizer and whether a chat template is present. GGUF files, Hugging Face folders (config.json +
+// safetensors + tokenizer.json) and llama2.c checkpoints.
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
 import type { AddonModelConfig } from '../binding';
 import { ModelFormatError, UnsupportedError } from '../errors';
 import { readGGUFModel } from '../loaders/gguf';
+import { readHfModel } from '../loaders/hf';
 import { readLlama2cCheckpoint } from '../loaders/llama2c';
+import { loadHfTokenizer } from '../tokenizers/hf';
 import { loadLlama2cTokenizer } from '../tokenizers/llama2c';
 
 export type InspectDType = 'float32' | 'float16' | 'bfloat16';
 
 export interface ModelInfo {
   path: string;
-  format: 'gguf' | 'llama2c';
-  /** general.architecture for GGUF (llama, qwen2, gpt2, bert); 'llama' for llama2.c. */
+  format: 'gguf' | 'hf' | 'llama2c';
+  /** general.architecture for GGUF (llama, qwen2, gpt2, bert); model_type for HF folders; 'llama' for llama2.c. */
   architecture: string;
   name?: string;
   config: Pick<AddonModelConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'maxSeqLen' | 'tiedEmbeddings'>;
   parameters: number;
-  /** Tensors per storage dtype in the file (F32, F16, BF16, Q8_0). */
+  /** Tensors per storage dtype in the file(s) (F32, F16, BF16, Q8_0). */
   dtypes: Record<string, { tensors: number; parameters: number }>;
+  /** The model file's size (HF folders: the safetensors files'). */
   fileBytes: number;
   /** Device bytes per compute dtype: weights (Q8_0 matrices stay int8 + f16 scales) and one full-context sequence's KV cache. */
   memory: Record<InspectDType, { weights: number; kvCachePerSequence: number }>;
@@ -49,7 +53,9 @@ export async function inspectModel(file: string): Promise<ModelInfo> {
   } catch (e) {
     throw new ModelFormatError(`Cannot open the model ${resolved}: ${(e as Error).message}`, { cause: e });
   }
-  if (stat.isDirectory()) throw new UnsupportedError(`${resolved} is a directory; inspect reads GGUF files and llama2.c checkpoints (.bin)`);
+  if (stat.isDirectory() && !fs.existsSync(path.join(resolved, 'config.json'))) {
+    throw new UnsupportedError(`${resolved} is a directory without config.json; inspect reads GGUF files, Hugging Face folders and llama2.c checkpoints (.bin)`);
+  }
   const dtypes: ModelInfo['dtypes'] = {};
   const weights: Record<InspectDType, number> = { float32: 0, float16: 0, bfloat16: 0 };
   const count = (dtype: string, numel: number, q8OnDevice: boolean): void => {
@@ -82,6 +88,35 @@ export async function inspectModel(file: string): Promise<ModelInfo> {
         ...(g.tokenizerProblem ? { note: g.tokenizerProblem } : {}),
       },
       chatTemplate: g.chatTemplate !== undefined,
+    };
+  }
+
+  if (stat.isDirectory()) {
+    const hf = await readHfModel(resolved);
+    const names = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' } as Record<string, string>;
+    for (const t of hf.tensors) count(names[t.source.dtype] ?? t.source.dtype, numelOf(t.source.shape), false);
+    const files = new Set(hf.tensors.map((t) => t.source.path));
+    const config = pick(hf.config);
+    let tokenizer: ModelInfo['tokenizer'];
+    let chatTemplate = false;
+    try {
+      const tok = await loadHfTokenizer(resolved, { bos: hf.bosTokenId, eos: hf.eosTokenIds.length ? hf.eosTokenIds[0] : null });
+      tokenizer = { kind: 'hf', vocabSize: tok.vocabSize };
+      chatTemplate = tok.chatTemplate !== null;
+    } catch (e) {
+      tokenizer = { kind: 'hf', vocabSize: null, note: (e as Error).message };
+    }
+    return {
+      path: resolved,
+      format: 'hf',
+      architecture: hf.modelType,
+      config,
+      parameters: Object.values(dtypes).reduce((a, d) => a + d.parameters, 0),
+      dtypes,
+      fileBytes: [...files].reduce((a, f) => a + fs.statSync(f).size, 0),
+      memory: memoryOf(config, weights),
+      tokenizer,
+      chatTemplate,
     };
   }
 
@@ -155,8 +190,8 @@ export function formatModelInfo(m: ModelInfo): string {
 export function registerInspect(cmd: Command): void {
   cmd
     .command('inspect')
-    .description('describe a model file (GGUF or llama2.c .bin) without loading its weights')
-    .argument('<path>', 'model file')
+    .description('describe a model (GGUF file, Hugging Face folder or llama2.c .bin) without loading its weights')
+    .argument('<path>', 'model file or folder')
     .option('--json', 'print the report as JSON')
     .action(async (file: string, flags: { json?: boolean }) => {
       const info = await inspectModel(file);

@@ -1,11 +1,13 @@
 // `eet inspect`: the report of GGUF files (F32 and Q8_0 tiny models written here) and of the stories260K llama2.c
 // checkpoint, through the API (inspectModel) and the CLI (dist/cli/main.js: run `npx tsc -p tsconfig.build.json` first).
 import { spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
+import { writeSafetensors } from '../../lib/formats/safetensors-writer';
 import { inspectModel } from '../../lib/cli/inspect';
 import { gv } from '../../lib/formats/gguf-writer';
 import { expectCode } from '../util/engine-helpers';
-import { GPT2_SPEC, LLAMA_SPEC, removeTmp, tinyBpeMetadata, tinyWeights, writeTinyGGUF } from '../util/gguf-models';
+import { GPT2_SPEC, LLAMA_SPEC, removeTmp, tinyBpeMetadata, tinyWeights, tmpFile, writeTinyGGUF } from '../util/gguf-models';
 import { MODEL } from '../util/stories260k';
 
 const root = path.resolve(__dirname, '../..');
@@ -58,6 +60,43 @@ describe('inspectModel', () => {
     expect((await inspectModel(file)).tokenizer).toEqual({ kind: 'gpt2', vocabSize: GPT2_SPEC.vocab });
   });
 
+  test('a Hugging Face folder (llama, float16 safetensors, tokenizer.json, chat template)', async () => {
+    const s = LLAMA_SPEC;
+    const w = tinyWeights(s);
+    const dir = tmpFile('-hf');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({
+      architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: s.dim, intermediate_size: s.hiddenDim, num_hidden_layers: s.nLayers,
+      num_attention_heads: s.nHeads, num_key_value_heads: s.nKvHeads, vocab_size: s.vocab, max_position_embeddings: s.ctx, rms_norm_eps: 1e-5,
+      rope_theta: 10000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu',
+    }));
+    const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+    for (let i = 3; i < s.vocab; i++) vocab[`t${i}`] = i;
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({
+      version: '1.0', added_tokens: [], normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null,
+      model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: false, vocab, merges: [] },
+    }));
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }));
+    const layer: Record<string, string> = {
+      attn_norm: 'input_layernorm', attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj', attn_output: 'self_attn.o_proj',
+      ffn_norm: 'post_attention_layernorm', ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
+    };
+    const top: Record<string, string> = { token_embd: 'model.embed_tokens', output_norm: 'model.norm', output: 'lm_head' };
+    await writeSafetensors(path.join(dir, 'model.safetensors'), [...w].map(([n, t]) => {
+      const m = /^blk\.(\d+)\.(.+)$/.exec(n);
+      return { name: `${m ? `model.layers.${m[1]}.${layer[m[2]]}` : top[n]}.weight`, dtype: 'F16', shape: t.shape, data: t.data };
+    }));
+    const info = await inspectModel(dir);
+    expect(info.format).toBe('hf');
+    expect(info.architecture).toBe('llama');
+    expect(info.parameters).toBe(numel(w));
+    expect(info.dtypes).toEqual({ F16: { tensors: w.size, parameters: numel(w) } });
+    expect(info.memory.bfloat16.weights).toBe(2 * numel(w));
+    expect(info.fileBytes).toBe(fs.statSync(path.join(dir, 'model.safetensors')).size);
+    expect(info.tokenizer).toEqual({ kind: 'hf', vocabSize: s.vocab });
+    expect(info.chatTemplate).toBe(true);
+  });
+
   test('the stories260K llama2.c checkpoint', async () => {
     const info = await inspectModel(MODEL);
     expect(info.format).toBe('llama2c');
@@ -70,7 +109,7 @@ describe('inspectModel', () => {
 
   test('errors: a missing file, a directory, a malformed GGUF', async () => {
     await expectCode(inspectModel(path.join(root, 'no-such-model.gguf')), 'ERR_MODEL_FORMAT');
-    await expectCode(inspectModel(root), 'ERR_UNSUPPORTED');
+    await expectCode(inspectModel(path.join(root, 'lib')), 'ERR_UNSUPPORTED');
     const { file } = await writeTinyGGUF(LLAMA_SPEC, tinyWeights(LLAMA_SPEC), { metadata: { 'llama.block_count': null } });
     await expectCode(inspectModel(file), 'ERR_MODEL_FORMAT', /block_count/);
   });
