@@ -17,7 +17,7 @@ void Model::plan_weights_bert() {
   const int64_t dim = cfg_.dim, hd = cfg_.head_dim, hid = cfg_.hidden_dim;
   const int64_t att = int64_t(cfg_.n_heads) * hd;
   auto with_bias = [&](const std::string& name, std::vector<int64_t> shape) {
-    weights_.plan_group({{name, shape}});
+    weights_.plan_group({{name, shape}}, shape.size() == 2);
     weights_.plan_group({{name + ".bias", {shape[0]}}});
   };
   weights_.plan_group({{"token_embd", {cfg_.vocab_size, dim}}});
@@ -27,7 +27,8 @@ void Model::plan_weights_bert() {
   for (int32_t l = 0; l < cfg_.n_layers; ++l) {
     weights_.plan_group({{layer_name(l, "attn_q"), {att, dim}},
                          {layer_name(l, "attn_k"), {cfg_.n_kv_heads * hd, dim}},
-                         {layer_name(l, "attn_v"), {cfg_.n_kv_heads * hd, dim}}});
+                         {layer_name(l, "attn_v"), {cfg_.n_kv_heads * hd, dim}}},
+                        true);
     weights_.plan_group({{layer_name(l, "attn_q.bias"), {att}},
                          {layer_name(l, "attn_k.bias"), {cfg_.n_kv_heads * hd}},
                          {layer_name(l, "attn_v.bias"), {cfg_.n_kv_heads * hd}}});

@@ -20,7 +20,7 @@ void Model::plan_weights_gpt2() {
   const int64_t qkv = int64_t(cfg_.n_heads + 2 * cfg_.n_kv_heads) * cfg_.head_dim;
   const int64_t att = int64_t(cfg_.n_heads) * cfg_.head_dim;
   auto with_bias = [&](const std::string& name, std::vector<int64_t> shape) {
-    weights_.plan_group({{name, shape}});
+    weights_.plan_group({{name, shape}}, shape.size() == 2);
     weights_.plan_group({{name + ".bias", {shape[0]}}});
   };
   weights_.plan_group({{"token_embd", {cfg_.vocab_size, dim}}});
@@ -34,7 +34,7 @@ void Model::plan_weights_gpt2() {
     with_bias(layer_name(l, "ffn_down"), {dim, hid});
   }
   with_bias("output_norm", {dim});
-  if (!cfg_.tied_embeddings) weights_.plan_group({{"output", {cfg_.vocab_size, dim}}});
+  if (!cfg_.tied_embeddings) weights_.plan_group({{"output", {cfg_.vocab_size, dim}}}, true);
 }
 
 void Model::layers_gpt2(const StepPlan& p) {

@@ -23,19 +23,20 @@ void Model::plan_weights_llama() {
     weights_.plan_group({{layer_name(l, "attn_norm"), {dim}}});
     weights_.plan_group({{layer_name(l, "attn_q"), {cfg_.n_heads * hd, dim}},
                          {layer_name(l, "attn_k"), {cfg_.n_kv_heads * hd, dim}},
-                         {layer_name(l, "attn_v"), {cfg_.n_kv_heads * hd, dim}}});
+                         {layer_name(l, "attn_v"), {cfg_.n_kv_heads * hd, dim}}},
+                        true);
     if (cfg_.qkv_bias) {
       weights_.plan_group({{layer_name(l, "attn_q.bias"), {cfg_.n_heads * hd}},
                            {layer_name(l, "attn_k.bias"), {cfg_.n_kv_heads * hd}},
                            {layer_name(l, "attn_v.bias"), {cfg_.n_kv_heads * hd}}});
     }
-    weights_.plan_group({{layer_name(l, "attn_output"), {dim, cfg_.n_heads * hd}}});
+    weights_.plan_group({{layer_name(l, "attn_output"), {dim, cfg_.n_heads * hd}}}, true);
     weights_.plan_group({{layer_name(l, "ffn_norm"), {dim}}});
-    weights_.plan_group({{layer_name(l, "ffn_gate"), {hid, dim}}, {layer_name(l, "ffn_up"), {hid, dim}}});
-    weights_.plan_group({{layer_name(l, "ffn_down"), {dim, hid}}});
+    weights_.plan_group({{layer_name(l, "ffn_gate"), {hid, dim}}, {layer_name(l, "ffn_up"), {hid, dim}}}, true);
+    weights_.plan_group({{layer_name(l, "ffn_down"), {dim, hid}}}, true);
   }
   weights_.plan_group({{"output_norm", {dim}}});
-  if (!cfg_.tied_embeddings) weights_.plan_group({{"output", {cfg_.vocab_size, dim}}});
+  if (!cfg_.tied_embeddings) weights_.plan_group({{"output", {cfg_.vocab_size, dim}}}, true);
   weights_.plan_internal("rope.inv_freq", cfg_.head_dim / 2);
 }
 

@@ -60,6 +60,23 @@ void Graph::norm(NormKind kind, const void* in, const void* residual, const std:
 
 void Graph::gemm(const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t n, int64_t k, void* y,
                  int64_t ldy, const void* residual) {
+  if (m.weights_.is_q8(weight)) {
+    GemmQ8Args q{};
+    q.dtype = dt;
+    q.x = in;
+    q.wq = static_cast<const int8_t*>(w(weight));
+    q.wscale = m.weights_.scales(weight);
+    q.bias = bias ? w(weight + ".bias") : nullptr;
+    q.residual = residual;
+    q.y = y;
+    q.m = T;
+    q.n = n;
+    q.k = k;
+    q.ldx = ldx;
+    q.ldy = ldy;
+    be.gemm_q8(q);
+    return;
+  }
   GemmArgs g{};
   g.dtype = dt;
   g.x = in;

@@ -57,7 +57,8 @@ struct Graph {
   // y (rows, dim) = norm(in (+ residual)) * weight (+ weight.bias when bias)
   void norm(NormKind kind, const void* in, const void* residual, const std::string& weight, bool bias, void* y,
             int64_t rows);
-  // y (T, n) [ldy] = in (T, k) [ldx] · Wᵀ (+ W.bias when bias) (+ residual [ldy] when given; may be y)
+  // y (T, n) [ldy] = in (T, k) [ldx] · Wᵀ (+ W.bias when bias) (+ residual [ldy] when given; may be y); gemm_q8
+  // when W is a Q8_0 weight (weights.h)
   void gemm(const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t n, int64_t k, void* y,
             int64_t ldy, const void* residual);
   // y = act(y) in place over (T, n) with row stride ld (gelu / silu kinds)

@@ -139,9 +139,10 @@ struct Planner {
 }  // namespace
 
 Model::Model(const ModelConfig& config, std::shared_ptr<Backend> backend)
-    : cfg_(config), backend_(std::move(backend)), weights_(config.dtype) {
+    : cfg_(config), backend_(std::move(backend)), weights_(config.dtype, config.q8_weights) {
   validate_config(cfg_);
   plan_weights();
+  weights_.check_q8_names();
   plan_workspace();
   std::lock_guard<std::mutex> lock(backend_->mutex());
   weights_.allocate(backend_);
@@ -530,10 +531,26 @@ size_t Model::embed_chunk(const EmbedRequest& r, size_t s0, size_t s1, int64_t t
 
 // logits (rows, vocab) = h_rows (rows, dim) · headᵀ
 void Model::head_logits_rows(const void* h_rows, int64_t rows, void* logits) {
+  const std::string head = cfg_.tied_embeddings ? "token_embd" : "output";
+  if (weights_.is_q8(head)) {
+    GemmQ8Args q{};
+    q.dtype = cfg_.dtype;
+    q.x = h_rows;
+    q.wq = static_cast<const int8_t*>(w(head));
+    q.wscale = weights_.scales(head);
+    q.y = logits;
+    q.m = rows;
+    q.n = cfg_.vocab_size;
+    q.k = cfg_.dim;
+    q.ldx = cfg_.dim;
+    q.ldy = cfg_.vocab_size;
+    backend_->gemm_q8(q);
+    return;
+  }
   GemmArgs g{};
   g.dtype = cfg_.dtype;
   g.x = h_rows;
-  g.w = w(cfg_.tied_embeddings ? "token_embd" : "output");
+  g.w = w(head);
   g.y = logits;
   g.m = rows;
   g.n = cfg_.vocab_size;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ struct ModelConfig {
   float rope_factor = 1.0f, rope_low_freq_factor = 1.0f, rope_high_freq_factor = 4.0f;
   int32_t rope_original_max_pos = 0;
   int32_t n_token_types = 0;  // bert: rows of token_types
+  // Matrix weights kept in Q8_0 on the device (weights.h) and multiplied by gemm_q8, whatever the dtype.
+  std::set<std::string> q8_weights;
   DType dtype = DType::F32;
   int32_t max_batch = 1, max_context = 1, max_step_tokens = 1;
 };

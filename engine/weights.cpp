@@ -68,18 +68,39 @@ size_t WeightArena::place(size_t bytes, bool align) {
   return at;
 }
 
-void WeightArena::plan_group(const std::vector<TensorSpec>& tensors) {
+void WeightArena::plan_group(const std::vector<TensorSpec>& tensors, bool matrices) {
+  bool q8 = matrices && !tensors.empty();
+  for (const TensorSpec& t : tensors) {
+    q8 = q8 && q8_names_.count(t.name) && t.shape.size() == 2 && t.shape[1] % 32 == 0;
+  }
   bool first = true;
   for (const TensorSpec& t : tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) n = checked_mul(n, d, "weight size");
     Entry e;
     e.shape = t.shape;
-    e.bytes = size_t(checked_mul(n, int64_t(dtype_size(dtype_)), "weight size"));
+    e.q8 = q8;
+    e.bytes = size_t(q8 ? n : checked_mul(n, int64_t(dtype_size(dtype_)), "weight size"));
     e.offset = place(e.bytes, first);
     first = false;
     entries_[t.name] = e;
     order_.push_back(t.name);
+  }
+  if (!q8) return;
+  first = true;  // the scales of the group's rows, back to back after its values
+  for (const TensorSpec& t : tensors) {
+    Entry& e = entries_[t.name];
+    e.scale_offset = place(size_t(t.shape[0] * (t.shape[1] / 32) * 2), first);
+    first = false;
+  }
+}
+
+void WeightArena::check_q8_names() const {
+  for (const std::string& name : q8_names_) {
+    auto it = entries_.find(name);
+    if (it == entries_.end() || it->second.internal) {
+      throw_error(ErrorCode::InvalidArg, "q8Weights names '" + name + "', which is not a tensor of this model");
+    }
   }
 }
 
@@ -101,6 +122,17 @@ void* WeightArena::ptr(const std::string& name) const {
   auto it = entries_.find(name);
   if (it == entries_.end()) throw_error(ErrorCode::Internal, "no weight named " + name);
   return static_cast<uint8_t*>(arena_->ptr()) + it->second.offset;
+}
+
+bool WeightArena::is_q8(const std::string& name) const {
+  auto it = entries_.find(name);
+  return it != entries_.end() && it->second.q8;
+}
+
+const uint16_t* WeightArena::scales(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end() || !it->second.q8) throw_error(ErrorCode::Internal, "no Q8_0 weight named " + name);
+  return reinterpret_cast<const uint16_t*>(static_cast<uint8_t*>(arena_->ptr()) + it->second.scale_offset);
 }
 
 std::vector<std::string> WeightArena::missing() const {
@@ -130,20 +162,32 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
                                             (src.transpose ? " (transposed)" : "") + " but received " + shape_string(src.shape));
   }
   if (src.random.enabled) {
+    if (e.q8) throw_error(ErrorCode::Unsupported, "tensor '" + name + "' is planned as Q8_0; random sources are float only");
     fill_random(name, src.random);
     return;
   }
-  if (!is_float(src.dtype)) {
+  if (!src.q8 && !is_float(src.dtype)) {
     throw_error(ErrorCode::Unsupported, "tensor '" + name + "': source dtype " + dtype_name(src.dtype) + " is not supported");
+  }
+  if (src.q8 && src.transpose) {
+    throw_error(ErrorCode::Unsupported, "tensor '" + name + "': a q8_0 source cannot be transposed");
+  }
+  if (e.q8 && !src.q8) {
+    throw_error(ErrorCode::Unsupported, "tensor '" + name + "' is listed in q8Weights but its source is " +
+                                            dtype_name(src.dtype) + ", not q8_0");
   }
   int64_t numel = 1;
   for (int64_t d : e.shape) numel = checked_mul(numel, d, "tensor size");
+  if (src.q8 && e.shape.back() % 32 != 0) {
+    throw_error(ErrorCode::ModelFormat, "tensor '" + name + "': a q8_0 source needs an innermost dimension that is a multiple of 32, got " +
+                                            shape_string(e.shape));
+  }
   const int64_t src_size = int64_t(dtype_size(src.dtype));
-  const int64_t want = checked_mul(numel, src_size, "tensor size");
+  const int64_t want = src.q8 ? checked_mul(numel / 32, 34, "tensor size") : checked_mul(numel, src_size, "tensor size");
   if (src.bytes != want) {
     throw_error(ErrorCode::ModelFormat, "tensor '" + name + "': expected " + std::to_string(want) + " bytes (" +
-                                            std::to_string(numel) + " " + dtype_name(src.dtype) + " values) but received " +
-                                            std::to_string(src.bytes));
+                                            std::to_string(numel) + " " + (src.q8 ? "q8_0" : dtype_name(src.dtype)) +
+                                            " values) but received " + std::to_string(src.bytes));
   }
   if (src.offset < 0) {
     throw_error(ErrorCode::InvalidArg, "tensor '" + name + "': expected offset >= 0 but received " + std::to_string(src.offset));
@@ -160,38 +204,41 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
                                             std::to_string(end) + ") are past the end of " + src.path + " (" +
                                             std::to_string(int64_t(st.st_size)) + " bytes)");
   }
-
-  // A transposed source is read whole and flipped on the host: stored (rows, cols) becomes (cols, rows).
-  std::vector<uint8_t> flipped;
-  if (src.transpose) {
-    const size_t rows = size_t(src.shape[0]), cols = size_t(src.shape[1]), es = size_t(src_size);
-    std::vector<uint8_t> whole(size_t(src.bytes));
-    pread_all(f.fd, src.path, whole.data(), whole.size(), src.offset);
-    flipped.resize(whole.size());
-    for (size_t r = 0; r < rows; ++r) {
-      for (size_t c = 0; c < cols; ++c) std::memcpy(&flipped[(c * rows + r) * es], &whole[(r * cols + c) * es], es);
-    }
-  }
-  const size_t dst_size = dtype_size(dtype_);
-  const size_t chunk_elems = kChunkBytes / size_t(src_size);
-  std::vector<uint8_t> in(std::min<size_t>(size_t(numel), chunk_elems) * size_t(src_size));
-  std::vector<uint8_t> out(src.dtype == dtype_ ? 0 : std::min<size_t>(size_t(numel), chunk_elems) * dst_size);
-  uint8_t* dst = static_cast<uint8_t*>(arena_->ptr()) + e.offset;
-  for (size_t done = 0; done < size_t(numel);) {
-    const size_t n = std::min(chunk_elems, size_t(numel) - done);
+  if (src.q8) {
+    load_q8(e, src, f.fd, numel);
+  } else {
+    // A transposed source is read whole and flipped on the host: stored (rows, cols) becomes (cols, rows).
+    std::vector<uint8_t> flipped;
     if (src.transpose) {
-      std::memcpy(in.data(), flipped.data() + done * size_t(src_size), n * size_t(src_size));
-    } else {
-      pread_all(f.fd, src.path, in.data(), n * size_t(src_size), src.offset + int64_t(done) * src_size);
+      const size_t rows = size_t(src.shape[0]), cols = size_t(src.shape[1]), es = size_t(src_size);
+      std::vector<uint8_t> whole(size_t(src.bytes));
+      pread_all(f.fd, src.path, whole.data(), whole.size(), src.offset);
+      flipped.resize(whole.size());
+      for (size_t r = 0; r < rows; ++r) {
+        for (size_t c = 0; c < cols; ++c) std::memcpy(&flipped[(c * rows + r) * es], &whole[(r * cols + c) * es], es);
+      }
     }
-    const uint8_t* host = in.data();
-    if (src.dtype != dtype_) {
-      for (size_t i = 0; i < n; ++i) from_f32(dtype_, out.data(), i, to_f32(src.dtype, in.data(), i));
-      host = out.data();
+    const size_t dst_size = dtype_size(dtype_);
+    const size_t chunk_elems = kChunkBytes / size_t(src_size);
+    std::vector<uint8_t> in(std::min<size_t>(size_t(numel), chunk_elems) * size_t(src_size));
+    std::vector<uint8_t> out(src.dtype == dtype_ ? 0 : std::min<size_t>(size_t(numel), chunk_elems) * dst_size);
+    uint8_t* dst = static_cast<uint8_t*>(arena_->ptr()) + e.offset;
+    for (size_t done = 0; done < size_t(numel);) {
+      const size_t n = std::min(chunk_elems, size_t(numel) - done);
+      if (src.transpose) {
+        std::memcpy(in.data(), flipped.data() + done * size_t(src_size), n * size_t(src_size));
+      } else {
+        pread_all(f.fd, src.path, in.data(), n * size_t(src_size), src.offset + int64_t(done) * src_size);
+      }
+      const uint8_t* host = in.data();
+      if (src.dtype != dtype_) {
+        for (size_t i = 0; i < n; ++i) from_f32(dtype_, out.data(), i, to_f32(src.dtype, in.data(), i));
+        host = out.data();
+      }
+      std::lock_guard<std::mutex> lock(backend_->mutex());
+      backend_->upload(dst + done * dst_size, host, n * dst_size);
+      done += n;
     }
-    std::lock_guard<std::mutex> lock(backend_->mutex());
-    backend_->upload(dst + done * dst_size, host, n * dst_size);
-    done += n;
   }
   {
     std::lock_guard<std::mutex> lock(backend_->mutex());
@@ -199,6 +246,44 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   entries_.at(name).loaded = true;
+}
+
+// GGUF Q8_0 blocks (f16 d, int8 q[32]), block i = values [32 i, 32 i + 32) of the row-major tensor: into a Q8_0
+// entry, q goes to values + 32 i and d to scales + i (gemm_q8's layout); into a float entry, d * q in the arena dtype.
+void WeightArena::load_q8(const Entry& e, const TensorSource& src, int fd, int64_t numel) {
+  const size_t blocks = size_t(numel / 32);
+  const size_t chunk_blocks = kChunkBytes / 34;
+  const size_t dst_size = dtype_size(dtype_);
+  std::vector<uint8_t> in(std::min(blocks, chunk_blocks) * 34);
+  std::vector<uint8_t> vals(e.q8 ? in.size() / 34 * 32 : in.size() / 34 * 32 * dst_size);
+  std::vector<uint16_t> scl(e.q8 ? in.size() / 34 : 0);
+  uint8_t* base = static_cast<uint8_t*>(arena_->ptr());
+  for (size_t done = 0; done < blocks;) {
+    const size_t n = std::min(chunk_blocks, blocks - done);
+    pread_all(fd, src.path, in.data(), n * 34, src.offset + int64_t(done) * 34);
+    for (size_t b = 0; b < n; ++b) {
+      const uint8_t* blk = in.data() + b * 34;
+      uint16_t d;
+      std::memcpy(&d, blk, 2);
+      if (e.q8) {
+        scl[b] = d;
+        std::memcpy(vals.data() + b * 32, blk + 2, 32);
+      } else {
+        const float df = f16_to_f32(d);
+        for (size_t i = 0; i < 32; ++i) {
+          from_f32(dtype_, vals.data(), b * 32 + i, df * float(int8_t(blk[2 + i])));
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(backend_->mutex());
+    if (e.q8) {
+      backend_->upload(base + e.offset + done * 32, vals.data(), n * 32);
+      backend_->upload(base + e.scale_offset + done * 2, scl.data(), n * 2);
+    } else {
+      backend_->upload(base + e.offset + done * 32 * dst_size, vals.data(), n * 32 * dst_size);
+    }
+    done += n;
+  }
 }
 
 void WeightArena::fill_random(const std::string& name, const RandomFill& r) {

@@ -69,6 +69,12 @@ export interface AddonModelConfig {
   tiedEmbeddings: boolean;
   /** Compute and storage dtype on the device. */
   dtype: 'float32' | 'float16' | 'bfloat16';
+  /**
+   * Matrix weights kept as Q8_0 on the device (int8 values + float16 scales per 32) and multiplied by gemm_q8,
+   * whatever `dtype`: their sources must be 'q8_0'. A fused group (q|k|v, gate|up) is Q8_0 only when all of it is
+   * listed (else its q8_0 sources are dequantized to `dtype`); embeddings and norms are always dequantized.
+   */
+  q8Weights?: string[];
   device: string;
   /** Sequences that can be live at once (slots 0..maxBatch-1). */
   maxBatch: number;
@@ -83,7 +89,8 @@ export interface AddonFileSource {
   path: string;
   offset: number;
   bytes: number;
-  dtype: 'float32' | 'float16' | 'bfloat16';
+  /** 'q8_0': GGUF Q8_0 blocks (f16 scale, 32 int8) along the innermost dimension; bytes = numel / 32 × 34. */
+  dtype: 'float32' | 'float16' | 'bfloat16' | 'q8_0';
   /** The shape of the bytes as stored (the model's shape reversed when transpose). */
   shape: number[];
   /** A 2-D matrix stored (in, out), as Hugging Face's Conv1D: transposed on the host to the engine's (out, in). */

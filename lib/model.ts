@@ -9,6 +9,7 @@ import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, Unsu
 import { GenerateOptions, Prompt, ResolvedOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
 import { GenerateResult, StreamEvent, schedule } from './generate/scheduler';
 import type { TokenDecoder } from './generate/text';
+import { readGGUFModel } from './loaders/gguf';
 import { readHfModel } from './loaders/hf';
 import { readLlama2cCheckpoint } from './loaders/llama2c';
 import { ChatMessage, ChatTemplateOptions, HfTokenizer, loadHfTokenizer } from './tokenizers/hf';
@@ -40,7 +41,7 @@ export interface LoadModelOptions {
   maxBatch?: number;
   /** Most tokens one forward step carries (default max(512, maxBatch)); longer prompts are fed in chunks. */
   maxStepTokens?: number;
-  /** llama2.c tokenizer file. Default: tok<vocab>.bin, then tokenizer.bin, next to the model (HF folders: tokenizer.json). */
+  /** llama2.c tokenizer file. Default: tok<vocab>.bin, then tokenizer.bin, next to the model (HF folders: tokenizer.json; GGUF: its metadata). */
   tokenizer?: string;
   /** Aborting rejects the load with AbortError (checked between tensors) and frees what was loaded. */
   signal?: AbortSignal;
@@ -48,10 +49,10 @@ export interface LoadModelOptions {
 }
 
 export type ModelConfig = Readonly<AddonModelConfig> & {
-  readonly format: 'llama2c' | 'hf';
+  readonly format: 'llama2c' | 'hf' | 'gguf';
   readonly path: string;
   readonly tokenizerPath: string;
-  /** Hugging Face model_type (llama, mistral, qwen2, gpt2, bert); absent for llama2.c. */
+  /** Hugging Face model_type or GGUF general.architecture (llama, mistral, qwen2, gpt2, bert); absent for llama2.c. */
   readonly modelType?: string;
   /** Token ids that end a generation (llama2.c: EOS and BOS; HF: generation_config.json / config.json eos_token_id). */
   readonly stopIds: readonly number[];
@@ -64,9 +65,12 @@ export interface EmbedOptions {
   normalize?: boolean;
 }
 
-/** What Model needs of a tokenizer (llama2.c or Hugging Face). */
+/** What Model needs of a tokenizer (llama2.c, Hugging Face, or a GGUF file's). */
 interface TextCodec {
   readonly vocabSize: number;
+  /** Absent: llama2.c's BOS (1) and EOS (2). */
+  readonly bos?: number;
+  readonly eos?: number;
   encode(text: string): number[];
   decode(ids: readonly number[], prev?: number): string;
   decoder(prev?: number): TokenDecoder;
@@ -116,13 +120,13 @@ export class Model {
     const hf = this.#hf;
     this.tokenizer = Object.freeze({
       vocabSize: tokenizer.vocabSize,
-      bos: hf ? hf.bos : BOS,
-      eos: hf ? hf.eos : EOS,
+      bos: tokenizer.bos ?? BOS,
+      eos: tokenizer.eos ?? EOS,
       encode: (text: string): number[] => {
         if (!is.string(text)) throw invalid('text', 'string', text);
         return tokenizer.encode(text);
       },
-      decode: (ids: readonly number[], prev: number | undefined = hf ? undefined : BOS): string => tokenizer.decode(ids, prev),
+      decode: (ids: readonly number[], prev: number | undefined = hf ? undefined : (tokenizer.bos ?? BOS)): string => tokenizer.decode(ids, prev),
     });
     this.loadMs = loadMs;
   }
@@ -268,8 +272,9 @@ export class Model {
 }
 
 /**
- * Loads a model: a Hugging Face folder (config.json, safetensors, tokenizer.json), or a llama2.c checkpoint (.bin)
- * with its tokenizer. Rejects with ModelFormatError for malformed
+ * Loads a model: a Hugging Face folder (config.json, safetensors, tokenizer.json), a GGUF file (llama, qwen2, gpt2;
+ * F32/F16/BF16/Q8_0 weights, Q8_0 matrices kept int8 on the device; its tokenizer from the metadata), or a llama2.c
+ * checkpoint (.bin) with its tokenizer. Rejects with ModelFormatError for malformed
  * files, UnsupportedError for formats not supported yet, InvalidArgumentError for bad options, AbortError.
  */
 export function loadModel(file: string, options?: LoadModelOptions): Promise<Model> {
@@ -305,7 +310,6 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
   if (stat.isDirectory() && !fs.existsSync(path.join(resolved, 'config.json'))) {
     throw new UnsupportedError(`${resolved} is a directory without config.json; expected a Hugging Face model folder or a llama2.c checkpoint (.bin)`);
   }
-  if (resolved.endsWith('.gguf')) throw new UnsupportedError(`GGUF files are not supported yet: ${resolved}`);
   let fileConfig: Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>;
   let tensors: Array<{ name: string; source: AddonTensorSource & { bytes: number } }>;
   let tokenizer: TextCodec;
@@ -319,6 +323,15 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
     tokenizer = tok;
     const stopIds = hf.stopIds.length ? hf.stopIds : tok.eos >= 0 ? [tok.eos] : [];
     info = { format: 'hf', tokenizerPath: path.join(resolved, 'tokenizer.json'), modelType: hf.modelType, stopIds };
+  } else if (resolved.toLowerCase().endsWith('.gguf')) {
+    if (o.tokenizer !== undefined) throw new InvalidArgumentError('The tokenizer option is for llama2.c checkpoints; a GGUF file has its tokenizer in its metadata');
+    const g = await readGGUFModel(resolved);
+    if (!g.tokenizer) throw new UnsupportedError(`${resolved}: ${g.tokenizerProblem ?? 'no tokenizer'}`);
+    fileConfig = g.config;
+    tensors = g.tensors;
+    tokenizer = g.tokenizer;
+    // GGUF models stop on EOS only, as llama.cpp does (run.c also stops on BOS: llama2.c checkpoints below).
+    info = { format: 'gguf', tokenizerPath: resolved, modelType: g.architecture, stopIds: [g.tokenizer.eos] };
   } else {
     const ckpt = await readLlama2cCheckpoint(resolved);
     fileConfig = ckpt.config;

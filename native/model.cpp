@@ -85,6 +85,16 @@ eet::ModelConfig parse_config(const Napi::Object& o) {
   if (!tied.IsBoolean()) throw_arg(env, "tiedEmbeddings", "boolean", tied);
   c.tied_embeddings = tied.As<Napi::Boolean>().Value();
   c.dtype = parse_float_dtype(o, "dtype");
+  Napi::Value q8 = o.Get("q8Weights");
+  if (!q8.IsUndefined() && !q8.IsNull()) {
+    if (!q8.IsArray()) throw_arg(env, "q8Weights", "array of tensor names", q8);
+    Napi::Array a = q8.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value n = a.Get(i);
+      if (!n.IsString()) throw_arg(env, "q8Weights[" + std::to_string(i) + "]", "string", n);
+      c.q8_weights.insert(n.As<Napi::String>().Utf8Value());
+    }
+  }
   c.max_batch = int32_t(get_int(o, "maxBatch", 1, big));
   c.max_context = int32_t(get_int(o, "maxContext", 1, big));
   c.max_step_tokens = int32_t(get_int(o, "maxStepTokens", 1, big));
@@ -110,7 +120,12 @@ eet::TensorSource parse_source(const Napi::Value& v) {
     s.path = get_string(o, "path");
     s.offset = get_int(o, "offset", 0, max_safe);
     s.bytes = get_int(o, "bytes", 0, max_safe);
-    s.dtype = parse_float_dtype(o, "dtype");
+    Napi::Value dt = o.Get("dtype");
+    if (dt.IsString() && dt.As<Napi::String>().Utf8Value() == "q8_0") {
+      s.q8 = true;
+    } else {
+      s.dtype = parse_float_dtype(o, "dtype");
+    }
     Napi::Value tr = o.Get("transpose");
     if (!tr.IsUndefined()) {
       if (!tr.IsBoolean()) throw_arg(env, "transpose", "boolean", tr);

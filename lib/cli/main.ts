@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `eet` command line.
 //   eet bench [--model …]         prefill/decode timings over a grid against the roofline (lib/cli/bench.ts)
+//   eet inspect <model>            architecture, parameters, dtypes, memory, tokenizer of a model file (lib/cli/inspect.ts)
 //   eet generate <model> [prompt]   stream a continuation of the prompt to stdout (the prompt first, as
 //                                   llama2.c's run.c prints it); time to first token and tokens/s go to stderr.
 // Errors from the package (EetError) print one line and exit with code 1; Ctrl-C stops the generation.
@@ -10,6 +11,7 @@ import { EetError } from '../errors';
 import { loadModel, ModelDType } from '../model';
 import { FinishReason, GenerateOptions, resolveGenerateOptions } from '../generate/options';
 import { registerBench } from './bench';
+import { registerInspect } from './inspect';
 
 function integer(v: string): number {
   if (!/^-?\d+$/.test(v.trim())) throw new OptionError('Expected an integer.');
@@ -98,7 +100,7 @@ export function program(): Command {
   const cmd = new Command('eet').description('EET for Node.js: transformer inference').showHelpAfterError();
   cmd
     .command('generate')
-    .description('generate text from a model (llama2.c checkpoint .bin)')
+    .description('generate text from a model (llama2.c checkpoint .bin or GGUF file)')
     .argument('<model>', 'model file')
     .argument('[prompt]', 'prompt text ("" or omitted: unconditional)', '')
     .option('-n, --max-new-tokens <n>', 'tokens to generate at most', integer, 256)
@@ -115,6 +117,7 @@ export function program(): Command {
     .option('--no-progress', 'no progress bar while loading')
     .action((model: string, prompt: string, flags: GenerateFlags) => generate(model, prompt, flags));
   registerBench(cmd);
+  registerInspect(cmd);
   return cmd;
 }
 

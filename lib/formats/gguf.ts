@@ -387,9 +387,9 @@ export function ggufMeta(f: GGUFFile, key: string, kind: 'number' | 'string' | '
   fail(f.path, `metadata "${key}" has type ${v.type}, expected ${kind}`);
 }
 
-/** The native loader's descriptor for a float tensor (Q8_0 tensors are loaded by the quantized path). */
+/** The native loader's descriptor for a tensor (Q8_0: GGUF's 34-byte blocks, repacked or dequantized natively). */
 export function ggufSource(t: GGUFTensor): AddonFileSource {
-  const dtype = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const)[t.type as 'F32' | 'F16' | 'BF16'];
-  if (dtype === undefined) throw new UnsupportedError(`Tensor "${t.name}" of ${t.path} is ${t.type}; it needs the quantized loader`);
+  const dtype = ({ F32: 'float32', F16: 'float16', BF16: 'bfloat16', Q8_0: 'q8_0' } as const)[t.type];
+  if (dtype === undefined) throw new UnsupportedError(`Tensor "${t.name}" of ${t.path} is ${t.type}, which the loader does not read`);
   return { path: t.path, offset: t.offset, bytes: t.bytes, dtype, shape: t.shape.slice() };
 }

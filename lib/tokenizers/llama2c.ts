@@ -23,8 +23,12 @@ const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
 export class Llama2cTokenizer {
   readonly vocabSize: number;
   readonly maxTokenLength: number;
-  readonly bos = BOS;
-  readonly eos = EOS;
+  readonly bos: number;
+  readonly eos: number;
+  /** Whether encode() puts BOS first (GGUF tokenizer.ggml.add_bos_token; always for llama2.c files). */
+  readonly addBos: boolean;
+  /** Byte-fallback id of each byte value (the `<0xXX>` pieces). */
+  readonly #byteIds: Int32Array;
   /** Each piece's bytes as a latin1 string (one char per byte). */
   readonly #pieces: string[];
   readonly #scores: Float32Array;
@@ -36,7 +40,12 @@ export class Llama2cTokenizer {
   readonly #spaceId: number;
 
   /** @internal use loadLlama2cTokenizer / parseLlama2cTokenizer */
-  constructor(pieces: string[], scores: Float32Array, maxTokenLength: number) {
+  constructor(pieces: string[], scores: Float32Array, maxTokenLength: number,
+    special: { bos?: number; eos?: number; addBos?: boolean; byteIds?: Int32Array } = {}) {
+    this.bos = special.bos ?? BOS;
+    this.eos = special.eos ?? EOS;
+    this.addBos = special.addBos ?? true;
+    this.#byteIds = special.byteIds ?? Int32Array.from({ length: 256 }, (_, b) => b + 3);
     this.#pieces = pieces;
     this.#scores = scores;
     this.vocabSize = pieces.length;
@@ -58,10 +67,10 @@ export class Llama2cTokenizer {
     return this.#scores[id];
   }
 
-  /** run.c's encode with BOS first (no EOS). */
+  /** run.c's encode with BOS first (no EOS; no BOS either when addBos is false). */
   encode(text: string): number[] {
     const bytes = Buffer.from(text, 'utf8');
-    const tokens: number[] = [BOS];
+    const tokens: number[] = [];
     if (bytes.length > 0) {
       if (this.#spaceId < 0) throw new ModelFormatError('The tokenizer has no " " piece (needed as the dummy prefix)');
       tokens.push(this.#spaceId);
@@ -74,10 +83,11 @@ export class Llama2cTokenizer {
       if ((next & 0xc0) === 0x80 && i + 1 - start < 4) continue;
       const id = this.#ids.get(bytes.toString('latin1', start, i + 1));
       if (id !== undefined) tokens.push(id);
-      else for (let j = start; j <= i; j++) tokens.push(bytes[j] + 3);
+      else for (let j = start; j <= i; j++) tokens.push(this.#byteIds[bytes[j]]);
       start = i + 1;
     }
-    return this.#merge(tokens);
+    const merged = this.#merge(tokens);
+    return this.addBos ? [this.bos, ...merged] : merged;
   }
 
   /** Greedy merges: the highest-scoring pair, leftmost on ties (strict >), until no pair is a piece. */
@@ -112,14 +122,14 @@ export class Llama2cTokenizer {
   /** The bytes run.c prints for `id` after `prev` (empty when dropped). */
   pieceBytes(prev: number, id: number): Uint8Array {
     this.#check(id);
-    return (prev === BOS ? this.#bytesAfterBos[id] : this.#bytes[id]) ?? EMPTY;
+    return (prev === this.bos ? this.#bytesAfterBos[id] : this.#bytes[id]) ?? EMPTY;
   }
 
   /**
    * Decodes ids as run.c prints them. `prev` is the token before ids[0] (BOS by default, so a first piece loses
    * its leading space as after a prompt's BOS); BOS and EOS themselves print nothing here.
    */
-  decode(ids: readonly number[], prev = BOS): string {
+  decode(ids: readonly number[], prev = this.bos): string {
     const d = this.decoder(prev);
     let s = '';
     for (const id of ids) s += d.push(id);
@@ -127,12 +137,12 @@ export class Llama2cTokenizer {
   }
 
   /** A streaming decoder: push ids one at a time; text comes out as soon as its UTF-8 is complete. */
-  decoder(prev = BOS): { push(id: number): string; flush(): string } {
+  decoder(prev = this.bos): { push(id: number): string; flush(): string } {
     const utf8 = new TextDecoder('utf-8', { fatal: false });
     let last = prev;
     return {
       push: (id: number): string => {
-        const bytes = id === BOS || id === EOS ? EMPTY : this.pieceBytes(last, id);
+        const bytes = id === this.bos || id === this.eos ? EMPTY : this.pieceBytes(last, id);
         last = id;
         return bytes.length ? utf8.decode(bytes, { stream: true }) : '';
       },
