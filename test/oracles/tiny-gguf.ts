@@ -6,8 +6,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
-import { AddonModel, AddonModelConfig, AddonTensorSource, binding } from '../../lib/binding';
-import { GGUFValue, GGMLType, ggufMeta, ggufSource, readGGUF } from '../../lib/formats/gguf';
+import { AddonModel, AddonModelConfig, binding } from '../../lib/binding';
+import { GGUFValue, ggufMeta, ggufSource, readGGUF } from '../../lib/formats/gguf';
 import { GGUFWriterTensor, dequantizeQ8_0, gv, quantizeQ8_0, writeGGUF } from '../../lib/formats/gguf-writer';
 import { normal } from '../util/random';
 
@@ -154,14 +154,15 @@ export async function writeTinyGGUF(s: TinySpec): Promise<string> {
 
 /**
  * Our engine on a GGUF file: metadata → AddonModelConfig (llama and qwen2 → 'llama' with adjacent / half RoPE), every
- * tensor through loadTensor under its name without '.weight'. Q8_0 tensors are dequantized here to an f32 file
- * (the engine's own Q8_0 path is not on main yet), so the comparison checks the f32 math on the same values.
+ * tensor through loadTensor (ggufSource) under its name without '.weight'. Q8_0 matrices stay Q8_0 on the device
+ * (q8Weights: the engine's int8 weight path).
  */
 export async function engineFromGGUF(file: string, device: string, extra: Partial<AddonModelConfig> = {}): Promise<{ model: AddonModel; cfg: AddonModelConfig }> {
   const f = await readGGUF(file);
   const a = ggufMeta(f, 'general.architecture', 'string') as TinyArch;
   const m = (key: string, fallback?: number) => ggufMeta(f, `${a}.${key}`, 'number', fallback);
   const names = new Set(f.tensors.map((t) => t.name));
+  const engineName = (n: string) => n.replace(/\.weight$/, '');
   const dim = m('embedding_length');
   const nHeads = m('attention.head_count');
   const tokenTypes = f.tensors.find((t) => t.name === 'token_types.weight');
@@ -182,6 +183,7 @@ export async function engineFromGGUF(file: string, device: string, extra: Partia
     nTokenTypes: tokenTypes ? tokenTypes.shape[0] : undefined,
     tiedEmbeddings: !names.has('output.weight'),
     dtype: 'float32',
+    q8Weights: f.tensors.filter((t) => t.type === 'Q8_0').map((t) => engineName(t.name)),
     device,
     maxBatch: 2,
     maxContext: m('context_length'),
@@ -190,22 +192,7 @@ export async function engineFromGGUF(file: string, device: string, extra: Partia
   };
   const model = new (binding().AddonModel)(cfg);
   try {
-    for (const t of f.tensors) {
-      let src: AddonTensorSource;
-      if ((t.type as GGMLType) === 'Q8_0') {
-        const raw = Buffer.alloc(t.bytes);
-        const fh = fs.openSync(file, 'r');
-        fs.readSync(fh, raw, 0, t.bytes, t.offset);
-        fs.closeSync(fh);
-        const values = dequantizeQ8_0(raw, t.shape.reduce((x, y) => x * y, 1));
-        const out = tmpFile('f32');
-        fs.writeFileSync(out, Buffer.from(values.buffer));
-        src = { path: out, offset: 0, bytes: values.byteLength, dtype: 'float32', shape: t.shape.slice() };
-      } else {
-        src = ggufSource(t);
-      }
-      await model.loadTensor(t.name.replace(/\.weight$/, ''), src);
-    }
+    for (const t of f.tensors) await model.loadTensor(engineName(t.name), ggufSource(t));
     await model.finalize();
   } catch (e) {
     model.dispose();
