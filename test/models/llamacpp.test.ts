@@ -9,8 +9,9 @@
 //   - flashAttention: false and an F32 KV cache (K and V): with llama.cpp's defaults (F16 cache, flash attention)
 //     logits move by ~3e-2, which would hide real differences;
 //   - teacher-forced logits: sequence.controlledEvaluate with logits requested at every position (raw logits, no
-//     sampling options); greedy: sequence.evaluate(ids, { temperature: 0 }) feeding BOS ourselves (it runs on past </s>, and so do we); clearHistory
-//     between independent sequences; the embedding context for BERT (pooling from the GGUF's bert.pooling_type).
+//     sampling options); greedy: sequence.evaluate(ids, { temperature: 0 }) feeding BOS ourselves (it runs on past
+//     </s>, and so do we); clearHistory between independent sequences; the embedding context for BERT (pooling from
+//     the GGUF's bert.pooling_type).
 //   It runs in a child process: the package is ESM-only and a native crash must not take jest down.
 //
 // Tolerances (f32 weights everywhere, float32 in our engine):
@@ -23,9 +24,10 @@
 //   - Q8_0: our engine keeps the matrices Q8_0 on the device (q8Weights: weight-only int8 GEMM/GEMV with float
 //     activations); llama.cpp's CPU path also quantizes the activations to Q8_0 (int8 per 32-block) before each
 //     matrix product, so the two differ by that rounding: ≤ 2e-2 × scale (measured 1.34e-2 × — exactly the gap
-//     between llama.cpp on the Q8_0 file and llama.cpp on its F32 twin; greedy tokens still agree). That the gap is llama.cpp's activation quantization and not our handling of the blocks is checked
-//     separately: llama.cpp on an F32 twin file (the same weights rounded through Q8_0, stored as F32) agrees with
-//     our Q8_0 engine within 1e-5 × scale.
+//     between llama.cpp on the Q8_0 file and llama.cpp on its F32 twin; greedy tokens still agree). That the gap is
+//     llama.cpp's activation quantization and not our handling of the blocks is checked separately: llama.cpp on an
+//     F32 twin file (the same weights rounded through Q8_0, stored as F32) agrees with our Q8_0 engine within
+//     1e-5 × scale.
 //   Greedy: the same 64 tokens on cpu (16 on emu, to bound emulation time) — llama.cpp's own generation, not teacher
 //   forced.
 import { AddonModel, AddonModelConfig } from '../../lib/binding';
