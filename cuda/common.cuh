@@ -57,6 +57,9 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(flo
 
 __host__ __device__ __forceinline__ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Launchers choose 16-byte vector paths only for pointers aligned this way (checked at run time).
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
 }  // namespace EET_KNS
 
 // Runs BODY with T bound to the C++ type of a float dtype (float, __half, __nv_bfloat16).

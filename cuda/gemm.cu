@@ -27,6 +27,7 @@
 
 #include "common.cuh"
 #include "mma.cuh"
+#include "gemm_epilogue.cuh"
 #include "reduce.cuh"
 
 namespace EET_KNS {
@@ -43,16 +44,6 @@ struct GemmParams {
 
 constexpr int kGemmThreads = 256;
 
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
-// y[row, col] = v + bias[col] + residual[row, col], rounded once to T.
-template <typename T>
-__device__ __forceinline__ void gemm_store(const GemmParams<T>& p, int64_t row, int64_t col, float v) {
-  if (p.bias) v += to_f32(p.bias[col]);
-  const int64_t o = row * p.ldy + col;
-  if (p.residual) v += to_f32(p.residual[o]);
-  p.y[o] = from_f32<T>(v);
-}
 
 // 16 bytes (16 / sizeof(T) elements) at a 16-byte aligned address, as fp32.
 template <typename T>
@@ -130,28 +121,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemv_kernel(GemmParams<T> p, int
     }
   }
 
-#pragma unroll
-  for (int m = 0; m < MAXM; ++m) {
-    if (m < rows) {
-#pragma unroll
-      for (int c = 0; c < COLS; ++c) {
-        const float s = warp_reduce_sum(acc[m][c]);
-        if (lane == 0) partial[warp][m * COLS + c] = s;
-      }
-    }
-  }
-  __syncthreads();
-
-  // The slices of a group are added in slice order: results do not depend on scheduling.
-  for (int i = threadIdx.x; i < groups * MAXM * COLS; i += kGemmThreads) {
-    const int g = i / (MAXM * COLS), r = i % (MAXM * COLS);
-    const int m = r / COLS;
-    const int64_t col = (int64_t(blockIdx.x) * groups + g) * COLS + r % COLS;
-    if (m >= rows || col >= p.n) continue;
-    float s = 0.0f;
-    for (int j = 0; j < ksplit; ++j) s += partial[g * ksplit + j][r];
-    gemm_store(p, m, col, s);
-  }
+  gemv_finish<MAXM, COLS, WARPS>(p, acc, partial, rows, ksplit);
 }
 
 template <typename T>

@@ -34,6 +34,7 @@
 #include "common.cuh"
 #include "mma.cuh"
 #include "pack.cuh"
+#include "gemm_epilogue.cuh"
 #include "reduce.cuh"
 
 namespace EET_KNS {
@@ -57,15 +58,6 @@ __device__ __forceinline__ float q8_scale(const uint16_t* wscale, int64_t i) {
   __half h;
   memcpy(static_cast<void*>(&h), &bits, 2);
   return __half2float(h);
-}
-
-// y[row, col] = v + bias[col] + residual[row, col], rounded once to T.
-template <typename T>
-__device__ __forceinline__ void q8_store(const GemmQ8Params<T>& p, int64_t row, int64_t col, float v) {
-  if (p.bias) v += to_f32(p.bias[col]);
-  const int64_t o = row * p.ldy + col;
-  if (p.residual) v += to_f32(p.residual[o]);
-  p.y[o] = from_f32<T>(v);
 }
 
 // ---- GEMV: M <= 16 -------------------------------------------------------------------------------------------------
@@ -156,28 +148,7 @@ __global__ void __launch_bounds__(kQ8Threads) gemv_q8_kernel(GemmQ8Params<T> p, 
     }
   }
 
-#pragma unroll
-  for (int m = 0; m < MAXM; ++m) {
-    if (m < rows) {
-#pragma unroll
-      for (int c = 0; c < COLS; ++c) {
-        const float s = warp_reduce_sum(acc[m][c]);
-        if (lane == 0) partial[warp][m * COLS + c] = s;
-      }
-    }
-  }
-  __syncthreads();
-
-  // The slices of a group are added in slice order: results do not depend on scheduling.
-  for (int i = threadIdx.x; i < groups * MAXM * COLS; i += kQ8Threads) {
-    const int g = i / (MAXM * COLS), r = i % (MAXM * COLS);
-    const int m = r / COLS;
-    const int64_t col = (int64_t(blockIdx.x) * groups + g) * COLS + r % COLS;
-    if (m >= rows || col >= p.n) continue;
-    float s = 0.0f;
-    for (int j = 0; j < ksplit; ++j) s += partial[g * ksplit + j][r];
-    q8_store(p, m, col, s);
-  }
+  gemv_finish<MAXM, COLS, WARPS>(p, acc, partial, rows, ksplit);
 }
 
 template <typename T>
@@ -360,7 +331,7 @@ __global__ void __launch_bounds__(kQ8Threads) gemm_q8_mma_kernel(GemmQ8Params<T>
       for (int e = 0; e < 4; ++e) {
         const int64_t row = m0 + wm + i * 16 + g + (e >> 1) * 8;
         const int64_t col = n0 + wn + j * 8 + 2 * t + (e & 1);
-        if (row < p.m && col < p.n) q8_store(p, row, col, acc[i][j][e]);
+        if (row < p.m && col < p.n) gemm_store(p, row, col, acc[i][j][e]);
       }
     }
   }
@@ -481,7 +452,7 @@ __global__ void __launch_bounds__(kQ8Threads) gemm_q8_simt_kernel(GemmQ8Params<f
 #pragma unroll
     for (int j = 0; j < TN; ++j) {
       const int64_t col = n0 + tx * TN + j;
-      if (col < p.n) q8_store(p, row, col, acc[i][j]);
+      if (col < p.n) gemm_store(p, row, col, acc[i][j]);
     }
   }
 }

@@ -20,7 +20,6 @@ struct Fold16 {
 };
 
 // True when p may be accessed 16 bytes at a time (nullptr counts as aligned: absent tensors do not constrain).
-inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // out[j] = p[start + j] as fp32 for start + j < n, else `fill`.
 template <typename T>

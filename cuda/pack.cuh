@@ -52,7 +52,6 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& v) {
   }
 }
 
-inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // Threads per row for rows of `units` work units: tpr = 1 << shift, the power of two covering a row, at most
 // 1 << kMaxRowShift. Rows shorter than a block share one; longer rows span tpr / block consecutive blocks, so a
