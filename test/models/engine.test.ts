@@ -4,9 +4,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { AddonModel, AddonModelConfig, AddonStepRequest, AddonStepResult, AddonFileSource, binding } from '../../lib/binding';
+import { AddonModel, AddonModelConfig, AddonFileSource, binding } from '../../lib/binding';
 import { f16BitsToF32, toHalfBits } from '../../lib/half';
 import { normal } from '../util/random';
+import { argmax, buildModel, expectCode, linear, relDiff, request, row, type Weight, type Weights } from '../util/engine-helpers';
 
 type Device = 'cpu' | 'emu';
 const DEVICES: Device[] = ['cpu', 'emu'];
@@ -33,12 +34,6 @@ const BASE: AddonModelConfig = {
 };
 
 // ---- weights -----------------------------------------------------------------------------------------------------
-
-interface Weight {
-  shape: number[];
-  data: Float32Array;
-}
-type Weights = Map<string, Weight>;
 
 function makeWeights(cfg: AddonModelConfig, seed: number): Weights {
   const w: Weights = new Map();
@@ -93,13 +88,6 @@ function writeWeights(w: Weights, dtype: 'float32' | 'float16' = 'float32'): Map
   return sources;
 }
 
-async function buildModel(cfg: AddonModelConfig, sources: Map<string, AddonFileSource>): Promise<AddonModel> {
-  const model = new (binding().AddonModel)(cfg);
-  await Promise.all([...sources].map(([name, src]) => model.loadTensor(name, src)));
-  await model.finalize();
-  return model;
-}
-
 // ---- the independent reference: one sequence from position 0, fp64 ----------------------------------------------
 
 function rmsnorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
@@ -107,17 +95,6 @@ function rmsnorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
   for (const v of x) ss += v * v;
   const s = 1 / Math.sqrt(ss / x.length + eps);
   return x.map((v, i) => v * s * w[i]);
-}
-
-function matvec(w: Weight, x: Float64Array, bias?: Weight): Float64Array {
-  const [out, inn] = w.shape;
-  const y = new Float64Array(out);
-  for (let o = 0; o < out; o++) {
-    let acc = bias ? bias.data[o] : 0;
-    for (let i = 0; i < inn; i++) acc += w.data[o * inn + i] * x[i];
-    y[o] = acc;
-  }
-  return y;
 }
 
 /** RoPE frequencies theta^(-2i/hd), then the scaling: linear divides by factor; llama3 (Llama 3.1) keeps the
@@ -171,9 +148,9 @@ function reference(cfg: AddonModelConfig, w: Weights, tokens: number[]): Float64
     let x = Float64Array.from(W('token_embd').data.subarray(tok * dim, (tok + 1) * dim));
     for (let l = 0; l < cfg.nLayers; l++) {
       const xb = rmsnorm(x, W(`blk.${l}.attn_norm`).data, cfg.normEps);
-      const q = matvec(W(`blk.${l}.attn_q`), xb, w.get(`blk.${l}.attn_q.bias`));
-      const k = matvec(W(`blk.${l}.attn_k`), xb, w.get(`blk.${l}.attn_k.bias`));
-      const v = matvec(W(`blk.${l}.attn_v`), xb, w.get(`blk.${l}.attn_v.bias`));
+      const q = linear(W(`blk.${l}.attn_q`), xb, w.get(`blk.${l}.attn_q.bias`));
+      const k = linear(W(`blk.${l}.attn_k`), xb, w.get(`blk.${l}.attn_k.bias`));
+      const v = linear(W(`blk.${l}.attn_v`), xb, w.get(`blk.${l}.attn_v.bias`));
       rope(q, nHeads, pos, cfg);
       rope(k, nKvHeads, pos, cfg);
       keys[l].push(k);
@@ -193,58 +170,22 @@ function reference(cfg: AddonModelConfig, w: Weights, tokens: number[]): Float64
           for (let d = 0; d < hd; d++) att[h * hd + d] += (e[t] / sum) * values[l][t][kvh * hd + d];
         }
       }
-      const o = matvec(W(`blk.${l}.attn_output`), att);
+      const o = linear(W(`blk.${l}.attn_output`), att);
       x = x.map((v0, i) => v0 + o[i]);
       const xb2 = rmsnorm(x, W(`blk.${l}.ffn_norm`).data, cfg.normEps);
-      const g = matvec(W(`blk.${l}.ffn_gate`), xb2);
-      const u = matvec(W(`blk.${l}.ffn_up`), xb2);
+      const g = linear(W(`blk.${l}.ffn_gate`), xb2);
+      const u = linear(W(`blk.${l}.ffn_up`), xb2);
       const hmid = g.map((gv, i) => (gv / (1 + Math.exp(-gv))) * u[i]);
-      const f = matvec(W(`blk.${l}.ffn_down`), hmid);
+      const f = linear(W(`blk.${l}.ffn_down`), hmid);
       x = x.map((v0, i) => v0 + f[i]);
     }
     const xf = rmsnorm(x, W('output_norm').data, cfg.normEps);
-    out.push(matvec(W(cfg.tiedEmbeddings ? 'token_embd' : 'output'), xf));
+    out.push(linear(W(cfg.tiedEmbeddings ? 'token_embd' : 'output'), xf));
   });
   return out;
 }
 
 // ---- helpers -----------------------------------------------------------------------------------------------------
-
-function request(slots: number[], seqs: number[][], logits: 'none' | 'last' | 'all' = 'all'): AddonStepRequest {
-  const B = slots.length;
-  return {
-    slots: Int32Array.from(slots),
-    tokens: Int32Array.from(seqs.flat()),
-    counts: Int32Array.from(seqs.map((s) => s.length)),
-    temperature: new Float32Array(B),
-    topK: new Int32Array(B),
-    topP: new Float32Array(B).fill(1),
-    repetitionPenalty: new Float32Array(B).fill(1),
-    logits,
-  };
-}
-
-function row(logits: Float32Array, r: number, vocab: number): Float32Array {
-  return logits.subarray(r * vocab, (r + 1) * vocab);
-}
-
-/** max |a - ref| / max |ref|: logits of this model reach about 30. */
-function relDiff(a: ArrayLike<number>, ref: ArrayLike<number>): number {
-  expect(a.length).toBe(ref.length);
-  let m = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    m = Math.max(m, Math.abs(a[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return m / scale;
-}
-
-function argmax(a: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
-}
 
 function logSoftmaxAt(a: ArrayLike<number>, i: number): number {
   let m = -Infinity;
@@ -252,18 +193,6 @@ function logSoftmaxAt(a: ArrayLike<number>, i: number): number {
   let s = 0;
   for (let j = 0; j < a.length; j++) s += Math.exp(a[j] - m);
   return a[i] - m - Math.log(s);
-}
-
-async function expectCode(p: Promise<unknown> | (() => unknown), code: string, message?: RegExp): Promise<void> {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeDefined();
-  expect((err as { code?: string }).code).toBe(code);
-  if (message) expect((err as Error).message).toMatch(message);
 }
 
 // f32 logits vs the fp64 reference: a few f32 roundings per op, two layers (the cpu reference ops land near 1e-7).
