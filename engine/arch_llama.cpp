@@ -11,64 +11,143 @@
 //     gu   = h · [W1 | W3]ᵀ                                                 (T, 2 hidden)  one GEMM
 //     g    = silu(gate) * up   (in place over the gate half)
 //     x    = g · W2ᵀ + x
-// The final rmsnorm * output_norm and the head (token_embd when tied, else output) follow in model.cpp.
+// The final rmsnorm * output_norm and the head (token_embd when tied, else output) follow in the step runner.
+#include <algorithm>
+#include <cmath>
+
 #include "graph.h"
 
 namespace eet {
 
-void Model::plan_weights_llama() {
-  const int64_t dim = cfg_.dim, hd = cfg_.head_dim, hid = cfg_.hidden_dim;
-  weights_.plan_group({{"token_embd", {cfg_.vocab_size, dim}}});
-  for (int32_t l = 0; l < cfg_.n_layers; ++l) {
-    weights_.plan_group({{layer_name(l, "attn_norm"), {dim}}});
-    weights_.plan_group({{layer_name(l, "attn_q"), {cfg_.n_heads * hd, dim}},
-                         {layer_name(l, "attn_k"), {cfg_.n_kv_heads * hd, dim}},
-                         {layer_name(l, "attn_v"), {cfg_.n_kv_heads * hd, dim}}},
-                        true);
-    if (cfg_.qkv_bias) {
-      weights_.plan_group({{layer_name(l, "attn_q.bias"), {cfg_.n_heads * hd}},
-                           {layer_name(l, "attn_k.bias"), {cfg_.n_kv_heads * hd}},
-                           {layer_name(l, "attn_v.bias"), {cfg_.n_kv_heads * hd}}});
+namespace {
+
+void positive(const char* field, float v) {
+  if (!(v > 0.0f) || !std::isfinite(v)) throw_error(ErrorCode::InvalidArg, std::string("Expected a finite number > 0 for ") + field);
+}
+
+// RoPE inverse frequencies, computed as llama2.c does: 1 / theta^(2i / head_dim) in float; then the scaling, in
+// double from that float and rounded once:
+//   linear: freq / factor  (positions divided by factor)
+//   llama3 (Llama 3.1): the wavelength 2π / freq against the original context L decides:
+//     wavelength < L / high_freq_factor: freq (the high frequencies are kept);
+//     wavelength > L / low_freq_factor:  freq / factor;
+//     in between, s = (L / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor) interpolates:
+//     (1 - s) * freq / factor + s * freq.
+std::vector<float> rope_inv_freq(const ModelConfig& c) {
+  const double pi = 3.14159265358979323846;
+  std::vector<float> inv_freq(size_t(c.head_dim / 2));
+  for (size_t i = 0; i < inv_freq.size(); ++i) {
+    const float base = 1.0f / powf(c.rope_theta, float(2 * i) / float(c.head_dim));
+    const double f = base, factor = c.rope_factor;
+    switch (c.rope_scaling) {
+      case RopeScaling::None: inv_freq[i] = base; break;
+      case RopeScaling::Linear: inv_freq[i] = float(f / factor); break;
+      case RopeScaling::Llama3: {
+        const double L = c.rope_original_max_pos, lo = c.rope_low_freq_factor, hi = c.rope_high_freq_factor;
+        const double wavelength = 2.0 * pi / f;
+        if (wavelength < L / hi) {
+          inv_freq[i] = base;
+        } else if (wavelength > L / lo) {
+          inv_freq[i] = float(f / factor);
+        } else {
+          const double s = (L / wavelength - lo) / (hi - lo);
+          inv_freq[i] = float((1.0 - s) * f / factor + s * f);
+        }
+        break;
+      }
     }
-    weights_.plan_group({{layer_name(l, "attn_output"), {dim, cfg_.n_heads * hd}}}, true);
-    weights_.plan_group({{layer_name(l, "ffn_norm"), {dim}}});
-    weights_.plan_group({{layer_name(l, "ffn_gate"), {hid, dim}}, {layer_name(l, "ffn_up"), {hid, dim}}}, true);
-    weights_.plan_group({{layer_name(l, "ffn_down"), {dim, hid}}}, true);
   }
-  weights_.plan_group({{"output_norm", {dim}}});
-  if (!cfg_.tied_embeddings) weights_.plan_group({{"output", {cfg_.vocab_size, dim}}}, true);
-  weights_.plan_internal("rope.inv_freq", cfg_.head_dim / 2);
+  return inv_freq;
 }
 
-void Model::layers_llama(const StepPlan& p) {
-  Graph g(*this, p);
-  const int64_t dim = cfg_.dim, hid = cfg_.hidden_dim;
-  g.embedding("token_embd", cfg_.vocab_size, g.ints + wsl_->i_tokens, nullptr, g.x);
-  for (int32_t l = 0; l < cfg_.n_layers; ++l) {
-    g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "attn_norm"), false, g.h, g.T);
-    // q|k|v (and their biases) are adjacent: one GEMM over the group starting at attn_q.
-    g.gemm(g.h, dim, layer_name(l, "attn_q"), cfg_.qkv_bias, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);
-    g.rope(g.buf1);
-    g.attention(l, g.buf1, true);
-    g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), false, dim, g.q_width, g.x, dim, g.x);
-    g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "ffn_norm"), false, g.h, g.T);
-    g.gemm(g.h, dim, layer_name(l, "ffn_gate"), false, 2 * hid, dim, g.buf1, 2 * hid, nullptr);  // gate|up adjacent
+class Llama final : public Architecture {
+ public:
+  const char* name() const override { return "llama"; }
 
-    ActArgs act{};
-    act.kind = ActKind::SwiGlu;
-    act.dtype = g.dt;
-    act.x = g.buf1;
-    act.up = g.elems(g.buf1, hid);
-    act.y = g.buf1;
-    act.m = g.T;
-    act.n = hid;
-    act.ldx = 2 * hid;
-    act.ldu = 2 * hid;
-    act.ldy = 2 * hid;
-    backend_->act(act);
-
-    g.gemm(g.buf1, 2 * hid, layer_name(l, "ffn_down"), false, dim, hid, g.x, dim, g.x);
+  void validate(const ModelConfig& c) const override {
+    positive("ropeTheta", c.rope_theta);
+    if (c.rope_scaling != RopeScaling::None) positive("ropeScaling.factor", c.rope_factor);
+    if (c.rope_scaling == RopeScaling::Llama3) {
+      positive("ropeScaling.lowFreqFactor", c.rope_low_freq_factor);
+      positive("ropeScaling.highFreqFactor", c.rope_high_freq_factor);
+      if (!(c.rope_high_freq_factor > c.rope_low_freq_factor)) {
+        throw_error(ErrorCode::InvalidArg, "Expected ropeScaling.highFreqFactor > ropeScaling.lowFreqFactor");
+      }
+      if (c.rope_original_max_pos < 1 || c.rope_original_max_pos > (1 << 24)) {
+        throw_error(ErrorCode::InvalidArg, "Expected integer in [1, 16777216] for ropeScaling.originalMaxPositionEmbeddings but received " +
+                                               std::to_string(c.rope_original_max_pos));
+      }
+    }
   }
-}
+
+  void plan_weights(const ModelConfig& c, WeightArena& w) const override {
+    const int64_t dim = c.dim, hd = c.head_dim, hid = c.hidden_dim;
+    w.plan_group({{"token_embd", {c.vocab_size, dim}}});
+    for (int32_t l = 0; l < c.n_layers; ++l) {
+      w.plan_group({{layer_name(l, "attn_norm"), {dim}}});
+      w.plan_group({{layer_name(l, "attn_q"), {c.n_heads * hd, dim}},
+                    {layer_name(l, "attn_k"), {c.n_kv_heads * hd, dim}},
+                    {layer_name(l, "attn_v"), {c.n_kv_heads * hd, dim}}},
+                   true);
+      if (c.qkv_bias) {
+        w.plan_group({{layer_name(l, "attn_q.bias"), {c.n_heads * hd}},
+                      {layer_name(l, "attn_k.bias"), {c.n_kv_heads * hd}},
+                      {layer_name(l, "attn_v.bias"), {c.n_kv_heads * hd}}});
+      }
+      w.plan_group({{layer_name(l, "attn_output"), {dim, c.n_heads * hd}}}, true);
+      w.plan_group({{layer_name(l, "ffn_norm"), {dim}}});
+      w.plan_group({{layer_name(l, "ffn_gate"), {hid, dim}}, {layer_name(l, "ffn_up"), {hid, dim}}}, true);
+      w.plan_group({{layer_name(l, "ffn_down"), {dim, hid}}}, true);
+    }
+    w.plan_group({{"output_norm", {dim}}});
+    if (!c.tied_embeddings) w.plan_group({{"output", {c.vocab_size, dim}}}, true);
+    w.plan_internal("rope.inv_freq", c.head_dim / 2);
+  }
+
+  void finalize(const ModelConfig& c, Backend& be, WeightArena& w) const override {
+    std::vector<float> inv_freq = rope_inv_freq(c);
+    be.upload(w.ptr("rope.inv_freq"), inv_freq.data(), inv_freq.size() * 4);
+  }
+
+  int64_t buffer_width(const ModelConfig& c) const override {
+    const int64_t qkv = int64_t(c.n_heads + 2 * c.n_kv_heads) * c.head_dim;
+    return std::max<int64_t>({qkv, 2 * int64_t(c.hidden_dim), c.dim});  // gate|up
+  }
+
+  void forward(Graph& g) const override {
+    const ModelConfig& c = g.cfg;
+    const int64_t dim = c.dim, hid = c.hidden_dim;
+    g.embedding("token_embd", c.vocab_size, g.tokens(), nullptr, g.x);
+    for (int32_t l = 0; l < c.n_layers; ++l) {
+      g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "attn_norm"), false, g.h, g.T);
+      // q|k|v (and their biases) are adjacent: one GEMM over the group starting at attn_q.
+      g.gemm(g.h, dim, layer_name(l, "attn_q"), c.qkv_bias, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);
+      g.rope(g.buf1);
+      g.attention(l, g.buf1, true);
+      g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), false, dim, g.q_width, g.x, dim, g.x);
+      g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "ffn_norm"), false, g.h, g.T);
+      g.gemm(g.h, dim, layer_name(l, "ffn_gate"), false, 2 * hid, dim, g.buf1, 2 * hid, nullptr);  // gate|up adjacent
+
+      ActArgs act{};
+      act.kind = ActKind::SwiGlu;
+      act.dtype = g.dt;
+      act.x = g.buf1;
+      act.up = g.elems(g.buf1, hid);
+      act.y = g.buf1;
+      act.m = g.T;
+      act.n = hid;
+      act.ldx = 2 * hid;
+      act.ldu = 2 * hid;
+      act.ldy = 2 * hid;
+      g.be.act(act);
+
+      g.gemm(g.buf1, 2 * hid, layer_name(l, "ffn_down"), false, dim, hid, g.x, dim, g.x);
+    }
+  }
+};
+
+EET_REGISTER_ARCHITECTURE(Llama);
+
+}  // namespace
 
 }  // namespace eet

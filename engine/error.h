@@ -16,6 +16,7 @@ enum class ErrorCode {
   Disposed,     // ERR_DISPOSED
   Aborted,      // ERR_ABORTED
   Kernel,       // ERR_KERNEL: the emu detected a kernel bug (divergent barrier, crash in a kernel)
+  Busy,         // ERR_BUSY: a context's request queue is full (maxQueued); try again later
   Internal,     // ERR_INTERNAL
 };
 

@@ -5,12 +5,13 @@
 
 namespace eet {
 
-Graph::Graph(Model& model, const Model::StepPlan& plan)
-    : m(model), p(plan), cfg(model.cfg_), be(*model.backend_), dt(model.cfg_.dtype), T(plan.n_tokens) {
+Graph::Graph(const Model& model, const KvCache& cache, const Workspace& workspace, uint8_t* ws_base,
+             const StepPlan& plan)
+    : m(model), kv(cache), ws(workspace), base(ws_base), p(plan), cfg(model.config()), be(*model.backend()),
+      dt(model.config().dtype), T(plan.n_tokens) {
   q_width = int64_t(cfg.n_heads) * cfg.head_dim;
   kv_width = int64_t(cfg.n_kv_heads) * cfg.head_dim;
   qkv_width = q_width + 2 * kv_width;
-  const Model::Workspace& ws = *m.wsl_;
   x = at(ws.x);
   h = at(ws.h);
   buf1 = at(ws.buf1);
@@ -18,11 +19,7 @@ Graph::Graph(Model& model, const Model::StepPlan& plan)
   ints = static_cast<int32_t*>(at(ws.ints));
 }
 
-void* Graph::at(size_t offset) const { return static_cast<uint8_t*>(m.ws_->ptr()) + offset; }
-
 void* Graph::elems(void* ptr, int64_t n) const { return static_cast<uint8_t*>(ptr) + n * int64_t(dtype_size(dt)); }
-
-const void* Graph::w(const std::string& name) const { return m.weights_.ptr(name); }
 
 void Graph::embedding(const std::string& table, int64_t rows, const int32_t* ids, const std::string* pos_table,
                       void* out) {
@@ -35,7 +32,7 @@ void Graph::embedding(const std::string& table, int64_t rows, const int32_t* ids
   e.cols = cfg.dim;
   e.vocab = rows;
   if (pos_table) {
-    e.pos = ints + m.wsl_->i_pos;
+    e.pos = ints + ws.i_pos;
     e.pos_table = w(*pos_table);
     e.n_pos = cfg.max_seq_len;
   }
@@ -60,12 +57,12 @@ void Graph::norm(NormKind kind, const void* in, const void* residual, const std:
 
 void Graph::gemm(const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t n, int64_t k, void* y,
                  int64_t ldy, const void* residual) {
-  if (m.weights_.is_q8(weight)) {
+  if (m.weights().is_q8(weight)) {
     GemmQ8Args q{};
     q.dtype = dt;
     q.x = in;
     q.wq = static_cast<const int8_t*>(w(weight));
-    q.wscale = m.weights_.scales(weight);
+    q.wscale = m.weights().scales(weight);
     q.bias = bias ? w(weight + ".bias") : nullptr;
     q.residual = residual;
     q.y = y;
@@ -111,7 +108,7 @@ void Graph::rope(void* qkv) {
   r.dtype = dt;
   r.q = qkv;
   r.k = elems(qkv, q_width);
-  r.pos = ints + m.wsl_->i_pos;
+  r.pos = ints + ws.i_pos;
   r.inv_freq = static_cast<const float*>(w("rope.inv_freq"));
   r.n_tokens = T;
   r.ldq = qkv_width;
@@ -124,16 +121,14 @@ void Graph::rope(void* qkv) {
 }
 
 void Graph::attention(int32_t layer, const void* qkv, bool causal) {
-  const Model::Workspace& ws = *m.wsl_;
-  KvPool& kv = *m.kv_;
   void* qkv_mut = const_cast<void*>(qkv);
   KvAppendArgs app{};
   app.dtype = dt;
   app.k = elems(qkv_mut, q_width);
   app.v = elems(qkv_mut, q_width + kv_width);
   app.slots = ints + ws.i_kv_slot;
-  app.k_cache = kv.k_cache(layer);
-  app.v_cache = kv.v_cache(layer);
+  app.k_cache = kv.k(layer);
+  app.v_cache = kv.v(layer);
   app.layout = kv.layout();
   app.n_tokens = T;
   app.ldk = qkv_width;
@@ -144,8 +139,8 @@ void Graph::attention(int32_t layer, const void* qkv, bool causal) {
   a.dtype = dt;
   a.q = qkv;
   a.out = att;
-  a.k_cache = kv.k_cache(layer);
-  a.v_cache = kv.v_cache(layer);
+  a.k_cache = kv.k(layer);
+  a.v_cache = kv.v(layer);
   a.layout = kv.layout();
   a.block_table = ints + ws.i_block_table;
   a.q_start = ints + ws.i_q_start;
@@ -155,7 +150,7 @@ void Graph::attention(int32_t layer, const void* qkv, bool causal) {
   a.ldo = q_width;
   a.batch = p.batch;
   a.n_heads = cfg.n_heads;
-  a.max_blocks_per_seq = kv.max_blocks_per_seq();
+  a.max_blocks_per_seq = int32_t(ws.max_blocks_per_seq);
   a.max_q_len = p.max_q;
   a.max_ctx_len = p.max_ctx;
   a.scale = 1.0f / std::sqrt(float(cfg.head_dim));
@@ -163,6 +158,37 @@ void Graph::attention(int32_t layer, const void* qkv, bool causal) {
   a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
   a.workspace_bytes = ws.attn_ws_bytes;
   be.attention(a);
+}
+
+void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits) {
+  const ModelConfig& c = m.config();
+  const std::string head = c.tied_embeddings ? "token_embd" : "output";
+  if (m.weights().is_q8(head)) {
+    GemmQ8Args q{};
+    q.dtype = c.dtype;
+    q.x = h_rows;
+    q.wq = static_cast<const int8_t*>(m.w(head));
+    q.wscale = m.weights().scales(head);
+    q.y = logits;
+    q.m = rows;
+    q.n = c.vocab_size;
+    q.k = c.dim;
+    q.ldx = c.dim;
+    q.ldy = c.vocab_size;
+    m.backend()->gemm_q8(q);
+    return;
+  }
+  GemmArgs g{};
+  g.dtype = c.dtype;
+  g.x = h_rows;
+  g.w = m.w(head);
+  g.y = logits;
+  g.m = rows;
+  g.n = c.vocab_size;
+  g.k = c.dim;
+  g.ldx = c.dim;
+  g.ldy = c.vocab_size;
+  m.backend()->gemm(g);
 }
 
 }  // namespace eet

@@ -1,21 +1,23 @@
-// Internals shared by model.cpp and the architectures (engine/arch_*.cpp): the workspace layout, the step plan,
-// and Graph, the ops of one forward pass with the model's conventions — activations in the workspace, weights by
-// name (a bias is NAME.bias), T packed tokens, attention over the paged cache from the step's metadata.
+// The ops of one forward pass with the engine's conventions, for the architectures (arch_*.cpp): activations in
+// the step runner's workspace, weights by name (a bias is NAME.bias), T packed tokens, attention over the paged
+// cache from the step's metadata. Also the workspace layout and the step plan the runner (runner.h) fills.
 #pragma once
 #include <string>
 #include <vector>
 
+#include "kv_cache.h"
 #include "model.h"
 
 namespace eet {
 
 inline std::string layer_name(int32_t l, const char* what) { return "blk." + std::to_string(l) + "." + what; }
 
-// Workspace regions (byte offsets into ws_) and the index layout of the per-step host → device metadata.
-struct Model::Workspace {
-  int64_t tokens_max, rows_max;  // T and R capacity
-  int64_t buf1_width;            // max(qkv width, FFN width)
-  size_t x, h, buf1, att, last_x, last_h, logits, attn_ws, sample_ws, ints, floats, u64s, history;
+// Workspace regions (byte offsets) and the index layout of the per-step host → device metadata.
+struct Workspace {
+  int64_t tokens_max, rows_max;  // T and R capacity (R: sequences and sampled rows of a step)
+  int64_t buf1_width;            // Architecture::buffer_width
+  int64_t max_blocks_per_seq, max_context;
+  size_t x, h, buf1, att, last_x, last_h, logits, attn_ws, sample_ws, ints, floats, u64s, history, total;
   size_t attn_ws_bytes, sample_ws_bytes;
   // int32 metadata, offsets in elements (i_types: token types, bert)
   int64_t i_tokens, i_pos, i_kv_slot, i_q_start, i_ctx_len, i_last, i_block_table, i_top_k, i_history_len, i_types,
@@ -23,33 +25,33 @@ struct Model::Workspace {
   // float metadata: temperature, top_p, repetition penalty, logprob out (rows_max each); u64: seed, step
 };
 
-struct Model::StepPlan {
+// The shape of one step, computed on the host by the runner.
+struct StepPlan {
   int32_t batch = 0, n_tokens = 0, max_q = 0, max_ctx = 0;
-  std::vector<int32_t> old_len, new_len;
-  std::vector<uint64_t> epoch;
-  std::vector<int32_t> ints;
-  std::vector<float> floats;
-  std::vector<uint64_t> u64s;
-  bool penalty = false;
 };
 
 struct Graph {
-  Graph(Model& model, const Model::StepPlan& plan);
+  Graph(const Model& model, const KvCache& kv, const Workspace& ws, uint8_t* base, const StepPlan& plan);
 
-  Model& m;
-  const Model::StepPlan& p;
+  const Model& m;
+  const KvCache& kv;
+  const Workspace& ws;
+  uint8_t* base;
+  const StepPlan& p;
   const ModelConfig& cfg;
   Backend& be;
   DType dt;
   int64_t T;                  // packed tokens of the step
   int64_t q_width, kv_width;  // n_heads * head_dim, n_kv_heads * head_dim
   int64_t qkv_width;          // q | k | v row of the fused projection
-  void *x, *h, *buf1, *att;   // workspace activations (model.cpp plan_workspace)
+  void *x, *h, *buf1, *att;   // workspace activations
   int32_t* ints;              // the step's metadata (Workspace::i_*)
 
-  void* at(size_t offset) const;
+  void* at(size_t offset) const { return base + offset; }
   void* elems(void* ptr, int64_t n) const;  // ptr + n elements of the model dtype
-  const void* w(const std::string& name) const;
+  const void* w(const std::string& name) const { return m.w(name); }
+  const int32_t* tokens() const { return ints + ws.i_tokens; }
+  const int32_t* token_types() const { return ints + ws.i_types; }
 
   // out (T, dim) = table[ids] (+ pos_table[pos] at the step's positions, when pos_table is given); table has
   // `rows` rows, pos_table maxSeqLen.
@@ -68,5 +70,8 @@ struct Graph {
   // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache.
   void attention(int32_t layer, const void* qkv, bool causal);
 };
+
+// logits (rows, vocab) = h_rows (rows, dim) · headᵀ, head = token_embd when tied, else output.
+void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits);
 
 }  // namespace eet

@@ -76,12 +76,6 @@ export interface AddonModelConfig {
    */
   q8Weights?: string[];
   device: string;
-  /** Sequences that can be live at once (slots 0..maxBatch-1). */
-  maxBatch: number;
-  /** Tokens of context per sequence (prompt + generated). */
-  maxContext: number;
-  /** Most tokens one step() may carry (prefill chunk bound); sizes the workspace. */
-  maxStepTokens: number;
 }
 
 /** A tensor's bytes in a file: read off the JS thread, converted to the model dtype, uploaded. */
@@ -107,6 +101,89 @@ export interface AddonRandomSource {
 }
 
 export type AddonTensorSource = AddonFileSource | AddonRandomSource;
+
+// ---- contexts (engine/context.*, engine/scheduler.*, native/context.cpp) ----------------------------------------
+
+/** A context's sizes; what is absent takes the engine's default (see AddonContext.config() for the resolved values). */
+export interface AddonContextOptions {
+  /** Sequences running at once (slots 0..maxBatch-1), the low-level API's included. */
+  maxBatch: number;
+  /** Positions per sequence (prompt + generated); default and at most the model's maxSeqLen. */
+  maxContext?: number;
+  /** Most tokens one step carries (>= maxBatch); sizes the workspace. */
+  maxStepTokens: number;
+  /** Most prompt tokens of one sequence per step (chunked prefill); default maxStepTokens. */
+  prefillChunk?: number;
+  /** KV cache size in tokens (rounded up to whole blocks of 16); or in bytes; default from memory. */
+  kvCacheTokens?: number;
+  kvCacheBytes?: number;
+  /** Requests waiting for admission before submit() throws ERR_BUSY (default 1024). */
+  maxQueued?: number;
+}
+
+export interface AddonContextConfig {
+  maxBatch: number;
+  maxContext: number;
+  maxStepTokens: number;
+  prefillChunk: number;
+  kvCacheTokens: number;
+  kvCacheBytes: number;
+  maxQueued: number;
+}
+
+/** One prompt for the engine loop; its events come to the context's listener. */
+export interface AddonGenerateRequest {
+  /** Chosen by the caller: a positive safe integer, unique among its requests in flight. */
+  id: number;
+  prompt: Int32Array;
+  /** Samples of this prompt: its pass runs once, then n sequences fork from it (sample j seeded seed + j). */
+  n: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  seed: bigint;
+  maxNewTokens: number;
+  /** A sampled id in this list ends its sequence (finish 'eos'; the token is reported). */
+  stopIds: Int32Array;
+  /** Report the logits each token was sampled from. */
+  logits?: boolean;
+}
+
+/** engine/sequence.h Finish */
+export const enum AddonFinish { None = 0, Eos = 1, Length = 2, Abort = 3, Error = 4 }
+
+export interface AddonContextStats {
+  blocksTotal: number;
+  blocksUsed: number;
+  blocksCached: number;
+  blockSize: number;
+  /** Sequences in the running batch. */
+  running: number;
+  /** Sequences waiting: requests not admitted yet and preempted sequences. */
+  waiting: number;
+  steps: number;
+  promptTokensComputed: number;
+  promptTokensCached: number;
+  generatedTokens: number;
+  preemptions: number;
+  prefixCacheHits: number;
+  prefixCacheQueries: number;
+}
+
+/** The events of one engine step: token events as parallel typed arrays, then the requests that ended. */
+export interface AddonEventBatch {
+  request: Float64Array;
+  index: Int32Array;
+  /** -1 with finish Abort / Error. */
+  token: Int32Array;
+  logprob: Float32Array;
+  finish: Int32Array;
+  /** Per event, when its request asked for logits. */
+  logits?: Array<Float32Array | undefined>;
+  done: Array<{ request: number; promptTokens: number; cachedTokens: number; error?: Error }>;
+  stats: AddonContextStats;
+}
 
 export interface AddonStepRequest {
   /** Slots taking part in this step, each started with startSequence. */
@@ -143,10 +220,24 @@ export interface AddonEmbedRequest {
   normalize: boolean;
 }
 
+/** A model's weights on one device: loaded once, shared by its contexts. */
 export interface AddonModel {
   loadTensor(name: string, source: AddonTensorSource): Promise<void>;
   /** Checks every tensor the config needs was loaded; builds derived state. */
   finalize(): Promise<void>;
+  memory(): { weights: number };
+  dispose(): void;
+}
+
+/** A KV pool, sequences and an engine loop over a model's weights. */
+export interface AddonContext {
+  /** Queues a request for the engine loop; throws ERR_INVALID_ARG / ERR_BUSY / ERR_DISPOSED at once. */
+  submit(request: AddonGenerateRequest): void;
+  /** Ends a request (index absent or -1) or one of its samples at the next step boundary. */
+  cancel(id: number, index?: number): void;
+  stats(): AddonContextStats;
+  config(): AddonContextConfig;
+  // Low-level API: sequences driven directly, one forward pass per step() call (teacher forcing, tests).
   /** Starts a sequence in a free slot; seed drives its sampling RNG. Returns the slot. */
   startSequence(seed: bigint): number;
   /** Frees a slot's KV blocks. */
@@ -156,11 +247,35 @@ export interface AddonModel {
   /** Encoders (bert): sentence embeddings, float32 (batch, dim). Uses free slots for one pass; runs off the JS thread. */
   embed(request: AddonEmbedRequest): Promise<Float32Array>;
   memory(): { weights: number; kvCache: number; workspace: number };
-  dispose(): void;
+  /** Stops the loop (requests in flight end with ERR_DISPOSED) and frees the context's memory. */
+  dispose(): Promise<void>;
+}
+
+/** The engine's bounds (engine/limits.h); lib/limits.ts reads them. */
+export interface AddonLimits {
+  maxDim: number;
+  maxHiddenDim: number;
+  maxLayers: number;
+  maxHeads: number;
+  minHeadDim: number;
+  maxHeadDim: number;
+  maxVocab: number;
+  maxSeqLen: number;
+  maxTokenTypes: number;
+  maxBatch: number;
+  maxStepTokens: number;
+  maxQueued: number;
+  maxN: number;
+  maxStopIds: number;
+  maxTemperature: number;
+  kvBlockSize: number;
 }
 
 export interface AddonBinding {
   AddonModel: new (config: AddonModelConfig) => AddonModel;
+  AddonContext: new (model: AddonModel, options: AddonContextOptions, onEvents: (batch: AddonEventBatch) => void) => AddonContext;
+  limits(): AddonLimits;
+  architectures(): string[];
   AddonTensor: AddonTensorConstructor;
   devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[] };
   setEmuOptions(options: { reverseOrder?: boolean }): void;

@@ -10,6 +10,7 @@ export type EetErrorCode =
   | 'ERR_DISPOSED'
   | 'ERR_ABORTED'
   | 'ERR_KERNEL'
+  | 'ERR_BUSY'
   | 'ERR_INTERNAL';
 
 export class EetError extends Error {
@@ -48,6 +49,10 @@ export class AbortError extends EetError {
 export class KernelError extends EetError {
   constructor(message: string) { super('ERR_KERNEL', message); }
 }
+/** A context's request queue is full (maxQueued requests wait for admission): retry later. */
+export class BusyError extends EetError {
+  constructor(message: string) { super('ERR_BUSY', message); }
+}
 export class InternalError extends EetError {
   constructor(message: string) { super('ERR_INTERNAL', message); }
 }
@@ -61,6 +66,7 @@ const byCode: Record<EetErrorCode, new (message: string) => EetError> = {
   ERR_DISPOSED: DisposedError,
   ERR_ABORTED: AbortError,
   ERR_KERNEL: KernelError,
+  ERR_BUSY: BusyError,
   ERR_INTERNAL: InternalError,
 };
 

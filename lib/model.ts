@@ -3,7 +3,7 @@
 // call, all prompts are batched (lib/generate/scheduler.ts). Device work runs off the JS thread (AddonModel).
 import * as fs from 'fs';
 import * as path from 'path';
-import { AddonModel, AddonModelConfig, AddonTensorSource, binding } from './binding';
+import { AddonContext, AddonContextOptions, AddonEventBatch, AddonModel, AddonModelConfig, AddonTensorSource, binding } from './binding';
 import { resolveDevice } from './devices';
 import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, UnsupportedError } from './errors';
 import { GenerateOptions, Prompt, ResolvedOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
@@ -49,6 +49,10 @@ export interface LoadModelOptions {
 }
 
 export type ModelConfig = Readonly<AddonModelConfig> & {
+  /** The default context's sizes (loadModel options). */
+  readonly maxBatch: number;
+  readonly maxContext: number;
+  readonly maxStepTokens: number;
   readonly format: 'llama2c' | 'hf' | 'gguf';
   readonly path: string;
   readonly tokenizerPath: string;
@@ -105,14 +109,16 @@ export class Model {
   readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
   readonly loadMs: number;
-  #native: AddonModel | null;
+  #native: AddonContext | null;
+  #weights: AddonModel | null;
   readonly #tok: TextCodec;
   readonly #hf: HfTokenizer | null;
   /** Resolves when the last queued generation has released the model. */
   #tail: Promise<void> = Promise.resolve();
 
   /** @internal use loadModel() */
-  constructor(native: AddonModel, config: ModelConfig, tokenizer: TextCodec, loadMs: number) {
+  constructor(weights: AddonModel, native: AddonContext, config: ModelConfig, tokenizer: TextCodec, loadMs: number) {
+    this.#weights = weights;
     this.#native = native;
     this.config = Object.freeze({ ...config, stopIds: Object.freeze([...config.stopIds]) });
     this.#tok = tokenizer;
@@ -213,12 +219,14 @@ export class Model {
     if (!native) return;
     this.#native = null;
     await this.#tail;
-    native.dispose();
+    await native.dispose();
+    this.#weights?.dispose();
+    this.#weights = null;
   }
 
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
 
-  #handle(): AddonModel {
+  #handle(): AddonContext {
     if (!this.#native) throw new DisposedError('The model was disposed');
     return this.#native;
   }
@@ -277,16 +285,27 @@ export class Model {
  * checkpoint (.bin) with its tokenizer. Rejects with ModelFormatError for malformed
  * files, UnsupportedError for formats not supported yet, InvalidArgumentError for bad options, AbortError.
  */
-export function loadModel(file: string, options?: LoadModelOptions): Promise<Model> {
-  return loadModelWith(file, options, (config) => {
+/** What loadModel builds a model from: the addon's classes, or (tests) a reference engine in JS. */
+export interface EngineFactory {
+  model(config: AddonModelConfig): AddonModel;
+  context(model: AddonModel, options: AddonContextOptions, onEvents: (batch: AddonEventBatch) => void): AddonContext;
+}
+
+const nativeEngine: EngineFactory = {
+  model: (config) => {
     const { AddonModel: Ctor } = binding();
     if (typeof Ctor !== 'function') throw new UnsupportedError('This build of the eet addon has no model engine (AddonModel); rebuild it');
     return new Ctor(config);
-  });
+  },
+  context: (model, options, onEvents) => new (binding().AddonContext)(model, options, onEvents),
+};
+
+export function loadModel(file: string, options?: LoadModelOptions): Promise<Model> {
+  return loadModelWith(file, options, nativeEngine);
 }
 
-/** @internal loadModel with another AddonModel factory (tests: a reference engine in JS). */
-export async function loadModelWith(file: string, options: LoadModelOptions | undefined, create: (config: AddonModelConfig) => AddonModel): Promise<Model> {
+/** @internal loadModel with another engine (tests: a reference engine in JS). */
+export async function loadModelWith(file: string, options: LoadModelOptions | undefined, create: EngineFactory): Promise<Model> {
   const start = performance.now();
   if (!is.string(file) || file.length === 0) throw invalid('path', 'non-empty string', file);
   const o = optionsObject('options', options);
@@ -345,8 +364,9 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
   const maxStepTokens = o.maxStepTokens === undefined ? defaultStep : integerIn('maxStepTokens', o.maxStepTokens, maxBatch, 1 << 20);
   throwIfAborted();
 
-  const config: AddonModelConfig = { ...fileConfig, dtype, device, maxBatch, maxContext, maxStepTokens };
-  const native = create(config);
+  const config: AddonModelConfig = { ...fileConfig, dtype, device };
+  const native = create.model(config);
+  let context: AddonContext;
   try {
     const totalBytes = tensors.reduce((a, t) => a + t.source.bytes, 0);
     let loadedBytes = 0;
@@ -359,11 +379,12 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
     throwIfAborted();
     await native.finalize();
     throwIfAborted();
+    context = create.context(native, { maxBatch, maxContext, maxStepTokens }, () => {});
   } catch (e) {
     native.dispose();
     throw e;
   }
-  return new Model(native, { ...config, ...info, path: resolved }, tokenizer, performance.now() - start);
+  return new Model(native, context, { ...config, maxBatch, maxContext, maxStepTokens, ...info, path: resolved }, tokenizer, performance.now() - start);
 }
 
 function findTokenizer(modelPath: string, vocabSize: number): string {

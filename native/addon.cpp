@@ -151,6 +151,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_tensor(env, exports);
   init_ops(env, exports);
   init_model(env, exports);
+  init_context(env, exports);
   init_bench(env, exports);
   return exports;
 }

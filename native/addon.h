@@ -9,12 +9,17 @@
 #include "../engine/backend.h"
 #include "../engine/error.h"
 
+namespace eet {
+class Model;
+}
+
 namespace eet_node {
 
 // Per-environment state (one per Node worker thread that loads the addon).
 struct EnvData {
   Napi::FunctionReference error_factory;  // set by lib/: (code, message) => EetError subclass instance
   Napi::FunctionReference tensor_ctor;    // AddonTensor
+  Napi::FunctionReference model_ctor;     // AddonModel
 };
 EnvData* env_data(Napi::Env env);
 
@@ -58,6 +63,7 @@ struct Buffer {
 };
 
 void init_tensor(Napi::Env env, Napi::Object exports);
+void init_context(Napi::Env env, Napi::Object exports);
 void init_ops(Napi::Env env, Napi::Object exports);
 void init_model(Napi::Env env, Napi::Object exports);
 void init_bench(Napi::Env env, Napi::Object exports);
@@ -69,5 +75,8 @@ struct TensorView {
   int64_t numel;
 };
 bool unwrap_tensor(const Napi::Value& v, TensorView* out);
+
+// The model (weights) behind an AddonModel object; ERR_INVALID_ARG when v is not one, ERR_DISPOSED when disposed.
+std::shared_ptr<eet::Model> unwrap_model(const Napi::Value& v);
 
 }  // namespace eet_node

@@ -1,14 +1,13 @@
-// AddonModel (lib/binding.ts): the JS face of eet::Model. Argument conversion and lifetimes only.
-// loadTensor, finalize and step are AsyncWorkers: the work runs on a libuv thread, the worker holds a reference
-// to the JS object and a shared_ptr to the model, so neither goes away while it runs. Errors from the methods
-// that return promises come back as rejections (also argument errors), with the eet::Error code.
-// dispose() marks the model (queued calls then fail with ERR_DISPOSED) and drops this object's reference; the
-// memory is freed when the last in-flight worker finishes. The GC finalizer and an environment cleanup hook
-// (worker threads going away) do the same.
+// AddonModel (lib/binding.ts): the JS face of eet::Model, a model's weights. Argument conversion and lifetimes
+// only. loadTensor and finalize are promise workers (worker.h): the work runs on a libuv thread. Contexts
+// (native/context.cpp) hold the model too; its memory goes with the last owner.
+// dispose() marks the model (queued calls then fail with ERR_DISPOSED) and drops this object's reference. The GC
+// finalizer and an environment cleanup hook (worker threads going away) do the same.
 #include <node_api.h>
 
+#include "../engine/limits.h"
 #include "../engine/model.h"
-#include "addon.h"
+#include "worker.h"
 
 namespace eet_node {
 namespace {
@@ -44,20 +43,13 @@ void parse_rope_scaling(const Napi::Object& config, eet::ModelConfig& c) {
   c.rope_factor = float(get_number(o, "factor"));
 }
 
+// The hyperparameters every architecture draws from (engine/model.h ModelConfig); the architecture's own
+// validation (engine/arch_*.cpp) decides which it needs. Optional ones keep their defaults when absent.
 eet::ModelConfig parse_config(const Napi::Object& o) {
   Napi::Env env = o.Env();
-  std::string arch = get_string(o, "arch");
   constexpr int64_t big = int64_t(1) << 30;
   eet::ModelConfig c;
-  if (arch == "llama") {
-    c.arch = eet::Arch::Llama;
-  } else if (arch == "gpt2") {
-    c.arch = eet::Arch::Gpt2;
-  } else if (arch == "bert") {
-    c.arch = eet::Arch::Bert;
-  } else {
-    throw make_error(env, ErrorCode::Unsupported, "arch '" + arch + "' is not supported (supported: 'llama', 'gpt2', 'bert')");
-  }
+  c.arch = get_string(o, "arch");
   c.dim = int32_t(get_int(o, "dim", 1, big));
   c.hidden_dim = int32_t(get_int(o, "hiddenDim", 1, big));
   c.n_layers = int32_t(get_int(o, "nLayers", 1, big));
@@ -67,20 +59,21 @@ eet::ModelConfig parse_config(const Napi::Object& o) {
   c.vocab_size = int32_t(get_int(o, "vocabSize", 1, big));
   c.max_seq_len = int32_t(get_int(o, "maxSeqLen", 1, big));
   c.norm_eps = float(get_number(o, "normEps"));
-  if (c.arch == eet::Arch::Llama) {  // RoPE: llama only (gpt2 and bert have learned positions)
-    c.rope_theta = float(get_number(o, "ropeTheta"));
-    std::string layout = get_string(o, "ropeLayout");
-    if (layout == "adjacent") {
+  c.rope_theta = float(get_number_or(o, "ropeTheta", c.rope_theta));
+  Napi::Value layout = o.Get("ropeLayout");
+  if (!layout.IsUndefined()) {
+    std::string l = layout.IsString() ? layout.As<Napi::String>().Utf8Value() : "";
+    if (l == "adjacent") {
       c.rope_layout = eet::RopeLayout::Adjacent;
-    } else if (layout == "half") {
+    } else if (l == "half") {
       c.rope_layout = eet::RopeLayout::HalfSplit;
     } else {
-      throw_arg(env, "ropeLayout", "'adjacent' or 'half'", o.Get("ropeLayout"));
+      throw_arg(env, "ropeLayout", "'adjacent' or 'half'", layout);
     }
-    c.qkv_bias = get_bool_or(o, "qkvBias", false);
-    parse_rope_scaling(o, c);
   }
-  if (c.arch == eet::Arch::Bert) c.n_token_types = int32_t(get_int(o, "nTokenTypes", 1, big));
+  c.qkv_bias = get_bool_or(o, "qkvBias", false);
+  parse_rope_scaling(o, c);
+  c.n_token_types = int32_t(get_int_or(o, "nTokenTypes", 0, big, 0));
   Napi::Value tied = o.Get("tiedEmbeddings");
   if (!tied.IsBoolean()) throw_arg(env, "tiedEmbeddings", "boolean", tied);
   c.tied_embeddings = tied.As<Napi::Boolean>().Value();
@@ -95,9 +88,6 @@ eet::ModelConfig parse_config(const Napi::Object& o) {
       c.q8_weights.insert(n.As<Napi::String>().Utf8Value());
     }
   }
-  c.max_batch = int32_t(get_int(o, "maxBatch", 1, big));
-  c.max_context = int32_t(get_int(o, "maxContext", 1, big));
-  c.max_step_tokens = int32_t(get_int(o, "maxStepTokens", 1, big));
   return c;
 }
 
@@ -146,125 +136,10 @@ eet::TensorSource parse_source(const Napi::Value& v) {
   return s;
 }
 
-template <typename T>
-std::vector<T> typed_array(const Napi::Object& o, const char* name, napi_typedarray_type type, const char* type_name) {
-  Napi::Value v = o.Get(name);
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) throw_arg(o.Env(), name, type_name, v);
-  Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
-  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
-}
-
-eet::StepRequest parse_request(const Napi::Value& v) {
-  Napi::Env env = v.Env();
-  if (!v.IsObject()) throw_arg(env, "request", "object", v);
-  Napi::Object o = v.As<Napi::Object>();
-  eet::StepRequest r;
-  r.slots = typed_array<int32_t>(o, "slots", napi_int32_array, "Int32Array");
-  r.tokens = typed_array<int32_t>(o, "tokens", napi_int32_array, "Int32Array");
-  r.counts = typed_array<int32_t>(o, "counts", napi_int32_array, "Int32Array");
-  r.temperature = typed_array<float>(o, "temperature", napi_float32_array, "Float32Array");
-  r.top_k = typed_array<int32_t>(o, "topK", napi_int32_array, "Int32Array");
-  r.top_p = typed_array<float>(o, "topP", napi_float32_array, "Float32Array");
-  r.repetition_penalty = typed_array<float>(o, "repetitionPenalty", napi_float32_array, "Float32Array");
-  Napi::Value logits = o.Get("logits");
-  if (!logits.IsUndefined()) {
-    std::string s = logits.IsString() ? logits.As<Napi::String>().Utf8Value() : "";
-    if (s == "none") {
-      r.logits = eet::LogitsMode::None;
-    } else if (s == "last") {
-      r.logits = eet::LogitsMode::Last;
-    } else if (s == "all") {
-      r.logits = eet::LogitsMode::All;
-    } else {
-      throw_arg(env, "logits", "'none', 'last' or 'all'", logits);
-    }
-  }
-  return r;
-}
-
-eet::EmbedRequest parse_embed_request(const Napi::Value& v) {
-  Napi::Env env = v.Env();
-  if (!v.IsObject()) throw_arg(env, "request", "object", v);
-  Napi::Object o = v.As<Napi::Object>();
-  eet::EmbedRequest r;
-  r.tokens = typed_array<int32_t>(o, "tokens", napi_int32_array, "Int32Array");
-  r.counts = typed_array<int32_t>(o, "counts", napi_int32_array, "Int32Array");
-  if (!o.Get("tokenTypes").IsUndefined()) {
-    r.token_types = typed_array<int32_t>(o, "tokenTypes", napi_int32_array, "Int32Array or undefined");
-  }
-  Napi::Value pooling = o.Get("pooling");
-  std::string s = pooling.IsString() ? pooling.As<Napi::String>().Utf8Value() : "";
-  if (s == "mean") {
-    r.pooling = eet::Pooling::Mean;
-  } else if (s == "cls") {
-    r.pooling = eet::Pooling::Cls;
-  } else {
-    throw_arg(env, "pooling", "'mean' or 'cls'", pooling);
-  }
-  Napi::Value normalize = o.Get("normalize");
-  if (!normalize.IsBoolean()) throw_arg(env, "normalize", "boolean", normalize);
-  r.normalize = normalize.As<Napi::Boolean>().Value();
-  return r;
-}
-
-Napi::Value rejected(Napi::Env env, const Napi::Value& error) {
-  Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
-  d.Reject(error);
-  return d.Promise();
-}
-
-// Runs f (which returns a promise); any synchronous failure becomes a rejected promise.
-template <typename F>
-Napi::Value promise_guarded(Napi::Env env, F&& f) {
-  try {
-    return guarded(env, f);
-  } catch (const Napi::Error& e) {
-    return rejected(env, e.Value());
-  }
-}
-
-// Base of the model's workers: the model is checked alive when the work starts, errors keep their code.
-class ModelWorker : public Napi::AsyncWorker {
- public:
-  ModelWorker(Napi::Env env, Napi::Object self, std::shared_ptr<eet::Model> model)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), model_(std::move(model)) {
-    self_ = Napi::Persistent(self);
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-
- protected:
-  virtual void run(eet::Model& m) = 0;
-  virtual Napi::Value result(Napi::Env env) { return env.Undefined(); }
-
-  void Execute() override {
-    try {
-      model_->check_alive();
-      run(*model_);
-    } catch (const eet::Error& e) {
-      code_ = e.code();
-      SetError(e.what());
-    } catch (const std::bad_alloc&) {
-      code_ = ErrorCode::Oom;
-      SetError("out of host memory");
-    } catch (const std::exception& e) {
-      code_ = ErrorCode::Internal;
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(result(Env())); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(make_error(Env(), code_, e.Message()).Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference self_;
-  std::shared_ptr<eet::Model> model_;
-  ErrorCode code_ = ErrorCode::Internal;
-};
-
-class LoadWorker final : public ModelWorker {
+class LoadWorker final : public PromiseWorker<eet::Model> {
  public:
   LoadWorker(Napi::Env env, Napi::Object self, std::shared_ptr<eet::Model> m, std::string name, eet::TensorSource src)
-      : ModelWorker(env, self, std::move(m)), name_(std::move(name)), src_(std::move(src)) {}
+      : PromiseWorker(env, self, std::move(m)), name_(std::move(name)), src_(std::move(src)) {}
 
  protected:
   void run(eet::Model& m) override { m.load_tensor(name_, src_); }
@@ -274,58 +149,12 @@ class LoadWorker final : public ModelWorker {
   eet::TensorSource src_;
 };
 
-class FinalizeWorker final : public ModelWorker {
+class FinalizeWorker final : public PromiseWorker<eet::Model> {
  public:
-  using ModelWorker::ModelWorker;
+  using PromiseWorker::PromiseWorker;
 
  protected:
   void run(eet::Model& m) override { m.finalize(); }
-};
-
-class StepWorker final : public ModelWorker {
- public:
-  StepWorker(Napi::Env env, Napi::Object self, std::shared_ptr<eet::Model> m, eet::StepRequest r)
-      : ModelWorker(env, self, std::move(m)), request_(std::move(r)) {}
-
- protected:
-  void run(eet::Model& m) override { result_ = m.step(request_); }
-  Napi::Value result(Napi::Env env) override {
-    Napi::Object o = Napi::Object::New(env);
-    Napi::Int32Array tokens = Napi::Int32Array::New(env, result_.tokens.size());
-    std::copy(result_.tokens.begin(), result_.tokens.end(), tokens.Data());
-    Napi::Float32Array logprobs = Napi::Float32Array::New(env, result_.logprobs.size());
-    std::copy(result_.logprobs.begin(), result_.logprobs.end(), logprobs.Data());
-    o.Set("tokens", tokens);
-    o.Set("logprobs", logprobs);
-    if (request_.logits != eet::LogitsMode::None) {
-      Napi::Float32Array logits = Napi::Float32Array::New(env, result_.logits.size());
-      std::copy(result_.logits.begin(), result_.logits.end(), logits.Data());
-      o.Set("logits", logits);
-    }
-    return o;
-  }
-
- private:
-  eet::StepRequest request_;
-  eet::StepResult result_;
-};
-
-class EmbedWorker final : public ModelWorker {
- public:
-  EmbedWorker(Napi::Env env, Napi::Object self, std::shared_ptr<eet::Model> m, eet::EmbedRequest r)
-      : ModelWorker(env, self, std::move(m)), request_(std::move(r)) {}
-
- protected:
-  void run(eet::Model& m) override { result_ = m.embed(request_); }
-  Napi::Value result(Napi::Env env) override {
-    Napi::Float32Array out = Napi::Float32Array::New(env, result_.size());
-    std::copy(result_.begin(), result_.end(), out.Data());
-    return out;
-  }
-
- private:
-  eet::EmbedRequest request_;
-  std::vector<float> result_;
 };
 
 class AddonModel : public Napi::ObjectWrap<AddonModel> {
@@ -334,9 +163,6 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     return DefineClass(env, "AddonModel",
                        {InstanceMethod("loadTensor", &AddonModel::LoadTensor),
                         InstanceMethod("finalize", &AddonModel::Finalize),
-                        InstanceMethod("startSequence", &AddonModel::StartSequence),
-                        InstanceMethod("endSequence", &AddonModel::EndSequence),
-                        InstanceMethod("step", &AddonModel::Step), InstanceMethod("embed", &AddonModel::Embed),
                         InstanceMethod("memory", &AddonModel::Memory),
                         InstanceMethod("dispose", &AddonModel::Dispose)});
   }
@@ -359,6 +185,12 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     Release();
   }
 
+  std::shared_ptr<eet::Model> alive(Napi::Env env) const {
+    if (!model_) throw make_error(env, ErrorCode::Disposed, "the model was disposed");
+    model_->check_alive();
+    return model_;
+  }
+
  private:
   static void Cleanup(void* arg) {
     auto* self = static_cast<AddonModel*>(arg);
@@ -370,11 +202,6 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     if (!model_) return;
     model_->mark_disposed();
     model_.reset();
-  }
-
-  std::shared_ptr<eet::Model> alive(Napi::Env env) const {
-    if (!model_) throw make_error(env, ErrorCode::Disposed, "the model was disposed");
-    return model_;
   }
 
   Napi::Value LoadTensor(const Napi::CallbackInfo& info) {
@@ -400,59 +227,11 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     });
   }
 
-  Napi::Value Step(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return promise_guarded(env, [&]() -> Napi::Value {
-      auto m = alive(env);
-      auto* w = new StepWorker(env, info.This().As<Napi::Object>(), m, parse_request(info[0]));
-      Napi::Promise p = w->promise();
-      w->Queue();
-      return p;
-    });
-  }
-
-  Napi::Value Embed(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return promise_guarded(env, [&]() -> Napi::Value {
-      auto m = alive(env);
-      auto* w = new EmbedWorker(env, info.This().As<Napi::Object>(), m, parse_embed_request(info[0]));
-      Napi::Promise p = w->promise();
-      w->Queue();
-      return p;
-    });
-  }
-
-  // startSequence(seed: bigint) -> slot
-  Napi::Value StartSequence(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return guarded(env, [&]() -> Napi::Value {
-      auto m = alive(env);
-      bool lossless = false;
-      uint64_t seed = info[0].IsBigInt() ? info[0].As<Napi::BigInt>().Uint64Value(&lossless) : 0;
-      if (!lossless) throw_arg(env, "seed", "bigint in [0, 2^64)", info[0]);
-      return Napi::Number::New(env, m->start_sequence(seed));
-    });
-  }
-
-  Napi::Value EndSequence(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return guarded(env, [&]() -> Napi::Value {
-      auto m = alive(env);
-      double d = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1.0;
-      if (!(d >= 0.0) || d != double(int32_t(d))) throw_arg(env, "slot", "non-negative integer", info[0]);
-      m->end_sequence(int32_t(d));
-      return env.Undefined();
-    });
-  }
-
   Napi::Value Memory(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
-      eet::MemoryReport r = alive(env)->memory();
       Napi::Object o = Napi::Object::New(env);
-      o.Set("weights", double(r.weights));
-      o.Set("kvCache", double(r.kv_cache));
-      o.Set("workspace", double(r.workspace));
+      o.Set("weights", double(alive(env)->bytes()));
       return o;
     });
   }
@@ -466,8 +245,41 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   bool hooked_ = false;
 };
 
+// limits(): the engine's bounds (engine/limits.h), for lib/limits.ts.
+Napi::Value Limits(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+#define EET_LIMIT_EXPORT(name, value, what) o.Set(#name, Napi::Number::New(env, double(eet::Limits::name)));
+  EET_LIMITS(EET_LIMIT_EXPORT)
+#undef EET_LIMIT_EXPORT
+  return o;
+}
+
+// architectures(): the registered architectures' names (engine/arch_*.cpp).
+Napi::Value Architectures(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<std::string> names = eet::architecture_names();
+  Napi::Array a = Napi::Array::New(env, names.size());
+  for (size_t i = 0; i < names.size(); ++i) a.Set(uint32_t(i), names[i]);
+  return a;
+}
+
 }  // namespace
 
-void init_model(Napi::Env env, Napi::Object exports) { exports.Set("AddonModel", AddonModel::Define(env)); }
+std::shared_ptr<eet::Model> unwrap_model(const Napi::Value& v) {
+  Napi::Env env = v.Env();
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(env_data(env)->model_ctor.Value())) {
+    throw_arg(env, "model", "AddonModel", v);
+  }
+  return AddonModel::Unwrap(v.As<Napi::Object>())->alive(env);
+}
+
+void init_model(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = AddonModel::Define(env);
+  env_data(env)->model_ctor = Napi::Persistent(ctor);
+  exports.Set("AddonModel", ctor);
+  exports.Set("limits", Napi::Function::New(env, Limits));
+  exports.Set("architectures", Napi::Function::New(env, Architectures));
+}
 
 }  // namespace eet_node

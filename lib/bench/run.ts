@@ -4,7 +4,7 @@
 // (chunked by maxStepTokens) and samples each one's first token — its wall time is the time to first token;
 // then N − 1 decode steps of one token per sequence. Greedy sampling, nothing stops early.
 import * as os from 'os';
-import type { AddonModel, AddonModelConfig, AddonTensorSource } from '../binding';
+import type { AddonContext, AddonModel, AddonModelConfig, AddonTensorSource } from '../binding';
 import { binding } from '../binding';
 import { EetError, InvalidArgumentError, UnsupportedError } from '../errors';
 import { readLlama2cCheckpoint } from '../loaders/llama2c';
@@ -83,7 +83,8 @@ async function pool(n: number, k: number, make: (i: number) => Promise<void>): P
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 interface Loaded {
-  native: AddonModel;
+  weights: AddonModel;
+  native: AddonContext;
   config: AddonModelConfig;
   dims: ShapeDims;
   source: 'builtin' | 'file';
@@ -93,7 +94,7 @@ interface Loaded {
 async function load(spec: string, o: BenchOptions, limits: { maxBatch: number; maxContext: number; maxStepTokens: number }): Promise<Loaded> {
   const { AddonModel: Ctor } = binding();
   const shape = builtinShape(spec);
-  const base = { dtype: o.dtype, device: o.device, maxBatch: limits.maxBatch, maxContext: limits.maxContext, maxStepTokens: limits.maxStepTokens };
+  const base = { dtype: o.dtype, device: o.device };
   let config: AddonModelConfig;
   let tensors: Array<{ name: string; source: AddonTensorSource }>;
   if (shape) {
@@ -116,16 +117,18 @@ async function load(spec: string, o: BenchOptions, limits: { maxBatch: number; m
     config = { ...ckpt.config, ...base };
     tensors = ckpt.tensors;
   }
-  const native = new Ctor(config);
+  const weights = new Ctor(config);
+  let native: AddonContext;
   try {
     // Several tensors at once: random fills are host-generated per tensor, off the JS thread (libuv pool).
-    await pool(tensors.length, Math.max(1, os.availableParallelism?.() ?? 4), (i) => native.loadTensor(tensors[i].name, tensors[i].source));
-    await native.finalize();
+    await pool(tensors.length, Math.max(1, os.availableParallelism?.() ?? 4), (i) => weights.loadTensor(tensors[i].name, tensors[i].source));
+    await weights.finalize();
+    native = new (binding().AddonContext)(weights, limits, () => {});
   } catch (e) {
-    native.dispose();
+    weights.dispose();
     throw e;
   }
-  return { native, config, dims: config, source: shape ? 'builtin' : 'file', about: shape?.about };
+  return { weights, native, config, dims: config, source: shape ? 'builtin' : 'file', about: shape?.about };
 }
 
 function randomTokens(n: number, vocab: number, seed: number): Int32Array {
@@ -138,7 +141,7 @@ function randomTokens(n: number, vocab: number, seed: number): Int32Array {
   return out;
 }
 
-function greedy(n: number): Pick<Parameters<AddonModel['step']>[0], 'temperature' | 'topK' | 'topP' | 'repetitionPenalty'> {
+function greedy(n: number): Pick<Parameters<AddonContext['step']>[0], 'temperature' | 'topK' | 'topP' | 'repetitionPenalty'> {
   return { temperature: new Float32Array(n), topK: new Int32Array(n), topP: new Float32Array(n).fill(1), repetitionPenalty: new Float32Array(n).fill(1) };
 }
 
@@ -237,7 +240,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       entry.status = e.code === 'ERR_UNSUPPORTED' ? 'unsupported' : 'error';
       entry.error = { code: e.code, message: e.message };
     } finally {
-      m?.native.dispose();
+      await m?.native.dispose();
+      m?.weights.dispose();
     }
   }
   return report;

@@ -1,4 +1,4 @@
-// The generation loop over AddonModel.step (continuous batching within one call).
+// The generation loop over AddonContext.step (continuous batching within one call).
 //
 // Each prompt becomes a sequence in a slot (startSequence(seed)); at most maxBatch are live, the rest wait and
 // take the slot of one that finishes. Every step packs, for each live sequence, the tokens it still has to
@@ -7,7 +7,7 @@
 // chunk that is not the prompt's last is ignored. A sequence ends on EOS or BOS (run.c stops when it samples
 // BOS; the token is kept in `tokens`, not in the text), on a stop string, after maxNewTokens, when its context
 // is full, or on abort; its slot is then ended. The step in flight is never cancelled.
-import type { AddonModel } from '../binding';
+import type { AddonContext } from '../binding';
 import type { FinishReason, ResolvedOptions } from './options';
 import { sequenceSeed } from './options';
 import { SequenceText, TokenDecoder } from './text';
@@ -80,7 +80,7 @@ interface Sequence {
  * it turns true the run throws `onDisposed()`. The generator's finally ends every slot it holds.
  */
 export async function* schedule(
-  native: AddonModel,
+  native: Pick<AddonContext, 'startSequence' | 'endSequence' | 'step'>,
   prompts: Int32Array[],
   decoders: TokenDecoder[],
   opts: ResolvedOptions,

@@ -2,7 +2,8 @@
 // tensor source it builds its models from (AddonModel.loadTensor({ random })).
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { AddonModelConfig, AddonRandomSource, binding } from '../../lib/binding';
+import { TestEngine, type EngineConfig } from '../util/engine-helpers';
+import { AddonRandomSource, binding } from '../../lib/binding';
 import { builtinShape, llamaTensors } from '../../lib/bench/shapes';
 import { MODEL } from '../util/stories260k';
 
@@ -78,7 +79,7 @@ describe('eet bench', () => {
 
 describe('AddonModel.loadTensor({ random })', () => {
   const shape = builtinShape('tiny')!;
-  const config = (device: string): AddonModelConfig => ({
+  const config = (device: string): EngineConfig => ({
     arch: 'llama', dim: shape.dim, hiddenDim: shape.hiddenDim, nLayers: shape.nLayers, nHeads: shape.nHeads, nKvHeads: shape.nKvHeads,
     headDim: shape.headDim, vocabSize: shape.vocabSize, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'half',
     tiedEmbeddings: shape.tiedEmbeddings, dtype: 'float32', device, maxBatch: 1, maxContext: 64, maxStepTokens: 16,
@@ -87,8 +88,7 @@ describe('AddonModel.loadTensor({ random })', () => {
     ({ random: { seed: 77 + i, std: t.norm ? 0 : 0.02, mean: t.norm ? 1 : 0 }, shape: t.shape });
 
   async function logits(device: string): Promise<Float32Array> {
-    const { AddonModel } = binding();
-    const m = new AddonModel(config(device));
+    const m = new TestEngine(config(device));
     try {
       const tensors = llamaTensors(shape);
       await Promise.all(tensors.map((t, i) => m.loadTensor(t.name, source(i, t))));
@@ -124,8 +124,7 @@ describe('AddonModel.loadTensor({ random })', () => {
   });
 
   test('validation: the tensor name and shape are checked; std must be >= 0', async () => {
-    const { AddonModel } = binding();
-    const m = new AddonModel(config('cpu'));
+    const m = new TestEngine(config('cpu'));
     try {
       await expect(m.loadTensor('blk.0.attn_q', { random: { seed: 1, std: 0.02 }, shape: [64, 63] })).rejects.toMatchObject({ code: 'ERR_MODEL_FORMAT' });
       await expect(m.loadTensor('nope', { random: { seed: 1, std: 0.02 }, shape: [64] })).rejects.toMatchObject({ code: 'ERR_MODEL_FORMAT' });

@@ -1,16 +1,14 @@
 // BERT encoder through AddonModel.embed (engine/arch_bert.cpp) on a tiny random model against an fp64 TypeScript
 // forward pass written here: token + position + token-type embeddings and LayerNorm, post-LN blocks, bidirectional
 // attention, GELU (erf) MLP; mean / CLS pooling and L2 normalisation. Weights under GGUF's bert names.
-import { AddonModel, AddonModelConfig, binding } from '../../lib/binding';
-import {
-  Weights, add, attend, buildModel, expectCode, geluErf, layerNorm, linear, relDiff, removeWeightFiles, request, row, weightMaker, writeWeights,
-} from '../util/engine-helpers';
+import { binding } from '../../lib/binding';
+import { Weights, add, attend, buildModel, expectCode, geluErf, layerNorm, linear, relDiff, removeWeightFiles, request, row, weightMaker, writeWeights, TestEngine, type EngineConfig } from '../util/engine-helpers';
 
 afterAll(removeWeightFiles);
 
 const DEVICES = ['cpu', 'emu'] as const;
 
-const BASE: AddonModelConfig = {
+const BASE: EngineConfig = {
   arch: 'bert',
   dim: 32,
   hiddenDim: 64,
@@ -32,7 +30,7 @@ const BASE: AddonModelConfig = {
   maxStepTokens: 40,
 };
 
-function makeWeights(cfg: AddonModelConfig, seed: number): Weights {
+function makeWeights(cfg: EngineConfig, seed: number): Weights {
   const w: Weights = new Map();
   const { mat, gain, bias } = weightMaker(w, seed);
   const C = cfg.dim;
@@ -60,7 +58,7 @@ function makeWeights(cfg: AddonModelConfig, seed: number): Weights {
 }
 
 /** The pooled embedding of one sequence, fp64. */
-function reference(cfg: AddonModelConfig, w: Weights, tokens: number[], types: number[] | undefined, pooling: 'mean' | 'cls', normalize: boolean): Float64Array {
+function reference(cfg: EngineConfig, w: Weights, tokens: number[], types: number[] | undefined, pooling: 'mean' | 'cls', normalize: boolean): Float64Array {
   const W = (n: string) => w.get(n)!;
   const C = cfg.dim;
   let xs = tokens.map((tok, pos) => {
@@ -115,7 +113,7 @@ describe('bert engine (tiny random model)', () => {
 
   describe.each(DEVICES)('device=%s', (device) => {
     const cfg = { ...BASE, device };
-    let model: AddonModel;
+    let model: TestEngine;
     beforeAll(async () => {
       model = await buildModel(cfg, sources);
     });
@@ -163,7 +161,7 @@ describe('bert engine (tiny random model)', () => {
 
 describe('bert engine errors (cpu)', () => {
   const sources = writeWeights(makeWeights(BASE, 600));
-  let model: AddonModel;
+  let model: TestEngine;
   beforeAll(async () => {
     model = await buildModel(BASE, sources);
   });
@@ -189,7 +187,7 @@ describe('bert engine errors (cpu)', () => {
   });
 
   test('config errors', () => {
-    expect(() => new (binding().AddonModel)({ ...BASE, nTokenTypes: undefined })).toThrow(/nTokenTypes/);
-    expect(() => new (binding().AddonModel)({ ...BASE, nTokenTypes: 0 })).toThrow(/nTokenTypes/);
+    expect(() => new TestEngine({ ...BASE, nTokenTypes: undefined })).toThrow(/nTokenTypes/);
+    expect(() => new TestEngine({ ...BASE, nTokenTypes: 0 })).toThrow(/nTokenTypes/);
   });
 });

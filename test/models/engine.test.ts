@@ -1,18 +1,18 @@
-// End-to-end check of the C++ model (engine/model.cpp through AddonModel) on a tiny random LLaMA model against
+// End-to-end check of the C++ model (engine/model.cpp through TestEngine) on a tiny random LLaMA model against
 // an independent fp64 TypeScript forward pass written here with llama2.c's math: RMSNorm, RoPE on adjacent pairs
 // (or HF's half split), GQA attention, SwiGLU FFN, tied LM head. Weights go through a real file (loadTensor).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { AddonModel, AddonModelConfig, AddonFileSource, binding } from '../../lib/binding';
+import { AddonFileSource, binding } from '../../lib/binding';
 import { f16BitsToF32, toHalfBits } from '../../lib/half';
 import { normal } from '../util/random';
-import { argmax, buildModel, expectCode, linear, relDiff, request, row, type Weight, type Weights } from '../util/engine-helpers';
+import { argmax, buildModel, expectCode, linear, relDiff, request, row, type Weight, type Weights, TestEngine, type EngineConfig } from '../util/engine-helpers';
 
 type Device = 'cpu' | 'emu';
 const DEVICES: Device[] = ['cpu', 'emu'];
 
-const BASE: AddonModelConfig = {
+const BASE: EngineConfig = {
   arch: 'llama',
   dim: 32,
   hiddenDim: 40,
@@ -35,7 +35,7 @@ const BASE: AddonModelConfig = {
 
 // ---- weights -----------------------------------------------------------------------------------------------------
 
-function makeWeights(cfg: AddonModelConfig, seed: number): Weights {
+function makeWeights(cfg: EngineConfig, seed: number): Weights {
   const w: Weights = new Map();
   let s = seed;
   const mat = (name: string, out: number, inn: number, std = 1 / Math.sqrt(inn)) =>
@@ -100,7 +100,7 @@ function rmsnorm(x: Float64Array, w: Float32Array, eps: number): Float64Array {
 /** RoPE frequencies theta^(-2i/hd), then the scaling: linear divides by factor; llama3 (Llama 3.1) keeps the
  * frequencies whose wavelength is below orig/highFreqFactor, divides those above orig/lowFreqFactor by factor and
  * blends linearly in 1/wavelength between. */
-function invFreq(cfg: AddonModelConfig): number[] {
+function invFreq(cfg: EngineConfig): number[] {
   const out: number[] = [];
   for (let i = 0; i < cfg.headDim / 2; i++) {
     const f = Math.pow(cfg.ropeTheta, (-2 * i) / cfg.headDim);
@@ -123,7 +123,7 @@ function invFreq(cfg: AddonModelConfig): number[] {
   return out;
 }
 
-function rope(v: Float64Array, heads: number, pos: number, cfg: AddonModelConfig): void {
+function rope(v: Float64Array, heads: number, pos: number, cfg: EngineConfig): void {
   const hd = cfg.headDim;
   const freq = invFreq(cfg);
   for (let h = 0; h < heads; h++) {
@@ -138,7 +138,7 @@ function rope(v: Float64Array, heads: number, pos: number, cfg: AddonModelConfig
 }
 
 /** Logits (vocab) after each position of tokens. */
-function reference(cfg: AddonModelConfig, w: Weights, tokens: number[]): Float64Array[] {
+function reference(cfg: EngineConfig, w: Weights, tokens: number[]): Float64Array[] {
   const W = (n: string) => w.get(n)!;
   const { dim, headDim: hd, nHeads, nKvHeads } = cfg;
   const keys: Float64Array[][] = Array.from({ length: cfg.nLayers }, () => []);
@@ -215,7 +215,7 @@ describe('llama engine (tiny random model)', () => {
 
   describe.each(DEVICES)('device=%s', (device) => {
     const cfg = { ...BASE, device };
-    let model: AddonModel;
+    let model: TestEngine;
     beforeAll(async () => {
       model = await buildModel(cfg, sources);
     });
@@ -377,7 +377,7 @@ describe('llama engine (tiny random model)', () => {
 
 describe('llama engine variants (cpu)', () => {
   test('half-split RoPE, untied head, MHA', async () => {
-    const cfg: AddonModelConfig = { ...BASE, ropeLayout: 'half', tiedEmbeddings: false, nKvHeads: 4, nLayers: 1 };
+    const cfg: EngineConfig = { ...BASE, ropeLayout: 'half', tiedEmbeddings: false, nKvHeads: 4, nLayers: 1 };
     const w = makeWeights(cfg, 2000);
     const model = await buildModel(cfg, writeWeights(w));
     const slot = model.startSequence(0n);
@@ -400,7 +400,7 @@ describe('llama engine variants (cpu)', () => {
   });
 
   test('a float16 model stays close to the fp64 reference', async () => {
-    const cfg: AddonModelConfig = { ...BASE, dtype: 'float16' };
+    const cfg: EngineConfig = { ...BASE, dtype: 'float16' };
     const w = makeWeights(cfg, 4000);
     const model = await buildModel(cfg, writeWeights(w));
     const r = await model.step(request([model.startSequence(0n)], [SEQ_A], 'all'));
@@ -408,8 +408,8 @@ describe('llama engine variants (cpu)', () => {
     for (const t of w.values()) t.data = Float32Array.from(toHalfBits(t.data, 'float16'), f16BitsToF32);
     const ref = reference(cfg, w, SEQ_A);
     for (let i = 0; i < SEQ_A.length; i++) expect(relDiff(row(r.logits!, i, cfg.vocabSize), ref[i])).toBeLessThan(3e-3);
-    const f32 = new (binding().AddonModel)({ ...BASE });
-    expect(model.memory().weights).toBeLessThan(f32.memory().weights);
+    const f32 = new TestEngine({ ...BASE });
+    expect(model.memory().weights).toBeLessThan(f32.weights.memory().weights);
     f32.dispose();
     model.dispose();
   });
@@ -419,7 +419,7 @@ describe('llama family details: qwen2 q/k/v biases, rope scaling', () => {
   // head_dim 8, theta 10000: wavelengths 6.3, 63, 628, 6283; with orig 100, low 1, high 4 the four frequencies hit
   // all three llama3 branches (kept, blended, divided).
   const llama3 = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 100 } as const;
-  const cfg: AddonModelConfig = { ...BASE, ropeLayout: 'half', qkvBias: true, ropeScaling: llama3 };
+  const cfg: EngineConfig = { ...BASE, ropeLayout: 'half', qkvBias: true, ropeScaling: llama3 };
   const w = makeWeights(cfg, 6000);
   const sources = writeWeights(w);
   const ref = reference(cfg, w, SEQ_A);
@@ -448,7 +448,7 @@ describe('llama family details: qwen2 q/k/v biases, rope scaling', () => {
 
   test('linear scaling (cpu)', async () => {
     const w2 = makeWeights(BASE, 6100);
-    const lin: AddonModelConfig = { ...BASE, ropeScaling: { type: 'linear', factor: 4 } };
+    const lin: EngineConfig = { ...BASE, ropeScaling: { type: 'linear', factor: 4 } };
     const model = await buildModel(lin, writeWeights(w2));
     const r = await model.step(request([model.startSequence(0n)], [SEQ_C], 'all'));
     const lref = reference(lin, w2, SEQ_C);
@@ -457,15 +457,15 @@ describe('llama family details: qwen2 q/k/v biases, rope scaling', () => {
   });
 
   test('scaling and bias config errors', () => {
-    const make = (over: Partial<AddonModelConfig>) => () => new (binding().AddonModel)({ ...cfg, ...over });
+    const make = (over: Partial<EngineConfig>) => () => new TestEngine({ ...cfg, ...over });
     expect(make({ ropeScaling: { ...llama3, highFreqFactor: 1 } })).toThrow(/highFreqFactor > ropeScaling.lowFreqFactor/);
     expect(make({ ropeScaling: { ...llama3, factor: 0 } })).toThrow(/ropeScaling.factor/);
-    expect(make({ ropeScaling: { type: 'yarn' } as unknown as AddonModelConfig['ropeScaling'] })).toThrow(/'linear' or 'llama3'/);
+    expect(make({ ropeScaling: { type: 'yarn' } as unknown as EngineConfig['ropeScaling'] })).toThrow(/'linear' or 'llama3'/);
     expect(make({ qkvBias: 'yes' as unknown as boolean })).toThrow(/qkvBias/);
   });
 
   test('without qkvBias the bias tensors are not part of the model', async () => {
-    const model = new (binding().AddonModel)({ ...cfg, qkvBias: false });
+    const model = new TestEngine({ ...cfg, qkvBias: false });
     await expectCode(model.loadTensor('blk.0.attn_q.bias', sources.get('blk.0.attn_q.bias')!), 'ERR_MODEL_FORMAT', /not a tensor of this model/);
     model.dispose();
   });
@@ -474,13 +474,14 @@ describe('llama family details: qwen2 q/k/v biases, rope scaling', () => {
 describe('llama engine errors (cpu)', () => {
   const weights = makeWeights(BASE, 5000);
   const sources = writeWeights(weights);
-  const newModel = (over: Partial<AddonModelConfig> = {}) => new (binding().AddonModel)({ ...BASE, ...over });
+  const newModel = (over: Partial<EngineConfig> = {}) => new TestEngine({ ...BASE, ...over });
 
   test('finalize with a missing tensor names it', async () => {
     const model = newModel();
     await Promise.all([...sources].filter(([n]) => n !== 'blk.1.ffn_up').map(([n, s]) => model.loadTensor(n, s)));
     await expectCode(model.finalize(), 'ERR_MODEL_FORMAT', /missing tensors: blk\.1\.ffn_up$/);
-    await expectCode(model.step(request([model.startSequence(0n)], [[1]])), 'ERR_INVALID_ARG', /not finalized/);
+    // No context (KV pool, sequences) over weights that are not complete.
+    await expectCode(() => model.startSequence(0n), 'ERR_INVALID_ARG', /not finalized/);
     model.dispose();
   });
 
@@ -499,9 +500,12 @@ describe('llama engine errors (cpu)', () => {
     model.dispose();
   });
 
-  test('config errors', () => {
+  test('config errors', async () => {
     expect(() => newModel({ nKvHeads: 3 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
-    expect(() => newModel({ maxContext: 65 })).toThrow(/maxContext/);
+    // Context sizes are checked when the context is made over the finalized weights.
+    const long = await buildModel({ ...BASE, maxContext: 65 }, sources);
+    await expectCode(() => long.ctx, 'ERR_INVALID_ARG', /Expected integer between 1 and 64 for maxContext but received 65/);
+    long.dispose();
     expect(() => newModel({ arch: 'mamba' as 'llama' })).toThrow(expect.objectContaining({ code: 'ERR_UNSUPPORTED' }));
     expect(() => newModel({ device: 'tpu' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
   });

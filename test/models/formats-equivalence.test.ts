@@ -3,11 +3,11 @@
 // map to the same config and the same tensors, so the logits at every position are bit-identical (cpu, float32).
 import * as fs from 'fs';
 import * as path from 'path';
-import { binding, type AddonModel, type AddonModelConfig } from '../../lib/binding';
+import { binding } from '../../lib/binding';
 import { writeSafetensors, type SafetensorsWriterTensor } from '../../lib/formats/safetensors-writer';
 import { readGGUFModel } from '../../lib/loaders/gguf';
 import { readHfModel } from '../../lib/loaders/hf';
-import type { Weight, Weights } from '../util/engine-helpers';
+import { type Weight, type Weights, TestEngine, type EngineConfig } from '../util/engine-helpers';
 import { GPT2_SPEC, QWEN2_SPEC, removeTmp, tinyWeights, tmpFile, writeTinyGGUF, type TinySpec } from '../util/gguf-models';
 
 afterAll(() => removeTmp());
@@ -73,16 +73,15 @@ function hfConfig(s: TinySpec): Record<string, unknown> {
     torch_dtype: 'float32' };
 }
 
-async function build(cfg: Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>,
-  tensors: Array<{ name: string; source: Parameters<AddonModel['loadTensor']>[1] }>): Promise<AddonModel> {
-  const { AddonModel: Ctor } = binding();
-  const m = new Ctor({ ...cfg, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 64, maxStepTokens: 64 });
+async function build(cfg: Omit<EngineConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>,
+  tensors: Array<{ name: string; source: Parameters<TestEngine['loadTensor']>[1] }>): Promise<TestEngine> {
+  const m = new TestEngine({ ...cfg, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 64, maxStepTokens: 64 });
   for (const t of tensors) await m.loadTensor(t.name, t.source);
   await m.finalize();
   return m;
 }
 
-async function allLogits(m: AddonModel, tokens: number[]): Promise<Float32Array> {
+async function allLogits(m: TestEngine, tokens: number[]): Promise<Float32Array> {
   const slot = m.startSequence(1n);
   const r = await m.step({
     slots: Int32Array.of(slot), tokens: Int32Array.from(tokens), counts: Int32Array.of(tokens.length),

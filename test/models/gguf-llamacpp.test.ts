@@ -6,9 +6,8 @@
 // Q8_0 in its Q8_0 matmuls (we keep them float), hence 3e-2 (measured 1.4e-2..1.7e-2) and no argmax requirement.
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { AddonModelConfig } from '../../lib/binding';
 import { readGGUFModel } from '../../lib/loaders/gguf';
-import { argmax, buildModel, relDiff, request, row } from '../util/engine-helpers';
+import { argmax, buildModel, relDiff, request, row, type EngineConfig } from '../util/engine-helpers';
 import { GPT2_SPEC, LLAMA_SPEC, QWEN2_SPEC, TinySpec, removeTmp, tinyBpeMetadata, tinyWeights, writeTinyGGUF } from '../util/gguf-models';
 import { loadModel } from '../../lib/model';
 
@@ -33,7 +32,7 @@ describe('our GGUF logits vs llama.cpp (cpu, float32)', () => {
         const { file } = await writeTinyGGUF(s, tinyWeights(s), { q8: type === 'Q8_0' });
         const ref = llamacpp(file, TOKENS);
         const g = await readGGUFModel(file);
-        const cfg: AddonModelConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
+        const cfg: EngineConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
         const m = await buildModel(cfg, new Map(g.tensors.map((t) => [t.name, t.source])));
         try {
           m.startSequence(1n);

@@ -5,13 +5,13 @@
 // the raw-file path give identical logits; stories260K converted to GGUF by the test reproduces run.c's greedy
 // output; malformed metadata and tensors give coded errors.
 import * as fs from 'fs';
-import { AddonModelConfig, AddonStepResult } from '../../lib/binding';
+import { AddonStepResult } from '../../lib/binding';
 import { gv, writeGGUF } from '../../lib/formats/gguf-writer';
 import { readGGUFModel } from '../../lib/loaders/gguf';
 import { readLlama2cCheckpoint } from '../../lib/loaders/llama2c';
 import { loadModel } from '../../lib/model';
 import { loadLlama2cTokenizer } from '../../lib/tokenizers/llama2c';
-import { argmax, buildModel, expectCode, relDiff, removeWeightFiles, request, row, writeWeights } from '../util/engine-helpers';
+import { argmax, buildModel, expectCode, relDiff, removeWeightFiles, request, row, writeWeights, type EngineConfig } from '../util/engine-helpers';
 import {
   BERT_SPEC, GPT2_SPEC, LLAMA_SPEC, QWEN2_SPEC, TinySpec, referenceLogits, removeTmp, specConfig, tinyBpeMetadata, tinyWeights, tmpFile, writeTinyGGUF,
 } from '../util/gguf-models';
@@ -77,7 +77,7 @@ describe('the same weights through the raw-file path and the GGUF path (cpu)', (
     test(`${s.arch}: identical logits at every position`, async () => {
       const w = tinyWeights(s);
       const { file } = await writeTinyGGUF(s, w);
-      const cfg: AddonModelConfig = { ...specConfig(s), dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
+      const cfg: EngineConfig = { ...specConfig(s), dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
       const g = await readGGUFModel(file);
       const viaGGUF = await buildModel(cfg, new Map(g.tensors.map((t) => [t.name, t.source])));
       const viaRaw = await buildModel(cfg, writeWeights(w));
@@ -108,7 +108,7 @@ describe('bert in GGUF (cpu)', () => {
     await expectCode(loadModel(file, { device: 'cpu' }), 'ERR_UNSUPPORTED', /tokenizer\.ggml\.model "bert"/);
     const q = await readGGUFModel((await writeTinyGGUF(s, w, { metadata: meta, q8: true })).file);
     expect(q.config.q8Weights).toHaveLength(6 * s.nLayers);
-    const cfg: AddonModelConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 2, maxContext: 32, maxStepTokens: 32 };
+    const cfg: EngineConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 2, maxContext: 32, maxStepTokens: 32 };
     const embedReq = {
       tokens: Int32Array.from([...PROMPT, 5, 6, 7]), counts: Int32Array.from([PROMPT.length, 3]),
       tokenTypes: Int32Array.from([...PROMPT.map(() => 0), 1, 1, 1]), pooling: 'mean' as const, normalize: true,
@@ -226,13 +226,13 @@ describe('malformed GGUF models give coded errors', () => {
 
 describe('Q8_0 weights in the engine (cpu)', () => {
   test('q8Weights naming a tensor the model does not have is an argument error', async () => {
-    const cfg: AddonModelConfig = { ...specConfig(LLAMA_SPEC), dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 8, maxStepTokens: 8, q8Weights: ['blk.7.attn_q'] };
+    const cfg: EngineConfig = { ...specConfig(LLAMA_SPEC), dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 8, maxStepTokens: 8, q8Weights: ['blk.7.attn_q'] };
     await expectCode(() => buildModel(cfg, new Map()), 'ERR_INVALID_ARG', /blk\.7\.attn_q/);
   });
 
   test('a float source for a tensor listed in q8Weights is unsupported', async () => {
     const w = tinyWeights(LLAMA_SPEC);
-    const cfg: AddonModelConfig = { ...specConfig(LLAMA_SPEC), dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 8, maxStepTokens: 8, q8Weights: ['blk.0.ffn_down'] };
+    const cfg: EngineConfig = { ...specConfig(LLAMA_SPEC), dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 8, maxStepTokens: 8, q8Weights: ['blk.0.ffn_down'] };
     await expectCode(buildModel(cfg, writeWeights(w)), 'ERR_UNSUPPORTED', /ffn_down.*not q8_0/);
   });
 
@@ -241,7 +241,7 @@ describe('Q8_0 weights in the engine (cpu)', () => {
     const { file, stored } = await writeTinyGGUF(s, tinyWeights(s), { q8: (n) => /attn_q$|ffn_down$/.test(n) });
     const g = await readGGUFModel(file);
     expect(g.config.q8Weights).toEqual(['blk.0.attn_q', 'blk.0.ffn_down', 'blk.1.attn_q', 'blk.1.ffn_down']);
-    const cfg: AddonModelConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
+    const cfg: EngineConfig = { ...g.config, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
     const m = await buildModel(cfg, new Map(g.tensors.map((t) => [t.name, t.source])));
     try {
       m.startSequence(1n);
@@ -257,7 +257,7 @@ describe('Q8_0 weights in the engine (cpu)', () => {
     const s = LLAMA_SPEC;
     const { file, stored } = await writeTinyGGUF(s, tinyWeights(s), { q8: true });
     const g = await readGGUFModel(file);
-    const cfg: AddonModelConfig = { ...g.config, dtype: 'float16', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
+    const cfg: EngineConfig = { ...g.config, dtype: 'float16', device: 'cpu', maxBatch: 1, maxContext: 32, maxStepTokens: 32 };
     const m = await buildModel(cfg, new Map(g.tensors.map((t) => [t.name, t.source])));
     try {
       m.startSequence(1n);

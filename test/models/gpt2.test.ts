@@ -1,16 +1,14 @@
-// GPT-2 through AddonModel (engine/arch_gpt2.cpp) on a tiny random model against an fp64 TypeScript forward pass
+// GPT-2 through TestEngine (engine/arch_gpt2.cpp) on a tiny random model against an fp64 TypeScript forward pass
 // written here: learned positions, pre-LN blocks with LayerNorm biases, fused QKV with bias, GELU (tanh) MLP, tied
 // or untied head. Weights go through a real file (loadTensor) under GGUF's gpt2 names.
-import { AddonModel, AddonModelConfig, binding } from '../../lib/binding';
-import {
-  Weights, add, argmax, attend, buildModel, expectCode, geluTanh, layerNorm, linear, relDiff, removeWeightFiles, request, row, weightMaker, writeWeights,
-} from '../util/engine-helpers';
+import { binding } from '../../lib/binding';
+import { Weights, add, argmax, attend, buildModel, expectCode, geluTanh, layerNorm, linear, relDiff, removeWeightFiles, request, row, weightMaker, writeWeights, TestEngine, type EngineConfig } from '../util/engine-helpers';
 
 afterAll(removeWeightFiles);
 
 const DEVICES = ['cpu', 'emu'] as const;
 
-const BASE: AddonModelConfig = {
+const BASE: EngineConfig = {
   arch: 'gpt2',
   dim: 32,
   hiddenDim: 128,
@@ -31,7 +29,7 @@ const BASE: AddonModelConfig = {
   maxStepTokens: 24,
 };
 
-function makeWeights(cfg: AddonModelConfig, seed: number): Weights {
+function makeWeights(cfg: EngineConfig, seed: number): Weights {
   const w: Weights = new Map();
   const { mat, gain, bias } = weightMaker(w, seed);
   const C = cfg.dim;
@@ -59,7 +57,7 @@ function makeWeights(cfg: AddonModelConfig, seed: number): Weights {
 }
 
 /** Logits (vocab) after each position of tokens, one sequence from position 0, fp64. */
-function reference(cfg: AddonModelConfig, w: Weights, tokens: number[]): Float64Array[] {
+function reference(cfg: EngineConfig, w: Weights, tokens: number[]): Float64Array[] {
   const W = (n: string) => w.get(n)!;
   const C = cfg.dim;
   const keys: Float64Array[][] = Array.from({ length: cfg.nLayers }, () => []);
@@ -100,7 +98,7 @@ describe('gpt2 engine (tiny random model)', () => {
 
   describe.each(DEVICES)('device=%s', (device) => {
     const cfg = { ...BASE, device };
-    let model: AddonModel;
+    let model: TestEngine;
     beforeAll(async () => {
       model = await buildModel(cfg, sources);
     });
@@ -191,7 +189,7 @@ describe('gpt2 engine (tiny random model)', () => {
 
 describe('gpt2 engine variants and errors (cpu)', () => {
   test('untied head', async () => {
-    const cfg: AddonModelConfig = { ...BASE, tiedEmbeddings: false, nLayers: 1 };
+    const cfg: EngineConfig = { ...BASE, tiedEmbeddings: false, nLayers: 1 };
     const w = makeWeights(cfg, 200);
     const model = await buildModel(cfg, writeWeights(w));
     const r = await model.step(request([model.startSequence(0n)], [SEQ_C], 'all'));
@@ -202,12 +200,14 @@ describe('gpt2 engine variants and errors (cpu)', () => {
 
   test('missing tensors, config errors, embed() on a decoder', async () => {
     const sources = writeWeights(makeWeights(BASE, 300));
-    const model = new (binding().AddonModel)(BASE);
+    const model = new TestEngine(BASE);
     await Promise.all([...sources].filter(([n]) => n !== 'position_embd' && n !== 'blk.1.attn_qkv.bias').map(([n, s]) => model.loadTensor(n, s)));
     await expectCode(model.finalize(), 'ERR_MODEL_FORMAT', /missing tensors: position_embd, blk\.1\.attn_qkv\.bias$/);
     model.dispose();
-    expect(() => new (binding().AddonModel)({ ...BASE, nKvHeads: 2 })).toThrow(/nKvHeads/);
-    expect(() => new (binding().AddonModel)({ ...BASE, maxContext: 49 })).toThrow(/maxContext/);
+    expect(() => new TestEngine({ ...BASE, nKvHeads: 2 })).toThrow(/nKvHeads/);
+    const long = await buildModel({ ...BASE, maxContext: 49 }, sources);
+    await expectCode(() => long.ctx, 'ERR_INVALID_ARG', /Expected integer between 1 and 48 for maxContext but received 49/);
+    long.dispose();
     const full = await buildModel(BASE, sources);
     await expectCode(full.embed({ tokens: Int32Array.of(1), counts: Int32Array.of(1), pooling: 'mean', normalize: false }), 'ERR_UNSUPPORTED', /bert/);
     full.dispose();

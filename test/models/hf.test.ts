@@ -8,12 +8,11 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { AddonModelConfig, binding } from '../../lib/binding';
+import { binding } from '../../lib/binding';
 import { writeSafetensors, writeSafetensorsShards, SafetensorsWriterTensor } from '../../lib/formats/safetensors-writer';
 import { fromHalfBits, toHalfBits } from '../../lib/half';
 import { loadModel, Model } from '../../lib/model';
-import {
-  Weight, Weights, add, argmax, attend, expectCode, geluErf, geluTanh, layerNorm, linear, relDiff, weightMaker,
+import { Weight, Weights, add, argmax, attend, expectCode, geluErf, geluTanh, layerNorm, linear, relDiff, weightMaker, type EngineConfig, TestEngine,
 } from '../util/engine-helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-hf-'));
@@ -115,7 +114,7 @@ function rounded(w: Weights, dtype: 'F32' | 'F16' | 'BF16'): Weights {
 
 // ---- llama / qwen2 -------------------------------------------------------------------------------------------------
 
-type LlamaCfg = Pick<AddonModelConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'normEps' | 'ropeTheta' | 'ropeScaling' | 'qkvBias' | 'tiedEmbeddings'>;
+type LlamaCfg = Pick<EngineConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'normEps' | 'ropeTheta' | 'ropeScaling' | 'qkvBias' | 'tiedEmbeddings'>;
 
 function llamaWeights(cfg: LlamaCfg, seed: number): Weights {
   const w: Weights = new Map();
@@ -505,7 +504,7 @@ describe('gpt2 from a Hugging Face folder', () => {
     await writeSafetensors(file, [{ name: 'x', dtype: 'F16', shape: [24, 72], data: transpose(qkv).data }]);
     const data = fs.readFileSync(file);
     const offset = data.length - 24 * 72 * 2;
-    const native = new (binding().AddonModel)({
+    const native = new TestEngine({
       arch: 'gpt2', dim: 24, hiddenDim: 20, nLayers: 1, nHeads: 3, nKvHeads: 3, headDim: 8, vocabSize: V, maxSeqLen: 40, normEps: 1e-5, ropeTheta: 10000,
       ropeLayout: 'adjacent', tiedEmbeddings: true, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 8, maxStepTokens: 8,
     });

@@ -30,8 +30,7 @@
 //     1e-5 × scale.
 //   Greedy: the same 64 tokens on cpu (16 on emu, to bound emulation time) — llama.cpp's own generation, not teacher
 //   forced.
-import { AddonModel, AddonModelConfig } from '../../lib/binding';
-import { request } from '../util/engine-helpers';
+import { request, TestEngine, type EngineConfig } from '../util/engine-helpers';
 import { randInt } from '../util/random';
 import { BOS, EOS, TinySpec, VOCAB, engineFromGGUF, llamaCpp, removeTmpFiles, writeTinyGGUF } from '../oracles/tiny-gguf';
 
@@ -74,14 +73,14 @@ function maxDiff(a: ArrayLike<number>[], b: ArrayLike<number>[]): { diff: number
   return { diff, scale, at };
 }
 
-async function ourLogits(model: AddonModel, cfg: AddonModelConfig, seq: number[]): Promise<Float32Array[]> {
+async function ourLogits(model: TestEngine, cfg: EngineConfig, seq: number[]): Promise<Float32Array[]> {
   const slot = model.startSequence(0n);
   const r = await model.step(request([slot], [seq], 'all'));
   model.endSequence(slot);
   return seq.map((_, i) => r.logits!.subarray(i * cfg.vocabSize, (i + 1) * cfg.vocabSize));
 }
 
-async function ourGreedy(model: AddonModel, prompt: number[], steps: number): Promise<number[]> {
+async function ourGreedy(model: TestEngine, prompt: number[], steps: number): Promise<number[]> {
   const slot = model.startSequence(0n);
   const out: number[] = [];
   let next = prompt;
@@ -111,8 +110,8 @@ describe.each(DECODERS)('$name vs llama.cpp', ({ spec, tol }) => {
   });
 
   describe.each(['cpu', 'emu'])('device=%s', (device) => {
-    let model: AddonModel;
-    let cfg: AddonModelConfig;
+    let model: TestEngine;
+    let cfg: EngineConfig;
     beforeAll(async () => {
       ({ model, cfg } = await engineFromGGUF(file, device));
     });

@@ -1,12 +1,13 @@
 // Tiny random models as GGUF files (lib/formats/gguf-writer.ts) for the llama.cpp comparison, the same file read
-// back into our engine (readGGUF + ggufSource, metadata mapped to AddonModelConfig here — a stand-in for the real
+// back into our engine (readGGUF + ggufSource, metadata mapped to EngineConfig here — a stand-in for the real
 // GGUF loader), and the llama.cpp oracle run in a child process (llamacpp-run.mjs).
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
-import { AddonModel, AddonModelConfig, binding } from '../../lib/binding';
+import { TestEngine, type EngineConfig } from '../util/engine-helpers';
+import { binding } from '../../lib/binding';
 import { GGUFValue, ggufMeta, ggufSource, readGGUF } from '../../lib/formats/gguf';
 import { GGUFWriterTensor, dequantizeQ8_0, gv, quantizeQ8_0, writeGGUF } from '../../lib/formats/gguf-writer';
 import { normal } from '../util/random';
@@ -153,11 +154,11 @@ export async function writeTinyGGUF(s: TinySpec): Promise<string> {
 }
 
 /**
- * Our engine on a GGUF file: metadata → AddonModelConfig (llama and qwen2 → 'llama' with adjacent / half RoPE), every
+ * Our engine on a GGUF file: metadata → EngineConfig (llama and qwen2 → 'llama' with adjacent / half RoPE), every
  * tensor through loadTensor (ggufSource) under its name without '.weight'. Q8_0 matrices stay Q8_0 on the device
  * (q8Weights: the engine's int8 weight path).
  */
-export async function engineFromGGUF(file: string, device: string, extra: Partial<AddonModelConfig> = {}): Promise<{ model: AddonModel; cfg: AddonModelConfig }> {
+export async function engineFromGGUF(file: string, device: string, extra: Partial<EngineConfig> = {}): Promise<{ model: TestEngine; cfg: EngineConfig }> {
   const f = await readGGUF(file);
   const a = ggufMeta(f, 'general.architecture', 'string') as TinyArch;
   const m = (key: string, fallback?: number) => ggufMeta(f, `${a}.${key}`, 'number', fallback);
@@ -166,7 +167,7 @@ export async function engineFromGGUF(file: string, device: string, extra: Partia
   const dim = m('embedding_length');
   const nHeads = m('attention.head_count');
   const tokenTypes = f.tensors.find((t) => t.name === 'token_types.weight');
-  const cfg: AddonModelConfig = {
+  const cfg: EngineConfig = {
     arch: a === 'qwen2' ? 'llama' : a,
     dim,
     hiddenDim: m('feed_forward_length'),
@@ -190,7 +191,7 @@ export async function engineFromGGUF(file: string, device: string, extra: Partia
     maxStepTokens: m('context_length'),
     ...extra,
   };
-  const model = new (binding().AddonModel)(cfg);
+  const model = new TestEngine(cfg);
   try {
     for (const t of f.tensors) await model.loadTensor(engineName(t.name), ggufSource(t));
     await model.finalize();

@@ -8,7 +8,7 @@ import { MODEL, STEPS, references } from '../util/stories260k';
 
 async function open(options: LoadModelOptions = {}): Promise<{ model: Model; ref: ReferenceLlama }> {
   let ref!: ReferenceLlama;
-  const model = await loadModelWith(MODEL, { device: 'cpu', ...options }, (c) => (ref = new ReferenceLlama(c)));
+  const model = await loadModelWith(MODEL, { device: 'cpu', ...options }, ReferenceLlama.factory((r) => (ref = r)));
   return { model, ref };
 }
 
@@ -210,7 +210,7 @@ describe('lifecycle', () => {
   test('await using disposes at the end of the block', async () => {
     let ref!: ReferenceLlama;
     {
-      await using model = await loadModelWith(MODEL, { device: 'cpu' }, (c) => (ref = new ReferenceLlama(c)));
+      await using model = await loadModelWith(MODEL, { device: 'cpu' }, ReferenceLlama.factory((r) => (ref = r)));
       expect(model.disposed).toBe(false);
     }
     expect(ref.disposed).toBe(true);
@@ -224,7 +224,7 @@ describe('lifecycle', () => {
     await model.dispose();
     const ac = new AbortController();
     let ref!: ReferenceLlama;
-    const load = loadModelWith(MODEL, { device: 'cpu', signal: ac.signal, onProgress: () => ac.abort() }, (c) => (ref = new ReferenceLlama(c)));
+    const load = loadModelWith(MODEL, { device: 'cpu', signal: ac.signal, onProgress: () => ac.abort() }, ReferenceLlama.factory((r) => (ref = r)));
     await expect(load).rejects.toMatchObject({ code: 'ERR_ABORTED' });
     expect(ref.disposed).toBe(true);
   });

@@ -1,9 +1,9 @@
-// Shared helpers of the model tests that drive AddonModel with tiny random weights through a real file, and the
+// Shared helpers of the model tests that drive the engine (TestEngine) with tiny random weights through a real file, and the
 // fp64 building blocks of their independent references (row vectors as Float64Array).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { AddonModel, AddonModelConfig, AddonStepRequest, AddonTensorSource, binding } from '../../lib/binding';
+import { AddonContext, AddonEmbedRequest, AddonModel, AddonModelConfig, AddonStepRequest, AddonTensorSource, binding } from '../../lib/binding';
 import { normal } from './random';
 
 export interface Weight {
@@ -52,8 +52,58 @@ export function writeWeights(w: Weights): Map<string, AddonTensorSource> {
   return sources;
 }
 
-export async function buildModel(cfg: AddonModelConfig, sources: Map<string, AddonTensorSource>): Promise<AddonModel> {
-  const model = new (binding().AddonModel)(cfg);
+/** A model's config plus the sizes of the one context the model tests run it in. */
+export type EngineConfig = AddonModelConfig & { maxBatch: number; maxContext: number; maxStepTokens: number };
+
+/**
+ * What the model tests drive: a model's weights (AddonModel) and one context over them, used through the
+ * context's low-level API (startSequence / step / endSequence, embed). The context is created on first use, so
+ * its own errors (a model not finalized, sizes out of range) surface there, coded by the engine.
+ */
+export class TestEngine {
+  readonly weights: AddonModel;
+  readonly cfg: EngineConfig;
+  #ctx: AddonContext | undefined;
+
+  constructor(cfg: EngineConfig) {
+    this.cfg = cfg;
+    this.weights = new (binding().AddonModel)(cfg);
+  }
+
+  get ctx(): AddonContext {
+    this.#ctx ??= new (binding().AddonContext)(this.weights, {
+      maxBatch: this.cfg.maxBatch, maxContext: this.cfg.maxContext, maxStepTokens: this.cfg.maxStepTokens,
+    }, () => {});
+    return this.#ctx;
+  }
+
+  loadTensor(name: string, source: AddonTensorSource): Promise<void> { return this.weights.loadTensor(name, source); }
+  finalize(): Promise<void> { return this.weights.finalize(); }
+  startSequence(seed: bigint): number { return this.ctx.startSequence(seed); }
+  endSequence(slot: number): void { this.ctx.endSequence(slot); }
+  step(request: AddonStepRequest): ReturnType<AddonContext['step']> {
+    try {
+      return this.ctx.step(request);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  embed(request: AddonEmbedRequest): Promise<Float32Array> {
+    try {
+      return this.ctx.embed(request);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+  memory(): { weights: number; kvCache: number; workspace: number } { return this.ctx.memory(); }
+  dispose(): void {
+    void this.#ctx?.dispose();
+    this.weights.dispose();
+  }
+}
+
+export async function buildModel(cfg: EngineConfig, sources: Map<string, AddonTensorSource>): Promise<TestEngine> {
+  const model = new TestEngine(cfg);
   await Promise.all([...sources].map(([name, src]) => model.loadTensor(name, src)));
   await model.finalize();
   return model;

@@ -3,22 +3,40 @@
 // separate classifier. float32 storage, double accumulation. It lets the TypeScript generation loop be tested
 // without the native engine (test/unit/generation-loop.test.ts); it is not used by the package.
 import * as fs from 'fs';
-import type { AddonModel, AddonModelConfig, AddonStepRequest, AddonStepResult, AddonTensorSource } from '../../lib/binding';
+import type { AddonContextOptions, AddonModelConfig, AddonStepRequest, AddonStepResult, AddonTensorSource } from '../../lib/binding';
+import type { EngineFactory } from '../../lib/model';
 import { UnsupportedError } from '../../lib/errors';
 import { rng } from './random';
 
-export class ReferenceLlama implements AddonModel {
-  readonly c: AddonModelConfig;
+export class ReferenceLlama {
+  readonly c: AddonModelConfig & { maxBatch: number; maxContext: number };
   readonly w = new Map<string, Float32Array>();
   /** Per slot: null when free, else its KV cache and RNG. */
-  readonly slots: Array<{ k: Float32Array[]; v: Float32Array[]; len: number; rand: () => number; seen: Set<number> } | null>;
+  slots: Array<{ k: Float32Array[]; v: Float32Array[]; len: number; rand: () => number; seen: Set<number> } | null> = [];
   readonly steps: AddonStepRequest[] = [];
   disposed = false;
   stepDelayMs = 0;
 
   constructor(config: AddonModelConfig) {
-    this.c = config;
-    this.slots = new Array(config.maxBatch).fill(null);
+    this.c = { ...config, maxBatch: 0, maxContext: 0 };
+  }
+
+  /** Both halves of the engine (weights and context) for loadModelWith; `made` sees each instance. */
+  static factory(made: (ref: ReferenceLlama) => void = () => {}): EngineFactory {
+    return {
+      model: (config) => {
+        const ref = new ReferenceLlama(config);
+        made(ref);
+        return ref as never;
+      },
+      context: (model, options: AddonContextOptions) => {
+        const ref = model as unknown as ReferenceLlama;
+        ref.c.maxBatch = options.maxBatch;
+        ref.c.maxContext = options.maxContext ?? ref.c.maxSeqLen;
+        ref.slots = new Array(options.maxBatch).fill(null);
+        return ref as never;
+      },
+    };
   }
 
   async loadTensor(name: string, source: AddonTensorSource): Promise<void> {
@@ -87,7 +105,10 @@ export class ReferenceLlama implements AddonModel {
     return { weights, kvCache: 2 * this.c.maxBatch * this.c.nLayers * this.c.maxContext * this.c.nKvHeads * this.c.headDim * 4, workspace: 0 };
   }
 
-  dispose(): void { this.disposed = true; }
+  dispose(): Promise<void> {
+    this.disposed = true;
+    return Promise.resolve();
+  }
 
   private sample(logits: Float32Array, temperature: number, rand: () => number): [number, number] {
     let best = 0;

@@ -1,0 +1,312 @@
+// The step runner (runner.h): workspace plan, per-step metadata, forward, head and sampling.
+#include "runner.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "half.h"
+
+namespace eet {
+
+namespace {
+
+constexpr size_t kAlign = 256;
+
+// Byte offsets of a plan of 256-byte aligned regions.
+struct Planner {
+  size_t total = 0;
+  size_t add(size_t bytes) {
+    size_t at = (total + kAlign - 1) / kAlign * kAlign;
+    total = at + bytes;
+    return at;
+  }
+};
+
+// Downloads n values of the model dtype and appends them as float32.
+void download_f32(Backend& be, DType dtype, const void* src, int64_t n, std::vector<float>& out) {
+  const size_t at = out.size();
+  out.resize(at + size_t(n));
+  if (dtype == DType::F32) {
+    be.download(out.data() + at, src, size_t(n) * 4);
+    return;
+  }
+  std::vector<uint16_t> bits(static_cast<size_t>(n));
+  be.download(bits.data(), src, size_t(n) * 2);
+  for (int64_t i = 0; i < n; ++i) {
+    out[at + size_t(i)] = dtype == DType::F16 ? f16_to_f32(bits[size_t(i)]) : bf16_to_f32(bits[size_t(i)]);
+  }
+}
+
+[[noreturn]] void internal(const std::string& what) { throw_error(ErrorCode::Internal, "step runner: " + what); }
+
+}  // namespace
+
+// Host copies of the metadata regions, plus the plan.
+struct StepRunner::Meta {
+  StepPlan plan;
+  std::vector<int32_t> ints;
+  std::vector<float> floats;
+  std::vector<uint64_t> u64s;
+  bool penalty = false;
+};
+
+StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens)
+    : model_(std::move(model)) {
+  const ModelConfig& c = model_->config();
+  const Architecture& arch = model_->arch();
+  Workspace& ws = ws_;
+  const int64_t T = max_step_tokens, R = std::min<int64_t>(max_rows, max_step_tokens);
+  const int64_t es = int64_t(dtype_size(c.dtype));
+  ws.tokens_max = T;
+  ws.rows_max = R;
+  ws.max_context = max_context;
+  ws.max_blocks_per_seq = (max_context + KvCache::kBlockSize - 1) / KvCache::kBlockSize;
+  ws.buf1_width = arch.buffer_width(c);
+  const bool decoder = arch.has_lm_head();
+  auto bytes = [&](int64_t rows, int64_t cols) {
+    return size_t(checked_mul(checked_mul(rows, cols, "workspace size"), es, "workspace size"));
+  };
+  Planner p;
+  ws.x = p.add(bytes(T, c.dim));
+  ws.h = p.add(bytes(T, c.dim));
+  ws.buf1 = p.add(bytes(T, ws.buf1_width));
+  ws.att = p.add(bytes(T, int64_t(c.n_heads) * c.head_dim));
+  ws.last_x = p.add(bytes(R, c.dim));
+  ws.last_h = p.add(bytes(R, c.dim));
+  ws.logits = p.add(decoder ? bytes(R, c.vocab_size) : 0);
+  // The ops' scratch needs are maximal at the largest batch and context (checked per step by validate()).
+  ws.attn_ws_bytes = 0;
+  ws.sample_ws_bytes = 0;
+  for (int64_t b = 1; b <= R; ++b) {
+    ws.attn_ws_bytes = std::max(ws.attn_ws_bytes, attention_workspace_bytes(int32_t(b), c.n_heads, c.head_dim, max_context));
+    if (decoder) ws.sample_ws_bytes = std::max(ws.sample_ws_bytes, sample_workspace_bytes(b, c.vocab_size));
+  }
+  ws.attn_ws = p.add(ws.attn_ws_bytes);
+  ws.sample_ws = p.add(ws.sample_ws_bytes);
+  ws.i_tokens = 0;
+  ws.i_pos = T;
+  ws.i_kv_slot = 2 * T;
+  ws.i_q_start = 3 * T;
+  ws.i_ctx_len = ws.i_q_start + R + 1;
+  ws.i_last = ws.i_ctx_len + R;
+  ws.i_block_table = ws.i_last + R;
+  ws.i_top_k = ws.i_block_table + R * ws.max_blocks_per_seq;
+  ws.i_history_len = ws.i_top_k + R;
+  ws.i_types = ws.i_history_len + R;
+  ws.i_out = ws.i_types + T;
+  ws.n_ints = ws.i_out + R;
+  ws.ints = p.add(size_t(ws.n_ints) * 4);
+  ws.floats = p.add(size_t(4 * R) * 4);
+  ws.u64s = p.add(size_t(2 * R) * 8);
+  // (R, max_context) int32: each sampled row's context, for the repetition penalty.
+  ws.history = p.add(decoder ? size_t(checked_mul(R, max_context, "workspace size")) * 4 : 0);
+  ws.total = std::max(p.total, size_t(1));
+  std::lock_guard<std::mutex> lock(model_->backend()->mutex());
+  buffer_ = std::make_unique<DeviceBuffer>(model_->backend(), ws.total);
+}
+
+StepRunner::~StepRunner() {
+  std::lock_guard<std::mutex> lock(model_->backend()->mutex());
+  buffer_.reset();
+}
+
+size_t StepRunner::workspace_bytes() const { return buffer_->bytes(); }
+
+void* StepRunner::at(size_t offset) const { return static_cast<uint8_t*>(buffer_->ptr()) + offset; }
+
+StepRunner::Meta StepRunner::prepare(const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
+                                     const std::vector<int32_t>& token_types) {
+  const Workspace& ws = ws_;
+  const int64_t B = int64_t(entries.size()), R = ws.rows_max, mbps = ws.max_blocks_per_seq;
+  if (B < 1 || B > R) internal("batch of " + std::to_string(B) + " sequences");
+  if (int64_t(rows.size()) > R) internal(std::to_string(rows.size()) + " sampled rows");
+  Meta m;
+  m.ints.assign(size_t(ws.n_ints), 0);
+  m.floats.assign(size_t(4 * R), 0.0f);
+  m.u64s.assign(size_t(2 * R), 0);
+  int32_t* I = m.ints.data();
+  std::vector<int32_t> last(static_cast<size_t>(B));
+  int32_t row = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const Sequence& s = *entries[size_t(b)].seq;
+    const int32_t n = entries[size_t(b)].count, old_len = s.computed, new_len = old_len + n;
+    if (n < 1 || new_len > int32_t(s.tokens.size()) || new_len > ws.max_context ||
+        int64_t(s.blocks.size()) * KvCache::kBlockSize < new_len || int64_t(s.blocks.size()) > mbps) {
+      internal("inconsistent entry for sequence " + std::to_string(s.id));
+    }
+    if (row + n > ws.tokens_max) internal("step of more than " + std::to_string(ws.tokens_max) + " tokens");
+    m.plan.max_q = std::max(m.plan.max_q, n);
+    m.plan.max_ctx = std::max(m.plan.max_ctx, new_len);
+    I[ws.i_q_start + b] = row;
+    for (int32_t i = 0; i < n; ++i, ++row) {
+      const int32_t pos = old_len + i;
+      I[ws.i_tokens + row] = s.tokens[size_t(pos)];
+      I[ws.i_pos + row] = pos;
+      I[ws.i_kv_slot + row] = s.blocks[size_t(pos / KvCache::kBlockSize)] * KvCache::kBlockSize + pos % KvCache::kBlockSize;
+      if (!token_types.empty()) I[ws.i_types + row] = token_types[size_t(row)];
+    }
+    I[ws.i_ctx_len + b] = new_len;
+    last[size_t(b)] = row - 1;
+    std::copy(s.blocks.begin(), s.blocks.end(), I + ws.i_block_table + b * mbps);
+  }
+  I[ws.i_q_start + B] = row;
+  m.plan.batch = int32_t(B);
+  m.plan.n_tokens = row;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const SampleRow& sr = rows[r];
+    if (sr.entry < 0 || sr.entry >= B) internal("sampled row of entry " + std::to_string(sr.entry));
+    const Sequence& s = *entries[size_t(sr.entry)].seq;
+    I[ws.i_last + int64_t(r)] = last[size_t(sr.entry)];
+    I[ws.i_top_k + int64_t(r)] = sr.sampling.top_k;
+    const bool penalised = sr.sampling.repetition_penalty != 1.0f;
+    I[ws.i_history_len + int64_t(r)] = penalised ? s.computed + entries[size_t(sr.entry)].count : 0;
+    m.penalty = m.penalty || penalised;
+    m.floats[r] = sr.sampling.temperature;
+    m.floats[size_t(R) + r] = sr.sampling.top_p;
+    m.floats[size_t(2 * R) + r] = sr.sampling.repetition_penalty;
+    m.u64s[r] = sr.seed;
+    m.u64s[size_t(R) + r] = sr.step;
+  }
+  return m;
+}
+
+void StepRunner::upload(const Meta& m) {
+  Backend& be = *model_->backend();
+  be.upload(at(ws_.ints), m.ints.data(), size_t(ws_.i_out) * 4);
+  be.upload(at(ws_.floats), m.floats.data(), m.floats.size() * 4);
+  be.upload(at(ws_.u64s), m.u64s.data(), m.u64s.size() * 8);
+}
+
+StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
+                           bool all_logits) {
+  if (!model_->arch().has_lm_head()) {
+    throw_error(ErrorCode::Unsupported, std::string("step(): a ") + model_->arch().name() + " model has no LM head; use embed()");
+  }
+  Meta m = prepare(entries, rows, {});
+  StepOutput out;
+  std::lock_guard<std::mutex> device(model_->backend()->mutex());
+  model_->check_alive();
+  upload(m);
+  if (m.penalty) {
+    // Each penalised row's context (its sequence's tokens up to this step's last) into its history row.
+    int32_t* history = static_cast<int32_t*>(at(ws_.history));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      if (rows[r].sampling.repetition_penalty == 1.0f) continue;
+      const StepEntry& e = entries[size_t(rows[r].entry)];
+      model_->backend()->upload(history + int64_t(r) * ws_.max_context, e.seq->tokens.data(),
+                                size_t(e.seq->computed + e.count) * 4);
+    }
+  }
+  Graph g(*model_, kv, ws_, static_cast<uint8_t*>(buffer_->ptr()), m.plan);
+  model_->arch().forward(g);
+  head_and_sample(m, rows, all_logits, out);
+  return out;
+}
+
+std::vector<float> StepRunner::hidden(const KvCache& kv, const std::vector<StepEntry>& entries,
+                                     const std::vector<int32_t>& token_types) {
+  Meta m = prepare(entries, {}, token_types);
+  std::lock_guard<std::mutex> device(model_->backend()->mutex());
+  model_->check_alive();
+  upload(m);
+  Graph g(*model_, kv, ws_, static_cast<uint8_t*>(buffer_->ptr()), m.plan);
+  model_->arch().forward(g);
+  Backend& be = *model_->backend();
+  be.synchronize();
+  std::vector<float> out;
+  download_f32(be, model_->config().dtype, at(ws_.x), int64_t(m.plan.n_tokens) * model_->config().dim, out);
+  return out;
+}
+
+void StepRunner::final_norm(const void* in, void* y, int64_t rows) {
+  const Architecture& arch = model_->arch();
+  NormArgs a{};
+  a.kind = arch.output_norm_kind();
+  a.dtype = model_->config().dtype;
+  a.x = in;
+  a.weight = model_->w("output_norm");
+  a.bias = arch.output_norm_bias() ? model_->w("output_norm.bias") : nullptr;
+  a.y = y;
+  a.rows = rows;
+  a.cols = model_->config().dim;
+  a.eps = model_->config().norm_eps;
+  model_->backend()->norm(a);
+}
+
+void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& rows, bool all_logits, StepOutput& out) {
+  const Workspace& ws = ws_;
+  const ModelConfig& c = model_->config();
+  Backend& be = *model_->backend();
+  const DType dt = c.dtype;
+  const int64_t es = int64_t(dtype_size(dt));
+  const int64_t T = m.plan.n_tokens, R = ws.rows_max, NR = int64_t(rows.size());
+  const int64_t dim = c.dim, vocab = c.vocab_size;
+  int32_t* ints = static_cast<int32_t*>(at(ws.ints));
+  float* floats = static_cast<float*>(at(ws.floats));
+  uint64_t* u64s = static_cast<uint64_t*>(at(ws.u64s));
+  void* logits = at(ws.logits);
+
+  if (all_logits) {
+    final_norm(at(ws.x), at(ws.h), T);
+    out.all_logits.reserve(size_t(T) * size_t(vocab));
+    for (int64_t r0 = 0; r0 < T; r0 += R) {
+      const int64_t n = std::min(R, T - r0);
+      lm_head(*model_, static_cast<uint8_t*>(at(ws.h)) + r0 * dim * es, n, logits);
+      be.synchronize();
+      download_f32(be, dt, logits, n * vocab, out.all_logits);
+    }
+  }
+  if (NR == 0) {
+    be.synchronize();
+    return;
+  }
+
+  // Each row's token → final norm → LM head → sampling.
+  EmbeddingArgs gather{};
+  gather.dtype = dt;
+  gather.ids = ints + ws.i_last;
+  gather.table = at(ws.x);
+  gather.out = at(ws.last_x);
+  gather.n = NR;
+  gather.cols = dim;
+  gather.vocab = T;
+  be.embedding(gather);
+  final_norm(at(ws.last_x), at(ws.last_h), NR);
+  lm_head(*model_, at(ws.last_h), NR, logits);
+
+  SampleArgs s{};
+  s.dtype = dt;
+  s.logits = logits;
+  s.batch = NR;
+  s.vocab = vocab;
+  s.temperature = floats;
+  s.top_k = ints + ws.i_top_k;
+  s.top_p = floats + R;
+  s.repetition_penalty = floats + 2 * R;
+  s.history = m.penalty ? static_cast<int32_t*>(at(ws.history)) : nullptr;
+  s.history_len = m.penalty ? ints + ws.i_history_len : nullptr;
+  s.history_stride = ws.max_context;
+  s.seed = u64s;
+  s.step = u64s + R;
+  s.tokens_out = ints + ws.i_out;
+  s.logprob_out = floats + 3 * R;
+  s.workspace = ws.sample_ws_bytes ? at(ws.sample_ws) : nullptr;
+  s.workspace_bytes = ws.sample_ws_bytes;
+  be.sample(s);
+
+  be.synchronize();
+  out.tokens.resize(size_t(NR));
+  out.logprobs.resize(size_t(NR));
+  be.download(out.tokens.data(), ints + ws.i_out, size_t(NR) * 4);
+  be.download(out.logprobs.data(), floats + 3 * R, size_t(NR) * 4);
+  const bool any = std::any_of(rows.begin(), rows.end(), [](const SampleRow& r) { return r.logits; });
+  if (!any) return;
+  std::vector<float> all;
+  download_f32(be, dt, logits, NR * vocab, all);
+  for (int64_t r = 0; r < NR; ++r) {
+    if (!rows[size_t(r)].logits) continue;
+    out.logits.insert(out.logits.end(), all.begin() + r * vocab, all.begin() + (r + 1) * vocab);
+  }
+}
+
+}  // namespace eet

@@ -1,0 +1,84 @@
+// The step runner: one forward pass over the new tokens of several sequences, then the LM head and sampling on
+// the device — the work of one engine step, with its workspace. It decides nothing: the scheduler (or the
+// low-level API) says which tokens of which sequences to feed and which rows to sample; the runner computes.
+//
+// Batching without a mask tensor. A step carries the new tokens of B sequences packed back to back:
+// (T, C) activations with T = sum(counts), no padding. Everything row-wise (norms, GEMMs, RoPE, activations) does
+// not care where one sequence ends; only attention does, and it gets the structure as lengths: q_start (where each
+// sequence's rows begin), ctx_len (its context after this step) and its block table into the paged cache. The
+// causal and length masks are computed inside the attention kernel from those (EET's fused masking), so
+// sequences of any lengths — a prompt chunk of 300 tokens next to three single-token decodes — share one pass, and
+// no (B, T, T) mask is ever built or padded. The encoder (bert) uses the same path, non-causal.
+//
+// After the layers (Architecture::forward) leave the residual stream x (T, dim):
+//   xl = x[row r's token] for each sampled row r;  logits = output_norm(xl) · headᵀ   (R, vocab)
+//   sample each row on the device; download tokens (+ logprobs, + the logits rows asked for).
+// A row names an entry, and several rows may name the same entry: the n samples of a prompt are drawn from its
+// last position's logits in one step, each row with its own seed (then the context forks the sequence).
+// 'all' logits (teacher forcing, low-level API) normalise every row and run the head in chunks of R rows,
+// downloading each chunk, so the workspace never holds (T, vocab).
+//
+// The residual stream stays in the model dtype and the math is exactly what the ops do; nothing here reorders
+// float arithmetic (f32 on cpu/emu must reproduce llama2.c's greedy text).
+// Not thread-safe: the caller holds the context's step mutex; run() takes the backend mutex itself.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "graph.h"
+#include "sequence.h"
+
+namespace eet {
+
+// Feed seq->tokens[seq->computed, seq->computed + count); its blocks must already cover them.
+struct StepEntry {
+  Sequence* seq;
+  int32_t count;
+};
+
+struct SampleRow {
+  int32_t entry;     // samples after that entry's last fed token
+  SamplingParams sampling;
+  uint64_t seed, step;  // the RNG counter: (seed, step) -> one uniform draw
+  bool logits;       // download this row's logits
+};
+
+struct StepOutput {
+  std::vector<int32_t> tokens;   // (R)
+  std::vector<float> logprobs;   // (R)
+  std::vector<float> logits;     // (rows with logits, vocab), in row order
+  std::vector<float> all_logits; // (T, vocab) when asked for
+};
+
+class StepRunner {
+ public:
+  // max_rows bounds both the sequences and the sampled rows of a step; max_context the positions of a sequence.
+  StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens);
+  ~StepRunner();
+
+  size_t workspace_bytes() const;
+  int32_t max_rows() const { return int32_t(ws_.rows_max); }
+  int32_t max_step_tokens() const { return int32_t(ws_.tokens_max); }
+  int32_t max_context() const { return int32_t(ws_.max_context); }
+
+  StepOutput run(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
+                 bool all_logits);
+  // Encoders: the final hidden states (T, dim), float32, of one non-causal pass over the entries.
+  std::vector<float> hidden(const KvCache& kv, const std::vector<StepEntry>& entries,
+                            const std::vector<int32_t>& token_types);
+
+ private:
+  struct Meta;
+  Meta prepare(const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
+               const std::vector<int32_t>& token_types);
+  void upload(const Meta& meta);
+  void head_and_sample(const Meta& meta, const std::vector<SampleRow>& rows, bool all_logits, StepOutput& out);
+  void final_norm(const void* in, void* y, int64_t rows);
+  void* at(size_t offset) const;
+
+  std::shared_ptr<const Model> model_;
+  Workspace ws_{};
+  std::unique_ptr<DeviceBuffer> buffer_;
+};
+
+}  // namespace eet

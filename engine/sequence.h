@@ -1,0 +1,91 @@
+// What a context schedules: requests (one prompt, n samples of it), their sequences, and the events a step
+// produces. Plain data shared by the scheduler, the step runner and the context.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "error.h"
+
+namespace eet {
+
+struct SamplingParams {
+  float temperature = 1.0f;  // 0 = greedy
+  float top_p = 1.0f;        // 1 = off
+  float repetition_penalty = 1.0f;  // 1 = off
+  int32_t top_k = 0;         // 0 = off
+};
+
+enum class Finish : int32_t {
+  None = 0,
+  Eos = 1,      // sampled one of the request's stop ids (the token is reported)
+  Length = 2,   // max_new_tokens reached, or the context (maxContext) is full
+  Abort = 3,    // cancelled (abort signal, stop string, client gone): no token with it
+  Error = 4,    // the step failed; RequestDone carries the error
+};
+
+struct GenerateRequest {
+  uint64_t id = 0;                // chosen by the caller, unique among its live requests
+  std::vector<int32_t> prompt;    // at least one token
+  int32_t n = 1;                  // sequences sampled from this prompt: its pass runs once, then they fork
+  SamplingParams sampling;
+  uint64_t seed = 0;              // sequence j samples with seed + j (counter-based RNG: (seed, token index))
+  int32_t max_new_tokens = 1;
+  std::vector<int32_t> stop_ids;  // a sampled id in this list ends the sequence with Finish::Eos
+  bool logits = false;            // report the logits each token was sampled from
+};
+
+// One sequence's token of a step (or its end).
+struct TokenEvent {
+  uint64_t request = 0;
+  int32_t index = 0;              // which of the request's n sequences
+  int32_t token = -1;             // -1 with Finish::Abort / Error
+  float logprob = 0.0f;
+  Finish finish = Finish::None;
+  std::vector<float> logits;      // (vocab) when the request asked for them
+};
+
+// A request whose sequences have all finished (or that failed as a whole).
+struct RequestDone {
+  uint64_t request = 0;
+  int32_t prompt_tokens = 0;
+  int32_t cached_tokens = 0;      // prompt tokens whose K/V came from the prefix cache (first admission)
+  bool failed = false;
+  ErrorCode code = ErrorCode::Internal;
+  std::string message;
+};
+
+struct ContextStats {
+  int32_t blocks_total = 0, blocks_used = 0, blocks_cached = 0, block_size = 0;
+  int32_t running = 0;            // sequences in the running batch
+  int32_t waiting = 0;            // requests not admitted yet + preempted sequences waiting to resume
+  int64_t steps = 0, prompt_tokens_computed = 0, prompt_tokens_cached = 0, generated_tokens = 0;
+  int64_t preemptions = 0, prefix_cache_hits = 0, prefix_cache_queries = 0;
+};
+
+// What one step of the engine loop hands to its listener.
+struct StepEvents {
+  std::vector<TokenEvent> tokens;
+  std::vector<RequestDone> done;
+  ContextStats stats;
+};
+
+// A sequence: its tokens, where its K/V are, how to sample it.
+struct Sequence {
+  int64_t id = 0;
+  uint64_t request = 0;           // 0 for the low-level API's sequences
+  int32_t index = 0;              // which of the request's n
+  int32_t slot = -1;              // its row in the context's slot table while it holds one
+  std::vector<int32_t> tokens;    // prompt + generated (the sampler's history lives here, not in the pool)
+  int32_t prompt_len = 0;
+  int32_t computed = 0;           // leading tokens whose K/V are in the cache
+  std::vector<int32_t> blocks;    // block table
+  std::vector<uint64_t> hashes;   // chain hashes of the leading full computed blocks (prefix-cache keys)
+  SamplingParams sampling;
+  uint64_t seed = 0;
+  uint64_t order = 0;             // admission order: preemption takes the newest
+  int32_t generated() const { return int32_t(tokens.size()) - prompt_len; }
+  int32_t pending() const { return int32_t(tokens.size()) - computed; }
+};
+
+}  // namespace eet

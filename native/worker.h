@@ -1,0 +1,70 @@
+// A promise-returning AsyncWorker (style.md: node-llama-cpp's AddonContextDecodeBatchWorker): holds a reference to
+// its JS owner and a shared_ptr to the engine object, so neither goes away while the work runs on a libuv thread;
+// errors keep their eet::Error code and become rejections with the EetError subclass.
+#pragma once
+#include <memory>
+
+#include "addon.h"
+
+namespace eet_node {
+
+template <typename T>
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, Napi::Object owner, std::shared_ptr<T> target)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), target_(std::move(target)) {
+    owner_ = Napi::Persistent(owner);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual void run(T& target) = 0;
+  virtual Napi::Value result(Napi::Env env) { return env.Undefined(); }
+  std::shared_ptr<T>& target() { return target_; }
+
+  void Execute() override {
+    try {
+      run(*target_);
+    } catch (const eet::Error& e) {
+      code_ = e.code();
+      SetError(e.what());
+    } catch (const std::bad_alloc&) {
+      code_ = eet::ErrorCode::Oom;
+      SetError("out of host memory");
+    } catch (const std::exception& e) {
+      code_ = eet::ErrorCode::Internal;
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(result(Env())); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(make_error(Env(), code_, e.Message()).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_;
+  std::shared_ptr<T> target_;
+  eet::ErrorCode code_ = eet::ErrorCode::Internal;
+};
+
+// Runs f (which returns a promise); any synchronous failure becomes a rejected promise.
+template <typename F>
+Napi::Value promise_guarded(Napi::Env env, F&& f) {
+  try {
+    return guarded(env, f);
+  } catch (const Napi::Error& e) {
+    Napi::Promise::Deferred d = Napi::Promise::Deferred::New(env);
+    d.Reject(e.Value());
+    return d.Promise();
+  }
+}
+
+// Copies a typed array argument (o[name]) of the given type, or throws the argument error.
+template <typename V>
+std::vector<V> typed_array(const Napi::Object& o, const char* name, napi_typedarray_type type, const char* type_name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) throw_arg(o.Env(), name, type_name, v);
+  Napi::TypedArrayOf<V> a = v.As<Napi::TypedArrayOf<V>>();
+  return std::vector<V>(a.Data(), a.Data() + a.ElementLength());
+}
+
+}  // namespace eet_node
