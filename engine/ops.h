@@ -200,7 +200,7 @@ size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_di
 //   4. top_k[b] > 0: keep ids whose l >= the k-th largest l (ties at the boundary kept)
 //   5. top_p[b] < 1: among the kept, sorted by p descending, keep the smallest prefix whose mass >= top_p * kept
 //      mass, i.e. keep p >= tau for the largest tau with sum(p >= tau) >= top_p * kept mass
-//   6. u = uniform01(seed[b], step[b]) (eet_rand_uniform, cuda/rng.cuh); token = the first id in vocab order where
+//   6. u = uniform01(seed[b], step[b]) (eet_rand_uniform, engine/rng.h); token = the first id in vocab order where
 //      the running sum of kept p exceeds u * kept mass (the last kept id if rounding leaves none).
 // logprob_out[b] (optional) = log softmax(l / temperature)[token] (temperature 0: of the raw penalised logits).
 struct SampleArgs {

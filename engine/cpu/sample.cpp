@@ -9,8 +9,8 @@
 #include <functional>
 #include <vector>
 
-#include "../../cuda/rng.cuh"
 #include "../kernels.h"
+#include "../rng.h"
 #include "element.h"
 #include "parallel.h"
 
