@@ -297,12 +297,8 @@ void sample_launch(const eet::SampleArgs& a, float* ws, eet::Stream stream) {
 }
 
 void op_sample(const eet::SampleArgs& a, eet::Stream stream) {
-  float* ws = static_cast<float*>(a.workspace);
+  float* ws = static_cast<float*>(a.workspace);  // (B, V), eet::sample_workspace_bytes(); validate() checked its size
   EET_DISPATCH_FLOAT(a.dtype, T, sample_launch<T>(a, ws, stream));
 }
 
 }  // namespace EET_KNS
-
-#if !defined(__CUDACC__)
-size_t eet::sample_workspace_bytes(int64_t batch, int64_t vocab) { return size_t(batch) * size_t(vocab) * sizeof(float); }
-#endif

@@ -189,6 +189,24 @@ struct AttentionArgs {
   void* workspace;         // scratch for the decode kernel, attention_workspace_bytes() bytes
   size_t workspace_bytes;
 };
+
+// Decode split (flash-decoding): on the decode path every sequence's context is cut into n_chunks chunks of
+// chunk_len keys (the last one shorter), processed in parallel and merged by log-sum-exp. Aims at enough
+// (sequence, query head, chunk) work items to fill a large GPU: one chunk for large batches or short contexts,
+// several for long contexts at small batch. chunk_len is a multiple of kAttentionDecodeChunkMin and at most
+// kAttentionDecodeChunkMax; n_chunks = ceil(max_ctx_len / chunk_len). Defined in engine/op_workspace.cpp.
+struct AttentionDecodeSplit {
+  int32_t chunk_len, n_chunks;
+};
+constexpr int32_t kAttentionDecodeChunkMin = 128;
+constexpr int32_t kAttentionDecodeChunkMax = 4096;
+AttentionDecodeSplit attention_decode_split(int32_t batch, int32_t n_heads, int32_t max_ctx_len);
+
+// Bytes of AttentionArgs::workspace: the decode path's per-chunk partial results when n_chunks > 1, else 0 (one
+// chunk writes `out` directly). It depends on max_ctx_len, not on the query lengths, so validate() requires it for
+// prompt passes too, which leave it unused. fp32, the second region right after the first:
+//   part_ml   (batch, n_heads, n_chunks, 2)         each chunk's max score (log2 domain) and sum of exp2(score - max)
+//   part_acc  (batch, n_heads, n_chunks, head_dim)  each chunk's unnormalised output
 size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
 
 // ---- sampling on the device ----------------------------------------------------------------------------------------
@@ -221,6 +239,8 @@ struct SampleArgs {
   void* workspace;                 // sample_workspace_bytes() bytes
   size_t workspace_bytes;
 };
+// Bytes of SampleArgs::workspace (engine/op_workspace.cpp), fp32:
+//   (batch, vocab)  the logits after the repetition penalty (step 1), read again by every later step
 size_t sample_workspace_bytes(int64_t batch, int64_t vocab);
 
 // ---- dtype conversion (weights to the requested dtype on load) -------------------------------------------------------
