@@ -1,7 +1,9 @@
 // One interface, three implementations (design.md "Backends"):
-//   cpu  — engine/cpu/*.cpp, the threaded reference of every op
-//   emu  — cuda/*.cu compiled by the host compiler against the SIMT emulator (cuda/emu/)
-//   cuda — cuda/*.cu compiled by nvcc (only in builds where nvcc was found)
+//   cpu  — engine/backend_cpu.cpp: engine/cpu/*.cpp, the threaded reference of every op
+//   emu  — cuda/backend_emu.cpp: cuda/*.cu compiled by the host compiler against the SIMT emulator (cuda/emu/)
+//   cuda — cuda/backend_cuda.cpp: cuda/*.cu compiled by nvcc (only in builds where nvcc was found)
+// engine/ declares the emu and cuda factories below and cuda/ defines them: cuda/ implements this
+// interface and engine/ includes nothing from it.
 // Memory returned by alloc() belongs to the backend; cpu and emu use host memory, cuda device memory.
 // All methods throw eet::Error on failure. A backend is used by one thread at a time (the model's engine
 // thread, or the op runner under its lock); the emu serialises its launches process-wide.

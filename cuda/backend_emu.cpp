@@ -2,9 +2,9 @@
 // Memory is host memory of the exact requested size (so AddressSanitizer's redzone sits right after it).
 #include <string>
 
-#include "../cuda/emu/emu.h"
-#include "backend_host.h"
-#include "kernels.h"
+#include "../engine/backend_host.h"
+#include "emu/emu.h"
+#include "entry.h"
 
 namespace eet {
 namespace {
