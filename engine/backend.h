@@ -3,7 +3,7 @@
 //   emu  — cuda/backend_emu.cpp: cuda/*.cu compiled by the host compiler against the SIMT emulator (cuda/emu/)
 //   cuda — cuda/backend_cuda.cpp: cuda/*.cu compiled by nvcc (only in builds where nvcc was found)
 // engine/ declares the emu and cuda factories and controls below and cuda/ defines them: cuda/ implements this
-// interface and engine/ includes nothing from it.
+// interface and engine/ includes nothing from it (scripts/check-deps.js).
 // Memory returned by alloc() belongs to the backend; cpu and emu use host memory, cuda device memory.
 // All methods throw eet::Error on failure. A backend is used by one thread at a time (the model's engine
 // thread, or the op runner under its lock); the emu serialises its launches process-wide.
