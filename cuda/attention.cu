@@ -22,12 +22,10 @@
 //    of up to 8 of its query heads, chunk of the context): K/V are read once for all query heads of a kv head
 //    (GQA/MQA). Each warp walks 32-key slices of the chunk (lane = key for the scores, with 16-byte K loads when
 //    aligned; lane = dims for P·V, V rows read coalesced), the 4 warps' states are merged in shared memory. With
-//    one chunk the block writes the output; with several (long contexts, small batch: decode_split() targets
-//    ~4096 (sequence, query head, chunk) items, chunks of 128..4096 keys) each block writes its partial
-//    (max, sum, unnormalised output) to the workspace and attention_combine_kernel merges them, one block per
-//    (sequence, query head).
-// attention_workspace_bytes() sizes that workspace from the same decode_split().
-#include <algorithm>
+//    one chunk the block writes the output; with several (long contexts, small batch: eet::attention_decode_split(),
+//    engine/op_workspace.cpp, chooses the chunks) each block writes its partial (max, sum, unnormalised output) to
+//    the workspace and attention_combine_kernel merges them, one block per (sequence, query head).
+// The workspace layout and eet::attention_workspace_bytes() are in engine/ops.h, computed from the same split.
 #include <cmath>
 
 #include "reduce.cuh"
@@ -43,11 +41,10 @@ struct AttnTile {
   static constexpr int kBq = kWarps * kRows;      // prefill: queries per block
   static constexpr int kBk = 32;                  // keys per tile: one per lane
   static constexpr int kHeads = 8;                // decode: query heads per block
-  static constexpr int kMinChunk = kWarps * kBk;  // decode: one 32-key slice per warp
-  static constexpr int kMaxChunk = 4096;
-  static constexpr int64_t kTargetItems = 4096;   // decode: (sequence, query head, chunk) items wanted
+  static constexpr int kPass = kWarps * kBk;      // decode: keys one pass of the block covers, a 32-key slice per warp
   static_assert(kBk == 32 && kBq == kBk, "lane-per-key score layout; Q and K tiles share the pad loop");
-  static_assert(kMinChunk % kBk == 0 && kMaxChunk % kMinChunk == 0, "chunks are whole warp slices");
+  static_assert(eet::kAttentionDecodeChunkMin % kPass == 0 && eet::kAttentionDecodeChunkMax % kPass == 0,
+                "decode chunks (engine/ops.h) are whole passes: every warp walks whole 32-key slices");
 };
 
 constexpr int kCombineBlock = 128;
@@ -462,19 +459,6 @@ __global__ __launch_bounds__(BLOCK) void attention_combine_kernel(AttnParams p) 
 // ---- host side ----------------------------------------------------------------------------------------------------
 namespace {
 
-struct DecodeSplit {
-  int32_t chunk_len, n_chunks;
-};
-
-// Decode chunking: enough (sequence, query head, chunk) items to fill the GPU, chunks of whole warp slices.
-DecodeSplit decode_split(int32_t batch, int32_t n_heads, int32_t max_ctx_len) {
-  using Tl = AttnTile;
-  const int64_t want = ceil_div(Tl::kTargetItems, int64_t(batch) * n_heads);
-  int64_t len = ceil_div(ceil_div(max_ctx_len, want), Tl::kMinChunk) * Tl::kMinChunk;
-  len = std::min<int64_t>(std::max<int64_t>(len, Tl::kMinChunk), Tl::kMaxChunk);
-  return {int32_t(len), int32_t(ceil_div(max_ctx_len, len))};
-}
-
 template <typename T, int NI>
 void attention_prefill_launch(const AttnParams& p, int32_t batch, eet::Stream stream) {
   using Tl = AttnTile;
@@ -543,14 +527,14 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
       eet::throw_error(eet::ErrorCode::Unsupported, "attention: batch * query tiles exceeds the grid limit");
     }
   } else {
-    const DecodeSplit split = decode_split(a.batch, a.n_heads, a.max_ctx_len);
+    const eet::AttentionDecodeSplit split = eet::attention_decode_split(a.batch, a.n_heads, a.max_ctx_len);
     p.chunk_len = split.chunk_len;
     p.n_chunks = split.n_chunks;
     p.head_groups = int32_t(ceil_div(p.group, Tl::kHeads));
     if (int64_t(a.batch) * p.n_chunks > INT32_MAX) {
       eet::throw_error(eet::ErrorCode::Unsupported, "attention: batch * context chunks exceeds the grid limit");
     }
-    if (p.n_chunks > 1) {
+    if (p.n_chunks > 1) {  // the workspace layout of engine/ops.h; validate() checked its size
       p.part_ml = static_cast<float*>(a.workspace);
       p.part_acc = p.part_ml + int64_t(a.batch) * a.n_heads * p.n_chunks * 2;
     }
@@ -566,12 +550,3 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
 }
 
 }  // namespace EET_KNS
-
-#if !defined(__CUDACC__)
-// Compiled once, in the emu build that every build has; the cuda build's decode uses the same decode_split().
-size_t eet::attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len) {
-  const auto split = EET_KNS::decode_split(batch, n_heads, max_ctx_len);
-  if (split.n_chunks == 1) return 0;
-  return sizeof(float) * size_t(batch) * size_t(n_heads) * size_t(split.n_chunks) * size_t(head_dim + 2);
-}
-#endif

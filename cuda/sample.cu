@@ -1,6 +1,6 @@
 // Sampling on the device: one token id per row of logits (B, V), following SampleArgs (engine/ops.h) step by step:
 // repetition penalty, greedy argmax, temperature, top-k, top-p, a draw in vocab order from a counter-based RNG
-// (rng.cuh), optional log-probability of the token.
+// (engine/rng.h), optional log-probability of the token.
 //
 // Two kernels:
 //   sample_prepare_kernel<T>  grid (B, ceil(V / 4096)), 256 threads: ws (B, V) fp32 = logits with the repetition
@@ -24,7 +24,7 @@
 //   ties, and the comparison is then exact; the cpu reference (engine/cpu/sample.cpp) decides on the same floats.
 #include "common.cuh"
 #include "reduce.cuh"
-#include "rng.cuh"
+#include "../engine/rng.h"
 
 namespace EET_KNS {
 namespace {
@@ -297,12 +297,8 @@ void sample_launch(const eet::SampleArgs& a, float* ws, eet::Stream stream) {
 }
 
 void op_sample(const eet::SampleArgs& a, eet::Stream stream) {
-  float* ws = static_cast<float*>(a.workspace);
+  float* ws = static_cast<float*>(a.workspace);  // (B, V), eet::sample_workspace_bytes(); validate() checked its size
   EET_DISPATCH_FLOAT(a.dtype, T, sample_launch<T>(a, ws, stream));
 }
 
 }  // namespace EET_KNS
-
-#if !defined(__CUDACC__)
-size_t eet::sample_workspace_bytes(int64_t batch, int64_t vocab) { return size_t(batch) * size_t(vocab) * sizeof(float); }
-#endif

@@ -1,7 +1,9 @@
 // One interface, three implementations (design.md "Backends"):
-//   cpu  — engine/cpu/*.cpp, the threaded reference of every op
-//   emu  — cuda/*.cu compiled by the host compiler against the SIMT emulator (cuda/emu/)
-//   cuda — cuda/*.cu compiled by nvcc (only in builds where nvcc was found)
+//   cpu  — engine/backend_cpu.cpp: engine/cpu/*.cpp, the threaded reference of every op
+//   emu  — cuda/backend_emu.cpp: cuda/*.cu compiled by the host compiler against the SIMT emulator (cuda/emu/)
+//   cuda — cuda/backend_cuda.cpp: cuda/*.cu compiled by nvcc (only in builds where nvcc was found)
+// engine/ declares the emu and cuda factories and controls below and cuda/ defines them: cuda/ implements this
+// interface and engine/ includes nothing from it (scripts/check-deps.js).
 // Memory returned by alloc() belongs to the backend; cpu and emu use host memory, cuda device memory.
 // All methods throw eet::Error on failure. A backend is used by one thread at a time (the model's engine
 // thread, or the op runner under its lock); the emu serialises its launches process-wide.
@@ -64,6 +66,16 @@ std::shared_ptr<Backend> make_emu_backend();
 std::shared_ptr<Backend> make_cuda_backend(int device_index);  // ERR_UNSUPPORTED when not built with CUDA
 CudaStatus cuda_status();
 bool cuda_compiled();
+
+// The emu backend's controls, for the Node layer and the tests:
+//   set_emu_reverse_order(r)  thread scheduling order of the SIMT emulator for later launches: forward (thread 0
+//                             first, the default unless EET_EMU_ORDER=reverse) or reverse; a kernel race shows up
+//                             as a difference between the two
+//   emu_selftest_cases()      names of the emulator's self-test cases (cuda/emu/selftest.cu)
+//   emu_selftest(name)        runs one on the emu: "ok: ..." or throws eet::Error
+void set_emu_reverse_order(bool reverse);
+std::vector<std::string> emu_selftest_cases();
+std::string emu_selftest(const std::string& name);
 
 // Parses 'cpu' | 'emu' | 'cuda' | 'cuda:N' and returns a shared backend for it (one per device per process).
 std::shared_ptr<Backend> backend_for(const std::string& device);

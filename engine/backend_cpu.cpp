@@ -4,7 +4,7 @@
 #include <string>
 
 #include "backend_host.h"
-#include "kernels.h"
+#include "cpu/reference.h"
 
 namespace eet {
 

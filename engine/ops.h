@@ -189,6 +189,24 @@ struct AttentionArgs {
   void* workspace;         // scratch for the decode kernel, attention_workspace_bytes() bytes
   size_t workspace_bytes;
 };
+
+// Decode split (flash-decoding): on the decode path every sequence's context is cut into n_chunks chunks of
+// chunk_len keys (the last one shorter), processed in parallel and merged by log-sum-exp. Aims at enough
+// (sequence, query head, chunk) work items to fill a large GPU: one chunk for large batches or short contexts,
+// several for long contexts at small batch. chunk_len is a multiple of kAttentionDecodeChunkMin and at most
+// kAttentionDecodeChunkMax; n_chunks = ceil(max_ctx_len / chunk_len). Defined in engine/op_workspace.cpp.
+struct AttentionDecodeSplit {
+  int32_t chunk_len, n_chunks;
+};
+constexpr int32_t kAttentionDecodeChunkMin = 128;
+constexpr int32_t kAttentionDecodeChunkMax = 4096;
+AttentionDecodeSplit attention_decode_split(int32_t batch, int32_t n_heads, int32_t max_ctx_len);
+
+// Bytes of AttentionArgs::workspace: the decode path's per-chunk partial results when n_chunks > 1, else 0 (one
+// chunk writes `out` directly). It depends on max_ctx_len, not on the query lengths, so validate() requires it for
+// prompt passes too, which leave it unused. fp32, the second region right after the first:
+//   part_ml   (batch, n_heads, n_chunks, 2)         each chunk's max score (log2 domain) and sum of exp2(score - max)
+//   part_acc  (batch, n_heads, n_chunks, head_dim)  each chunk's unnormalised output
 size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
 
 // ---- sampling on the device ----------------------------------------------------------------------------------------
@@ -200,7 +218,7 @@ size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_di
 //   4. top_k[b] > 0: keep ids whose l >= the k-th largest l (ties at the boundary kept)
 //   5. top_p[b] < 1: among the kept, sorted by p descending, keep the smallest prefix whose mass >= top_p * kept
 //      mass, i.e. keep p >= tau for the largest tau with sum(p >= tau) >= top_p * kept mass
-//   6. u = uniform01(seed[b], step[b]) (eet_rand_uniform, cuda/rng.cuh); token = the first id in vocab order where
+//   6. u = uniform01(seed[b], step[b]) (eet_rand_uniform, engine/rng.h); token = the first id in vocab order where
 //      the running sum of kept p exceeds u * kept mass (the last kept id if rounding leaves none).
 // logprob_out[b] (optional) = log softmax(l / temperature)[token] (temperature 0: of the raw penalised logits).
 struct SampleArgs {
@@ -221,6 +239,8 @@ struct SampleArgs {
   void* workspace;                 // sample_workspace_bytes() bytes
   size_t workspace_bytes;
 };
+// Bytes of SampleArgs::workspace (engine/op_workspace.cpp), fp32:
+//   (batch, vocab)  the logits after the repetition penalty (step 1), read again by every later step
 size_t sample_workspace_bytes(int64_t batch, int64_t vocab);
 
 // ---- dtype conversion (weights to the requested dtype on load) -------------------------------------------------------

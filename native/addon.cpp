@@ -5,14 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "../cuda/emu/emu.h"
-
-// The emulator's self-test kernels (cuda/emu/selftest.cu, compiled for the emu in every build).
-namespace eet_emu {
-std::vector<std::string> emu_selftest_cases();
-std::string emu_selftest(const char* name, eet::Stream stream);
-}  // namespace eet_emu
-
 namespace eet_node {
 
 EnvData* env_data(Napi::Env env) { return env.GetInstanceData<EnvData>(); }
@@ -120,7 +112,7 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
 Napi::Value SetEmuOptions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw_arg(env, "options", "object", info[0]);
-  eet_emu::set_reverse_order(get_bool_or(info[0].As<Napi::Object>(), "reverseOrder", false));
+  eet::set_emu_reverse_order(get_bool_or(info[0].As<Napi::Object>(), "reverseOrder", false));
   return env.Undefined();
 }
 
@@ -128,7 +120,7 @@ Napi::Value SetEmuOptions(const Napi::CallbackInfo& info) {
 // the emulator to catch a kernel bug is converted to "ok" by the self-test itself).
 Napi::Value EmuSelfTestCases(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto cases = eet_emu::emu_selftest_cases();
+  auto cases = eet::emu_selftest_cases();
   Napi::Array out = Napi::Array::New(env, cases.size());
   for (size_t i = 0; i < cases.size(); ++i) out.Set(uint32_t(i), cases[i]);
   return out;
@@ -138,7 +130,7 @@ Napi::Value EmuSelfTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw_arg(env, "name", "string", info[0]);
   std::string name = info[0].As<Napi::String>().Utf8Value();
-  return guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, eet_emu::emu_selftest(name.c_str(), nullptr)); });
+  return guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, eet::emu_selftest(name)); });
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

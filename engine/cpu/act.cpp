@@ -5,9 +5,9 @@
 // relative accuracy in the negative tail where 1 + tanh and 1 + erf cancel.
 #include <cmath>
 
-#include "../kernels.h"
 #include "element.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

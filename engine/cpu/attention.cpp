@@ -6,9 +6,9 @@
 #include <cmath>
 #include <vector>
 
-#include "../kernels.h"
 #include "element.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

@@ -2,9 +2,9 @@
 // (engine/half.h: round to nearest even, overflow to inf, subnormals kept).
 #include <algorithm>
 
-#include "../kernels.h"
 #include "element.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

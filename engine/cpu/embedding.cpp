@@ -1,7 +1,7 @@
 // cpu reference: out[i, :] = table[ids[i], :] (+ pos_table[pos[i], :]), the sum in double, rounded once.
-#include "../kernels.h"
 #include "element.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

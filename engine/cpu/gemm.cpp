@@ -1,9 +1,9 @@
 // cpu reference for gemm: y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) (+ residual[m, n]), accumulated in
 // double, rounded once to the dtype. One work item per output element (so M = 1 decode shapes use every core too);
 // residual may alias y: each element's residual is read before that element is written.
-#include "../kernels.h"
 #include "element.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

@@ -2,9 +2,9 @@
 // (+ residual[m, n]). Each weight is dequantized exactly (d * q in double), products accumulated in double, the
 // result rounded once to the dtype. One work item per output element; residual may alias y (each element's
 // residual is read before that element is written).
-#include "../kernels.h"
 #include "element.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

@@ -3,8 +3,8 @@
 // of head_dim elements is moved byte for byte.
 #include <cstring>
 
-#include "../kernels.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

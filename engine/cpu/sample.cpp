@@ -9,10 +9,10 @@
 #include <functional>
 #include <vector>
 
-#include "../../cuda/rng.cuh"
-#include "../kernels.h"
+#include "../rng.h"
 #include "element.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

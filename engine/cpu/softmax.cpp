@@ -3,9 +3,9 @@
 #include <cmath>
 #include <vector>
 
-#include "../kernels.h"
 #include "element.h"
 #include "parallel.h"
+#include "reference.h"
 
 namespace eet::cpu {
 

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "../../entry.h"
 #include "../emu.h"
 
 // engine/error.cpp belongs to the build owner; the driver supplies its own.
@@ -25,11 +26,6 @@ const char* error_code_name(ErrorCode c) {
 }
 void throw_error(ErrorCode code, const std::string& msg) { throw Error(code, msg); }
 }  // namespace eet
-
-namespace eet_emu {
-std::vector<std::string> emu_selftest_cases();
-std::string emu_selftest(const char* name, eet::Stream s);
-}  // namespace eet_emu
 
 namespace {
 

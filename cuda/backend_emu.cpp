@@ -1,10 +1,12 @@
 // The emu backend: the cuda/*.cu kernels compiled for the host and run by the SIMT emulator (cuda/emu/).
 // Memory is host memory of the exact requested size (so AddressSanitizer's redzone sits right after it).
+// Also defines the emulator controls that engine/backend.h declares for the Node layer.
 #include <string>
+#include <vector>
 
-#include "../cuda/emu/emu.h"
-#include "backend_host.h"
-#include "kernels.h"
+#include "../engine/backend_host.h"
+#include "emu/emu.h"
+#include "entry.h"
 
 namespace eet {
 namespace {
@@ -29,5 +31,9 @@ class EmuBackend final : public HostMemoryBackend {
 }  // namespace
 
 std::shared_ptr<Backend> make_emu_backend() { return std::make_shared<EmuBackend>(); }
+
+void set_emu_reverse_order(bool reverse) { eet_emu::set_reverse_order(reverse); }
+std::vector<std::string> emu_selftest_cases() { return eet_emu::emu_selftest_cases(); }
+std::string emu_selftest(const std::string& name) { return eet_emu::emu_selftest(name.c_str(), nullptr); }
 
 }  // namespace eet

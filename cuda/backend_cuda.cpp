@@ -5,8 +5,8 @@
 #include <mutex>
 #include <string>
 
-#include "backend.h"
-#include "kernels.h"
+#include "../engine/backend.h"
+#include "entry.h"
 
 #ifdef EET_WITH_CUDA
 #include <cuda_runtime.h>

@@ -4,8 +4,10 @@
 //                                    Stafford's "variant 13" constants): seed is mixed first, then the step,
 //                                    scaled by an odd constant, is folded in and mixed again; the high 32 bits
 //   eet_rand_uniform(seed, step)  -> float in [0, 1) with 24 random bits (exactly representable, never 1.0)
-// Plain integer arithmetic only: the same source compiles for the device (nvcc), the emu backend and the cpu
-// reference (g++), bit for bit. Include-safe from any translation unit: no dependency on the kernel headers.
+// Part of the sampling contract (SampleArgs in ops.h), so it lives in engine/: the cpu reference
+// (engine/cpu/sample.cpp) and the kernels (cuda/sample.cu) include this one definition. Plain integer arithmetic
+// only: the same source compiles as host code (g++: cpu reference and emu backend) and, included from a .cu that
+// nvcc compiles, as __host__ __device__ code, bit for bit. Needs nothing but <cstdint>.
 #pragma once
 #include <cstdint>
 

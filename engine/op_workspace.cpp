@@ -1,0 +1,33 @@
+// Workspace sizes of the ops that need scratch memory (ops.h). They are part of the op contract: the model plans
+// its workspace from them, validate() checks every call against them, and the cuda/emu launchers carve the
+// workspace up by the layouts documented in ops.h, with the same split. One definition, so none can disagree.
+#include <algorithm>
+
+#include "ops.h"
+
+namespace eet {
+
+namespace {
+// (sequence, query head, chunk) work items the decode split aims for: enough blocks to fill a large GPU.
+constexpr int64_t kDecodeTargetItems = 4096;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+}  // namespace
+
+AttentionDecodeSplit attention_decode_split(int32_t batch, int32_t n_heads, int32_t max_ctx_len) {
+  const int64_t want = ceil_div(kDecodeTargetItems, int64_t(batch) * n_heads);  // chunks per (sequence, head)
+  int64_t len = ceil_div(ceil_div(max_ctx_len, want), kAttentionDecodeChunkMin) * kAttentionDecodeChunkMin;
+  len = std::min<int64_t>(std::max<int64_t>(len, kAttentionDecodeChunkMin), kAttentionDecodeChunkMax);
+  return {int32_t(len), int32_t(ceil_div(max_ctx_len, len))};
+}
+
+size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len) {
+  const AttentionDecodeSplit split = attention_decode_split(batch, n_heads, max_ctx_len);
+  if (split.n_chunks == 1) return 0;
+  // part_ml (2 floats per chunk) then part_acc (head_dim floats per chunk), for every (sequence, query head)
+  return sizeof(float) * size_t(batch) * size_t(n_heads) * size_t(split.n_chunks) * size_t(head_dim + 2);
+}
+
+size_t sample_workspace_bytes(int64_t batch, int64_t vocab) { return sizeof(float) * size_t(batch) * size_t(vocab); }
+
+}  // namespace eet
