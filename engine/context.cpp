@@ -109,33 +109,36 @@ void Context::start(Listener listener) {
   thread_ = std::thread([this] { loop(); });
 }
 
-void Context::submit(GenerateRequest r) {
+void Context::submit(std::vector<GenerateRequest> requests) {
   model_->check_alive();
   const int32_t vocab = model_->config().vocab_size;
   if (!model_->arch().has_lm_head()) {
     throw_error(ErrorCode::Unsupported, std::string("generate: a ") + model_->arch().name() + " model is an encoder; use embed()");
   }
-  for (size_t i = 0; i < r.prompt.size(); ++i) {
-    if (r.prompt[i] < 0 || r.prompt[i] >= vocab) {
-      arg("Expected a token id in [0, " + std::to_string(vocab) + ") for prompt[" + std::to_string(i) + "] but received " +
-          std::to_string(r.prompt[i]));
+  for (const GenerateRequest& r : requests) {
+    for (size_t i = 0; i < r.prompt.size(); ++i) {
+      if (r.prompt[i] < 0 || r.prompt[i] >= vocab) {
+        arg("Expected a token id in [0, " + std::to_string(vocab) + ") for prompt[" + std::to_string(i) + "] but received " +
+            std::to_string(r.prompt[i]));
+      }
     }
+    if (int64_t(r.stop_ids.size()) > Limits::maxStopIds) arg("Expected at most " + std::to_string(Limits::maxStopIds) + " stopIds");
+    for (int32_t id : r.stop_ids) {
+      if (id < 0 || id >= vocab) arg("Expected token ids in [0, " + std::to_string(vocab) + ") for stopIds but received " + std::to_string(id));
+    }
+    check_sampling(r.sampling, vocab, "");
+    scheduler_->check(r);  // reads constants only
   }
-  if (int64_t(r.stop_ids.size()) > Limits::maxStopIds) arg("Expected at most " + std::to_string(Limits::maxStopIds) + " stopIds");
-  for (int32_t id : r.stop_ids) {
-    if (id < 0 || id >= vocab) arg("Expected token ids in [0, " + std::to_string(vocab) + ") for stopIds but received " + std::to_string(id));
-  }
-  check_sampling(r.sampling, vocab, "");
-  scheduler_->check(r);  // reads constants only
   std::lock_guard<std::mutex> lock(cmd_mu_);
   if (!started_ || stop_) throw_error(ErrorCode::Disposed, "the context was disposed");
-  if (pending_adds_ + queued_.load() >= cfg_.max_queued) {
+  if (pending_adds_ + queued_.load() + int64_t(requests.size()) > cfg_.max_queued) {
     throw_error(ErrorCode::Busy, "the request queue is full: " + std::to_string(cfg_.max_queued) +
                                      " requests (maxQueued) are waiting to be admitted; retry later");
   }
-  Command c{Command::Add, std::move(r), 0, -1};
-  commands_.push_back(std::move(c));
-  pending_adds_++;
+  for (GenerateRequest& r : requests) {
+    commands_.push_back(Command{Command::Add, std::move(r), 0, -1});
+    pending_adds_++;
+  }
   cmd_cv_.notify_one();
 }
 
@@ -187,6 +190,9 @@ void Context::loop() {
       if (!ran) cmd_cv_.wait(lock, [&] { return stop_ || !commands_.empty() || wakeups_ != seen; });
       if (stop_) break;
       cmds.swap(commands_);
+      // Taken requests count as queued until the step below says which were admitted (no window in which
+      // submit() sees them in neither count).
+      queued_ += pending_adds_;
       pending_adds_ = 0;
       seen = wakeups_;
     }

@@ -85,8 +85,9 @@ class Context {
   // The engine loop. The listener is called on the loop's thread after every step that produced events, and once
   // more at shutdown with the requests still in flight (failed with ERR_DISPOSED).
   void start(Listener listener);
-  // Thread-safe. ERR_INVALID_ARG when the request can never run here, ERR_BUSY when maxQueued requests wait.
-  void submit(GenerateRequest r);
+  // Thread-safe. ERR_INVALID_ARG when a request can never run here, ERR_BUSY when maxQueued requests wait. The
+  // requests of one call are queued together (all or none), so the loop sees them in the same step.
+  void submit(std::vector<GenerateRequest> requests);
   // Thread-safe. Ends the request's sequences (index -1) or one sample, at the next step boundary; events report
   // them as aborted. Unknown or finished requests are ignored.
   void cancel(uint64_t request, int32_t index);

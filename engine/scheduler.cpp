@@ -49,9 +49,10 @@ void Scheduler::check(const GenerateRequest& r) const {
   if (r.n < 1 || r.n > cfg_.max_batch) {
     arg("Expected integer between 1 and " + std::to_string(cfg_.max_batch) + " (maxBatch) for n but received " + std::to_string(r.n));
   }
-  if (r.max_new_tokens < 1) arg("Expected positive integer for maxNewTokens but received " + std::to_string(r.max_new_tokens));
+  if (r.max_new_tokens < 0) arg("Expected integer >= 0 for maxNewTokens but received " + std::to_string(r.max_new_tokens));
+  if (r.max_new_tokens == 0 && r.n != 1) arg("Expected n 1 for a prefill-only request (maxNewTokens 0) but received " + std::to_string(r.n));
   // The longest this request's sequence can get in the cache: its last sampled token is never fed.
-  const int64_t longest = std::min<int64_t>(p + int64_t(r.max_new_tokens) - 1, cfg_.max_context);
+  const int64_t longest = std::min<int64_t>(p + std::max<int64_t>(int64_t(r.max_new_tokens) - 1, 0), cfg_.max_context);
   if (blocks_for(longest) > pool_.total()) {
     arg("The request needs " + std::to_string(blocks_for(longest)) + " KV blocks (" + std::to_string(longest) +
         " tokens: prompt " + std::to_string(p) + " + maxNewTokens " + std::to_string(r.max_new_tokens) +
@@ -243,6 +244,7 @@ ScheduledStep Scheduler::plan() {
     const Sequence& s = *st.entries[e].seq;
     if (s.computed + st.entries[e].count != int32_t(s.tokens.size())) continue;
     const Request& r = *requests_.at(s.request);
+    if (r.req.max_new_tokens == 0) continue;  // prefill only: its KV is the point, nothing is sampled
     const bool parent = !r.forked;
     for (int32_t j = parent ? 0 : s.index; j < (parent ? r.req.n : s.index + 1); ++j) {
       if (r.ended[size_t(j)]) continue;
@@ -256,11 +258,13 @@ ScheduledStep Scheduler::plan() {
 
 void Scheduler::commit(const ScheduledStep& st, const StepOutput& out, StepEvents& ev) {
   totals_.steps++;
+  std::vector<Sequence*> prefilled;  // prefill-only requests whose prompt is now in the cache
   for (const StepEntry& e : st.entries) {
     Sequence& s = *e.seq;
     totals_.prompt_tokens_computed += std::max(0, std::min(s.prompt_len, s.computed + e.count) - s.computed);
     s.computed += e.count;
     publish_blocks(s);
+    if (s.computed == int32_t(s.tokens.size()) && requests_.at(s.request)->req.max_new_tokens == 0) prefilled.push_back(&s);
   }
   // The runner packs the logits of the rows that asked for them, in row order.
   std::vector<std::vector<float>> logits(st.rows.size());
@@ -287,6 +291,7 @@ void Scheduler::commit(const ScheduledStep& st, const StepOutput& out, StepEvent
     }
     r = end;
   }
+  for (Sequence* s : prefilled) finish(s, Finish::Length, ev, false);
 }
 
 void Scheduler::fork(Sequence& parent, std::vector<Sample>& samples, StepEvents& ev) {

@@ -30,7 +30,7 @@ struct GenerateRequest {
   int32_t n = 1;                  // sequences sampled from this prompt: its pass runs once, then they fork
   SamplingParams sampling;
   uint64_t seed = 0;              // sequence j samples with seed + j (counter-based RNG: (seed, token index))
-  int32_t max_new_tokens = 1;
+  int32_t max_new_tokens = 1;     // 0: prefill only (compute the prompt's KV for the prefix cache; sample nothing)
   std::vector<int32_t> stop_ids;  // a sampled id in this list ends the sequence with Finish::Eos
   bool logits = false;            // report the logits each token was sampled from
 };

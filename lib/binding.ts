@@ -231,8 +231,8 @@ export interface AddonModel {
 
 /** A KV pool, sequences and an engine loop over a model's weights. */
 export interface AddonContext {
-  /** Queues a request for the engine loop; throws ERR_INVALID_ARG / ERR_BUSY / ERR_DISPOSED at once. */
-  submit(request: AddonGenerateRequest): void;
+  /** Queues requests for the engine loop, together (all or none); throws ERR_INVALID_ARG / ERR_BUSY / ERR_DISPOSED at once. */
+  submit(requests: AddonGenerateRequest[]): void;
   /** Ends a request (index absent or -1) or one of its samples at the next step boundary. */
   cancel(id: number, index?: number): void;
   stats(): AddonContextStats;

@@ -5,9 +5,12 @@ export { devices, deviceReport, resolveDevice } from './devices';
 export type { DeviceInfo, DeviceReport } from './devices';
 export * from './errors';
 export { loadModel, Model } from './model';
+export { Context } from './context';
+export { limits } from './limits';
 export type {
   LoadModelOptions, LoadProgress, ModelConfig, ModelDType, ModelMemory, Tokenizer,
   GenerateOptions, GenerateResult, StreamEvent, FinishReason, Prompt, EmbedOptions, ChatMessage, ChatTemplateOptions,
+  ContextOptions, ContextStats, SharedInput, SamplesOptions,
 } from './model';
 export { HfTokenizer, loadHfTokenizer } from './tokenizers/hf';
 export { readHfModel, parseHfConfig } from './loaders/hf';

@@ -1,14 +1,17 @@
-// loadModel() and the Model handle: a model's weights and KV cache on one device, its tokenizer, and the
-// generate()/stream() calls. One generation runs at a time per model (later calls wait their turn); within a
-// call, all prompts are batched (lib/generate/scheduler.ts). Device work runs off the JS thread (AddonModel).
+// loadModel() and the Model handle: a model's weights on one device (AddonModel), its tokenizer, and a default
+// context (lib/context.ts: KV pool, sequences, the native engine loop) that generate()/stream() use. Calls from any
+// number of callers run at once in that context's batch; createContext() makes more contexts over the same weights.
+// Device work runs off the JS thread.
 import * as fs from 'fs';
 import * as path from 'path';
-import { AddonContext, AddonContextOptions, AddonEventBatch, AddonModel, AddonModelConfig, AddonTensorSource, binding } from './binding';
+import { AddonContextOptions, AddonModel, AddonModelConfig, AddonTensorSource, binding } from './binding';
+import { Context, ContextOptions, ContextStats, SharedInput } from './context';
 import { resolveDevice } from './devices';
 import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, UnsupportedError } from './errors';
-import { GenerateOptions, Prompt, ResolvedOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
-import { GenerateResult, StreamEvent, schedule } from './generate/scheduler';
+import type { GenerateResult, StreamEvent } from './generate/call';
+import type { GenerateOptions, Prompt, SamplesOptions } from './generate/options';
 import type { TokenDecoder } from './generate/text';
+import { limits } from './limits';
 import { readGGUFModel } from './loaders/gguf';
 import { readHfModel } from './loaders/hf';
 import { readLlama2cCheckpoint } from './loaders/llama2c';
@@ -16,8 +19,9 @@ import { ChatMessage, ChatTemplateOptions, HfTokenizer, loadHfTokenizer } from '
 import { BOS, EOS, loadLlama2cTokenizer } from './tokenizers/llama2c';
 import { integerIn, invalid, is, oneOf, optionsObject } from './validate';
 
-export type { FinishReason, GenerateOptions, Prompt } from './generate/options';
-export type { GenerateResult, StreamEvent } from './generate/scheduler';
+export type { FinishReason, GenerateOptions, Prompt, SamplesOptions } from './generate/options';
+export type { GenerateResult, StreamEvent } from './generate/call';
+export type { ContextOptions, ContextStats, SharedInput } from './context';
 export type { ChatMessage, ChatTemplateOptions } from './tokenizers/hf';
 
 export type ModelDType = 'float32' | 'float16' | 'bfloat16';
@@ -30,17 +34,12 @@ export interface LoadProgress {
   tensor: string;
 }
 
-export interface LoadModelOptions {
+/** Also the default context's options (lib/context.ts ContextOptions: maxBatch, maxSeqLen, kvCacheTokens …). */
+export interface LoadModelOptions extends ContextOptions {
   /** 'auto' (default): the first usable GPU, else 'cpu'. Also 'cpu', 'emu', 'cuda', 'cuda:N'. */
   device?: string;
   /** Weights and compute dtype. Default: 'float16' on a GPU, 'float32' on cpu and emu. */
   dtype?: ModelDType;
-  /** Context per sequence (prompt + generated tokens); at most, and by default, what the model was trained for. */
-  maxSeqLen?: number;
-  /** Sequences generated at once (default 4); a call with more prompts runs the rest as slots free up. */
-  maxBatch?: number;
-  /** Most tokens one forward step carries (default max(512, maxBatch)); longer prompts are fed in chunks. */
-  maxStepTokens?: number;
   /** llama2.c tokenizer file. Default: tok<vocab>.bin, then tokenizer.bin, next to the model (HF folders: tokenizer.json; GGUF: its metadata). */
   tokenizer?: string;
   /** Aborting rejects the load with AbortError (checked between tensors) and frees what was loaded. */
@@ -49,10 +48,11 @@ export interface LoadModelOptions {
 }
 
 export type ModelConfig = Readonly<AddonModelConfig> & {
-  /** The default context's sizes (loadModel options). */
+  /** The default context's sizes (loadModel options, defaults resolved). */
   readonly maxBatch: number;
   readonly maxContext: number;
   readonly maxStepTokens: number;
+  readonly kvCacheTokens: number;
   readonly format: 'llama2c' | 'hf' | 'gguf';
   readonly path: string;
   readonly tokenizerPath: string;
@@ -98,31 +98,35 @@ export interface Tokenizer {
   decode(ids: readonly number[], prev?: number): string;
 }
 
-interface Job {
-  single: boolean;
-  prompts: Int32Array[];
-  opts: ResolvedOptions;
-  callStart: number;
-}
-
 export class Model {
   readonly config: ModelConfig;
   readonly tokenizer: Tokenizer;
   readonly loadMs: number;
-  #native: AddonContext | null;
   #weights: AddonModel | null;
   readonly #tok: TextCodec;
   readonly #hf: HfTokenizer | null;
-  /** Resolves when the last queued generation has released the model. */
-  #tail: Promise<void> = Promise.resolve();
+  readonly #codec: PromptCodecImpl;
+  readonly #device: string;
+  readonly #maxSeqLen: number;
+  readonly #contexts = new Set<Context>();
+  #default: Context | null = null;
 
   /** @internal use loadModel() */
-  constructor(weights: AddonModel, native: AddonContext, config: ModelConfig, tokenizer: TextCodec, loadMs: number) {
+  constructor(weights: AddonModel, config: Omit<ModelConfig, 'maxBatch' | 'maxContext' | 'maxStepTokens' | 'kvCacheTokens'>,
+    tokenizer: TextCodec, loadMs: number, contextOptions: ContextOptions) {
     this.#weights = weights;
-    this.#native = native;
-    this.config = Object.freeze({ ...config, stopIds: Object.freeze([...config.stopIds]) });
     this.#tok = tokenizer;
     this.#hf = tokenizer instanceof HfTokenizer ? tokenizer : null;
+    this.#device = config.device;
+    this.#maxSeqLen = config.maxSeqLen;
+    this.loadMs = loadMs;
+    this.#codec = new PromptCodecImpl(tokenizer, this.#hf, Int32Array.from(config.stopIds), loadMs);
+    this.#default = this.createContext(contextOptions);
+    const c = this.#default.config;
+    this.config = Object.freeze({
+      ...config, maxBatch: c.maxBatch, maxContext: c.maxContext, maxStepTokens: c.maxStepTokens, kvCacheTokens: c.kvCacheTokens,
+      stopIds: Object.freeze([...config.stopIds]),
+    });
     const hf = this.#hf;
     this.tokenizer = Object.freeze({
       vocabSize: tokenizer.vocabSize,
@@ -134,35 +138,47 @@ export class Model {
       },
       decode: (ids: readonly number[], prev: number | undefined = hf ? undefined : (tokenizer.bos ?? BOS)): string => tokenizer.decode(ids, prev),
     });
-    this.loadMs = loadMs;
   }
 
-  get disposed(): boolean { return this.#native === null; }
+  get disposed(): boolean { return this.#weights === null; }
 
-  /** Device memory in bytes: weights, KV cache, activation workspace. */
+  /** Device memory in bytes: weights, and the default context's KV cache and workspace. */
   memory(): ModelMemory {
-    const m = this.#handle().memory();
-    return { weights: m.weights, kvCache: m.kvCache, workspace: m.workspace, total: m.weights + m.kvCache + m.workspace };
+    return this.#context().memory();
   }
 
-  /** Generates from one prompt, or from several at once (one result each, in order). */
+  /** The default context's pool, batch and counters. */
+  stats(): ContextStats {
+    return this.#context().stats();
+  }
+
+  /**
+   * Another context over these weights: its own KV pool, batch and engine loop (e.g. one per tenant, or a small
+   * one for long documents). Disposed with the model, or on its own.
+   */
+  createContext(options?: ContextOptions): Context {
+    const weights = this.#handle();
+    const o = resolveContextOptions(optionsObject('options', options), this.#device, this.#maxSeqLen);
+    const idle = o.streamIdleTimeoutMs;
+    const ctx: Context = new Context((onEvents) => new (binding().AddonContext)(weights, o.native, onEvents), this.#codec, idle,
+      () => this.#contexts.delete(ctx));
+    this.#contexts.add(ctx);
+    return ctx;
+  }
+
+  /** Generates from one prompt, or from several at once (one result each, in order; with `n`: prompts × n). */
+  generate(prompts: Prompt | readonly Prompt[] | SharedInput, options: SamplesOptions): Promise<GenerateResult[]>;
   generate(prompt: Prompt, options?: GenerateOptions): Promise<GenerateResult>;
-  generate(prompts: readonly Prompt[], options?: GenerateOptions): Promise<GenerateResult[]>;
-  async generate(prompts: Prompt | readonly Prompt[], options?: GenerateOptions): Promise<GenerateResult | GenerateResult[]> {
-    const job = this.#prepare(prompts, options);
-    const run = this.#run(job);
-    let r = await run.next();
-    while (!r.done) r = await run.next();
-    return job.single ? r.value[0] : r.value;
+  generate(prompts: readonly Prompt[] | SharedInput, options?: GenerateOptions): Promise<GenerateResult[]>;
+  async generate(prompts: Prompt | readonly Prompt[] | SharedInput, options?: GenerateOptions | SamplesOptions): Promise<GenerateResult | GenerateResult[]> {
+    this.#rejectEncoder();
+    return this.#context().generate(prompts as Prompt, options as SamplesOptions);
   }
 
-  /** Token-by-token events for one prompt or several (`index` says which); validates before returning. */
-  stream(prompts: Prompt | readonly Prompt[], options?: GenerateOptions): AsyncIterable<StreamEvent> {
-    const job = this.#prepare(prompts, options);
-    const run = this.#run(job);
-    return (async function* events() {
-      for await (const step of run) yield* step; // leaving early returns `run`: its slots end, the model frees
-    })();
+  /** Token-by-token events for one prompt or several (`index` says which sample); validates before returning. */
+  stream(prompts: Prompt | readonly Prompt[] | SharedInput, options?: GenerateOptions | SamplesOptions): AsyncIterable<StreamEvent> {
+    this.#rejectEncoder();
+    return this.#context().stream(prompts, options);
   }
 
   /** Renders the chat template (Hugging Face tokenizer_config.json) for messages. */
@@ -179,10 +195,10 @@ export class Model {
 
   /**
    * Sentence embeddings of an encoder (bert): one float32 vector (dim) per text, from the tokens the tokenizer
-   * makes ([CLS] … [SEP]). Runs in turn with generations.
+   * makes ([CLS] … [SEP]).
    */
   async embed(texts: string | readonly string[], options?: EmbedOptions): Promise<Float32Array[]> {
-    const native = this.#handle();
+    const ctx = this.#context();
     if (this.config.arch !== 'bert') throw new UnsupportedError(`embed() needs an encoder model (bert); this model is ${this.config.modelType ?? this.config.arch}`);
     const o = optionsObject('options', options);
     const pooling = o.pooling === undefined ? 'mean' : oneOf('pooling', o.pooling, ['mean', 'cls'] as const);
@@ -199,84 +215,76 @@ export class Model {
       }
       return ids;
     });
-    let release!: () => void;
-    const mine = new Promise<void>((r) => { release = r; });
-    const before = this.#tail;
-    this.#tail = before.then(() => mine);
-    await before;
-    try {
-      const out = await native.embed({ tokens: Int32Array.from(seqs.flat()), counts: Int32Array.from(seqs.map((s) => s.length)), pooling, normalize });
-      const C = this.config.dim;
-      return seqs.map((_, i) => out.slice(i * C, (i + 1) * C));
-    } finally {
-      release();
-    }
+    const out = await ctx.embedTokens({ tokens: Int32Array.from(seqs.flat()), counts: Int32Array.from(seqs.map((s) => s.length)), pooling, normalize });
+    const C = this.config.dim;
+    return seqs.map((_, i) => out.slice(i * C, (i + 1) * C));
   }
 
-  /** Waits for the generation in progress (it stops after its current step), then frees device memory. */
+  /** Stops every context (calls in flight reject with DisposedError after the step in flight), then frees the device memory. */
   async dispose(): Promise<void> {
-    const native = this.#native;
-    if (!native) return;
-    this.#native = null;
-    await this.#tail;
-    await native.dispose();
-    this.#weights?.dispose();
+    const weights = this.#weights;
+    if (!weights) return;
     this.#weights = null;
+    this.#default = null;
+    try {
+      await Promise.all([...this.#contexts].map((c) => c.dispose()));
+    } finally {
+      weights.dispose();
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
 
-  #handle(): AddonContext {
-    if (!this.#native) throw new DisposedError('The model was disposed');
-    return this.#native;
+  #handle(): AddonModel {
+    if (!this.#weights) throw new DisposedError('The model was disposed');
+    return this.#weights;
   }
 
-  #prepare(input: unknown, options: unknown): Job {
-    const callStart = performance.now();
+  #context(): Context {
+    this.#handle();
+    return this.#default!;
+  }
+
+  #rejectEncoder(): void {
     this.#handle();
     if (this.config.arch === 'bert') throw new UnsupportedError('A bert model is an encoder: use embed(), not generate()');
-    const opts = resolveGenerateOptions(options, this.config.vocabSize);
-    const single = typeof input === 'string' || isPromptIds(input);
-    if (!single && (!Array.isArray(input) || input.length === 0)) {
-      throw invalid('prompts', 'string, array of token ids, or non-empty array of those', input);
-    }
-    const list = (single ? [input] : input) as unknown[];
-    const prompts = list.map((p, i) => {
-      const name = single ? 'prompt' : `prompts[${i}]`;
-      let ids: Int32Array;
-      if (typeof p === 'string') ids = Int32Array.from(this.#tok.encode(p));
-      else if (p instanceof Int32Array || Array.isArray(p)) ids = promptIds(name, p, this.config.vocabSize);
-      else throw invalid(name, 'string or array of token ids', p);
-      if (ids.length > this.config.maxContext) {
-        throw new InvalidArgumentError(`Expected at most ${this.config.maxContext} tokens (maxSeqLen) for ${name} but received ${ids.length} tokens`);
-      }
-      return ids;
-    });
-    return { single, prompts, opts, callStart };
   }
 
-  async *#run(job: Job): AsyncGenerator<StreamEvent[], GenerateResult[], undefined> {
-    let release!: () => void;
-    const mine = new Promise<void>((r) => { release = r; });
-    const before = this.#tail;
-    this.#tail = before.then(() => mine);
-    await before;
-    try {
-      const native = this.#handle();
-      const decoders = job.prompts.map((p) => this.#tok.decoder(p[p.length - 1]));
-      const limits = {
-        maxBatch: this.config.maxBatch,
-        maxContext: this.config.maxContext,
-        maxStepTokens: this.config.maxStepTokens,
-        eosIds: this.config.stopIds,
-        loadMs: this.loadMs,
-      };
-      const gone = (): Error | null => (this.#native ? null : new DisposedError('The model was disposed during generation'));
-      return yield* schedule(native, job.prompts, decoders, job.opts, limits, job.callStart, gone);
-    } finally {
-      release();
-    }
+}
+
+/** Prompt encoding for contexts (lib/context.ts PromptCodec) over the model's tokenizer. */
+class PromptCodecImpl {
+  constructor(readonly tok: TextCodec, readonly hf: HfTokenizer | null, readonly stopIds: Int32Array, readonly loadMs: number) {}
+  get vocabSize(): number { return this.tok.vocabSize; }
+  encode(text: string): number[] { return this.tok.encode(text); }
+  encodeContinuation(text: string): number[] {
+    if (this.hf) return this.hf.encode(text, false);
+    const ids = this.tok.encode(text);
+    return ids[0] === (this.tok.bos ?? BOS) ? ids.slice(1) : ids;
   }
+  decoder(prev: number): TokenDecoder { return this.tok.decoder(prev); }
+}
+
+interface ResolvedContextOptions {
+  native: AddonContextOptions;
+  streamIdleTimeoutMs: number;
+}
+
+/** ContextOptions → the addon's, validated against the engine's limits (lib/limits.ts). */
+function resolveContextOptions(o: Record<string, unknown>, device: string, maxSeqLen: number): ResolvedContextOptions {
+  const L = limits();
+  const gpu = device.startsWith('cuda');
+  const maxBatch = o.maxBatch === undefined ? (gpu ? 32 : 4) : integerIn('maxBatch', o.maxBatch, 1, L.maxBatch);
+  const maxContext = o.maxSeqLen === undefined ? maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, maxSeqLen);
+  const maxStepTokens = o.maxStepTokens === undefined ? Math.max(gpu ? 2048 : 512, maxBatch)
+    : integerIn('maxStepTokens', o.maxStepTokens, maxBatch, L.maxStepTokens);
+  const native: AddonContextOptions = { maxBatch, maxContext, maxStepTokens };
+  if (o.prefillChunk !== undefined) native.prefillChunk = integerIn('prefillChunk', o.prefillChunk, 1, maxStepTokens);
+  if (o.kvCacheTokens !== undefined) native.kvCacheTokens = integerIn('kvCacheTokens', o.kvCacheTokens, 1, (2 ** 31 - 1) - L.kvBlockSize);
+  if (o.kvCacheBytes !== undefined) native.kvCacheBytes = integerIn('kvCacheBytes', o.kvCacheBytes, 1, Number.MAX_SAFE_INTEGER);
+  if (o.maxQueued !== undefined) native.maxQueued = integerIn('maxQueued', o.maxQueued, 0, L.maxQueued);
+  const streamIdleTimeoutMs = o.streamIdleTimeoutMs === undefined ? 60_000 : integerIn('streamIdleTimeoutMs', o.streamIdleTimeoutMs, 1, 2 ** 31 - 1);
+  return { native, streamIdleTimeoutMs };
 }
 
 /**
@@ -285,27 +293,13 @@ export class Model {
  * checkpoint (.bin) with its tokenizer. Rejects with ModelFormatError for malformed
  * files, UnsupportedError for formats not supported yet, InvalidArgumentError for bad options, AbortError.
  */
-/** What loadModel builds a model from: the addon's classes, or (tests) a reference engine in JS. */
-export interface EngineFactory {
-  model(config: AddonModelConfig): AddonModel;
-  context(model: AddonModel, options: AddonContextOptions, onEvents: (batch: AddonEventBatch) => void): AddonContext;
-}
-
-const nativeEngine: EngineFactory = {
-  model: (config) => {
-    const { AddonModel: Ctor } = binding();
-    if (typeof Ctor !== 'function') throw new UnsupportedError('This build of the eet addon has no model engine (AddonModel); rebuild it');
-    return new Ctor(config);
-  },
-  context: (model, options, onEvents) => new (binding().AddonContext)(model, options, onEvents),
-};
-
-export function loadModel(file: string, options?: LoadModelOptions): Promise<Model> {
-  return loadModelWith(file, options, nativeEngine);
-}
-
-/** @internal loadModel with another engine (tests: a reference engine in JS). */
-export async function loadModelWith(file: string, options: LoadModelOptions | undefined, create: EngineFactory): Promise<Model> {
+/**
+ * Loads a model: a Hugging Face folder (config.json, safetensors, tokenizer.json), a GGUF file (llama, qwen2, gpt2;
+ * F32/F16/BF16/Q8_0 weights, Q8_0 matrices kept int8 on the device; its tokenizer from the metadata), or a llama2.c
+ * checkpoint (.bin) with its tokenizer, and makes its default context. Rejects with ModelFormatError for malformed
+ * files, UnsupportedError for formats not supported yet, InvalidArgumentError for bad options, AbortError.
+ */
+export async function loadModel(file: string, options?: LoadModelOptions): Promise<Model> {
   const start = performance.now();
   if (!is.string(file) || file.length === 0) throw invalid('path', 'non-empty string', file);
   const o = optionsObject('options', options);
@@ -316,7 +310,6 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
   const device = resolveDevice(o.device);
   const dtype: ModelDType = o.dtype === undefined ? (device.startsWith('cuda') ? 'float16' : 'float32')
     : oneOf('dtype', o.dtype, ['float32', 'float16', 'bfloat16'] as const);
-  const maxBatch = o.maxBatch === undefined ? 4 : integerIn('maxBatch', o.maxBatch, 1, 65536);
   const throwIfAborted = (): void => { if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason }); };
 
   const resolved = path.resolve(file);
@@ -359,14 +352,18 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
     tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize);
     info = { format: 'llama2c', tokenizerPath, stopIds: [EOS, BOS] };
   }
-  const maxContext = o.maxSeqLen === undefined ? fileConfig.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, fileConfig.maxSeqLen);
-  const defaultStep = Math.max(512, maxBatch, fileConfig.arch === 'bert' ? maxContext : 0);
-  const maxStepTokens = o.maxStepTokens === undefined ? defaultStep : integerIn('maxStepTokens', o.maxStepTokens, maxBatch, 1 << 20);
+  // The default context's options are checked before any weight is read.
+  const contextOptions: ContextOptions = { ...o };
+  if (fileConfig.arch === 'bert' && o.maxStepTokens === undefined) {
+    // An encoder embeds a whole text in one pass: the step must hold the longest one.
+    const longest = o.maxSeqLen === undefined ? fileConfig.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, fileConfig.maxSeqLen);
+    contextOptions.maxStepTokens = Math.max(512, longest, o.maxBatch === undefined ? 0 : integerIn('maxBatch', o.maxBatch, 1, limits().maxBatch));
+  }
+  resolveContextOptions(contextOptions as Record<string, unknown>, device, fileConfig.maxSeqLen);
   throwIfAborted();
 
   const config: AddonModelConfig = { ...fileConfig, dtype, device };
-  const native = create.model(config);
-  let context: AddonContext;
+  const native = new (binding().AddonModel)(config);
   try {
     const totalBytes = tensors.reduce((a, t) => a + t.source.bytes, 0);
     let loadedBytes = 0;
@@ -379,12 +376,11 @@ export async function loadModelWith(file: string, options: LoadModelOptions | un
     throwIfAborted();
     await native.finalize();
     throwIfAborted();
-    context = create.context(native, { maxBatch, maxContext, maxStepTokens }, () => {});
+    return new Model(native, { ...config, ...info, path: resolved }, tokenizer, performance.now() - start, contextOptions);
   } catch (e) {
     native.dispose();
     throw e;
   }
-  return new Model(native, context, { ...config, maxBatch, maxContext, maxStepTokens, ...info, path: resolved }, tokenizer, performance.now() - start);
 }
 
 function findTokenizer(modelPath: string, vocabSize: number): string {

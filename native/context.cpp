@@ -66,7 +66,7 @@ eet::GenerateRequest parse_generate(const Napi::Value& v) {
   r.sampling.top_p = float(get_number(o, "topP"));
   r.sampling.repetition_penalty = float(get_number(o, "repetitionPenalty"));
   r.seed = get_u64(o, "seed");
-  r.max_new_tokens = int32_t(get_int(o, "maxNewTokens", 1, INT32_MAX));
+  r.max_new_tokens = int32_t(get_int(o, "maxNewTokens", 0, INT32_MAX));  // 0: prefill only
   r.stop_ids = typed_array<int32_t>(o, "stopIds", napi_int32_array, "Int32Array");
   r.logits = get_bool_or(o, "logits", false);
   return r;
@@ -317,14 +317,20 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
     return ctx_;
   }
 
-  // submit(request: AddonGenerateRequest): throws ERR_INVALID_ARG / ERR_BUSY / ERR_DISPOSED at once; the
-  // request's events come to the listener.
+  // submit(requests: AddonGenerateRequest[]): queued together, all or none; throws ERR_INVALID_ARG / ERR_BUSY /
+  // ERR_DISPOSED at once; the requests' events come to the listener.
   Napi::Value Submit(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
       auto c = alive(env);
-      c->submit(parse_generate(info[0]));
-      if (sink_->in_flight++ == 0) sink_->tsfn.Ref(env);
+      if (!info[0].IsArray()) throw_arg(env, "requests", "array of requests", info[0]);
+      Napi::Array a = info[0].As<Napi::Array>();
+      std::vector<eet::GenerateRequest> requests;
+      for (uint32_t i = 0; i < a.Length(); ++i) requests.push_back(parse_generate(a.Get(i)));
+      const int64_t n = int64_t(requests.size());
+      c->submit(std::move(requests));
+      if (n > 0 && sink_->in_flight == 0) sink_->tsfn.Ref(env);
+      sink_->in_flight += n;
       return env.Undefined();
     });
   }

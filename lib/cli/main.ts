@@ -4,12 +4,14 @@
 //   eet inspect <model>            architecture, parameters, dtypes, memory, tokenizer of a model file (lib/cli/inspect.ts)
 //   eet generate <model> [prompt]   stream a continuation of the prompt to stdout (the prompt first, as
 //                                   llama2.c's run.c prints it); time to first token and tokens/s go to stderr.
+//                                   -N k: k samples of the prompt (one prompt pass, shared KV blocks).
 // Errors from the package (EetError) print one line and exit with code 1; Ctrl-C stops the generation.
 import { Command, InvalidArgumentError as OptionError } from 'commander';
 import * as cliProgress from 'cli-progress';
 import { EetError } from '../errors';
-import { loadModel, ModelDType } from '../model';
-import { FinishReason, GenerateOptions, resolveGenerateOptions } from '../generate/options';
+import { loadModel, Model, ModelDType } from '../model';
+import { limits } from '../limits';
+import { FinishReason, GenerateOptions, SamplesOptions, resolveGenerateOptions } from '../generate/options';
 import { registerBench } from './bench';
 import { registerInspect } from './inspect';
 
@@ -36,6 +38,7 @@ interface GenerateFlags {
   tokenizer?: string;
   maxSeqLen?: number;
   stop?: string[];
+  samples?: number;
   progress: boolean;
 }
 
@@ -49,7 +52,8 @@ async function generate(modelPath: string, prompt: string, flags: GenerateFlags)
     seed: flags.seed,
     stop: flags.stop,
   };
-  resolveGenerateOptions(options, Number.MAX_SAFE_INTEGER); // bad values fail before the model loads
+  const samples = flags.samples ?? 1;
+  resolveGenerateOptions({ ...options, n: samples }, Number.MAX_SAFE_INTEGER, limits().maxN); // bad values fail before the model loads
   const bar = new cliProgress.SingleBar(
     { format: 'loading {bar} {percentage}% | {tensor}', stream: process.stderr, hideCursor: true, clearOnComplete: true },
     cliProgress.Presets.shades_classic,
@@ -60,7 +64,7 @@ async function generate(modelPath: string, prompt: string, flags: GenerateFlags)
     dtype: flags.dtype,
     tokenizer: flags.tokenizer,
     maxSeqLen: flags.maxSeqLen,
-    maxBatch: 1,
+    maxBatch: Math.max(1, samples),
     onProgress: flags.progress
       ? (p): void => {
         if (!started) { bar.start(p.totalBytes, 0, { tensor: '' }); started = true; }
@@ -73,6 +77,10 @@ async function generate(modelPath: string, prompt: string, flags: GenerateFlags)
   const onSigint = (): void => ac.abort();
   process.once('SIGINT', onSigint);
   try {
+    if (samples > 1) {
+      await printSamples(model, prompt, { ...options, n: samples, signal: ac.signal });
+      return;
+    }
     process.stdout.write(prompt);
     const t0 = performance.now();
     let first = 0;
@@ -96,6 +104,22 @@ async function generate(modelPath: string, prompt: string, flags: GenerateFlags)
   }
 }
 
+/** n samples of one prompt (its pass runs once; the samples share its KV blocks): printed one after another. */
+async function printSamples(model: Model, prompt: string, options: SamplesOptions): Promise<void> {
+  const t0 = performance.now();
+  const results = await model.generate(prompt, options);
+  const ms = performance.now() - t0;
+  let tokens = 0;
+  results.forEach((r, j) => {
+    tokens += r.tokens.length;
+    process.stdout.write(`${j ? '\n' : ''}--- sample ${j + 1} of ${results.length} (${r.finishReason}) ---\n${prompt}${r.text}\n`);
+  });
+  process.stderr.write(
+    `eet: ${results.length} samples, ${tokens} tokens in ${ms.toFixed(0)} ms (${((tokens * 1000) / ms).toFixed(1)} tokens/s together); ` +
+    `load ${model.loadMs.toFixed(0)} ms on ${model.config.device} (${model.config.dtype})\n`,
+  );
+}
+
 export function program(): Command {
   const cmd = new Command('eet').description('EET for Node.js: transformer inference').showHelpAfterError();
   cmd
@@ -110,6 +134,7 @@ export function program(): Command {
     .option('--repetition-penalty <r>', '> 1 discourages repeats (1 = off)', number)
     .option('-s, --seed <seed>', 'sampling seed', integer)
     .option('--stop <text...>', 'stop when the text contains one of these')
+    .option('-N, --samples <n>', 'samples of the prompt, printed one after another (its pass runs once)', integer)
     .option('-d, --device <device>', "'auto', 'cpu', 'emu', 'cuda' or 'cuda:N'", 'auto')
     .option('--dtype <dtype>', "'float32', 'float16' or 'bfloat16' (default: float16 on a GPU, else float32)")
     .option('-z, --tokenizer <file>', 'tokenizer file (default: tok<vocab>.bin or tokenizer.bin next to the model)')

@@ -1,6 +1,7 @@
 // generate()/stream() options: the public types, their defaults and validation (one vocabulary: validate.ts).
 import { invalid, integerIn, is, numberIn, optionsObject } from '../validate';
 import { randomBytes } from 'crypto';
+import { limits } from '../limits';
 
 export type FinishReason = 'stop' | 'length' | 'eos' | 'abort';
 
@@ -18,7 +19,7 @@ export interface GenerateOptions {
   topP?: number;
   /** > 1 discourages tokens already in the sequence; 1 = off (default). */
   repetitionPenalty?: number;
-  /** Sampling seed (integer 0..2^64-1, number or bigint); prompt i uses seed + i. Default: random. */
+  /** Sampling seed (integer 0..2^64-1, number or bigint); sample k (= i × n + j) uses seed + k. Default: random. */
   seed?: number | bigint;
   /** Generation ends when the text contains one of these; the text is cut before it (finishReason 'stop'). */
   stop?: string | readonly string[];
@@ -31,8 +32,19 @@ export interface GenerateOptions {
   logits?: boolean;
 }
 
+/**
+ * n samples per prompt: the prompt is computed once and the n sequences share its KV blocks. generate() then
+ * resolves to an array of prompts × n results (sample j of prompt i at i × n + j) and stream events carry that index.
+ */
+export interface SamplesOptions extends GenerateOptions {
+  n: number;
+}
+
 export interface ResolvedOptions {
   maxNewTokens: number;
+  n: number;
+  /** Whether n was given (generate() then returns one result per sample). */
+  nGiven: boolean;
   temperature: number;
   topK: number;
   topP: number;
@@ -45,10 +57,12 @@ export interface ResolvedOptions {
 
 const U64 = 1n << 64n;
 
-export function resolveGenerateOptions(options: unknown, vocabSize: number): ResolvedOptions {
+/** maxN: the most samples per prompt the context takes (its maxBatch, at most the engine's maxN). */
+export function resolveGenerateOptions(options: unknown, vocabSize: number, maxN: number): ResolvedOptions {
   const o = optionsObject('options', options);
   const maxNewTokens = o.maxNewTokens === undefined ? 256 : integerIn('maxNewTokens', o.maxNewTokens, 1, Number.MAX_SAFE_INTEGER);
-  const temperature = o.temperature === undefined ? 1 : numberIn('temperature', o.temperature, 0, 1e6);
+  const n = o.n === undefined ? 1 : integerIn('n', o.n, 1, maxN);
+  const temperature = o.temperature === undefined ? 1 : numberIn('temperature', o.temperature, 0, limits().maxTemperature);
   const topK = o.topK === undefined ? 0 : integerIn('topK', o.topK, 0, vocabSize);
   let topP = 1;
   if (o.topP !== undefined) {
@@ -77,9 +91,10 @@ export function resolveGenerateOptions(options: unknown, vocabSize: number): Res
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'AbortSignal', signal);
   const logits = o.logits === undefined ? false : o.logits;
   if (typeof logits !== 'boolean') throw invalid('logits', 'boolean', logits);
-  return { maxNewTokens, temperature, topK, topP, repetitionPenalty, seed, stop, signal, logits };
+  return { maxNewTokens, n, nGiven: o.n !== undefined, temperature, topK, topP, repetitionPenalty, seed, stop, signal, logits };
 }
 
+/** The seed of sample `index` (prompt i, sample j: index i × n + j). */
 export function sequenceSeed(seed: bigint, index: number): bigint {
   return (seed + BigInt(index)) % U64;
 }

@@ -125,6 +125,6 @@ describe('loadModel on malformed inputs (fails before any native work)', () => {
     await expect(loadModel(MODEL, { device: 'tpu' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/for device but received "tpu"/) });
     await expect(loadModel(MODEL, { device: 'cpu', maxSeqLen: 513 })).rejects.toMatchObject({ message: 'Expected integer between 1 and 512 for maxSeqLen but received 513 of type number' });
     await expect(loadModel(MODEL, { device: 'cpu', dtype: 'int8' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
-    await expect(loadModel(MODEL, { device: 'cpu', maxBatch: 0 })).rejects.toMatchObject({ message: 'Expected integer between 1 and 65536 for maxBatch but received 0 of type number' });
+    await expect(loadModel(MODEL, { device: 'cpu', maxBatch: 0 })).rejects.toMatchObject({ message: 'Expected integer between 1 and 4096 for maxBatch but received 0 of type number' });
   });
 });

@@ -43,7 +43,7 @@ for (const { device, run, slow } of DEVICES) {
         expect(out.tokens).toEqual(generatedIds(r));
         expect(stdoutOf(model, r, out.text)).toBe(r.stdout);
         expect(out.finishReason).toBe(r.stoppedOnBos ? 'eos' : 'length');
-        expect(out.usage).toEqual({ promptTokens: r.promptIds.length, completionTokens: generatedIds(r).length });
+        expect(out.usage).toEqual({ promptTokens: r.promptIds.length, completionTokens: generatedIds(r).length, cachedTokens: 0 });
       });
     }
 
@@ -91,10 +91,13 @@ for (const { device, run, slow } of DEVICES) {
         expect(ev.index).toBe(0);
       }
       expect(n).toBe(5);
-      // The first step is in flight on the engine's thread when the immediate runs: the call ends after it.
+      // Aborted once the engine has produced tokens (its counter moved): they are kept, the rest is not computed.
       const ac2 = new AbortController();
-      setImmediate(() => ac2.abort());
-      const out = await model.generate('Once upon a time', { temperature: 0, maxNewTokens: 250, signal: ac2.signal });
+      const before = model.stats().generatedTokens;
+      const pending = model.generate('Once upon a time', { temperature: 0, maxNewTokens: 250, signal: ac2.signal });
+      while (model.stats().generatedTokens === before) await new Promise((r) => setTimeout(r, 1));
+      ac2.abort();
+      const out = await pending;
       expect(out.finishReason).toBe('abort');
       expect(out.tokens.length).toBeGreaterThanOrEqual(1);
       expect(out.tokens.length).toBeLessThan(250);

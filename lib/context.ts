@@ -1,0 +1,226 @@
+// A Context: one serving instance over a model's weights — its KV block pool, its sequences and its engine loop
+// (engine/context.h), with generate()/stream() on top. Any number of calls, from any number of callers, run at
+// once: each prompt becomes an engine request that joins the running batch between two steps, with its own
+// options. The loop runs natively; its events come back through the addon's thread-safe function and are routed
+// here to the call that owns them (lib/generate/call.ts). Model.generate() uses the model's default context;
+// model.createContext() makes more over the same weights.
+import type { AddonContext, AddonContextConfig, AddonContextStats, AddonEmbedRequest, AddonEventBatch } from './binding';
+import { DisposedError, InvalidArgumentError } from './errors';
+import { Call, CallPrompt, GenerateResult, StreamEvent } from './generate/call';
+import { GenerateOptions, Prompt, SamplesOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
+import type { TokenDecoder } from './generate/text';
+import { limits } from './limits';
+import { invalid, is } from './validate';
+
+export interface ContextOptions {
+  /** Sequences running at once (default 4 on cpu and emu, 32 on a GPU); more requests wait for a slot. */
+  maxBatch?: number;
+  /** Context per sequence (prompt + generated tokens); at most, and by default, what the model was trained for. */
+  maxSeqLen?: number;
+  /** Most tokens one forward step carries (default max(512, maxBatch)); longer prompts are fed in chunks. */
+  maxStepTokens?: number;
+  /** Most prompt tokens of one sequence per step (default maxStepTokens): smaller keeps decoding smoother. */
+  prefillChunk?: number;
+  /**
+   * KV cache size in tokens, shared by all sequences (rounded up to blocks of 16). Default: maxBatch × maxSeqLen
+   * (twice that on a GPU, for the prefix cache), at most 90% of the free device memory (1 GiB of host memory on
+   * cpu / emu, but at least one full-context sequence).
+   */
+  kvCacheTokens?: number;
+  /** The same as a byte budget (used when kvCacheTokens is absent). */
+  kvCacheBytes?: number;
+  /** Requests waiting for admission before generate() / stream() reject at once with BusyError (default 1024). */
+  maxQueued?: number;
+  /** A stream whose consumer has not asked for its next event for this long is cancelled (default 60 000). */
+  streamIdleTimeoutMs?: number;
+}
+
+/** Input shared by several prompts: computed once (its KV blocks shared through the prefix cache), then each prompt after it. */
+export interface SharedInput {
+  input: Prompt;
+  prompts: readonly Prompt[];
+}
+
+export interface ContextStats extends AddonContextStats {
+  /** Requests in flight in this context's calls (submitted, not done). */
+  requests: number;
+}
+
+/** What a context needs of its model: prompt encoding, streaming decoders, the ids that end a generation. */
+export interface PromptCodec {
+  readonly vocabSize: number;
+  readonly stopIds: Int32Array;
+  readonly loadMs?: number;
+  /** Token ids of a text prompt, with the model's special tokens (BOS). */
+  encode(text: string): number[];
+  /** Token ids of text that continues other tokens (no BOS). */
+  encodeContinuation(text: string): number[];
+  decoder(prev: number): TokenDecoder;
+}
+
+/** @internal how the model builds a context's native half */
+export type NativeContextFactory = (onEvents: (batch: AddonEventBatch) => void) => AddonContext;
+
+const abandoned = new FinalizationRegistry<Call>((call) => call.cancel());
+
+export class Context {
+  readonly config: Readonly<AddonContextConfig>;
+  #native: AddonContext | null;
+  readonly #codec: PromptCodec;
+  readonly #idleMs: number;
+  readonly #calls = new Map<number, { call: Call; prompt: number }>();
+  #nextId = 1;
+  #onDispose: (() => void) | undefined;
+
+  /** @internal use model.createContext() */
+  constructor(make: NativeContextFactory, codec: PromptCodec, idleMs: number, onDispose?: () => void) {
+    this.#codec = codec;
+    this.#idleMs = idleMs;
+    this.#native = make((batch) => this.#dispatch(batch));
+    this.config = Object.freeze(this.#native.config());
+    this.#onDispose = onDispose;
+  }
+
+  get disposed(): boolean { return this.#native === null; }
+
+  /** Generates from one prompt, or from several at once (one result each, in order; with `n`: prompts × n). */
+  generate(prompts: Prompt | readonly Prompt[] | SharedInput, options: SamplesOptions): Promise<GenerateResult[]>;
+  generate(prompt: Prompt, options?: GenerateOptions): Promise<GenerateResult>;
+  generate(prompts: readonly Prompt[] | SharedInput, options?: GenerateOptions): Promise<GenerateResult[]>;
+  async generate(prompts: Prompt | readonly Prompt[] | SharedInput, options?: GenerateOptions | SamplesOptions): Promise<GenerateResult | GenerateResult[]> {
+    const { call, single, shared } = this.#prepare(prompts, options);
+    if (shared) await this.#prefill(shared, call);
+    this.#start(call);
+    const results = await call.results();
+    return single ? results[0] : results;
+  }
+
+  /**
+   * Token-by-token events for one prompt or several (`index` says which sample); validates before returning, and
+   * hands the prompts to the engine when iteration starts. Leaving the loop early cancels what still runs.
+   */
+  stream(prompts: Prompt | readonly Prompt[] | SharedInput, options?: GenerateOptions | SamplesOptions): AsyncIterable<StreamEvent> {
+    const { call, shared } = this.#prepare(prompts, options);
+    const idleMs = this.#idleMs;
+    const iterator = (async function* events(self: Context): AsyncGenerator<StreamEvent, void, undefined> {
+      if (shared) await self.#prefill(shared, call);
+      self.#start(call);
+      try {
+        yield* call.events(idleMs);
+      } finally {
+        if (!call.done) call.cancel();
+      }
+    })(this);
+    abandoned.register(iterator, call, call);
+    return iterator;
+  }
+
+  /** The pool, the batch and what the engine has done so far. */
+  stats(): ContextStats {
+    return { ...this.#handle().stats(), requests: this.#calls.size };
+  }
+
+  /** @internal the encoder path (Model.embed): one pass per text through the low-level API. */
+  embedTokens(request: AddonEmbedRequest): Promise<Float32Array> {
+    return this.#handle().embed(request);
+  }
+
+  /** Device memory in bytes: the model's weights, this context's KV cache and workspace. */
+  memory(): { weights: number; kvCache: number; workspace: number; total: number } {
+    const m = this.#handle().memory();
+    return { ...m, total: m.weights + m.kvCache + m.workspace };
+  }
+
+  /** Stops the engine loop after the step in flight (calls still running reject with DisposedError), frees the memory. */
+  async dispose(): Promise<void> {
+    const native = this.#native;
+    if (!native) return;
+    this.#native = null;
+    try {
+      await native.dispose();
+    } finally {
+      for (const { call } of this.#calls.values()) call.fail(new DisposedError('The model was disposed during generation'));
+      this.#calls.clear();
+      this.#onDispose?.();
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> { await this.dispose(); }
+
+  #handle(): AddonContext {
+    if (!this.#native) throw new DisposedError('The model was disposed');
+    return this.#native;
+  }
+
+  #prepare(input: unknown, options: unknown): { call: Call; single: boolean; shared: Int32Array | null } {
+    const callStart = performance.now();
+    const native = this.#handle();
+    const maxN = Math.min(limits().maxN, this.config.maxBatch);
+    const opts = resolveGenerateOptions(options, this.#codec.vocabSize, maxN);
+    // A sequence can never generate more tokens than its context holds.
+    opts.maxNewTokens = Math.min(opts.maxNewTokens, this.config.maxContext);
+    let shared: Int32Array | null = null;
+    let list: unknown[];
+    let single = false;
+    if (is.plainObject(input)) {
+      const o = input as Partial<SharedInput>;
+      if (!Array.isArray(o.prompts) || o.prompts.length === 0) throw invalid('prompts', 'non-empty array of prompts', o.prompts);
+      shared = this.#encode(o.input, 'input', false);
+      list = o.prompts;
+    } else {
+      single = typeof input === 'string' || isPromptIds(input);
+      if (!single && (!Array.isArray(input) || input.length === 0)) {
+        throw invalid('prompts', 'string, array of token ids, or non-empty array of those', input);
+      }
+      list = single ? [input] : (input as unknown[]);
+    }
+    const prompts: CallPrompt[] = list.map((p, i) => {
+      const name = single ? 'prompt' : `prompts[${i}]`;
+      let ids = this.#encode(p, name, shared !== null);
+      if (shared) ids = Int32Array.from([...shared, ...ids]);
+      if (ids.length > this.config.maxContext) {
+        throw new InvalidArgumentError(`Expected at most ${this.config.maxContext} tokens (maxSeqLen) for ${name} but received ${ids.length} tokens`);
+      }
+      const last = ids[ids.length - 1];
+      return { ids, decoder: () => this.#codec.decoder(last) };
+    });
+    const call = new Call(native, prompts, opts, this.#codec.stopIds, callStart, this.#codec.loadMs);
+    return { call, single: single && !opts.nGiven, shared };
+  }
+
+  #encode(p: unknown, name: string, continuation: boolean): Int32Array {
+    if (typeof p === 'string') {
+      const ids = continuation ? this.#codec.encodeContinuation(p) : this.#codec.encode(p);
+      if (ids.length === 0) throw invalid(name, 'text that encodes to at least one token', p);
+      return Int32Array.from(ids);
+    }
+    if (p instanceof Int32Array || Array.isArray(p)) return promptIds(name, p, this.#codec.vocabSize);
+    throw invalid(name, 'string or array of token ids', p);
+  }
+
+  #start(call: Call): void {
+    this.#handle();
+    call.start(() => this.#nextId++, (id, prompt) => this.#calls.set(id, { call, prompt }));
+  }
+
+  /** Computes a shared input's KV once (a prefill-only request), so the prompts after it find it in the prefix cache. */
+  async #prefill(ids: Int32Array, call: Call): Promise<void> {
+    const warm = call.prefillOnly(ids);
+    this.#start(warm);
+    await warm.results();
+  }
+
+  #dispatch(b: AddonEventBatch): void {
+    for (let i = 0; i < b.request.length; i++) {
+      const e = this.#calls.get(b.request[i]);
+      if (e) e.call.onToken(e.prompt, b.index[i], b.token[i], b.logprob[i], b.finish[i], b.logits?.[i]);
+    }
+    for (const d of b.done) {
+      const e = this.#calls.get(d.request);
+      if (!e) continue;
+      this.#calls.delete(d.request);
+      e.call.onDone(e.prompt, d.cachedTokens, d.error);
+      if (e.call.done) abandoned.unregister(e.call);
+    }
+  }
+}
