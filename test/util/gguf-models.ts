@@ -28,7 +28,7 @@ export const LLAMA_SPEC: TinySpec = { arch: 'llama', dim: 64, hiddenDim: 96, nLa
 export const QWEN2_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'qwen2', tied: true, seed: 12 };
 export const GPT2_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'gpt2', nKvHeads: 4, hiddenDim: 128, tied: false, seed: 13 };
 /** An encoder (2 token types); no LM head. */
-export const BERT_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'bert', nKvHeads: 4, hiddenDim: 128, tied: true, seed: 14 };
+export const BERT_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'bert', nKvHeads: 4, hiddenDim: 128, tied: false, seed: 14 };
 
 /** The engine config fields a spec implies (what the loader must produce). */
 export function specConfig(s: TinySpec): Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'> {
