@@ -7,7 +7,7 @@ export function tensor(name: string, shape: number[], role: TensorRole, hf: read
 }
 
 /** The bias of a matrix or norm row: its output size, the Hugging Face names with 'weight' → 'bias' (and LayerNorm's legacy 'gamma' → 'beta'). */
-export function biasOf(t: TensorSpec): TensorSpec {
+function biasOf(t: TensorSpec): TensorSpec {
   const hf = t.hf.map((n) => n.replace(/\.weight$/, '.bias').replace(/\.gamma$/, '.beta'));
   return tensor(`${t.name}.bias`, [t.shape[0]], 'bias', hf);
 }

@@ -1,5 +1,6 @@
 // The registry of architecture descriptions and the questions consumers ask of it. Order matters only for messages:
 // "supported: ..." lists follow it.
+import { UnsupportedError } from '../errors';
 import { bert } from './bert';
 import { expandLayout, layoutParameters } from './common';
 import { gpt2 } from './gpt2';
@@ -23,7 +24,7 @@ export const GGUF_ARCHITECTURES: readonly GGUFArchitecture[] = ARCHITECTURES.fla
 /** The description of an engine architecture. */
 export function archOf(arch: EngineArch): ArchDescription {
   const d = ARCHITECTURES.find((a) => a.arch === arch);
-  if (!d) throw new Error(`no description of the engine architecture "${arch}" in lib/arch`);
+  if (!d) throw new UnsupportedError(`The engine architecture "${arch}" has no description in lib/arch (known: ${ARCHITECTURES.map((a) => a.arch).join(', ')})`);
   return d;
 }
 
@@ -55,4 +56,4 @@ export function parameterCount(c: ArchShape): number {
   return layoutParameters(archOf(c.arch).tensors(c), c.nLayers);
 }
 
-export type { ArchDescription, ArchShape, EngineArch, ModelFileConfig, TensorRole, TensorSpec } from './types';
+export type { ArchShape, ModelFileConfig, TensorRole, TensorSpec } from './types';

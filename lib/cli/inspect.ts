@@ -137,7 +137,7 @@ export async function inspectModel(file: string): Promise<ModelInfo> {
   return {
     path: resolved,
     format: 'llama2c',
-    architecture: 'llama',
+    architecture: ckpt.config.arch,
     config,
     parameters: parameterCount(ckpt.config),
     dtypes,
