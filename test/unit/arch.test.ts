@@ -7,15 +7,17 @@
 // by the real loader and `eet inspect`: every tensor a description lists must be found under its HF name with
 // HF's shape (reversed for Conv1D), every parameter HF has must be one the description loads, and the parameter
 // count must be HF's. GGUF names and keys are checked by llama.cpp reading the files the tests write
-// (test/models/llamacpp.test.ts, gguf-llamacpp.test.ts); llama2.c's layout by stories260K's exact file size.
+// (test/models/llamacpp.test.ts, gguf-llamacpp.test.ts); llama2.c's layout by stories260K's exact file size; the
+// tensor lists by the engine itself (test/models/arch-engine.test.ts).
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { ARCHITECTURES, HF_MODEL_TYPES, GGUF_ARCHITECTURES, tensorList, parameterCount, type ModelFileConfig } from '../../lib/arch';
+import { ARCHITECTURES, HF_MODEL_TYPES, GGUF_ARCHITECTURES, tensorList, parameterCount } from '../../lib/arch';
 import { inspectModel } from '../../lib/cli/inspect';
 import { writeSafetensors } from '../../lib/formats/safetensors-writer';
 import { readHfModel } from '../../lib/loaders/hf';
 import { readLlama2cCheckpoint } from '../../lib/loaders/llama2c';
+import { archShapeVariants } from '../util/engine-helpers';
 import { MODEL } from '../util/stories260k';
 
 interface HfCase {
@@ -88,12 +90,7 @@ describe('the registry', () => {
   });
 });
 
-// Shapes with every optional tensor switched each way, for the structural checks below.
-const SHAPES: ModelFileConfig[] = ARCHITECTURES.flatMap((a) => [false, true].map((flag): ModelFileConfig => ({
-  arch: a.arch, dim: 24, hiddenDim: 40, nLayers: 2, nHeads: 3, nKvHeads: a.arch === 'llama' ? 1 : 3, headDim: 8, vocabSize: 30, maxSeqLen: 16,
-  normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'half', tiedEmbeddings: flag, qkvBias: a.arch === 'llama' ? flag : undefined,
-  nTokenTypes: a.arch === 'bert' ? 2 : undefined,
-})));
+const SHAPES = archShapeVariants();
 
 describe.each(SHAPES.map((c) => [`${c.arch} (tied ${c.tiedEmbeddings}, qkvBias ${c.qkvBias ?? '-'})`, c] as const))('%s tensors', (_label, c) => {
   const list = tensorList(c);

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { tensorList, type ArchShape } from '../../lib/arch';
+import { ARCHITECTURES, tensorList, type ArchShape, type ModelFileConfig } from '../../lib/arch';
 import { AddonContext, AddonEmbedRequest, AddonModel, AddonModelConfig, AddonStepRequest, AddonTensorSource, binding } from '../../lib/binding';
 import { normal } from './random';
 
@@ -48,6 +48,15 @@ export function randomWeights(cfg: ArchShape, seed: number, opts: { std?: Record
  */
 export function hfTensors(cfg: ArchShape, w: Weights, rename: (name: string) => string = (n) => n): Array<{ name: string; w: Weight; t?: boolean }> {
   return tensorList(cfg).map((t) => ({ name: rename(t.hf[0]), w: w.get(t.name)!, t: t.hfConv1D === true }));
+}
+
+/** Every described architecture at a small shape, twice: with every optional tensor (untied head, q/k/v biases) and without. */
+export function archShapeVariants(): ModelFileConfig[] {
+  return ARCHITECTURES.flatMap((a) => [false, true].map((flag): ModelFileConfig => ({
+    arch: a.arch, dim: 24, hiddenDim: 40, nLayers: 2, nHeads: 3, nKvHeads: a.arch === 'llama' ? 1 : 3, headDim: 8, vocabSize: 30, maxSeqLen: 16,
+    normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'half', tiedEmbeddings: !flag, qkvBias: a.arch === 'llama' ? flag : undefined,
+    nTokenTypes: a.arch === 'bert' ? 2 : undefined,
+  })));
 }
 
 /** (rows, cols) → (cols, rows): Hugging Face's Conv1D layout of an engine matrix. */
