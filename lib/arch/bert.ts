@@ -3,7 +3,7 @@
 // MLP; no LM head. Hugging Face names come with the "bert." prefix (BertFor* task classes) or without it
 // (BertModel); old checkpoints call LayerNorm's weight and bias gamma and beta.
 import { gv } from '../formats/gguf-writer';
-import { NO_ROPE, qkvRows, tensor, withBias } from './common';
+import { NO_ROPE, hfSizes, qkvRows, tensor, withBias } from './common';
 import type { ArchDescription, TensorSpec } from './types';
 
 const named = (n: string): string[] => [`bert.${n}`, n];
@@ -60,12 +60,7 @@ export const bert: ArchDescription<'bert', 'bert'> = {
   hf: {
     modelTypes: { bert: ['BertModel', 'BertForMaskedLM', 'BertForPreTraining'] },
     config(r) {
-      const dim = r.int('hidden_size');
-      const nLayers = r.int('num_hidden_layers');
-      const nHeads = r.int('num_attention_heads');
-      const maxSeqLen = r.int('max_position_embeddings');
-      const hiddenDim = r.int('intermediate_size');
-      const vocabSize = r.int('vocab_size');
+      const { dim, nLayers, nHeads, maxSeqLen, hiddenDim, vocabSize } = hfSizes(r);
       if (dim % nHeads !== 0) r.invalid(`num_attention_heads (${nHeads}) does not divide the hidden size (${dim})`);
       r.oneOf('hidden_act', ['gelu'], 'gelu');
       const pet = r.raw('position_embedding_type') ?? 'absolute';

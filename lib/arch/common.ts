@@ -1,5 +1,5 @@
 // Small pieces every architecture description uses, and the functions that read a description's tensor layout.
-import type { ArchShape, ModelFileConfig, TensorLayout, TensorRole, TensorSpec } from './types';
+import type { ArchShape, HfConfigReader, ModelFileConfig, TensorLayout, TensorRole, TensorSpec } from './types';
 
 /** A tensor row of a description. */
 export function tensor(name: string, shape: number[], role: TensorRole, hf: readonly string[], hfConv1D = false): TensorSpec {
@@ -44,4 +44,16 @@ export function layoutParameters(layout: TensorLayout, nLayers: number): number 
 /** Output rows of the query projection and of each of the key and value projections (fewer with GQA). */
 export function qkvRows(c: ArchShape): { q: number; kv: number } {
   return { q: c.nHeads * c.headDim, kv: c.nKvHeads * c.headDim };
+}
+
+/** The sizes most Hugging Face configs name alike (LlamaConfig, Qwen2Config, BertConfig...; GPT2Config has its own names). */
+export function hfSizes(r: HfConfigReader): Pick<ModelFileConfig, 'dim' | 'nLayers' | 'nHeads' | 'maxSeqLen' | 'hiddenDim' | 'vocabSize'> {
+  return {
+    dim: r.int('hidden_size'),
+    nLayers: r.int('num_hidden_layers'),
+    nHeads: r.int('num_attention_heads'),
+    maxSeqLen: r.int('max_position_embeddings'),
+    hiddenDim: r.int('intermediate_size'),
+    vocabSize: r.int('vocab_size'),
+  };
 }

@@ -7,7 +7,7 @@ import type { AddonRopeScaling } from '../binding';
 import { UnsupportedError } from '../errors';
 import type { GGUFValue } from '../formats/gguf';
 import { gv } from '../formats/gguf-writer';
-import { qkvRows, tensor } from './common';
+import { hfSizes, qkvRows, tensor } from './common';
 import type { ArchDescription, HfConfigReader, ModelFileConfig } from './types';
 
 type LlamaModelType = 'llama' | 'mistral' | 'qwen2';
@@ -108,12 +108,7 @@ export const llama: ArchDescription<LlamaModelType, LlamaGGUFName> = {
     modelTypes: { llama: ['LlamaForCausalLM'], mistral: ['MistralForCausalLM'], qwen2: ['Qwen2ForCausalLM'] },
     config(r) {
       const mt = r.modelType;
-      const dim = r.int('hidden_size');
-      const nLayers = r.int('num_hidden_layers');
-      const nHeads = r.int('num_attention_heads');
-      const maxSeqLen = r.int('max_position_embeddings');
-      const hiddenDim = r.int('intermediate_size');
-      const vocabSize = r.int('vocab_size');
+      const { dim, nLayers, nHeads, maxSeqLen, hiddenDim, vocabSize } = hfSizes(r);
       const nKvHeads = r.int('num_key_value_heads', nHeads);
       const headDimField = r.raw('head_dim');
       if ((headDimField === undefined || headDimField === null) && dim % nHeads !== 0) {

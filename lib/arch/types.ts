@@ -9,8 +9,8 @@ import type { GGUFValue } from '../formats/gguf';
 /** The engine architectures (engine/arch_*.cpp). */
 export type EngineArch = AddonModelConfig['arch'];
 
-/** The config fields a model file determines; the rest (dtype, device, batch and context limits) come from options. */
-export type ModelFileConfig = Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>;
+/** The config fields a model file determines; dtype and device come from options. */
+export type ModelFileConfig = Omit<AddonModelConfig, 'dtype' | 'device'>;
 
 /** The config fields that decide which tensors a model has and their shapes. */
 export type ArchShape = Pick<

@@ -3,11 +3,12 @@
 // map to the same config and the same tensors, so the logits at every position are bit-identical (cpu, float32).
 import * as fs from 'fs';
 import * as path from 'path';
+import type { ModelFileConfig } from '../../lib/arch';
 import { binding } from '../../lib/binding';
 import { writeSafetensors, type SafetensorsWriterTensor } from '../../lib/formats/safetensors-writer';
 import { readGGUFModel } from '../../lib/loaders/gguf';
 import { readHfModel } from '../../lib/loaders/hf';
-import { hfTensors, transpose, type Weights, TestEngine, type EngineConfig } from '../util/engine-helpers';
+import { hfTensors, transpose, type Weights, TestEngine } from '../util/engine-helpers';
 import { GPT2_SPEC, QWEN2_SPEC, removeTmp, specConfig, tinyWeights, tmpFile, writeTinyGGUF, type TinySpec } from '../util/gguf-models';
 
 afterAll(() => removeTmp());
@@ -32,7 +33,7 @@ function hfConfig(s: TinySpec): Record<string, unknown> {
     torch_dtype: 'float32' };
 }
 
-async function build(cfg: Omit<EngineConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>,
+async function build(cfg: ModelFileConfig,
   tensors: Array<{ name: string; source: Parameters<TestEngine['loadTensor']>[1] }>): Promise<TestEngine> {
   const m = new TestEngine({ ...cfg, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 64, maxStepTokens: 64 });
   for (const t of tensors) await m.loadTensor(t.name, t.source);
