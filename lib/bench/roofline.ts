@@ -6,39 +6,34 @@
 //                  (QKᵀ and PV over the lower triangle: 2 × heads × head_dim × P² per layer and sequence) + the
 //                  classifier for each sequence's last position. % peak = achieved FLOP/s ÷ the GPU's dense peak.
 // Pure functions of the shape; no native code (unit-tested in test/unit/bench.test.ts).
+import { archOf, type ArchShape, type TensorRole, type TensorSpec } from '../arch';
+import { numel } from '../arch/common';
 
-/** The shape fields the arithmetic needs (a subset of AddonModelConfig). */
-export interface ShapeDims {
-  dim: number;
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  headDim: number;
-  vocabSize: number;
-  tiedEmbeddings: boolean;
-}
+/** The shape fields the arithmetic needs (a subset of AddonModelConfig): the architecture's tensors follow from it. */
+export type ShapeDims = ArchShape;
 
 export interface ParamCounts {
-  /** Token embedding table V × D. */
+  /** Embedding tables: tokens (V × D), and learned positions / token types where the architecture has them. */
   embedding: number;
-  /** Matmul weights of all layers: q, k, v, o, gate, up, down. */
+  /** Matmul weights of all layers (LLaMA: q, k, v, o, gate, up, down). */
   layerMatmul: number;
-  /** RMSNorm weights (two per layer + the final one). */
+  /** Vectors: norm weights and biases. */
   norms: number;
   /** Separate classifier V × D (0 when tied to the embedding). */
   head: number;
   total: number;
 }
 
+/** The counts by role over the architecture's description (lib/arch/), one block sized once for all layers. */
 export function paramCounts(s: ShapeDims): ParamCounts {
-  const q = s.nHeads * s.headDim;
-  const kv = s.nKvHeads * s.headDim;
-  const perLayer = s.dim * q + 2 * s.dim * kv + q * s.dim + 3 * s.dim * s.hiddenDim;
-  const embedding = s.vocabSize * s.dim;
-  const layerMatmul = s.nLayers * perLayer;
-  const norms = (2 * s.nLayers + 1) * s.dim;
-  const head = s.tiedEmbeddings ? 0 : s.vocabSize * s.dim;
+  const layout = archOf(s.arch).tensors(s);
+  const outside = [...layout.before, ...layout.after];
+  const block = layout.block(0);
+  const sum = (ts: TensorSpec[], roles: TensorRole[]): number => ts.filter((t) => roles.includes(t.role)).reduce((a, t) => a + numel(t.shape), 0);
+  const embedding = sum(outside, ['embedding']);
+  const layerMatmul = s.nLayers * sum(block, ['matrix']);
+  const norms = sum(outside, ['norm', 'bias']) + s.nLayers * sum(block, ['norm', 'bias']);
+  const head = sum(outside, ['matrix']);
   return { embedding, layerMatmul, norms, head, total: embedding + layerMatmul + norms + head };
 }
 

@@ -1,13 +1,13 @@
 // Built-in model shapes for `eet bench`: random weights made on the device, no downloads. LLaMA-family shapes
 // run now; GPT-2 shapes are listed so the bench and the GPU suite show them, and report "not supported yet"
-// until the GPT-2 architecture exists.
+// until the bench runs GPT-2. A shape is a config; its tensors are its architecture's description (lib/arch/).
+import { tensorList, type TensorSpec } from '../arch';
 import type { ShapeDims } from './roofline';
 
 export interface BuiltinShape extends ShapeDims {
   name: string;
   arch: 'llama' | 'gpt2';
   about: string;
-  maxSeqLen: number;
   normEps: number;
   ropeTheta: number;
 }
@@ -33,23 +33,15 @@ export function builtinShape(name: string): BuiltinShape | undefined {
   return BUILTIN_SHAPES.find((s) => s.name === name.toLowerCase());
 }
 
-/** The tensors of a LLaMA shape with their shapes (names as in lib/binding.ts) and the std of their values. */
+/** A shape's tensors as the architecture's description lists them (names as in lib/binding.ts), in load order. */
+export function shapeTensors(s: BuiltinShape): TensorSpec[] {
+  return tensorList(s);
+}
+
+/**
+ * The tensors with a flag for norm weights (initialised to 1 by the bench, the rest small random): the view
+ * lib/bench/run.ts reads, kept under its old name while run.ts is being rewritten elsewhere.
+ */
 export function llamaTensors(s: BuiltinShape): Array<{ name: string; shape: number[]; norm: boolean }> {
-  const q = s.nHeads * s.headDim, kv = s.nKvHeads * s.headDim;
-  const out: Array<{ name: string; shape: number[]; norm: boolean }> = [{ name: 'token_embd', shape: [s.vocabSize, s.dim], norm: false }];
-  for (let l = 0; l < s.nLayers; l++) {
-    const t = (n: string, shape: number[], norm = false): void => { out.push({ name: `blk.${l}.${n}`, shape, norm }); };
-    t('attn_norm', [s.dim], true);
-    t('attn_q', [q, s.dim]);
-    t('attn_k', [kv, s.dim]);
-    t('attn_v', [kv, s.dim]);
-    t('attn_output', [s.dim, q]);
-    t('ffn_norm', [s.dim], true);
-    t('ffn_gate', [s.hiddenDim, s.dim]);
-    t('ffn_up', [s.hiddenDim, s.dim]);
-    t('ffn_down', [s.dim, s.hiddenDim]);
-  }
-  out.push({ name: 'output_norm', shape: [s.dim], norm: true });
-  if (!s.tiedEmbeddings) out.push({ name: 'output', shape: [s.vocabSize, s.dim], norm: false });
-  return out;
+  return shapeTensors(s).map((t) => ({ name: t.name, shape: t.shape, norm: t.role === 'norm' }));
 }

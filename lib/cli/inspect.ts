@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { Command } from 'commander';
-import type { AddonModelConfig } from '../binding';
+import { parameterCount, type ModelFileConfig } from '../arch';
 import { ModelFormatError, UnsupportedError } from '../errors';
 import { readGGUFModel } from '../loaders/gguf';
 import { readHfModel } from '../loaders/hf';
@@ -21,7 +21,8 @@ export interface ModelInfo {
   /** general.architecture for GGUF (llama, qwen2, gpt2, bert); model_type for HF folders; 'llama' for llama2.c. */
   architecture: string;
   name?: string;
-  config: Pick<AddonModelConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'maxSeqLen' | 'tiedEmbeddings'>;
+  config: Pick<ModelFileConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'maxSeqLen' | 'tiedEmbeddings'>;
+  /** Every tensor of the architecture's description (lib/arch/) for this config; the loaders checked the file has them. */
   parameters: number;
   /** Tensors per storage dtype in the file(s) (F32, F16, BF16, Q8_0). */
   dtypes: Record<string, { tensors: number; parameters: number }>;
@@ -39,7 +40,7 @@ function kvBytes(c: ModelInfo['config'], dtype: InspectDType): number {
   return 2 * c.nLayers * c.nKvHeads * c.headDim * c.maxSeqLen * SIZE[dtype];
 }
 
-function pick(c: AddonModelConfig | Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>): ModelInfo['config'] {
+function pick(c: ModelFileConfig): ModelInfo['config'] {
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, maxSeqLen, tiedEmbeddings } = c;
   return { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, maxSeqLen, tiedEmbeddings };
 }
@@ -78,7 +79,7 @@ export async function inspectModel(file: string): Promise<ModelInfo> {
       architecture: g.architecture,
       ...(name?.type === 'string' ? { name: name.value } : {}),
       config,
-      parameters: Object.values(dtypes).reduce((a, d) => a + d.parameters, 0),
+      parameters: parameterCount(g.config),
       dtypes,
       fileBytes: g.file.fileBytes,
       memory: memoryOf(config, weights),
@@ -111,7 +112,7 @@ export async function inspectModel(file: string): Promise<ModelInfo> {
       format: 'hf',
       architecture: hf.modelType,
       config,
-      parameters: Object.values(dtypes).reduce((a, d) => a + d.parameters, 0),
+      parameters: parameterCount(hf.config),
       dtypes,
       fileBytes: [...files].reduce((a, f) => a + fs.statSync(f).size, 0),
       memory: memoryOf(config, weights),
@@ -136,9 +137,9 @@ export async function inspectModel(file: string): Promise<ModelInfo> {
   return {
     path: resolved,
     format: 'llama2c',
-    architecture: 'llama',
+    architecture: ckpt.config.arch,
     config,
-    parameters: Object.values(dtypes).reduce((a, d) => a + d.parameters, 0),
+    parameters: parameterCount(ckpt.config),
     dtypes,
     fileBytes: ckpt.fileBytes,
     memory: memoryOf(config, weights),

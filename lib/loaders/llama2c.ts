@@ -8,9 +8,13 @@
 //   wo [L, D, H*hs], rms_ffn [L, D], w1 [L, F, D], w2 [L, D, F], w3 [L, F, D], rms_final [D],
 //   freq_cis_real [S, hs/2], freq_cis_imag [S, hs/2] (legacy RoPE tables, skipped: RoPE is computed),
 //   wcls [V, D] (only when vocab_size < 0).
-// The file size must be exactly what that layout implies (run.c's memory_map_weights).
+// The file size must be exactly what that layout implies (run.c's memory_map_weights). The per-layer names and
+// order, the shapes and the header → config mapping are the llama description's (lib/arch/llama.ts, the one
+// description with a llama2c part).
 import * as fs from 'fs';
-import type { AddonFileSource, AddonModelConfig } from '../binding';
+import type { AddonFileSource } from '../binding';
+import { ARCHITECTURES } from '../arch';
+import type { Llama2cHeader, ModelFileConfig } from '../arch/types';
 import { ModelFormatError } from '../errors';
 
 export const LLAMA2C_HEADER_BYTES = 28;
@@ -18,22 +22,13 @@ const INT32_MAX = 2 ** 31 - 1;
 /** llama2.c's newer exports start with this magic ("ak42" little-endian); run.c does not read them. */
 const LLAMA2C_V1_MAGIC = 0x616b3432;
 
-export interface Llama2cHeader {
-  dim: number;
-  hiddenDim: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  vocabSize: number;
-  seqLen: number;
-  tied: boolean;
-}
+export type { Llama2cHeader };
 
 /** What the loader knows about a checkpoint: the model's shape and where each tensor's bytes are. */
 export interface Llama2cCheckpoint {
   header: Llama2cHeader;
   /** The model config fields the file determines (the rest — dtype, device, batch, context — come from options). */
-  config: Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>;
+  config: ModelFileConfig;
   tensors: Array<{ name: string; source: AddonFileSource }>;
   fileBytes: number;
 }
@@ -65,17 +60,20 @@ export function parseLlama2cHeader(file: string, raw: Int32Array | number[]): Ll
  * hostile headers). Tensor names follow GGUF (binding.ts).
  */
 export function layoutLlama2c(file: string, h: Llama2cHeader, fileBytes: number): Llama2cCheckpoint {
-  const D = BigInt(h.dim), F = BigInt(h.hiddenDim), L = BigInt(h.nLayers), V = BigInt(h.vocabSize), S = BigInt(h.seqLen);
+  const desc = ARCHITECTURES.find((a) => a.llama2c !== undefined)!;
+  const format = desc.llama2c!;
+  const config = format.config(h);
+  const layout = desc.tensors(config);
+  const shapeOf = (name: string, among = [...layout.before, ...layout.after]): bigint[] => among.find((t) => t.name === name)!.shape.map(BigInt);
+  const block0 = layout.block(0);
+  const perLayer = format.layers.map(([, name]) => [name, shapeOf(`blk.0.${name}`, block0)] as const);
+  const L = BigInt(h.nLayers), S = BigInt(h.seqLen);
   const hs = BigInt(h.dim / h.nHeads);
-  const kvDim = BigInt(h.nKvHeads) * hs;
-  const perLayer: Array<[string, bigint[]]> = [
-    ['attn_norm', [D]], ['attn_q', [D, D]], ['attn_k', [kvDim, D]], ['attn_v', [kvDim, D]], ['attn_output', [D, D]],
-    ['ffn_norm', [D]], ['ffn_gate', [F, D]], ['ffn_down', [D, F]], ['ffn_up', [F, D]],
-  ];
+  const embd = shapeOf('token_embd'), finalNorm = shapeOf('output_norm');
   const numel = (shape: bigint[]): bigint => shape.reduce((a, b) => a * b, 1n);
-  // File order: token_embd, then each per-layer tensor stacked over layers (rms_att, wq, ... in the order above,
-  // which is the file's order), then rms_final, the two freq_cis tables, then wcls when untied.
-  let floats = V * D + L * perLayer.reduce((a, [, s]) => a + numel(s), 0n) + D + S * hs + (h.tied ? 0n : V * D);
+  // File order: token_embd, then each per-layer tensor stacked over layers (in the description's llama2c order),
+  // then rms_final, the two freq_cis tables, then wcls (token_embd's shape) when untied.
+  let floats = numel(embd) + L * perLayer.reduce((a, [, s]) => a + numel(s), 0n) + numel(finalNorm) + S * hs + (h.tied ? 0n : numel(embd));
   const expected = BigInt(LLAMA2C_HEADER_BYTES) + 4n * floats;
   if (BigInt(fileBytes) !== expected) {
     const what = BigInt(fileBytes) < expected ? 'truncated' : 'longer than its header implies';
@@ -91,31 +89,16 @@ export function layoutLlama2c(file: string, h: Llama2cHeader, fileBytes: number)
       source: { path: file, offset: Number(BigInt(LLAMA2C_HEADER_BYTES) + 4n * at), bytes: Number(4n * numel(shape)), dtype: 'float32', shape: shape.map(Number) },
     });
   };
-  add('token_embd', [V, D], floats);
-  floats += V * D;
+  add('token_embd', embd, floats);
+  floats += numel(embd);
   for (const [name, shape] of perLayer) {
     const n = numel(shape);
     for (let l = 0n; l < L; l++) add(`blk.${l}.${name}`, shape, floats + l * n);
     floats += L * n;
   }
-  add('output_norm', [D], floats);
-  floats += D + S * hs; // rms_final, then freq_cis_real and freq_cis_imag (S × hs/2 each)
-  if (!h.tied) add('output', [V, D], floats);
-  const config: Llama2cCheckpoint['config'] = {
-    arch: 'llama',
-    dim: h.dim,
-    hiddenDim: h.hiddenDim,
-    nLayers: h.nLayers,
-    nHeads: h.nHeads,
-    nKvHeads: h.nKvHeads,
-    headDim: h.dim / h.nHeads,
-    vocabSize: h.vocabSize,
-    maxSeqLen: h.seqLen,
-    normEps: 1e-5,
-    ropeTheta: 10000,
-    ropeLayout: 'adjacent',
-    tiedEmbeddings: h.tied,
-  };
+  add('output_norm', finalNorm, floats);
+  floats += numel(finalNorm) + S * hs; // rms_final, then freq_cis_real and freq_cis_imag (S × hs/2 each)
+  if (!h.tied) add('output', shapeOf('output'), floats);
   return { header: h, config, tensors, fileBytes };
 }
 

@@ -3,8 +3,9 @@
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { TestEngine, type EngineConfig } from '../util/engine-helpers';
+import type { TensorSpec } from '../../lib/arch';
 import { AddonRandomSource, binding } from '../../lib/binding';
-import { builtinShape, llamaTensors } from '../../lib/bench/shapes';
+import { builtinShape, shapeTensors } from '../../lib/bench/shapes';
 import { MODEL } from '../util/stories260k';
 
 const root = path.resolve(__dirname, '../..');
@@ -84,13 +85,13 @@ describe('AddonModel.loadTensor({ random })', () => {
     headDim: shape.headDim, vocabSize: shape.vocabSize, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'half',
     tiedEmbeddings: shape.tiedEmbeddings, dtype: 'float32', device, maxBatch: 1, maxContext: 64, maxStepTokens: 16,
   });
-  const source = (i: number, t: { shape: number[]; norm: boolean }): AddonRandomSource =>
-    ({ random: { seed: 77 + i, std: t.norm ? 0 : 0.02, mean: t.norm ? 1 : 0 }, shape: t.shape });
+  const source = (i: number, t: TensorSpec): AddonRandomSource =>
+    ({ random: { seed: 77 + i, std: t.role === 'norm' ? 0 : 0.02, mean: t.role === 'norm' ? 1 : 0 }, shape: t.shape });
 
   async function logits(device: string): Promise<Float32Array> {
     const m = new TestEngine(config(device));
     try {
-      const tensors = llamaTensors(shape);
+      const tensors = shapeTensors(shape);
       await Promise.all(tensors.map((t, i) => m.loadTensor(t.name, source(i, t))));
       await m.finalize();
       const tokens = Int32Array.from([1, 17, 300, 42, 511, 9, 250, 3]);

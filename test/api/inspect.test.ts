@@ -6,8 +6,8 @@ import * as path from 'path';
 import { writeSafetensors } from '../../lib/formats/safetensors-writer';
 import { inspectModel } from '../../lib/cli/inspect';
 import { gv } from '../../lib/formats/gguf-writer';
-import { expectCode } from '../util/engine-helpers';
-import { GPT2_SPEC, LLAMA_SPEC, removeTmp, tinyBpeMetadata, tinyWeights, tmpFile, writeTinyGGUF } from '../util/gguf-models';
+import { expectCode, hfTensors } from '../util/engine-helpers';
+import { GPT2_SPEC, LLAMA_SPEC, removeTmp, specConfig, tinyBpeMetadata, tinyWeights, tmpFile, writeTinyGGUF } from '../util/gguf-models';
 import { MODEL } from '../util/stories260k';
 
 const root = path.resolve(__dirname, '../..');
@@ -77,15 +77,7 @@ describe('inspectModel', () => {
       model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: false, vocab, merges: [] },
     }));
     fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ chat_template: '{% for m in messages %}{{ m.content }}{% endfor %}' }));
-    const layer: Record<string, string> = {
-      attn_norm: 'input_layernorm', attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj', attn_output: 'self_attn.o_proj',
-      ffn_norm: 'post_attention_layernorm', ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
-    };
-    const top: Record<string, string> = { token_embd: 'model.embed_tokens', output_norm: 'model.norm', output: 'lm_head' };
-    await writeSafetensors(path.join(dir, 'model.safetensors'), [...w].map(([n, t]) => {
-      const m = /^blk\.(\d+)\.(.+)$/.exec(n);
-      return { name: `${m ? `model.layers.${m[1]}.${layer[m[2]]}` : top[n]}.weight`, dtype: 'F16', shape: t.shape, data: t.data };
-    }));
+    await writeSafetensors(path.join(dir, 'model.safetensors'), hfTensors(specConfig(s), w).map(({ name, w: t }) => ({ name, dtype: 'F16', shape: t.shape, data: t.data })));
     const info = await inspectModel(dir);
     expect(info.format).toBe('hf');
     expect(info.architecture).toBe('llama');

@@ -2,7 +2,7 @@
 // forward pass written here: token + position + token-type embeddings and LayerNorm, post-LN blocks, bidirectional
 // attention, GELU (erf) MLP; mean / CLS pooling and L2 normalisation. Weights under GGUF's bert names.
 import { binding } from '../../lib/binding';
-import { Weights, add, attend, buildModel, expectCode, geluErf, layerNorm, linear, relDiff, removeWeightFiles, request, row, weightMaker, writeWeights, TestEngine, type EngineConfig } from '../util/engine-helpers';
+import { Weights, add, attend, buildModel, expectCode, geluErf, layerNorm, linear, randomWeights, relDiff, removeWeightFiles, request, row, writeWeights, TestEngine, type EngineConfig } from '../util/engine-helpers';
 
 afterAll(removeWeightFiles);
 
@@ -29,33 +29,6 @@ const BASE: EngineConfig = {
   maxContext: 40,
   maxStepTokens: 40,
 };
-
-function makeWeights(cfg: EngineConfig, seed: number): Weights {
-  const w: Weights = new Map();
-  const { mat, gain, bias } = weightMaker(w, seed);
-  const C = cfg.dim;
-  mat('token_embd', cfg.vocabSize, C, 1);
-  mat('position_embd', cfg.maxSeqLen, C, 0.5);
-  mat('token_types', cfg.nTokenTypes!, C, 0.5);
-  gain('token_embd_norm', C);
-  bias('token_embd_norm.bias', C);
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const b = (n: string) => `blk.${l}.${n}`;
-    for (const p of ['attn_q', 'attn_k', 'attn_v', 'attn_output']) {
-      mat(b(p), C, C);
-      bias(b(`${p}.bias`), C);
-    }
-    gain(b('attn_output_norm'), C);
-    bias(b('attn_output_norm.bias'), C);
-    mat(b('ffn_up'), cfg.hiddenDim, C);
-    bias(b('ffn_up.bias'), cfg.hiddenDim);
-    mat(b('ffn_down'), C, cfg.hiddenDim);
-    bias(b('ffn_down.bias'), C);
-    gain(b('layer_output_norm'), C);
-    bias(b('layer_output_norm.bias'), C);
-  }
-  return w;
-}
 
 /** The pooled embedding of one sequence, fp64. */
 function reference(cfg: EngineConfig, w: Weights, tokens: number[], types: number[] | undefined, pooling: 'mean' | 'cls', normalize: boolean): Float64Array {
@@ -106,7 +79,7 @@ const SEQ_D = [47];
 const TYPES_C = SEQ_C.map((_, i) => (i < 7 ? 0 : 1)); // a sentence pair: segment 0 then segment 1
 
 describe('bert engine (tiny random model)', () => {
-  const weights = makeWeights(BASE, 500);
+  const weights = randomWeights(BASE, 500);
   const sources = writeWeights(weights);
   const C = BASE.dim;
   const results: Record<string, Float32Array> = {};
@@ -160,7 +133,7 @@ describe('bert engine (tiny random model)', () => {
 });
 
 describe('bert engine errors (cpu)', () => {
-  const sources = writeWeights(makeWeights(BASE, 600));
+  const sources = writeWeights(randomWeights(BASE, 600));
   let model: TestEngine;
   beforeAll(async () => {
     model = await buildModel(BASE, sources);

@@ -6,8 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { AddonFileSource, binding } from '../../lib/binding';
 import { f16BitsToF32, toHalfBits } from '../../lib/half';
-import { normal } from '../util/random';
-import { argmax, buildModel, expectCode, linear, relDiff, request, row, type Weight, type Weights, TestEngine, type EngineConfig } from '../util/engine-helpers';
+import { argmax, buildModel, expectCode, linear, randomWeights, relDiff, request, row, type Weights, TestEngine, type EngineConfig } from '../util/engine-helpers';
 
 type Device = 'cpu' | 'emu';
 const DEVICES: Device[] = ['cpu', 'emu'];
@@ -35,37 +34,9 @@ const BASE: EngineConfig = {
 
 // ---- weights -----------------------------------------------------------------------------------------------------
 
+/** Random weights of the config's tensors (lib/arch/llama.ts); q/k/v biases (qkvBias) ~ N(0, 0.3²). */
 function makeWeights(cfg: EngineConfig, seed: number): Weights {
-  const w: Weights = new Map();
-  let s = seed;
-  const mat = (name: string, out: number, inn: number, std = 1 / Math.sqrt(inn)) =>
-    w.set(name, { shape: [out, inn], data: normal(out * inn, s++, std) });
-  const vec = (name: string, n: number) => {
-    const d = normal(n, s++, 0.2);
-    for (let i = 0; i < n; i++) d[i] += 1;
-    w.set(name, { shape: [n], data: d });
-  };
-  const { dim, hiddenDim: hid, headDim: hd, nHeads, nKvHeads } = cfg;
-  mat('token_embd', cfg.vocabSize, dim, 1);
-  for (let l = 0; l < cfg.nLayers; l++) {
-    vec(`blk.${l}.attn_norm`, dim);
-    mat(`blk.${l}.attn_q`, nHeads * hd, dim);
-    mat(`blk.${l}.attn_k`, nKvHeads * hd, dim);
-    mat(`blk.${l}.attn_v`, nKvHeads * hd, dim);
-    if (cfg.qkvBias) {
-      for (const [p, n] of [['q', nHeads], ['k', nKvHeads], ['v', nKvHeads]] as const) {
-        w.set(`blk.${l}.attn_${p}.bias`, { shape: [n * hd], data: normal(n * hd, s++, 0.3) });
-      }
-    }
-    mat(`blk.${l}.attn_output`, dim, nHeads * hd);
-    vec(`blk.${l}.ffn_norm`, dim);
-    mat(`blk.${l}.ffn_gate`, hid, dim);
-    mat(`blk.${l}.ffn_up`, hid, dim);
-    mat(`blk.${l}.ffn_down`, dim, hid);
-  }
-  vec('output_norm', dim);
-  if (!cfg.tiedEmbeddings) mat('output', cfg.vocabSize, dim);
-  return w;
+  return randomWeights(cfg, seed, { biasStd: 0.3 });
 }
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-engine-'));

@@ -3,62 +3,22 @@
 // map to the same config and the same tensors, so the logits at every position are bit-identical (cpu, float32).
 import * as fs from 'fs';
 import * as path from 'path';
+import type { ModelFileConfig } from '../../lib/arch';
 import { binding } from '../../lib/binding';
 import { writeSafetensors, type SafetensorsWriterTensor } from '../../lib/formats/safetensors-writer';
 import { readGGUFModel } from '../../lib/loaders/gguf';
 import { readHfModel } from '../../lib/loaders/hf';
-import { type Weight, type Weights, TestEngine, type EngineConfig } from '../util/engine-helpers';
-import { GPT2_SPEC, QWEN2_SPEC, removeTmp, tinyWeights, tmpFile, writeTinyGGUF, type TinySpec } from '../util/gguf-models';
+import { hfTensors, transpose, type Weights, TestEngine } from '../util/engine-helpers';
+import { GPT2_SPEC, QWEN2_SPEC, removeTmp, specConfig, tinyWeights, tmpFile, writeTinyGGUF, type TinySpec } from '../util/gguf-models';
 
 afterAll(() => removeTmp());
 
-function transpose(w: Weight): Weight {
-  const [r, c] = w.shape;
-  const d = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) d[j * r + i] = w.data[i * c + j];
-  return { shape: [c, r], data: d };
-}
-
-/** HF names written by hand (not taken from the loader's table), so the test checks the mapping too. */
-function hfTensors(s: TinySpec, w: Weights): SafetensorsWriterTensor[] {
-  const out: SafetensorsWriterTensor[] = [];
-  const put = (hf: string, engine: string, t = false) => {
-    const x = t ? transpose(w.get(engine)!) : w.get(engine)!;
-    out.push({ name: hf, dtype: 'F32', shape: x.shape, data: x.data });
-  };
-  if (s.arch === 'gpt2') {
-    put('transformer.wte.weight', 'token_embd');
-    put('transformer.wpe.weight', 'position_embd');
-    for (let l = 0; l < s.nLayers; l++) {
-      const h = `transformer.h.${l}`, b = `blk.${l}`;
-      put(`${h}.ln_1.weight`, `${b}.attn_norm`); put(`${h}.ln_1.bias`, `${b}.attn_norm.bias`);
-      put(`${h}.attn.c_attn.weight`, `${b}.attn_qkv`, true); put(`${h}.attn.c_attn.bias`, `${b}.attn_qkv.bias`);
-      put(`${h}.attn.c_proj.weight`, `${b}.attn_output`, true); put(`${h}.attn.c_proj.bias`, `${b}.attn_output.bias`);
-      put(`${h}.ln_2.weight`, `${b}.ffn_norm`); put(`${h}.ln_2.bias`, `${b}.ffn_norm.bias`);
-      put(`${h}.mlp.c_fc.weight`, `${b}.ffn_up`, true); put(`${h}.mlp.c_fc.bias`, `${b}.ffn_up.bias`);
-      put(`${h}.mlp.c_proj.weight`, `${b}.ffn_down`, true); put(`${h}.mlp.c_proj.bias`, `${b}.ffn_down.bias`);
-    }
-    put('transformer.ln_f.weight', 'output_norm'); put('transformer.ln_f.bias', 'output_norm.bias');
-    if (!s.tied) put('lm_head.weight', 'output');
-    return out;
-  }
-  put('model.embed_tokens.weight', 'token_embd');
-  for (let l = 0; l < s.nLayers; l++) {
-    const h = `model.layers.${l}`, b = `blk.${l}`;
-    put(`${h}.input_layernorm.weight`, `${b}.attn_norm`);
-    for (const [e, n] of [['attn_q', 'q_proj'], ['attn_k', 'k_proj'], ['attn_v', 'v_proj']]) {
-      put(`${h}.self_attn.${n}.weight`, `${b}.${e}`);
-      put(`${h}.self_attn.${n}.bias`, `${b}.${e}.bias`);
-    }
-    put(`${h}.self_attn.o_proj.weight`, `${b}.attn_output`);
-    put(`${h}.post_attention_layernorm.weight`, `${b}.ffn_norm`);
-    put(`${h}.mlp.gate_proj.weight`, `${b}.ffn_gate`);
-    put(`${h}.mlp.up_proj.weight`, `${b}.ffn_up`);
-    put(`${h}.mlp.down_proj.weight`, `${b}.ffn_down`);
-  }
-  put('model.norm.weight', 'output_norm');
-  if (!s.tied) put('lm_head.weight', 'output');
-  return out;
+/** The weights under their Hugging Face names (lib/arch/, checked against HF transformers by test/unit/arch.test.ts), Conv1D matrices stored (in, out). */
+function hfFile(s: TinySpec, w: Weights): SafetensorsWriterTensor[] {
+  return hfTensors(specConfig(s), w).map(({ name, w: x, t }) => {
+    const stored = t ? transpose(x) : x;
+    return { name, dtype: 'F32', shape: stored.shape, data: stored.data };
+  });
 }
 
 function hfConfig(s: TinySpec): Record<string, unknown> {
@@ -73,7 +33,7 @@ function hfConfig(s: TinySpec): Record<string, unknown> {
     torch_dtype: 'float32' };
 }
 
-async function build(cfg: Omit<EngineConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'>,
+async function build(cfg: ModelFileConfig,
   tensors: Array<{ name: string; source: Parameters<TestEngine['loadTensor']>[1] }>): Promise<TestEngine> {
   const m = new TestEngine({ ...cfg, dtype: 'float32', device: 'cpu', maxBatch: 1, maxContext: 64, maxStepTokens: 64 });
   for (const t of tensors) await m.loadTensor(t.name, t.source);
@@ -101,7 +61,7 @@ describe.each([['qwen2 (half-split RoPE, q/k/v biases, tied head)', QWEN2_SPEC],
       const dir = path.join(path.dirname(tmpFile('.dir')), `hf-${spec.arch}`);
       fs.mkdirSync(dir, { recursive: true });
       fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hfConfig(spec)));
-      await writeSafetensors(path.join(dir, 'model.safetensors'), hfTensors(spec, w));
+      await writeSafetensors(path.join(dir, 'model.safetensors'), hfFile(spec, w));
 
       const hf = await readHfModel(dir);
       const gg = await readGGUFModel(file);

@@ -5,6 +5,7 @@
 // the raw-file path give identical logits; stories260K converted to GGUF by the test reproduces run.c's greedy
 // output; malformed metadata and tensors give coded errors.
 import * as fs from 'fs';
+import { ggufMetadata, ggufTensorName } from '../../lib/arch/gguf';
 import { AddonStepResult } from '../../lib/binding';
 import { gv, writeGGUF } from '../../lib/formats/gguf-writer';
 import { readGGUFModel } from '../../lib/loaders/gguf';
@@ -139,16 +140,7 @@ describe('stories260K converted to GGUF (cpu)', () => {
     const file = tmpFile('.gguf');
     await writeGGUF(file, {
       metadata: [
-        ['general.architecture', gv.str('llama')],
-        ['llama.context_length', gv.u32(c.maxSeqLen)],
-        ['llama.embedding_length', gv.u32(c.dim)],
-        ['llama.block_count', gv.u32(c.nLayers)],
-        ['llama.feed_forward_length', gv.u32(c.hiddenDim)],
-        ['llama.attention.head_count', gv.u32(c.nHeads)],
-        ['llama.attention.head_count_kv', gv.u32(c.nKvHeads)],
-        ['llama.attention.layer_norm_rms_epsilon', gv.f32(c.normEps)],
-        ['llama.rope.freq_base', gv.f32(c.ropeTheta)],
-        ['llama.rope.dimension_count', gv.u32(c.headDim)],
+        ...ggufMetadata(c, 'llama'),
         ['tokenizer.ggml.model', gv.str('llama')],
         ['tokenizer.ggml.tokens', gv.arr('string', tokens)],
         ['tokenizer.ggml.scores', gv.arr('float32', tokens.map((_, i) => tok.score(i)))],
@@ -157,7 +149,7 @@ describe('stories260K converted to GGUF (cpu)', () => {
         ['tokenizer.ggml.eos_token_id', gv.u32(2)],
       ],
       tensors: ckpt.tensors.map(({ name, source }) => ({
-        name: `${name}.weight`,
+        name: ggufTensorName(name),
         type: 'F32' as const,
         shape: source.shape,
         data: new Float32Array(bytes.buffer.slice(bytes.byteOffset + source.offset, bytes.byteOffset + source.offset + source.bytes)),

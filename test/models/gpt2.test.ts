@@ -2,7 +2,7 @@
 // written here: learned positions, pre-LN blocks with LayerNorm biases, fused QKV with bias, GELU (tanh) MLP, tied
 // or untied head. Weights go through a real file (loadTensor) under GGUF's gpt2 names.
 import { binding } from '../../lib/binding';
-import { Weights, add, argmax, attend, buildModel, expectCode, geluTanh, layerNorm, linear, relDiff, removeWeightFiles, request, row, weightMaker, writeWeights, TestEngine, type EngineConfig } from '../util/engine-helpers';
+import { Weights, add, argmax, attend, buildModel, expectCode, geluTanh, layerNorm, linear, randomWeights, relDiff, removeWeightFiles, request, row, writeWeights, TestEngine, type EngineConfig } from '../util/engine-helpers';
 
 afterAll(removeWeightFiles);
 
@@ -28,33 +28,6 @@ const BASE: EngineConfig = {
   maxContext: 40,
   maxStepTokens: 24,
 };
-
-function makeWeights(cfg: EngineConfig, seed: number): Weights {
-  const w: Weights = new Map();
-  const { mat, gain, bias } = weightMaker(w, seed);
-  const C = cfg.dim;
-  mat('token_embd', cfg.vocabSize, C, 1);
-  mat('position_embd', cfg.maxSeqLen, C, 0.5);
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const b = (n: string) => `blk.${l}.${n}`;
-    gain(b('attn_norm'), C);
-    bias(b('attn_norm.bias'), C);
-    mat(b('attn_qkv'), 3 * C, C);
-    bias(b('attn_qkv.bias'), 3 * C);
-    mat(b('attn_output'), C, C);
-    bias(b('attn_output.bias'), C);
-    gain(b('ffn_norm'), C);
-    bias(b('ffn_norm.bias'), C);
-    mat(b('ffn_up'), cfg.hiddenDim, C);
-    bias(b('ffn_up.bias'), cfg.hiddenDim);
-    mat(b('ffn_down'), C, cfg.hiddenDim);
-    bias(b('ffn_down.bias'), C);
-  }
-  gain('output_norm', C);
-  bias('output_norm.bias', C);
-  if (!cfg.tiedEmbeddings) mat('output', cfg.vocabSize, C);
-  return w;
-}
 
 /** Logits (vocab) after each position of tokens, one sequence from position 0, fp64. */
 function reference(cfg: EngineConfig, w: Weights, tokens: number[]): Float64Array[] {
@@ -90,7 +63,7 @@ const SEQ_C = [9, 48, 1, 22, 35, 16, 4, 27, 38, 14, 45, 6, 31, 10, 20, 25, 36];
 const SEQ_D = [47];
 
 describe('gpt2 engine (tiny random model)', () => {
-  const weights = makeWeights(BASE, 100);
+  const weights = randomWeights(BASE, 100);
   const sources = writeWeights(weights);
   const refA = reference(BASE, weights, SEQ_A);
   const results: Record<string, Float32Array[]> = {};
@@ -190,7 +163,7 @@ describe('gpt2 engine (tiny random model)', () => {
 describe('gpt2 engine variants and errors (cpu)', () => {
   test('untied head', async () => {
     const cfg: EngineConfig = { ...BASE, tiedEmbeddings: false, nLayers: 1 };
-    const w = makeWeights(cfg, 200);
+    const w = randomWeights(cfg, 200);
     const model = await buildModel(cfg, writeWeights(w));
     const r = await model.step(request([model.startSequence(0n)], [SEQ_C], 'all'));
     const ref = reference(cfg, w, SEQ_C);
@@ -199,7 +172,7 @@ describe('gpt2 engine variants and errors (cpu)', () => {
   });
 
   test('missing tensors, config errors, embed() on a decoder', async () => {
-    const sources = writeWeights(makeWeights(BASE, 300));
+    const sources = writeWeights(randomWeights(BASE, 300));
     const model = new TestEngine(BASE);
     await Promise.all([...sources].filter(([n]) => n !== 'position_embd' && n !== 'blk.1.attn_qkv.bias').map(([n, s]) => model.loadTensor(n, s)));
     await expectCode(model.finalize(), 'ERR_MODEL_FORMAT', /missing tensors: position_embd, blk\.1\.attn_qkv\.bias$/);

@@ -3,16 +3,19 @@
 // (in, out)) and bert models written here as config.json + model.safetensors + a hand-made tokenizer.json +
 // tokenizer_config.json (chat template) + generation_config.json. Logits of generate() are checked against fp64
 // forward passes written with test/util/engine-helpers.ts under the engine's names (the HF files differ by naming
-// and the GPT-2 transpose only); also greedy tokens, chat rendering, embed() pooling, f16/bf16 files converted on
-// load, the native transpose, and coded errors for malformed folders.
+// and the GPT-2 transpose only: both from the architecture descriptions, lib/arch/, whose HF names
+// test/unit/arch.test.ts checks against what HF transformers saves); also greedy tokens, chat rendering, embed()
+// pooling, f16/bf16 files converted on load, the native transpose, and coded errors for malformed folders.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import type { ArchShape } from '../../lib/arch';
 import { binding } from '../../lib/binding';
 import { writeSafetensors, writeSafetensorsShards, SafetensorsWriterTensor } from '../../lib/formats/safetensors-writer';
 import { fromHalfBits, toHalfBits } from '../../lib/half';
 import { loadModel, Model } from '../../lib/model';
-import { Weight, Weights, add, argmax, attend, expectCode, geluErf, geluTanh, layerNorm, linear, relDiff, weightMaker, type EngineConfig, TestEngine,
+import {
+  Weight, Weights, add, argmax, attend, expectCode, geluErf, geluTanh, hfTensors, layerNorm, linear, randomWeights, relDiff, transpose, type EngineConfig, TestEngine,
 } from '../util/engine-helpers';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-hf-'));
@@ -81,13 +84,6 @@ interface Folder {
   generationConfig?: Json;
 }
 
-function transpose(w: Weight): Weight {
-  const [r, c] = w.shape;
-  const d = new Float32Array(r * c);
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) d[j * r + i] = w.data[i * c + j];
-  return { shape: [c, r], data: d };
-}
-
 async function writeFolder(f: Folder): Promise<string> {
   const dir = path.join(tmp, `model-${dirCount++}`);
   fs.mkdirSync(dir);
@@ -114,47 +110,7 @@ function rounded(w: Weights, dtype: 'F32' | 'F16' | 'BF16'): Weights {
 
 // ---- llama / qwen2 -------------------------------------------------------------------------------------------------
 
-type LlamaCfg = Pick<EngineConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'normEps' | 'ropeTheta' | 'ropeScaling' | 'qkvBias' | 'tiedEmbeddings'>;
-
-function llamaWeights(cfg: LlamaCfg, seed: number): Weights {
-  const w: Weights = new Map();
-  const { mat, gain, bias } = weightMaker(w, seed);
-  const { dim, hiddenDim: F, headDim: hd, nHeads: H, nKvHeads: KV } = cfg;
-  mat('token_embd', cfg.vocabSize, dim, 1);
-  for (let l = 0; l < cfg.nLayers; l++) {
-    const b = (n: string) => `blk.${l}.${n}`;
-    gain(b('attn_norm'), dim);
-    mat(b('attn_q'), H * hd, dim);
-    mat(b('attn_k'), KV * hd, dim);
-    mat(b('attn_v'), KV * hd, dim);
-    if (cfg.qkvBias) {
-      bias(b('attn_q.bias'), H * hd);
-      bias(b('attn_k.bias'), KV * hd);
-      bias(b('attn_v.bias'), KV * hd);
-    }
-    mat(b('attn_output'), dim, H * hd);
-    gain(b('ffn_norm'), dim);
-    mat(b('ffn_gate'), F, dim);
-    mat(b('ffn_up'), F, dim);
-    mat(b('ffn_down'), dim, F);
-  }
-  gain('output_norm', dim);
-  if (!cfg.tiedEmbeddings) mat('output', cfg.vocabSize, dim);
-  return w;
-}
-
-function llamaHfNames(w: Weights): Folder['tensors'] {
-  const map: Record<string, string> = {
-    attn_norm: 'input_layernorm.weight', attn_q: 'self_attn.q_proj.weight', attn_k: 'self_attn.k_proj.weight', attn_v: 'self_attn.v_proj.weight',
-    'attn_q.bias': 'self_attn.q_proj.bias', 'attn_k.bias': 'self_attn.k_proj.bias', 'attn_v.bias': 'self_attn.v_proj.bias',
-    attn_output: 'self_attn.o_proj.weight', ffn_norm: 'post_attention_layernorm.weight', ffn_gate: 'mlp.gate_proj.weight', ffn_up: 'mlp.up_proj.weight', ffn_down: 'mlp.down_proj.weight',
-  };
-  const top: Record<string, string> = { token_embd: 'model.embed_tokens.weight', output_norm: 'model.norm.weight', output: 'lm_head.weight' };
-  return [...w].map(([n, x]) => {
-    const m = /^blk\.(\d+)\.(.+)$/.exec(n);
-    return { name: m ? `model.layers.${m[1]}.${map[m[2]]}` : top[n], w: x };
-  });
-}
+type LlamaCfg = Pick<EngineConfig, 'arch' | 'maxSeqLen' | 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'normEps' | 'ropeTheta' | 'ropeScaling' | 'qkvBias' | 'tiedEmbeddings'>;
 
 function rmsnorm(x: Float64Array, g: Weight, eps: number): Float64Array {
   const ms = x.reduce((a, v) => a + v * v, 0) / x.length;
@@ -227,42 +183,11 @@ function llamaReference(cfg: LlamaCfg, w: Weights, tokens: number[]): Float64Arr
 
 interface Gpt2Cfg { dim: number; hiddenDim: number; nLayers: number; nHeads: number; vocabSize: number; maxSeqLen: number; normEps: number }
 
-function gpt2Weights(cfg: Gpt2Cfg, seed: number): Weights {
-  const w: Weights = new Map();
-  const { mat, gain, bias } = weightMaker(w, seed);
-  const C = cfg.dim;
-  mat('token_embd', cfg.vocabSize, C, 1);
-  mat('position_embd', cfg.maxSeqLen, C, 0.5);
-  const wb = (n: string, out: number, inn: number) => { mat(n, out, inn); bias(`${n}.bias`, out); };
-  const norm = (n: string) => { gain(n, C); bias(`${n}.bias`, C); };
-  for (let l = 0; l < cfg.nLayers; l++) {
-    norm(`blk.${l}.attn_norm`);
-    wb(`blk.${l}.attn_qkv`, 3 * C, C);
-    wb(`blk.${l}.attn_output`, C, C);
-    norm(`blk.${l}.ffn_norm`);
-    wb(`blk.${l}.ffn_up`, cfg.hiddenDim, C);
-    wb(`blk.${l}.ffn_down`, C, cfg.hiddenDim);
-  }
-  norm('output_norm');
-  return w;
-}
+/** The engine shape of a gpt2 test config: multi-head attention, the head tied to the token embedding. */
+const gpt2Shape = (c: Gpt2Cfg): ArchShape => ({ ...c, arch: 'gpt2', nKvHeads: c.nHeads, headDim: c.dim / c.nHeads, tiedEmbeddings: true });
 
-/** HF GPT-2 names (without the transformer. prefix, as the hub's model.safetensors); Conv1D matrices transposed. */
-function gpt2HfNames(w: Weights): Folder['tensors'] {
-  const map: Record<string, [string, boolean]> = {
-    attn_norm: ['ln_1', false], attn_qkv: ['attn.c_attn', true], attn_output: ['attn.c_proj', true],
-    ffn_norm: ['ln_2', false], ffn_up: ['mlp.c_fc', true], ffn_down: ['mlp.c_proj', true],
-  };
-  return [...w].map(([n, x]) => {
-    const m = /^blk\.(\d+)\.([a-z_]+)(\.bias)?$/.exec(n);
-    if (m) {
-      const [hf, t] = map[m[2]];
-      return { name: `h.${m[1]}.${hf}.${m[3] ? 'bias' : 'weight'}`, w: x, t: t && !m[3] };
-    }
-    const top: Record<string, string> = { token_embd: 'wte.weight', position_embd: 'wpe.weight', output_norm: 'ln_f.weight', 'output_norm.bias': 'ln_f.bias' };
-    return { name: top[n], w: x };
-  });
-}
+/** The names of the hub's gpt2 model.safetensors: GPT2Model's, without GPT2LMHeadModel's "transformer." prefix. */
+const hubName = (n: string): string => n.replace(/^transformer\./, '');
 
 function gpt2Reference(cfg: Gpt2Cfg, w: Weights, tokens: number[]): Float64Array[] {
   const W = (n: string) => w.get(n)!;
@@ -286,40 +211,9 @@ function gpt2Reference(cfg: Gpt2Cfg, w: Weights, tokens: number[]): Float64Array
 
 // ---- bert ----------------------------------------------------------------------------------------------------------
 
-function bertWeights(cfg: Gpt2Cfg & { types: number }, seed: number): Weights {
-  const w: Weights = new Map();
-  const { mat, gain, bias } = weightMaker(w, seed);
-  const C = cfg.dim;
-  mat('token_embd', cfg.vocabSize, C, 1);
-  mat('position_embd', cfg.maxSeqLen, C, 0.5);
-  mat('token_types', cfg.types, C, 0.5);
-  const norm = (n: string) => { gain(n, C); bias(`${n}.bias`, C); };
-  const wb = (n: string, out: number, inn: number) => { mat(n, out, inn); bias(`${n}.bias`, out); };
-  norm('token_embd_norm');
-  for (let l = 0; l < cfg.nLayers; l++) {
-    for (const p of ['attn_q', 'attn_k', 'attn_v', 'attn_output']) wb(`blk.${l}.${p}`, C, C);
-    norm(`blk.${l}.attn_output_norm`);
-    wb(`blk.${l}.ffn_up`, cfg.hiddenDim, C);
-    wb(`blk.${l}.ffn_down`, C, cfg.hiddenDim);
-    norm(`blk.${l}.layer_output_norm`);
-  }
-  return w;
-}
-
-function bertHfNames(w: Weights, prefix: string): Folder['tensors'] {
-  const map: Record<string, string> = {
-    attn_q: 'attention.self.query', attn_k: 'attention.self.key', attn_v: 'attention.self.value', attn_output: 'attention.output.dense',
-    attn_output_norm: 'attention.output.LayerNorm', ffn_up: 'intermediate.dense', ffn_down: 'output.dense', layer_output_norm: 'output.LayerNorm',
-  };
-  const top: Record<string, string> = {
-    token_embd: 'embeddings.word_embeddings', position_embd: 'embeddings.position_embeddings', token_types: 'embeddings.token_type_embeddings', token_embd_norm: 'embeddings.LayerNorm',
-  };
-  return [...w].map(([n, x]) => {
-    const m = /^(?:blk\.(\d+)\.)?([a-z_]+)(\.bias)?$/.exec(n)!;
-    const base = m[1] !== undefined ? `encoder.layer.${m[1]}.${map[m[2]]}` : top[m[2]];
-    return { name: `${prefix}${base}.${m[3] ? 'bias' : 'weight'}`, w: x };
-  });
-}
+/** The engine shape of a bert test config. */
+const bertShape = (c: Gpt2Cfg & { types: number }): ArchShape =>
+  ({ ...c, arch: 'bert', nKvHeads: c.nHeads, headDim: c.dim / c.nHeads, nTokenTypes: c.types, tiedEmbeddings: false });
 
 function bertReference(cfg: Gpt2Cfg, w: Weights, tokens: number[], pooling: 'mean' | 'cls', normalize: boolean): Float64Array {
   const W = (n: string) => w.get(n)!;
@@ -378,15 +272,15 @@ describe('llama family from a Hugging Face folder', () => {
     torch_dtype: 'float32', bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu',
   };
   const llamaCfg: LlamaCfg = {
-    dim: 32, hiddenDim: 40, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 8, vocabSize: V, normEps: 1e-5, ropeTheta: 10000,
+    arch: 'llama', maxSeqLen: 64, dim: 32, hiddenDim: 40, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 8, vocabSize: V, normEps: 1e-5, ropeTheta: 10000,
     ropeScaling: { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 }, tiedEmbeddings: false,
   };
   const tokConfig = { bos_token: '<s>', eos_token: '</s>', unk_token: '<unk>', add_bos_token: true, chat_template: CHAT_TEMPLATE };
-  const w = llamaWeights(llamaCfg, 700);
+  const w = randomWeights(llamaCfg, 700);
   let dir: string;
   let model: Model;
   beforeAll(async () => {
-    dir = await writeFolder({ config: llamaJson, tensors: llamaHfNames(w), tokenizer: bpeTokenizer(V, true), tokenizerConfig: tokConfig, generationConfig: { eos_token_id: [2, 4] } });
+    dir = await writeFolder({ config: llamaJson, tensors: hfTensors(llamaCfg, w), tokenizer: bpeTokenizer(V, true), tokenizerConfig: tokConfig, generationConfig: { eos_token_id: [2, 4] } });
     model = await loadModel(dir, { device: 'cpu', maxBatch: 2 });
   });
   afterAll(() => model?.dispose());
@@ -432,13 +326,13 @@ describe('llama family from a Hugging Face folder', () => {
 
   test('qwen2: q/k/v biases, tied head, no BOS; bf16 weights converted on load (emu)', async () => {
     const cfg: LlamaCfg = { ...llamaCfg, nLayers: 1, nKvHeads: 1, qkvBias: true, tiedEmbeddings: true, ropeScaling: null, ropeTheta: 1e6, normEps: 1e-6 };
-    const qw = llamaWeights(cfg, 800);
+    const qw = randomWeights(cfg, 800);
     const json = {
       architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: 32, intermediate_size: 40, num_hidden_layers: 1, num_attention_heads: 4,
       num_key_value_heads: 1, vocab_size: V, max_position_embeddings: 64, rms_norm_eps: 1e-6, rope_theta: 1e6, tie_word_embeddings: true, eos_token_id: 2,
       torch_dtype: 'bfloat16', use_sliding_window: false, sliding_window: 16,
     };
-    const d = await writeFolder({ config: json, tensors: llamaHfNames(qw), dtype: 'BF16', tokenizer: bpeTokenizer(V, false), tokenizerConfig: { eos_token: '</s>', chat_template: CHAT_TEMPLATE } });
+    const d = await writeFolder({ config: json, tensors: hfTensors(cfg, qw), dtype: 'BF16', tokenizer: bpeTokenizer(V, false), tokenizerConfig: { eos_token: '</s>', chat_template: CHAT_TEMPLATE } });
     for (const device of ['cpu', 'emu']) {
       const m = await loadModel(d, { device, dtype: 'float32', maxBatch: 1, maxSeqLen: 24 });
       expect(m.config).toMatchObject({ qkvBias: true, tiedEmbeddings: true, maxSeqLen: 64, maxContext: 24 });
@@ -451,7 +345,7 @@ describe('llama family from a Hugging Face folder', () => {
   test('f16 weights, a bfloat16 model dtype, mistral', async () => {
     const json = { ...llamaJson, architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: 32, rope_scaling: null };
     const cfg = { ...llamaCfg, ropeScaling: null };
-    const d = await writeFolder({ config: json, tensors: llamaHfNames(w), dtype: 'F16', tokenizer: bpeTokenizer(V, true), tokenizerConfig: tokConfig });
+    const d = await writeFolder({ config: json, tensors: hfTensors(llamaCfg, w), dtype: 'F16', tokenizer: bpeTokenizer(V, true), tokenizerConfig: tokConfig });
     const m = await loadModel(d, { device: 'cpu', dtype: 'float32', maxBatch: 1 });
     expect(m.config.maxSeqLen).toBe(32); // capped at the sliding window
     await checkGreedy(m, PROMPT, (t) => llamaReference(cfg, rounded(w, 'F16'), t), TOL.float32, 4);
@@ -463,7 +357,7 @@ describe('llama family from a Hugging Face folder', () => {
   });
 
   test('sharded weights (model.safetensors.index.json); the tokenizer option is for llama2.c only', async () => {
-    const tensors = llamaHfNames(w).map(({ name, w: x }) => ({ name, dtype: 'F32', shape: x.shape, data: x.data }));
+    const tensors = hfTensors(llamaCfg, w).map(({ name, w: x }) => ({ name, dtype: 'F32', shape: x.shape, data: x.data }));
     const d = await writeFolder({ config: llamaJson, tensors: [], tokenizer: bpeTokenizer(V, true), tokenizerConfig: tokConfig });
     fs.rmSync(path.join(d, 'model.safetensors'));
     await writeSafetensorsShards(d, [tensors.slice(0, 7), tensors.slice(7)]);
@@ -485,8 +379,8 @@ describe('gpt2 from a Hugging Face folder', () => {
   const json = { architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', n_embd: 32, n_inner: 64, n_layer: 2, n_head: 4, vocab_size: V, n_positions: 40, layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', eos_token_id: 2, bos_token_id: 2 };
 
   test('Conv1D weights are transposed on load; greedy logits equal the fp64 reference', async () => {
-    const w = gpt2Weights(cfg, 900);
-    const tensors = gpt2HfNames(w);
+    const w = randomWeights(gpt2Shape(cfg), 900);
+    const tensors = hfTensors(gpt2Shape(cfg), w, hubName);
     tensors.push({ name: 'h.0.attn.bias', w: { shape: [1, 1, 4, 4], data: new Float32Array(16) } }); // a buffer old checkpoints carry
     const d = await writeFolder({ config: json, tensors, tokenizer: bpeTokenizer(V, false), tokenizerConfig: {} });
     const m = await loadModel(d, { device: 'cpu', maxBatch: 1 });
@@ -498,7 +392,8 @@ describe('gpt2 from a Hugging Face folder', () => {
 
   test('the native transpose: (in, out) f16 file to an (out, in) matrix; shape checks', async () => {
     // One layer whose qkv weight goes through loadTensor directly with transpose: true (f16, sizes not multiples of 32).
-    const w = gpt2Weights({ ...cfg, nLayers: 1, dim: 24, nHeads: 3, hiddenDim: 20 }, 950);
+    const small: Gpt2Cfg = { ...cfg, nLayers: 1, dim: 24, nHeads: 3, hiddenDim: 20 };
+    const w = randomWeights(gpt2Shape(small), 950);
     const file = path.join(tmp, 'transpose.safetensors');
     const qkv = w.get('blk.0.attn_qkv')!;
     await writeSafetensors(file, [{ name: 'x', dtype: 'F16', shape: [24, 72], data: transpose(qkv).data }]);
@@ -514,8 +409,7 @@ describe('gpt2 from a Hugging Face folder', () => {
     await native.loadTensor('blk.0.attn_qkv', { ...src, shape: [24, 72] });
     native.dispose();
     // The whole model through loadModel in f16: same logits as the rounded reference.
-    const small: Gpt2Cfg = { ...cfg, nLayers: 1, dim: 24, nHeads: 3, hiddenDim: 20 };
-    const d = await writeFolder({ config: { ...json, n_embd: 24, n_head: 3, n_inner: 20, n_layer: 1 }, tensors: gpt2HfNames(w).map((t) => ({ ...t, name: `transformer.${t.name}` })), dtype: 'F16', tokenizer: bpeTokenizer(V, false), tokenizerConfig: {} });
+    const d = await writeFolder({ config: { ...json, n_embd: 24, n_head: 3, n_inner: 20, n_layer: 1 }, tensors: hfTensors(gpt2Shape(small), w), dtype: 'F16', tokenizer: bpeTokenizer(V, false), tokenizerConfig: {} });
     const m = await loadModel(d, { device: 'cpu', maxBatch: 1 });
     await checkGreedy(m, PROMPT.slice(1, 6), (t) => gpt2Reference(small, rounded(w, 'F16'), t), TOL.float32, 3);
     await m.dispose();
@@ -526,10 +420,10 @@ describe('bert from a Hugging Face folder', () => {
   const V = 30;
   const cfg = { dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, vocabSize: V, maxSeqLen: 24, normEps: 1e-12, types: 2 };
   const json = { architectures: ['BertModel'], model_type: 'bert', hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: V, max_position_embeddings: 24, type_vocab_size: 2, layer_norm_eps: 1e-12, hidden_act: 'gelu' };
-  const w = bertWeights(cfg, 1000);
+  const w = randomWeights(bertShape(cfg), 1000);
 
   test.each(['', 'bert.'])('embed() pooling equals the fp64 reference (prefix "%s")', async (prefix) => {
-    const d = await writeFolder({ config: json, tensors: bertHfNames(w, prefix), tokenizer: wordPieceTokenizer(V), tokenizerConfig: { cls_token: '[CLS]', sep_token: '[SEP]' } });
+    const d = await writeFolder({ config: json, tensors: hfTensors(bertShape(cfg), w, (n) => (prefix ? n : n.replace(/^bert\./, ''))), tokenizer: wordPieceTokenizer(V), tokenizerConfig: { cls_token: '[CLS]', sep_token: '[SEP]' } });
     const m = await loadModel(d, { device: 'cpu', maxBatch: 2 });
     expect(m.config).toMatchObject({ arch: 'bert', nTokenTypes: 2, maxSeqLen: 24 });
     const texts = ['The cat sat on the mat.', 'hello world', 'a dog ran'];
@@ -554,9 +448,9 @@ describe('malformed folders give coded errors', () => {
     model_type: 'llama', hidden_size: 32, intermediate_size: 40, num_hidden_layers: 1, num_attention_heads: 4, num_key_value_heads: 2,
     vocab_size: 48, max_position_embeddings: 64,
   };
-  const cfg: LlamaCfg = { dim: 32, hiddenDim: 40, nLayers: 1, nHeads: 4, nKvHeads: 2, headDim: 8, vocabSize: 48, normEps: 1e-6, ropeTheta: 10000, tiedEmbeddings: false };
-  const w = llamaWeights(cfg, 1100);
-  const folder = (config: Json, tensors = llamaHfNames(w)) => writeFolder({ config, tensors, tokenizer: bpeTokenizer(48, true), tokenizerConfig: {} });
+  const cfg: LlamaCfg = { arch: 'llama', maxSeqLen: 64, dim: 32, hiddenDim: 40, nLayers: 1, nHeads: 4, nKvHeads: 2, headDim: 8, vocabSize: 48, normEps: 1e-6, ropeTheta: 10000, tiedEmbeddings: false };
+  const w = randomWeights(cfg, 1100);
+  const folder = (config: Json, tensors = hfTensors(cfg, w)) => writeFolder({ config, tensors, tokenizer: bpeTokenizer(48, true), tokenizerConfig: {} });
 
   test.each([
     ['missing field', { ...base, hidden_size: undefined }, 'ERR_MODEL_FORMAT', /missing field hidden_size/],
@@ -574,9 +468,9 @@ describe('malformed folders give coded errors', () => {
   });
 
   test('missing tensors are listed; a wrong shape is named; no config.json; bad JSON', async () => {
-    const tensors = llamaHfNames(w).filter((t) => t.name !== 'lm_head.weight' && t.name !== 'model.layers.0.mlp.up_proj.weight');
+    const tensors = hfTensors(cfg, w).filter((t) => t.name !== 'lm_head.weight' && t.name !== 'model.layers.0.mlp.up_proj.weight');
     await expectCode(loadModel(await folder(base, tensors), { device: 'cpu' }), 'ERR_MODEL_FORMAT', /missing tensors model\.layers\.0\.mlp\.up_proj\.weight, lm_head\.weight$/);
-    const bad = llamaHfNames(w).map((t) => (t.name === 'model.norm.weight' ? { ...t, w: { shape: [31], data: t.w.data.subarray(0, 31) } } : t));
+    const bad = hfTensors(cfg, w).map((t) => (t.name === 'model.norm.weight' ? { ...t, w: { shape: [31], data: t.w.data.subarray(0, 31) } } : t));
     await expectCode(loadModel(await folder(base, bad), { device: 'cpu' }), 'ERR_MODEL_FORMAT', /output_norm.*\[32\].*\[31\]/);
     const empty = path.join(tmp, 'empty');
     fs.mkdirSync(empty);

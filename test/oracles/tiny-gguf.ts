@@ -1,18 +1,19 @@
-// Tiny random models as GGUF files (lib/formats/gguf-writer.ts) for the llama.cpp comparison, the same file read
-// back into our engine (readGGUF + ggufSource, metadata mapped to EngineConfig here — a stand-in for the real
-// GGUF loader), and the llama.cpp oracle run in a child process (llamacpp-run.mjs).
+// Tiny random models as GGUF files (lib/formats/gguf-writer.ts; tensors and <arch>.* keys from the architecture
+// descriptions, lib/arch/) for the llama.cpp comparison, the same file read back into our engine through the GGUF
+// loader (lib/loaders/gguf.ts), and the llama.cpp oracle run in a child process (llamacpp-run.mjs). llama.cpp
+// loading these files is what checks the descriptions' GGUF names and keys against llama.cpp's own.
 import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { promisify } from 'util';
-import { TestEngine, type EngineConfig } from '../util/engine-helpers';
-import { binding } from '../../lib/binding';
-import { GGUFValue, ggufMeta, ggufSource, readGGUF } from '../../lib/formats/gguf';
+import { tensorList, type ModelFileConfig } from '../../lib/arch';
+import { ggufMetadata, ggufTensorName } from '../../lib/arch/gguf';
+import { GGUFValue } from '../../lib/formats/gguf';
 import { GGUFWriterTensor, dequantizeQ8_0, gv, quantizeQ8_0, writeGGUF } from '../../lib/formats/gguf-writer';
-import { normal } from '../util/random';
-
-export type TinyArch = 'llama' | 'qwen2' | 'gpt2' | 'bert';
+import { readGGUFModel } from '../../lib/loaders/gguf';
+import { TestEngine, randomWeights, type EngineConfig } from '../util/engine-helpers';
+import { specConfig, type TinyArch } from '../util/gguf-models';
 
 export interface TinySpec {
   arch: TinyArch;
@@ -56,81 +57,30 @@ function vocabMetadata(): [string, GGUFValue][] {
   ];
 }
 
+/** The config of a spec: RoPE base 10000, norm eps 1e-5, 2 token types (bert), a decoder's head tied unless outputStd. */
+function tinyConfig(s: TinySpec): ModelFileConfig {
+  return specConfig({
+    arch: s.arch, dim: s.dim, hiddenDim: s.hiddenDim, nLayers: s.nLayers, nHeads: s.nHeads, nKvHeads: s.nKvHeads,
+    vocab: VOCAB, ctx: s.contextLength, tied: s.arch !== 'bert' && s.outputStd === undefined, seed: s.seed, ropeTheta: 10000,
+  });
+}
+
 /** The GGUF tensors (llama.cpp names) and metadata of a tiny random model. */
 export function tinyModel(s: TinySpec): { tensors: GGUFWriterTensor[]; metadata: [string, GGUFValue][] } {
-  const tensors: GGUFWriterTensor[] = [];
-  let seed = s.seed;
-  const C = s.dim, hd = s.dim / s.nHeads, kv = s.nKvHeads * hd;
-  const mat = (name: string, out: number, inn: number, std = 1 / Math.sqrt(inn), quantized = true) => {
-    let data = normal(out * inn, seed++, std);
-    if (quantized && s.q8AsF32) data = dequantizeQ8_0(quantizeQ8_0(data), data.length);
-    tensors.push({ name: `${name}.weight`, type: quantized && s.q8 ? 'Q8_0' : 'F32', shape: [out, inn], data });
-  };
-  const gain = (name: string, n: number) => {
-    const d = normal(n, seed++, 0.2);
-    for (let i = 0; i < n; i++) d[i] += 1;
-    tensors.push({ name: `${name}.weight`, type: 'F32', shape: [n], data: d });
-  };
-  const bias = (name: string, n: number) => tensors.push({ name: `${name}.bias`, type: 'F32', shape: [n], data: normal(n, seed++, 0.2) });
-  const a = s.arch;
-  mat('token_embd', VOCAB, C, s.embdStd ?? 1, false);
-  if (a === 'gpt2' || a === 'bert') mat('position_embd', s.contextLength, C, 0.5, false);
-  if (a === 'bert') {
-    mat('token_types', 2, C, 0.5, false);
-    gain('token_embd_norm', C);
-    bias('token_embd_norm', C);
-  }
-  for (let l = 0; l < s.nLayers; l++) {
-    const b = (n: string) => `blk.${l}.${n}`;
-    if (a === 'llama' || a === 'qwen2') {
-      gain(b('attn_norm'), C);
-      mat(b('attn_q'), C, C);
-      mat(b('attn_k'), kv, C);
-      mat(b('attn_v'), kv, C);
-      if (a === 'qwen2') { bias(b('attn_q'), C); bias(b('attn_k'), kv); bias(b('attn_v'), kv); }
-      mat(b('attn_output'), C, C);
-      gain(b('ffn_norm'), C);
-      mat(b('ffn_gate'), s.hiddenDim, C);
-      mat(b('ffn_up'), s.hiddenDim, C);
-      mat(b('ffn_down'), C, s.hiddenDim);
-    } else if (a === 'gpt2') {
-      gain(b('attn_norm'), C); bias(b('attn_norm'), C);
-      mat(b('attn_qkv'), 3 * C, C); bias(b('attn_qkv'), 3 * C);
-      mat(b('attn_output'), C, C); bias(b('attn_output'), C);
-      gain(b('ffn_norm'), C); bias(b('ffn_norm'), C);
-      mat(b('ffn_up'), s.hiddenDim, C); bias(b('ffn_up'), s.hiddenDim);
-      mat(b('ffn_down'), C, s.hiddenDim); bias(b('ffn_down'), C);
-    } else {
-      for (const n of ['attn_q', 'attn_k', 'attn_v', 'attn_output']) { mat(b(n), C, C); bias(b(n), C); }
-      gain(b('attn_output_norm'), C); bias(b('attn_output_norm'), C);
-      mat(b('ffn_up'), s.hiddenDim, C); bias(b('ffn_up'), s.hiddenDim);
-      mat(b('ffn_down'), C, s.hiddenDim); bias(b('ffn_down'), C);
-      gain(b('layer_output_norm'), C); bias(b('layer_output_norm'), C);
-    }
-  }
-  if (a !== 'bert') {
-    gain('output_norm', C);
-    if (a === 'gpt2') bias('output_norm', C);
-    if (s.outputStd !== undefined) mat('output', VOCAB, C, s.outputStd);
-  }
-  const k = (n: string) => `${a}.${n}`;
-  const metadata: [string, GGUFValue][] = [
-    ['general.architecture', gv.str(a)],
-    ['general.name', gv.str(`tiny-${a}`)],
-    [k('context_length'), gv.u32(s.contextLength)],
-    [k('embedding_length'), gv.u32(C)],
-    [k('feed_forward_length'), gv.u32(s.hiddenDim)],
-    [k('block_count'), gv.u32(s.nLayers)],
-    [k('attention.head_count'), gv.u32(s.nHeads)],
-    [k('attention.head_count_kv'), gv.u32(s.nKvHeads)],
-  ];
-  if (a === 'llama' || a === 'qwen2') {
-    metadata.push([k('attention.layer_norm_rms_epsilon'), gv.f32(1e-5)], [k('rope.freq_base'), gv.f32(10000)], [k('rope.dimension_count'), gv.u32(hd)]);
-  } else {
-    metadata.push([k('attention.layer_norm_epsilon'), gv.f32(1e-5)]);
-  }
-  if (a === 'bert') {
-    metadata.push([k('attention.causal'), gv.bool(false)], [k('pooling_type'), gv.u32(s.pooling === 'cls' ? 2 : 1)], ['tokenizer.ggml.token_type_count', gv.u32(2)]);
+  const cfg = tinyConfig(s);
+  const w = randomWeights(cfg, s.seed, {
+    std: { token_embd: s.embdStd ?? 1, ...(s.outputStd !== undefined ? { output: s.outputStd } : {}) },
+  });
+  const tensors = tensorList(cfg).map((t): GGUFWriterTensor => {
+    const matrix = t.role === 'matrix';
+    let data = w.get(t.name)!.data;
+    if (matrix && s.q8AsF32) data = dequantizeQ8_0(quantizeQ8_0(data), data.length);
+    return { name: ggufTensorName(t.name), type: matrix && s.q8 ? 'Q8_0' : 'F32', shape: t.shape, data };
+  });
+  const metadata: [string, GGUFValue][] = [...ggufMetadata(cfg, s.arch), ['general.name', gv.str(`tiny-${s.arch}`)]];
+  if (s.arch === 'bert') {
+    // llama.cpp's runtime choices for an encoder: how to pool, and the token type rows its tokenizer may use.
+    metadata.push(['bert.pooling_type', gv.u32(s.pooling === 'cls' ? 2 : 1)], ['tokenizer.ggml.token_type_count', gv.u32(2)]);
   }
   metadata.push(...vocabMetadata());
   return { tensors, metadata };
@@ -153,47 +103,14 @@ export async function writeTinyGGUF(s: TinySpec): Promise<string> {
   return file;
 }
 
-/**
- * Our engine on a GGUF file: metadata → EngineConfig (llama and qwen2 → 'llama' with adjacent / half RoPE), every
- * tensor through loadTensor (ggufSource) under its name without '.weight'. Q8_0 matrices stay Q8_0 on the device
- * (q8Weights: the engine's int8 weight path).
- */
+/** Our engine on a GGUF file through the GGUF loader; Q8_0 matrices stay Q8_0 on the device (q8Weights). */
 export async function engineFromGGUF(file: string, device: string, extra: Partial<EngineConfig> = {}): Promise<{ model: TestEngine; cfg: EngineConfig }> {
-  const f = await readGGUF(file);
-  const a = ggufMeta(f, 'general.architecture', 'string') as TinyArch;
-  const m = (key: string, fallback?: number) => ggufMeta(f, `${a}.${key}`, 'number', fallback);
-  const names = new Set(f.tensors.map((t) => t.name));
-  const engineName = (n: string) => n.replace(/\.weight$/, '');
-  const dim = m('embedding_length');
-  const nHeads = m('attention.head_count');
-  const tokenTypes = f.tensors.find((t) => t.name === 'token_types.weight');
-  const cfg: EngineConfig = {
-    arch: a === 'qwen2' ? 'llama' : a,
-    dim,
-    hiddenDim: m('feed_forward_length'),
-    nLayers: m('block_count'),
-    nHeads,
-    nKvHeads: m('attention.head_count_kv', nHeads),
-    headDim: dim / nHeads,
-    vocabSize: ggufMeta(f, 'tokenizer.ggml.tokens', 'array').value.length,
-    maxSeqLen: m('context_length'),
-    normEps: a === 'llama' || a === 'qwen2' ? m('attention.layer_norm_rms_epsilon') : m('attention.layer_norm_epsilon'),
-    ropeTheta: m('rope.freq_base', 10000),
-    ropeLayout: a === 'qwen2' ? 'half' : 'adjacent',
-    qkvBias: names.has('blk.0.attn_q.bias'),
-    nTokenTypes: tokenTypes ? tokenTypes.shape[0] : undefined,
-    tiedEmbeddings: !names.has('output.weight'),
-    dtype: 'float32',
-    q8Weights: f.tensors.filter((t) => t.type === 'Q8_0').map((t) => engineName(t.name)),
-    device,
-    maxBatch: 2,
-    maxContext: m('context_length'),
-    maxStepTokens: m('context_length'),
-    ...extra,
-  };
+  const g = await readGGUFModel(file);
+  const n = g.config.maxSeqLen;
+  const cfg: EngineConfig = { ...g.config, dtype: 'float32', device, maxBatch: 2, maxContext: n, maxStepTokens: n, ...extra };
   const model = new TestEngine(cfg);
   try {
-    for (const t of f.tensors) await model.loadTensor(engineName(t.name), ggufSource(t));
+    for (const t of g.tensors) await model.loadTensor(t.name, t.source);
     await model.finalize();
   } catch (e) {
     model.dispose();

@@ -2,10 +2,10 @@
 // values and published parameter counts; grid parsing and prefill chunking.
 import { gridCells, gridLimits, parseList, prefillChunks } from '../../lib/bench/grid';
 import { decodeBytes, decodeWeightBytes, kvBytesPerToken, paramCounts, peakFlops, percent, prefillFlops, ShapeDims } from '../../lib/bench/roofline';
-import { BUILTIN_SHAPES, builtinShape, llamaTensors } from '../../lib/bench/shapes';
+import { BUILTIN_SHAPES, builtinShape, shapeTensors } from '../../lib/bench/shapes';
 
 // A shape small enough to count by hand: D 4, F 8, 1 layer, 2 heads of 2, 1 kv head, vocab 10, untied.
-const small: ShapeDims = { dim: 4, hiddenDim: 8, nLayers: 1, nHeads: 2, nKvHeads: 1, headDim: 2, vocabSize: 10, tiedEmbeddings: false };
+const small: ShapeDims = { arch: 'llama', maxSeqLen: 16, dim: 4, hiddenDim: 8, nLayers: 1, nHeads: 2, nKvHeads: 1, headDim: 2, vocabSize: 10, tiedEmbeddings: false };
 
 describe('paramCounts', () => {
   test('hand-counted small shape', () => {
@@ -19,10 +19,15 @@ describe('paramCounts', () => {
     expect(paramCounts(builtinShape('tinyllama-1.1b')!).total).toBe(1100048384);
   });
 
-  test('the tensor list matches the count', () => {
-    for (const s of BUILTIN_SHAPES.filter((x) => x.arch === 'llama')) {
-      const n = llamaTensors(s).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
-      expect(n).toBe(paramCounts(s).total);
+  test('GPT-2 small and XL as Hugging Face counts them (GPT2LMHeadModel.num_parameters(): tied head, learned positions, biases)', () => {
+    expect(paramCounts(builtinShape('gpt2-124m')!).total).toBe(124439808);
+    expect(paramCounts(builtinShape('gpt2-1.5b')!).total).toBe(1557611200);
+  });
+
+  test('the tensor list of every shape matches the count', () => {
+    for (const s of BUILTIN_SHAPES) {
+      const n = shapeTensors(s).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+      expect([s.name, n]).toEqual([s.name, paramCounts(s).total]);
     }
   });
 });

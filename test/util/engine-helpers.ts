@@ -1,8 +1,10 @@
 // Shared helpers of the model tests that drive the engine (TestEngine) with tiny random weights through a real file, and the
-// fp64 building blocks of their independent references (row vectors as Float64Array).
+// fp64 building blocks of their independent references (row vectors as Float64Array). Which tensors a model has
+// comes from its architecture's description (lib/arch/); the references read them by the engine's names.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { ARCHITECTURES, tensorList, type ArchShape, type ModelFileConfig } from '../../lib/arch';
 import { AddonContext, AddonEmbedRequest, AddonModel, AddonModelConfig, AddonStepRequest, AddonTensorSource, binding } from '../../lib/binding';
 import { normal } from './random';
 
@@ -12,18 +14,57 @@ export interface Weight {
 }
 export type Weights = Map<string, Weight>;
 
-/** Adds random tensors to w: matrices ~ N(0, 1/in), gains ~ 1 + N(0, 0.2²), biases ~ N(0, 0.2²). */
-export function weightMaker(w: Weights, seed: number) {
+/** Std of the embedding tables unless a caller says otherwise: the token table dominates its sum with the others. */
+const EMBEDDING_STD: Record<string, number> = { token_embd: 1, position_embd: 0.5, token_types: 0.5 };
+
+/**
+ * Random values for every tensor of the config's architecture, in the description's order, one seed each from
+ * `seed` on: matrices ~ N(0, 1/in), embeddings ~ N(0, EMBEDDING_STD²), norm gains ~ 1 + N(0, 0.2²), biases
+ * ~ N(0, biasStd²). `std` overrides the std of any tensor by name.
+ */
+export function randomWeights(cfg: ArchShape, seed: number, opts: { std?: Record<string, number>; biasStd?: number } = {}): Weights {
+  const w: Weights = new Map();
   let s = seed;
-  return {
-    mat: (name: string, out: number, inn: number, std = 1 / Math.sqrt(inn)) => w.set(name, { shape: [out, inn], data: normal(out * inn, s++, std) }),
-    gain: (name: string, n: number) => {
-      const d = normal(n, s++, 0.2);
-      for (let i = 0; i < n; i++) d[i] += 1;
-      w.set(name, { shape: [n], data: d });
-    },
-    bias: (name: string, n: number) => w.set(name, { shape: [n], data: normal(n, s++, 0.2) }),
-  };
+  for (const t of tensorList(cfg)) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const std = opts.std?.[t.name];
+    let data: Float32Array;
+    if (t.role === 'norm') {
+      data = normal(n, s++, std ?? 0.2);
+      for (let i = 0; i < n; i++) data[i] += 1;
+    } else if (t.role === 'bias') {
+      data = normal(n, s++, std ?? opts.biasStd ?? 0.2);
+    } else {
+      data = normal(n, s++, std ?? (t.role === 'embedding' ? EMBEDDING_STD[t.name] ?? 1 : 1 / Math.sqrt(t.shape[1])));
+    }
+    w.set(t.name, { shape: t.shape, data });
+  }
+  return w;
+}
+
+/**
+ * The weights under their Hugging Face names (each tensor's first name in the description, through `rename`),
+ * Conv1D matrices marked `t` to be stored transposed: what a safetensors file of the model holds.
+ */
+export function hfTensors(cfg: ArchShape, w: Weights, rename: (name: string) => string = (n) => n): Array<{ name: string; w: Weight; t?: boolean }> {
+  return tensorList(cfg).map((t) => ({ name: rename(t.hf[0]), w: w.get(t.name)!, t: t.hfConv1D === true }));
+}
+
+/** Every described architecture at a small shape, twice: with every optional tensor (untied head, q/k/v biases) and without. */
+export function archShapeVariants(): ModelFileConfig[] {
+  return ARCHITECTURES.flatMap((a) => [false, true].map((flag): ModelFileConfig => ({
+    arch: a.arch, dim: 24, hiddenDim: 40, nLayers: 2, nHeads: 3, nKvHeads: a.arch === 'llama' ? 1 : 3, headDim: 8, vocabSize: 30, maxSeqLen: 16,
+    normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'half', tiedEmbeddings: !flag, qkvBias: a.arch === 'llama' ? flag : undefined,
+    nTokenTypes: a.arch === 'bert' ? 2 : undefined,
+  })));
+}
+
+/** (rows, cols) → (cols, rows): Hugging Face's Conv1D layout of an engine matrix. */
+export function transpose(w: Weight): Weight {
+  const [r, c] = w.shape;
+  const d = new Float32Array(r * c);
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) d[j * r + i] = w.data[i * c + j];
+  return { shape: [c, r], data: d };
 }
 
 let tmp: string | undefined;

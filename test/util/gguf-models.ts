@@ -1,13 +1,16 @@
-// Tiny random llama / qwen2 / gpt2 models written as GGUF files by the tests (F32 or Q8_0 matrices), the weights
-// as the file holds them (Q8_0 dequantized), and fp64 references of both architectures on those weights.
+// Tiny random llama / qwen2 / gpt2 / bert models written as GGUF files by the tests (F32 or Q8_0 matrices), the
+// weights as the file holds them (Q8_0 dequantized), and fp64 references of the decoders on those weights. Tensors
+// and metadata keys come from the architecture descriptions (lib/arch/); the config a spec should load as is
+// written out here, as the loader's expected result.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import type { AddonModelConfig } from '../../lib/binding';
+import { tensorList, type ModelFileConfig } from '../../lib/arch';
+import { ggufMetadata, ggufTensorName } from '../../lib/arch/gguf';
 import { dequantizeQ8_0, gv, quantizeQ8_0, writeGGUF, type GGUFWriterTensor } from '../../lib/formats/gguf-writer';
 import type { GGUFValue } from '../../lib/formats/gguf';
 import { f16BitsToF32, f32ToF16Bits } from '../../lib/half';
-import { add, attend, geluTanh, layerNorm, linear, weightMaker, type Weight, type Weights } from './engine-helpers';
+import { add, attend, geluTanh, layerNorm, linear, randomWeights, type Weight, type Weights } from './engine-helpers';
 
 export type TinyArch = 'llama' | 'qwen2' | 'gpt2' | 'bert';
 
@@ -22,20 +25,22 @@ export interface TinySpec {
   ctx: number;
   tied: boolean;
   seed: number;
+  /** RoPE base of llama / qwen2 (default 5000, not the usual 10000, so a loader that ignores the key fails). */
+  ropeTheta?: number;
 }
 
 export const LLAMA_SPEC: TinySpec = { arch: 'llama', dim: 64, hiddenDim: 96, nLayers: 2, nHeads: 4, nKvHeads: 2, vocab: 288, ctx: 128, tied: false, seed: 11 };
 export const QWEN2_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'qwen2', tied: true, seed: 12 };
 export const GPT2_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'gpt2', nKvHeads: 4, hiddenDim: 128, tied: false, seed: 13 };
 /** An encoder (2 token types); no LM head. */
-export const BERT_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'bert', nKvHeads: 4, hiddenDim: 128, tied: true, seed: 14 };
+export const BERT_SPEC: TinySpec = { ...LLAMA_SPEC, arch: 'bert', nKvHeads: 4, hiddenDim: 128, tied: false, seed: 14 };
 
 /** The engine config fields a spec implies (what the loader must produce). */
-export function specConfig(s: TinySpec): Omit<AddonModelConfig, 'dtype' | 'device' | 'maxBatch' | 'maxContext' | 'maxStepTokens'> {
-  const c: ReturnType<typeof specConfig> = {
+export function specConfig(s: TinySpec): ModelFileConfig {
+  const c: ModelFileConfig = {
     arch: s.arch === 'gpt2' || s.arch === 'bert' ? s.arch : 'llama',
     dim: s.dim, hiddenDim: s.hiddenDim, nLayers: s.nLayers, nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.dim / s.nHeads,
-    vocabSize: s.vocab, maxSeqLen: s.ctx, normEps: 1e-5, ropeTheta: s.arch === 'gpt2' || s.arch === 'bert' ? 10000 : 5000,
+    vocabSize: s.vocab, maxSeqLen: s.ctx, normEps: 1e-5, ropeTheta: s.arch === 'gpt2' || s.arch === 'bert' ? 10000 : s.ropeTheta ?? 5000,
     ropeLayout: s.arch === 'qwen2' ? 'half' : 'adjacent', tiedEmbeddings: s.tied,
   };
   if (s.arch === 'qwen2') c.qkvBias = true;
@@ -43,50 +48,9 @@ export function specConfig(s: TinySpec): Omit<AddonModelConfig, 'dtype' | 'devic
   return c;
 }
 
-/** Random weights, engine names. */
+/** Random weights, engine names (position table std 0.3). */
 export function tinyWeights(s: TinySpec): Weights {
-  const w: Weights = new Map();
-  const mk = weightMaker(w, s.seed);
-  const hd = s.dim / s.nHeads;
-  const q = s.nHeads * hd, kv = s.nKvHeads * hd;
-  mk.mat('token_embd', s.vocab, s.dim, 1);
-  if (s.arch === 'gpt2' || s.arch === 'bert') mk.mat('position_embd', s.ctx, s.dim, 0.3);
-  if (s.arch === 'bert') {
-    mk.mat('token_types', 2, s.dim, 0.5);
-    mk.gain('token_embd_norm', s.dim); mk.bias('token_embd_norm.bias', s.dim);
-  }
-  for (let l = 0; l < s.nLayers; l++) {
-    const b = (n: string): string => `blk.${l}.${n}`;
-    if (s.arch === 'bert') {
-      for (const [n, rows] of [['attn_q', q], ['attn_k', kv], ['attn_v', kv], ['attn_output', s.dim]] as const) {
-        mk.mat(b(n), rows, n === 'attn_output' ? q : s.dim); mk.bias(b(`${n}.bias`), rows);
-      }
-      mk.gain(b('attn_output_norm'), s.dim); mk.bias(b('attn_output_norm.bias'), s.dim);
-      mk.mat(b('ffn_up'), s.hiddenDim, s.dim); mk.bias(b('ffn_up.bias'), s.hiddenDim);
-      mk.mat(b('ffn_down'), s.dim, s.hiddenDim); mk.bias(b('ffn_down.bias'), s.dim);
-      mk.gain(b('layer_output_norm'), s.dim); mk.bias(b('layer_output_norm.bias'), s.dim);
-    } else if (s.arch === 'gpt2') {
-      mk.gain(b('attn_norm'), s.dim); mk.bias(b('attn_norm.bias'), s.dim);
-      mk.mat(b('attn_qkv'), q + 2 * kv, s.dim); mk.bias(b('attn_qkv.bias'), q + 2 * kv);
-      mk.mat(b('attn_output'), s.dim, q); mk.bias(b('attn_output.bias'), s.dim);
-      mk.gain(b('ffn_norm'), s.dim); mk.bias(b('ffn_norm.bias'), s.dim);
-      mk.mat(b('ffn_up'), s.hiddenDim, s.dim); mk.bias(b('ffn_up.bias'), s.hiddenDim);
-      mk.mat(b('ffn_down'), s.dim, s.hiddenDim); mk.bias(b('ffn_down.bias'), s.dim);
-    } else {
-      mk.gain(b('attn_norm'), s.dim);
-      mk.mat(b('attn_q'), q, s.dim); mk.mat(b('attn_k'), kv, s.dim); mk.mat(b('attn_v'), kv, s.dim);
-      if (s.arch === 'qwen2') { mk.bias(b('attn_q.bias'), q); mk.bias(b('attn_k.bias'), kv); mk.bias(b('attn_v.bias'), kv); }
-      mk.mat(b('attn_output'), s.dim, q);
-      mk.gain(b('ffn_norm'), s.dim);
-      mk.mat(b('ffn_gate'), s.hiddenDim, s.dim); mk.mat(b('ffn_up'), s.hiddenDim, s.dim);
-      mk.mat(b('ffn_down'), s.dim, s.hiddenDim);
-    }
-  }
-  if (s.arch === 'bert') return w;
-  mk.gain('output_norm', s.dim);
-  if (s.arch === 'gpt2') mk.bias('output_norm.bias', s.dim);
-  if (!s.tied) mk.mat('output', s.vocab, s.dim);
-  return w;
+  return randomWeights(specConfig(s), s.seed, { std: { position_embd: 0.3 } });
 }
 
 /** A SentencePiece-like vocabulary: <unk> <s> </s>, 256 byte pieces, then ▁-words and letters up to `vocab`. */
@@ -100,26 +64,12 @@ export function tinyVocab(vocab: number): { tokens: string[]; scores: number[]; 
   return { tokens, scores, types };
 }
 
-/** GGUF metadata of a spec (general.*, <arch>.*, tokenizer.ggml.* with the tiny vocabulary). */
+/** GGUF metadata of a spec (general.*, <arch>.*, tokenizer.ggml.* with the tiny vocabulary); null in overrides drops a key. */
 export function tinyMetadata(s: TinySpec, overrides: Record<string, GGUFValue | null> = {}): Array<[string, GGUFValue]> {
-  const a = s.arch;
   const v = tinyVocab(s.vocab);
   const m: Record<string, GGUFValue | null> = {
-    'general.architecture': gv.str(a),
-    'general.name': gv.str(`tiny-${a}`),
-    [`${a}.context_length`]: gv.u32(s.ctx),
-    [`${a}.embedding_length`]: gv.u32(s.dim),
-    [`${a}.block_count`]: gv.u32(s.nLayers),
-    [`${a}.feed_forward_length`]: gv.u32(s.hiddenDim),
-    [`${a}.attention.head_count`]: gv.u32(s.nHeads),
-    [`${a}.attention.head_count_kv`]: gv.u32(s.nKvHeads),
-    ...(a === 'gpt2' || a === 'bert'
-      ? { [`${a}.attention.layer_norm_epsilon`]: gv.f32(1e-5) }
-      : {
-        [`${a}.attention.layer_norm_rms_epsilon`]: gv.f32(1e-5),
-        [`${a}.rope.freq_base`]: gv.f32(5000),
-        [`${a}.rope.dimension_count`]: gv.u32(s.dim / s.nHeads),
-      }),
+    ...Object.fromEntries(ggufMetadata(specConfig(s), s.arch)),
+    'general.name': gv.str(`tiny-${s.arch}`),
     'tokenizer.ggml.model': gv.str('llama'),
     'tokenizer.ggml.tokens': gv.arr('string', v.tokens),
     'tokenizer.ggml.scores': gv.arr('float32', v.scores),
@@ -143,9 +93,6 @@ export function removeTmp(): void {
   tmp = undefined;
 }
 
-const isMatrix = (name: string, shape: number[]): boolean =>
-  shape.length === 2 && !/^(token_embd|position_embd|token_types)$/.test(name);
-
 /**
  * Writes the weights as GGUF: F32, or F16 for every 2-D tensor (`f16`), or Q8_0 for the 2-D matrices (and token_embd too when `q8Embeddings`: the
  * engine dequantizes it). Returns the path and the weights as stored (Q8_0 ones dequantized).
@@ -156,10 +103,11 @@ export async function writeTinyGGUF(s: TinySpec, w: Weights, opts: {
 } = {}): Promise<{ file: string; stored: Weights }> {
   const stored: Weights = new Map();
   let tensors: GGUFWriterTensor[] = [];
+  const roles = new Map(tensorList(specConfig(s)).map((t) => [t.name, t.role]));
   for (const [name, t] of w) {
-    const gname = name.endsWith('.bias') ? name : `${name}.weight`;
+    const gname = ggufTensorName(name);
     const wanted = typeof opts.q8 === 'function' ? opts.q8(name) : opts.q8;
-    const q8 = (wanted && isMatrix(name, t.shape)) || (opts.q8Embeddings && name === 'token_embd');
+    const q8 = (wanted && roles.get(name) === 'matrix') || (opts.q8Embeddings && name === 'token_embd');
     if (q8) {
       const raw = quantizeQ8_0(t.data);
       tensors.push({ name: gname, type: 'Q8_0', shape: t.shape, raw });
