@@ -53,7 +53,8 @@ export type ModelConfig = Readonly<AddonModelConfig> & {
   readonly maxContext: number;
   readonly maxStepTokens: number;
   readonly kvCacheTokens: number;
-  readonly format: 'llama2c' | 'hf' | 'gguf';
+  /** 'random': made without a file (eet bench's built-in shapes). */
+  readonly format: 'llama2c' | 'hf' | 'gguf' | 'random';
   readonly path: string;
   readonly tokenizerPath: string;
   /** Hugging Face model_type or GGUF general.architecture (llama, mistral, qwen2, gpt2, bert); absent for llama2.c. */
@@ -290,12 +291,6 @@ function resolveContextOptions(o: Record<string, unknown>, device: string, maxSe
 /**
  * Loads a model: a Hugging Face folder (config.json, safetensors, tokenizer.json), a GGUF file (llama, qwen2, gpt2;
  * F32/F16/BF16/Q8_0 weights, Q8_0 matrices kept int8 on the device; its tokenizer from the metadata), or a llama2.c
- * checkpoint (.bin) with its tokenizer. Rejects with ModelFormatError for malformed
- * files, UnsupportedError for formats not supported yet, InvalidArgumentError for bad options, AbortError.
- */
-/**
- * Loads a model: a Hugging Face folder (config.json, safetensors, tokenizer.json), a GGUF file (llama, qwen2, gpt2;
- * F32/F16/BF16/Q8_0 weights, Q8_0 matrices kept int8 on the device; its tokenizer from the metadata), or a llama2.c
  * checkpoint (.bin) with its tokenizer, and makes its default context. Rejects with ModelFormatError for malformed
  * files, UnsupportedError for formats not supported yet, InvalidArgumentError for bad options, AbortError.
  */
@@ -310,7 +305,7 @@ export async function loadModel(file: string, options?: LoadModelOptions): Promi
   const device = resolveDevice(o.device);
   const dtype: ModelDType = o.dtype === undefined ? (device.startsWith('cuda') ? 'float16' : 'float32')
     : oneOf('dtype', o.dtype, ['float32', 'float16', 'bfloat16'] as const);
-  const throwIfAborted = (): void => { if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason }); };
+  if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason });
 
   const resolved = path.resolve(file);
   let stat: fs.Stats;
@@ -352,35 +347,71 @@ export async function loadModel(file: string, options?: LoadModelOptions): Promi
     tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize);
     info = { format: 'llama2c', tokenizerPath, stopIds: [EOS, BOS] };
   }
+  return buildModel({ config: fileConfig, tensors, tokenizer, info, path: resolved }, o as LoadModelOptions, device, dtype, start);
+}
+
+/** @internal What a model is made of, however it was read (a loader, or eet bench's random built-in shapes). */
+export interface ModelParts {
+  config: Omit<AddonModelConfig, 'dtype' | 'device'>;
+  tensors: ReadonlyArray<{ name: string; source: AddonTensorSource & { bytes: number } }>;
+  /** null: prompts are token ids only and no text is decoded (random weights). */
+  tokenizer: TextCodec | null;
+  info: Pick<ModelConfig, 'format' | 'tokenizerPath' | 'modelType' | 'stopIds'>;
+  path: string;
+}
+
+/**
+ * @internal Loads the parts' tensors (`loadConcurrency` at a time: random fills are made off the JS thread, one
+ * libuv thread each) and makes the default context.
+ */
+export async function buildModel(parts: ModelParts, o: LoadModelOptions & { loadConcurrency?: number }, device: string,
+  dtype: ModelDType, start = performance.now()): Promise<Model> {
+  const { signal } = o;
+  const throwIfAborted = (): void => { if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason }); };
   // The default context's options are checked before any weight is read.
   const contextOptions: ContextOptions = { ...o };
-  if (fileConfig.arch === 'bert' && o.maxStepTokens === undefined) {
+  if (parts.config.arch === 'bert' && o.maxStepTokens === undefined) {
     // An encoder embeds a whole text in one pass: the step must hold the longest one.
-    const longest = o.maxSeqLen === undefined ? fileConfig.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, fileConfig.maxSeqLen);
+    const longest = o.maxSeqLen === undefined ? parts.config.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, parts.config.maxSeqLen);
     contextOptions.maxStepTokens = Math.max(512, longest, o.maxBatch === undefined ? 0 : integerIn('maxBatch', o.maxBatch, 1, limits().maxBatch));
   }
-  resolveContextOptions(contextOptions as Record<string, unknown>, device, fileConfig.maxSeqLen);
+  resolveContextOptions(contextOptions as Record<string, unknown>, device, parts.config.maxSeqLen);
   throwIfAborted();
 
-  const config: AddonModelConfig = { ...fileConfig, dtype, device };
+  const config: AddonModelConfig = { ...parts.config, dtype, device };
   const native = new (binding().AddonModel)(config);
   try {
+    const { tensors } = parts;
     const totalBytes = tensors.reduce((a, t) => a + t.source.bytes, 0);
     let loadedBytes = 0;
-    for (const { name, source } of tensors) {
-      throwIfAborted();
-      await native.loadTensor(name, source);
-      loadedBytes += source.bytes;
-      (o.onProgress as LoadModelOptions['onProgress'])?.({ loadedBytes, totalBytes, tensor: name });
-    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < tensors.length) {
+        const { name, source } = tensors[next++];
+        throwIfAborted();
+        await native.loadTensor(name, source);
+        loadedBytes += source.bytes;
+        o.onProgress?.({ loadedBytes, totalBytes, tensor: name });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(o.loadConcurrency ?? 1, tensors.length)) }, worker));
     throwIfAborted();
     await native.finalize();
     throwIfAborted();
-    return new Model(native, { ...config, ...info, path: resolved }, tokenizer, performance.now() - start, contextOptions);
+    return new Model(native, { ...config, ...parts.info, path: parts.path }, parts.tokenizer ?? new NoText(config.vocabSize),
+      performance.now() - start, contextOptions);
   } catch (e) {
     native.dispose();
     throw e;
   }
+}
+
+/** The codec of a model without a tokenizer: token-id prompts, no text. */
+class NoText implements TextCodec {
+  constructor(readonly vocabSize: number) {}
+  encode(): number[] { throw new UnsupportedError('This model has no tokenizer: pass prompts as token ids'); }
+  decode(): string { return ''; }
+  decoder(): TokenDecoder { return { push: () => '', flush: () => '' }; }
 }
 
 function findTokenizer(modelPath: string, vocabSize: number): string {

@@ -123,7 +123,7 @@ export class Call {
     this.#native.submit(this.#prompts.map((p, i) => ({
       id: ids[i], prompt: p.ids, n: o.n, temperature: o.temperature, topK: o.topK, topP: o.topP,
       repetitionPenalty: o.repetitionPenalty, seed: seedOf(o.seed, i * o.n), maxNewTokens: o.maxNewTokens,
-      stopIds: this.#stopIds, logits: o.logits,
+      stopIds: o.ignoreEos ? new Int32Array(0) : this.#stopIds, logits: o.logits,
     })));
     ids.forEach((id, i) => {
       register(id, i);

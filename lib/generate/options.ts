@@ -30,6 +30,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Return, for each generated token, the float32 logits it was sampled from (result.logits). */
   logits?: boolean;
+  /** Do not end on the model's end-of-generation ids (EOS): benchmarks that need every sequence to run its length. */
+  ignoreEos?: boolean;
 }
 
 /**
@@ -53,6 +55,7 @@ export interface ResolvedOptions {
   stop: string[];
   signal: AbortSignal | undefined;
   logits: boolean;
+  ignoreEos: boolean;
 }
 
 const U64 = 1n << 64n;
@@ -91,7 +94,9 @@ export function resolveGenerateOptions(options: unknown, vocabSize: number, maxN
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'AbortSignal', signal);
   const logits = o.logits === undefined ? false : o.logits;
   if (typeof logits !== 'boolean') throw invalid('logits', 'boolean', logits);
-  return { maxNewTokens, n, nGiven: o.n !== undefined, temperature, topK, topP, repetitionPenalty, seed, stop, signal, logits };
+  const ignoreEos = o.ignoreEos === undefined ? false : o.ignoreEos;
+  if (typeof ignoreEos !== 'boolean') throw invalid('ignoreEos', 'boolean', ignoreEos);
+  return { maxNewTokens, n, nGiven: o.n !== undefined, temperature, topK, topP, repetitionPenalty, seed, stop, signal, logits, ignoreEos };
 }
 
 /** The seed of sample `index` (prompt i, sample j: index i × n + j). */
