@@ -9,6 +9,14 @@ namespace eet_node {
 
 EnvData* env_data(Napi::Env env) { return env.GetInstanceData<EnvData>(); }
 
+bool js_usable(napi_env env) {
+  napi_value probe = nullptr, undefined = nullptr;
+  if (env == nullptr || napi_create_object(env, &probe) != napi_ok || napi_get_undefined(env, &undefined) != napi_ok) {
+    return false;
+  }
+  return napi_set_named_property(env, probe, "probe", undefined) == napi_ok;  // refused when JS cannot run
+}
+
 Napi::Error make_error(Napi::Env env, eet::ErrorCode code, const std::string& message) {
   const char* name = eet::error_code_name(code);
   EnvData* d = env_data(env);

@@ -23,6 +23,11 @@ struct EnvData {
 };
 EnvData* env_data(Napi::Env env);
 
+// Whether JS can run in env. False while the environment is terminating (a worker thread ending): then every N-API
+// call that may run JS fails, and node-addon-api turns a failure into a fatal error — so completions that arrive
+// then (async work, thread-safe calls) must check this first and leave JS alone.
+bool js_usable(napi_env env);
+
 // Creates the JS error for an eet::Error through the factory lib/ registered (an EetError subclass with .code).
 Napi::Error make_error(Napi::Env env, eet::ErrorCode code, const std::string& message);
 Napi::Error make_error(Napi::Env env, const eet::Error& e);

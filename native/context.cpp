@@ -144,9 +144,30 @@ Napi::Object stats_object(Napi::Env env, const eet::ContextStats& s) {
 }
 
 // On the JS thread: one step's events → the listener. env is null when the function is being torn down.
+Napi::Object batch_object(Napi::Env env, const eet::StepEvents* ev);
+
+// On the JS thread: one step's events → the listener. env is null when the function is being torn down; when the
+// environment is terminating (a worker thread ending) every N-API call fails: nothing may throw out of here then,
+// or the process aborts — so failures are caught, and a listener's own exception goes to 'uncaughtException' as
+// it would from any callback.
 void deliver(Napi::Env env, Napi::Function listener, EventSink* sink, eet::StepEvents* data) {
   std::unique_ptr<eet::StepEvents> ev(data);
-  if (env == nullptr || listener.IsEmpty()) return;
+  if (env == nullptr || listener.IsEmpty() || !js_usable(env)) return;
+  sink->in_flight -= int64_t(ev->done.size());
+  try {
+    if (sink->in_flight <= 0) {
+      sink->in_flight = 0;
+      sink->tsfn.Unref(env);
+    }
+    listener.Call({batch_object(env, ev.get())});
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env, e.Value());
+  } catch (const std::exception&) {
+    // Out of host memory building the batch: the events are lost; their requests stay in flight until disposed.
+  }
+}
+
+Napi::Object batch_object(Napi::Env env, const eet::StepEvents* ev) {
   const size_t n = ev->tokens.size();
   Napi::Float64Array request = Napi::Float64Array::New(env, n);
   Napi::Int32Array index = Napi::Int32Array::New(env, n), token = Napi::Int32Array::New(env, n);
@@ -185,12 +206,7 @@ void deliver(Napi::Env env, Napi::Function listener, EventSink* sink, eet::StepE
   batch.Set("logits", logits);
   batch.Set("done", done);
   batch.Set("stats", stats_object(env, ev->stats));
-  sink->in_flight -= int64_t(ev->done.size());
-  if (sink->in_flight <= 0) {
-    sink->in_flight = 0;
-    sink->tsfn.Unref(env);
-  }
-  listener.Call({batch});  // an exception thrown by the listener surfaces as an uncaught exception, as in any callback
+  return batch;
 }
 
 class StepWorker final : public PromiseWorker<eet::Context> {

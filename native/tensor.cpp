@@ -105,20 +105,25 @@ class AddonTensor : public Napi::ObjectWrap<AddonTensor> {
         buffer_->backend->synchronize();
         buffer_->backend->download(data_.data(), buffer_->ptr, buffer_->bytes);
       } catch (const eet::Error& e) {
+        failed_ = true;
         code_ = e.code();
-        SetError(e.what());
+        message_ = e.what();
       } catch (const std::exception& e) {
-        SetError(e.what());
+        failed_ = true;
+        message_ = e.what();
       }
     }
+    // Errors bypass SetError/OnError and nothing touches JS when it cannot run (worker.h says why).
     void OnOK() override {
       Napi::Env env = Env();
+      if (!js_usable(env)) return;
+      if (failed_) {
+        deferred_.Reject(make_error(env, code_, message_).Value());
+        return;
+      }
       Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, data_.size());
       if (!data_.empty()) std::memcpy(ab.Data(), data_.data(), data_.size());
       deferred_.Resolve(tensor_->typed_view(env, ab));
-    }
-    void OnError(const Napi::Error& e) override {
-      deferred_.Reject(make_error(Env(), code_, e.Message()).Value());
     }
 
    private:
@@ -127,7 +132,9 @@ class AddonTensor : public Napi::ObjectWrap<AddonTensor> {
     AddonTensor* tensor_;
     Napi::ObjectReference self_;
     std::vector<uint8_t> data_;
+    bool failed_ = false;
     eet::ErrorCode code_ = eet::ErrorCode::Internal;
+    std::string message_;
   };
 
   Napi::Value Read(const Napi::CallbackInfo& info) {

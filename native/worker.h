@@ -1,8 +1,13 @@
 // A promise-returning AsyncWorker (style.md: node-llama-cpp's AddonContextDecodeBatchWorker): holds a reference to
 // its JS owner and a shared_ptr to the engine object, so neither goes away while the work runs on a libuv thread;
 // errors keep their eet::Error code and become rejections with the EetError subclass.
+// Errors are kept here rather than through SetError: node-addon-api would build a JS error for OnError before any
+// check could run, which is fatal when the completion arrives while a worker thread's environment terminates.
+// OnOK settles the promise only when JS can run (js_usable); otherwise the result is dropped.
 #pragma once
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "addon.h"
 
@@ -26,24 +31,36 @@ class PromiseWorker : public Napi::AsyncWorker {
     try {
       run(*target_);
     } catch (const eet::Error& e) {
-      code_ = e.code();
-      SetError(e.what());
+      fail(e.code(), e.what());
     } catch (const std::bad_alloc&) {
-      code_ = eet::ErrorCode::Oom;
-      SetError("out of host memory");
+      fail(eet::ErrorCode::Oom, "out of host memory");
     } catch (const std::exception& e) {
-      code_ = eet::ErrorCode::Internal;
-      SetError(e.what());
+      fail(eet::ErrorCode::Internal, e.what());
     }
   }
-  void OnOK() override { deferred_.Resolve(result(Env())); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(make_error(Env(), code_, e.Message()).Value()); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (!js_usable(env)) return;
+    if (failed_) {
+      deferred_.Reject(make_error(env, code_, message_).Value());
+    } else {
+      deferred_.Resolve(result(env));
+    }
+  }
 
  private:
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference owner_;
+  void fail(eet::ErrorCode code, const std::string& message) {
+    failed_ = true;
+    code_ = code;
+    message_ = message;
+  }
+
   std::shared_ptr<T> target_;
+  bool failed_ = false;
   eet::ErrorCode code_ = eet::ErrorCode::Internal;
+  std::string message_;
 };
 
 // Runs f (which returns a promise); any synchronous failure becomes a rejected promise.
