@@ -6,6 +6,7 @@
 // this file checks the file against it: every key through GGUFConfigReader, every tensor the description lists
 // present with its shape, nothing else present. F32/F16/BF16 sources are converted to the model dtype; Q8_0
 // matrices stay Q8_0 on the device (q8Weights), Q8_0 embeddings are dequantized natively.
+import { checkConfigLimits } from '../limits';
 import type { AddonFileSource } from '../binding';
 import { GGUF_ARCHITECTURES, archForGGUF, tensorList, type GGUFArchitecture } from '../arch';
 import { engineTensorName, ggufCommonConfig, ggufTensorName } from '../arch/gguf';
@@ -76,6 +77,7 @@ export function ggufModelFromFile(f: GGUFFile): GGUFModel {
   const byName = new Map(f.tensors.map((t) => [engineTensorName(t.name), t]));
   const r = configReader(f, a, byName);
   const config = desc.gguf.config(r, ggufCommonConfig(r));
+  checkConfigLimits(file, config);
 
   const expected = new Map(tensorList(config).map((t) => [t.name, t]));
   for (const [name, { shape }] of expected) {

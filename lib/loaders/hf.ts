@@ -4,6 +4,7 @@
 //
 // Which model types load, how each one's config.json fields map, and which tensors it has under which names (GPT-2's
 // Conv1D matrices loaded transposed) is in its description (lib/arch/). Tensors the model does not use are ignored.
+import { checkConfigLimits } from '../limits';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { AddonFileSource } from '../binding';
@@ -97,6 +98,7 @@ export function parseHfConfig(file: string, json: Json): HfConfig {
   const bosIds = tokenIds(file, json, 'bos_token_id');
   const ids = { torchDtype, bosTokenId: bosIds.length ? bosIds[0] : null, eosTokenIds: tokenIds(file, json, 'eos_token_id') };
   const config = archForHfModelType(modelType)!.hf.config(configReader(file, json, modelType));
+  checkConfigLimits(file, config);
   return { modelType, config, ...ids };
 }
 

@@ -11,6 +11,7 @@
 // The file size must be exactly what that layout implies (run.c's memory_map_weights). The per-layer names and
 // order, the shapes and the header → config mapping are the llama description's (lib/arch/llama.ts, the one
 // description with a llama2c part).
+import { checkConfigLimits } from '../limits';
 import * as fs from 'fs';
 import type { AddonFileSource } from '../binding';
 import { ARCHITECTURES } from '../arch';
@@ -80,7 +81,9 @@ export function layoutLlama2c(file: string, h: Llama2cHeader, fileBytes: number)
     fail(file, `${what}: the header (dim ${h.dim}, hidden_dim ${h.hiddenDim}, n_layers ${h.nLayers}, n_heads ${h.nHeads}, ` +
       `n_kv_heads ${h.nKvHeads}, vocab_size ${h.tied ? '' : '-'}${h.vocabSize}, seq_len ${h.seqLen}) implies ${expected} bytes ` +
       `(${h.tied ? 'tied classifier' : 'with a separate wcls'}, legacy freq_cis tables included) but the file has ${fileBytes}`);
-  }
+  }  // The exact size check above already refuses a hostile header (BigInt: no overflow); then the engine's bounds.
+  checkConfigLimits(file, config);
+
   floats = 0n; // reused as the running offset (in floats) from the end of the header
   const tensors: Llama2cCheckpoint['tensors'] = [];
   const add = (name: string, shape: bigint[], at: bigint): void => {

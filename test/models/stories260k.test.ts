@@ -92,6 +92,8 @@ for (const { device, run, slow } of DEVICES) {
       }
       expect(n).toBe(5);
       // Aborted once the engine has produced tokens (its counter moved): they are kept, the rest is not computed.
+      // (First let the stream above be cancelled in the engine, so that its tokens cannot move the counter.)
+      while (model.stats().running + model.stats().waiting + model.stats().requests > 0) await new Promise((r) => setTimeout(r, 1));
       const ac2 = new AbortController();
       const before = model.stats().generatedTokens;
       const pending = model.generate('Once upon a time', { temperature: 0, maxNewTokens: 250, signal: ac2.signal });
