@@ -41,52 +41,12 @@ void Graph::embedding(const std::string& table, int64_t rows, const int32_t* ids
 
 void Graph::norm(NormKind kind, const void* in, const void* residual, const std::string& weight, bool bias, void* y,
                  int64_t rows) {
-  NormArgs a{};
-  a.kind = kind;
-  a.dtype = dt;
-  a.x = in;
-  a.residual = residual;
-  a.weight = w(weight);
-  a.bias = bias ? w(weight + ".bias") : nullptr;
-  a.y = y;
-  a.rows = rows;
-  a.cols = cfg.dim;
-  a.eps = cfg.norm_eps;
-  be.norm(a);
+  apply_norm(m, kind, in, residual, weight, bias, y, rows);
 }
 
 void Graph::gemm(const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t n, int64_t k, void* y,
                  int64_t ldy, const void* residual) {
-  if (m.weights().is_q8(weight)) {
-    GemmQ8Args q{};
-    q.dtype = dt;
-    q.x = in;
-    q.wq = static_cast<const int8_t*>(w(weight));
-    q.wscale = m.weights().scales(weight);
-    q.bias = bias ? w(weight + ".bias") : nullptr;
-    q.residual = residual;
-    q.y = y;
-    q.m = T;
-    q.n = n;
-    q.k = k;
-    q.ldx = ldx;
-    q.ldy = ldy;
-    be.gemm_q8(q);
-    return;
-  }
-  GemmArgs g{};
-  g.dtype = dt;
-  g.x = in;
-  g.w = w(weight);
-  g.bias = bias ? w(weight + ".bias") : nullptr;
-  g.residual = residual;
-  g.y = y;
-  g.m = T;
-  g.n = n;
-  g.k = k;
-  g.ldx = ldx;
-  g.ldy = ldy;
-  be.gemm(g);
+  matmul(m, in, ldx, weight, bias, T, n, k, y, ldy, residual);
 }
 
 void Graph::act(ActKind kind, void* y, int64_t n, int64_t ld) {
@@ -160,35 +120,62 @@ void Graph::attention(int32_t layer, const void* qkv, bool causal) {
   be.attention(a);
 }
 
-void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits) {
-  const ModelConfig& c = m.config();
-  const std::string head = c.tied_embeddings ? "token_embd" : "output";
-  if (m.weights().is_q8(head)) {
+void apply_norm(const Model& m, NormKind kind, const void* in, const void* residual, const std::string& weight,
+                bool bias, void* y, int64_t rows) {
+  NormArgs a{};
+  a.kind = kind;
+  a.dtype = m.config().dtype;
+  a.x = in;
+  a.residual = residual;
+  a.weight = m.w(weight);
+  a.bias = bias ? m.w(weight + ".bias") : nullptr;
+  a.y = y;
+  a.rows = rows;
+  a.cols = m.config().dim;
+  a.eps = m.config().norm_eps;
+  m.backend()->norm(a);
+}
+
+void matmul(const Model& m, const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t rows, int64_t n,
+            int64_t k, void* y, int64_t ldy, const void* residual) {
+  const DType dt = m.config().dtype;
+  const void* b = bias ? m.w(weight + ".bias") : nullptr;
+  if (m.weights().is_q8(weight)) {
     GemmQ8Args q{};
-    q.dtype = c.dtype;
-    q.x = h_rows;
-    q.wq = static_cast<const int8_t*>(m.w(head));
-    q.wscale = m.weights().scales(head);
-    q.y = logits;
+    q.dtype = dt;
+    q.x = in;
+    q.wq = static_cast<const int8_t*>(m.w(weight));
+    q.wscale = m.weights().scales(weight);
+    q.bias = b;
+    q.residual = residual;
+    q.y = y;
     q.m = rows;
-    q.n = c.vocab_size;
-    q.k = c.dim;
-    q.ldx = c.dim;
-    q.ldy = c.vocab_size;
+    q.n = n;
+    q.k = k;
+    q.ldx = ldx;
+    q.ldy = ldy;
     m.backend()->gemm_q8(q);
     return;
   }
   GemmArgs g{};
-  g.dtype = c.dtype;
-  g.x = h_rows;
-  g.w = m.w(head);
-  g.y = logits;
+  g.dtype = dt;
+  g.x = in;
+  g.w = m.w(weight);
+  g.bias = b;
+  g.residual = residual;
+  g.y = y;
   g.m = rows;
-  g.n = c.vocab_size;
-  g.k = c.dim;
-  g.ldx = c.dim;
-  g.ldy = c.vocab_size;
+  g.n = n;
+  g.k = k;
+  g.ldx = ldx;
+  g.ldy = ldy;
   m.backend()->gemm(g);
+}
+
+void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits) {
+  const ModelConfig& c = m.config();
+  matmul(m, h_rows, c.dim, c.tied_embeddings ? "token_embd" : "output", false, rows, c.vocab_size, c.dim, logits,
+         c.vocab_size, nullptr);
 }
 
 }  // namespace eet

@@ -71,6 +71,12 @@ struct Graph {
   void attention(int32_t layer, const void* qkv, bool causal);
 };
 
+// y (rows, dim) = norm(in (+ residual)) * weight (+ weight.bias when bias)
+void apply_norm(const Model& m, NormKind kind, const void* in, const void* residual, const std::string& weight,
+                bool bias, void* y, int64_t rows);
+// y (rows, n) [ldy] = in (rows, k) [ldx] · Wᵀ (+ W.bias) (+ residual [ldy]); gemm_q8 for a Q8_0 weight.
+void matmul(const Model& m, const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t rows, int64_t n,
+            int64_t k, void* y, int64_t ldy, const void* residual);
 // logits (rows, vocab) = h_rows (rows, dim) · headᵀ, head = token_embd when tied, else output.
 void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits);
 

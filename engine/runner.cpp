@@ -220,17 +220,7 @@ std::vector<float> StepRunner::hidden(const KvCache& kv, const std::vector<StepE
 
 void StepRunner::final_norm(const void* in, void* y, int64_t rows) {
   const Architecture& arch = model_->arch();
-  NormArgs a{};
-  a.kind = arch.output_norm_kind();
-  a.dtype = model_->config().dtype;
-  a.x = in;
-  a.weight = model_->w("output_norm");
-  a.bias = arch.output_norm_bias() ? model_->w("output_norm.bias") : nullptr;
-  a.y = y;
-  a.rows = rows;
-  a.cols = model_->config().dim;
-  a.eps = model_->config().norm_eps;
-  model_->backend()->norm(a);
+  apply_norm(*model_, arch.output_norm_kind(), in, nullptr, "output_norm", arch.output_norm_bias(), y, rows);
 }
 
 void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& rows, bool all_logits, StepOutput& out) {

@@ -17,6 +17,19 @@ bool js_usable(napi_env env) {
   return napi_set_named_property(env, probe, "probe", undefined) == napi_ok;  // refused when JS cannot run
 }
 
+EnvCleanup::EnvCleanup(napi_env env, std::function<void()> teardown)
+    : env_(env), teardown_(std::move(teardown)), hooked_(napi_add_env_cleanup_hook(env, &EnvCleanup::Run, this) == napi_ok) {}
+
+EnvCleanup::~EnvCleanup() {
+  if (hooked_) napi_remove_env_cleanup_hook(env_, &EnvCleanup::Run, this);
+}
+
+void EnvCleanup::Run(void* self) {
+  auto* c = static_cast<EnvCleanup*>(self);
+  c->hooked_ = false;
+  c->teardown_();
+}
+
 Napi::Error make_error(Napi::Env env, eet::ErrorCode code, const std::string& message) {
   const char* name = eet::error_code_name(code);
   EnvData* d = env_data(env);

@@ -47,6 +47,23 @@ auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
   }
 }
 
+// An environment cleanup hook (a worker thread's environment going away) that runs `teardown` once; destroying the
+// hook first removes it (the owner's destructor then tears down itself). Register it after what the teardown
+// must outlive was created: hooks run in reverse order of registration.
+class EnvCleanup {
+ public:
+  EnvCleanup(napi_env env, std::function<void()> teardown);
+  ~EnvCleanup();
+  EnvCleanup(const EnvCleanup&) = delete;
+  EnvCleanup& operator=(const EnvCleanup&) = delete;
+
+ private:
+  static void Run(void* self);
+  napi_env env_;
+  std::function<void()> teardown_;
+  bool hooked_;
+};
+
 // Argument helpers: message format "Expected <what> for <name> but received <value>" (style.md).
 [[noreturn]] void throw_arg(Napi::Env env, const std::string& name, const std::string& expected, const Napi::Value& got);
 int64_t get_int(const Napi::Object& o, const char* name, int64_t lo, int64_t hi);

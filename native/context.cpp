@@ -304,21 +304,15 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
         if (tsfn.NonBlockingCall(data) != napi_ok) delete data;  // napi_closing: the environment is going away
       });
     });
-    hooked_ = napi_add_env_cleanup_hook(env, &AddonContext::Cleanup, this) == napi_ok;
+    cleanup_ = std::make_unique<EnvCleanup>(env, [this] { Stop(); });  // after the function: runs before its cleanup
   }
 
   ~AddonContext() override {
-    if (hooked_) napi_remove_env_cleanup_hook(Env(), &AddonContext::Cleanup, this);
+    cleanup_.reset();
     Stop();
   }
 
  private:
-  static void Cleanup(void* arg) {
-    auto* self = static_cast<AddonContext*>(arg);
-    self->hooked_ = false;
-    self->Stop();
-  }
-
   // Synchronous teardown (GC, environment cleanup): joins the loop, then releases the function.
   void Stop() {
     if (!ctx_) return;
@@ -467,7 +461,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
 
   std::shared_ptr<eet::Context> ctx_;
   EventSink* sink_ = nullptr;  // owned by the thread-safe function
-  bool hooked_ = false;
+  std::unique_ptr<EnvCleanup> cleanup_;
 };
 
 }  // namespace

@@ -177,11 +177,11 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       auto backend = eet::backend_for(get_string(o, "device"));
       model_ = std::make_shared<eet::Model>(c, backend);
     });
-    hooked_ = napi_add_env_cleanup_hook(env, &AddonModel::Cleanup, this) == napi_ok;
+    cleanup_ = std::make_unique<EnvCleanup>(env, [this] { Release(); });
   }
 
   ~AddonModel() override {
-    if (hooked_) napi_remove_env_cleanup_hook(Env(), &AddonModel::Cleanup, this);
+    cleanup_.reset();
     Release();
   }
 
@@ -192,12 +192,6 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   }
 
  private:
-  static void Cleanup(void* arg) {
-    auto* self = static_cast<AddonModel*>(arg);
-    self->hooked_ = false;
-    self->Release();
-  }
-
   void Release() {
     if (!model_) return;
     model_->mark_disposed();
@@ -242,7 +236,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   }
 
   std::shared_ptr<eet::Model> model_;
-  bool hooked_ = false;
+  std::unique_ptr<EnvCleanup> cleanup_;
 };
 
 // limits(): the engine's bounds (engine/limits.h), for lib/limits.ts.
