@@ -412,10 +412,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
     Napi::Env env = info.Env();
     return promise_guarded(env, [&]() -> Napi::Value {
       auto c = alive(env);
-      auto* w = new StepWorker(env, info.This().As<Napi::Object>(), c, parse_step(info[0]));
-      Napi::Promise p = w->promise();
-      w->Queue();
-      return p;
+      return queue_worker<StepWorker>(env, info.This().As<Napi::Object>(), c, parse_step(info[0]));
     });
   }
 
@@ -423,10 +420,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
     Napi::Env env = info.Env();
     return promise_guarded(env, [&]() -> Napi::Value {
       auto c = alive(env);
-      auto* w = new EmbedWorker(env, info.This().As<Napi::Object>(), c, parse_embed(info[0]));
-      Napi::Promise p = w->promise();
-      w->Queue();
-      return p;
+      return queue_worker<EmbedWorker>(env, info.This().As<Napi::Object>(), c, parse_embed(info[0]));
     });
   }
 

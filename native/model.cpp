@@ -203,21 +203,15 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     return promise_guarded(env, [&]() -> Napi::Value {
       auto m = alive(env);
       if (!info[0].IsString()) throw_arg(env, "name", "string", info[0]);
-      auto* w = new LoadWorker(env, info.This().As<Napi::Object>(), m, info[0].As<Napi::String>().Utf8Value(),
+      return queue_worker<LoadWorker>(env, info.This().As<Napi::Object>(), m, info[0].As<Napi::String>().Utf8Value(),
                                parse_source(info[1]));
-      Napi::Promise p = w->promise();
-      w->Queue();
-      return p;
     });
   }
 
   Napi::Value Finalize(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return promise_guarded(env, [&]() -> Napi::Value {
-      auto* w = new FinalizeWorker(env, info.This().As<Napi::Object>(), alive(env));
-      Napi::Promise p = w->promise();
-      w->Queue();
-      return p;
+      return queue_worker<FinalizeWorker>(env, info.This().As<Napi::Object>(), alive(env));
     });
   }
 

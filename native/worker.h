@@ -6,6 +6,7 @@
 // OnOK settles the promise only when JS can run (js_usable); otherwise the result is dropped.
 #pragma once
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,15 @@ class PromiseWorker : public Napi::AsyncWorker {
   eet::ErrorCode code_ = eet::ErrorCode::Internal;
   std::string message_;
 };
+
+// Creates a worker, queues it and returns its promise.
+template <typename W, typename... Args>
+Napi::Value queue_worker(Args&&... args) {
+  auto* w = new W(std::forward<Args>(args)...);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
 
 // Runs f (which returns a promise); any synchronous failure becomes a rejected promise.
 template <typename F>

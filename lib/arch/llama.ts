@@ -13,18 +13,43 @@ import type { ArchDescription, HfConfigReader, ModelFileConfig } from './types';
 type LlamaModelType = 'llama' | 'mistral' | 'qwen2';
 type LlamaGGUFName = 'llama' | 'qwen2';
 
-/** Hugging Face's rope_scaling object → the engine's; 'default' and absent are none. */
+/**
+ * The RoPE settings object: transformers 4 writes rope_theta and rope_scaling at the top level; transformers 5
+ * writes one rope_parameters object holding both (rope_theta, rope_type, factor, …). Either is read.
+ */
+function hfRope(r: HfConfigReader): { field: string; o: Record<string, unknown> } | null {
+  for (const field of ['rope_scaling', 'rope_parameters']) {
+    const v = r.raw(field);
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'object' || Array.isArray(v)) r.invalid(`${field} is ${JSON.stringify(v)}, expected an object`);
+    return { field, o: v as Record<string, unknown> };
+  }
+  return null;
+}
+
+/** rope_theta, or (transformers 5) rope_parameters.rope_theta; 10000 when neither is there. */
+function hfRopeTheta(r: HfConfigReader): number {
+  const top = r.raw('rope_theta');
+  if (top !== undefined && top !== null) return r.num('rope_theta', 10000);
+  const p = r.raw('rope_parameters');
+  const v = p !== null && typeof p === 'object' && !Array.isArray(p) ? (p as Record<string, unknown>).rope_theta : undefined;
+  if (v === undefined || v === null) return 10000;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) r.invalid(`rope_parameters.rope_theta is ${JSON.stringify(v)}, expected a positive number`);
+  return v;
+}
+
+/** Hugging Face's rope scaling (rope_scaling, or rope_parameters) → the engine's; 'default' and absent are none. */
 function hfRopeScaling(r: HfConfigReader, maxPos: number): AddonRopeScaling | null {
-  const v = r.raw('rope_scaling');
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'object' || Array.isArray(v)) r.invalid(`rope_scaling is ${JSON.stringify(v)}, expected an object`);
-  const o = v as Record<string, unknown>;
+  const rope = hfRope(r);
+  if (!rope) return null;
+  const { field: name, o } = rope;
   const type = o.rope_type ?? o.type;
   const pos = (field: string, dflt?: number): number => {
     const x = o[field] ?? dflt;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) r.invalid(`rope_scaling.${field} is ${JSON.stringify(o[field])}, expected a positive number`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) r.invalid(`${name}.${field} is ${JSON.stringify(o[field])}, expected a positive number`);
     return x;
   };
+  if (type === undefined && name === 'rope_parameters') return null;
   if (type === 'default') return null;
   if (type === 'linear') return { type: 'linear', factor: pos('factor') };
   if (type === 'llama3') {
@@ -33,7 +58,7 @@ function hfRopeScaling(r: HfConfigReader, maxPos: number): AddonRopeScaling | nu
       originalMaxPositionEmbeddings: pos('original_max_position_embeddings', maxPos),
     };
   }
-  return r.unsupported(`Unsupported rope_scaling type ${JSON.stringify(type)} in ${r.file} (supported: linear, llama3)`);
+  return r.unsupported(`Unsupported ${name} type ${JSON.stringify(type)} in ${r.file} (supported: linear, llama3)`);
 }
 
 export const llama: ArchDescription<LlamaModelType, LlamaGGUFName> = {
@@ -129,7 +154,7 @@ export const llama: ArchDescription<LlamaModelType, LlamaGGUFName> = {
         dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize,
         maxSeqLen: windowed && window !== undefined && window !== null ? Math.min(maxSeqLen, r.int('sliding_window')) : maxSeqLen,
         normEps: r.num('rms_norm_eps', 1e-6),
-        ropeTheta: r.num('rope_theta', 10000),
+        ropeTheta: hfRopeTheta(r),
         ropeLayout: 'half',
         ropeScaling: hfRopeScaling(r, maxSeqLen),
         qkvBias: mt === 'qwen2',
