@@ -38,6 +38,12 @@ describe('decode bytes', () => {
     expect(decodeWeightBytes({ ...small, tiedEmbeddings: true }, 2)).toBe((144 + 12 + 40) * 2);
   });
 
+  test('Q8_0 matrices (GGUF q8Weights) are read at 34 bytes per 32 weights', () => {
+    // q 4x4 and the 10x4 classifier kept Q8_0; the rest f32
+    expect(decodeWeightBytes({ ...small, q8Weights: ['blk.0.attn_q', 'output'] }, 4)).toBe((144 + 12 + 40) * 4 - (16 + 40) * (4 - 34 / 32));
+    expect(decodeWeightBytes({ ...small, q8Weights: [] }, 4)).toBe(decodeWeightBytes(small, 4));
+  });
+
   test('KV bytes per token: 2 (K,V) x layers x kv heads x head dim x dtype', () => {
     expect(kvBytesPerToken(small, 2)).toBe(2 * 1 * 1 * 2 * 2);
   });
