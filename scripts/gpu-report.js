@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Writes the GPU suite's report (scripts/gpu-suite.sh): OUT/report.md and OUT/report.json from the suite's work
 // folder: steps.tsv (name, status, exit code, seconds, note), logs/<step>.log, and the JSON the steps left there
-// (ops.json and models.json from jest --json, bench.json from `eet bench --json`, hf.json from hf_bench.py).
+// (ops.json and models.json from jest --json, bench.json from `eet bench --json`, serving.json from
+// `eet bench --no-grid --scenarios … --json`, hf.json from hf_bench.py).
 // Usage: node scripts/gpu-report.js WORK OUT [--dry-run]
 'use strict';
 const fs = require('fs');
@@ -71,13 +72,14 @@ const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0
 
 const addonInfo = (() => { try { return JSON.parse(readLog('addon').split('\n').find((l) => l.startsWith('{'))); } catch { return null; } })();
 const bench = readJson('bench.json');
+const serving = readJson('serving.json');
 const hf = readJson('hf.json');
 const device = addonInfo?.cuda?.[0]?.name ?? (dry ? 'no GPU (dry run on cpu/emu)' : 'no CUDA device found');
 const report = {
   tool: 'scripts/gpu-suite.sh', dryRun: dry, date: new Date().toISOString(), device,
   steps, ops: jestSummary(readJson('ops.json')), models: jestSummary(readJson('models.json')),
   sanitizers: { memcheck: sanitizerVerdict('memcheck'), racecheck: sanitizerVerdict('racecheck') },
-  bench, hf, comparisons: comparisons(bench, hf),
+  bench, serving, hf, comparisons: comparisons(bench, hf),
 };
 
 // On the GPU, a test step that passed without running a single test means the cuda tests were all skipped.
@@ -109,16 +111,21 @@ for (const name of ['memcheck', 'racecheck']) {
   const s = steps.find((x) => x.name === name);
   md.push(`- ${name}: ${s ? s.status : 'not run'}${report.sanitizers[name] ? ` — ${report.sanitizers[name]}` : ''}${s?.note ? ` (${s.note})` : ''}`);
 }
-md.push('', '## Benchmark (eet bench)', '');
-if (bench) {
-  try {
-    md.push(require(path.join(root, 'dist', 'bench', 'format.js')).formatMarkdown(bench));
-  } catch (e) {
-    md.push('```json', JSON.stringify(bench, null, 1).slice(0, 20000), '```');
+// A bench report as Markdown through the compiled formatter; its JSON when dist/ is unusable.
+function benchSection(title, r, step) {
+  md.push('', `## ${title}`, '');
+  if (!r) {
+    md.push(`No results (see the ${step} step).`);
+    return;
   }
-} else {
-  md.push('No results (see the bench step).');
+  try {
+    md.push(require(path.join(root, 'dist', 'bench', 'format.js')).formatMarkdown(r));
+  } catch (e) {
+    md.push('```json', JSON.stringify(r, null, 1).slice(0, 20000), '```');
+  }
 }
+benchSection('Benchmark (eet bench)', bench, 'bench');
+benchSection('Serving scenarios (eet bench --scenarios)', serving, 'serving');
 md.push('', '## eet vs HF transformers (same shapes, dtype, random weights)', '');
 if (report.comparisons.length) {
   md.push(`HF: torch ${hf.torch}, transformers ${hf.transformers}, ${hf.dtype}. Ratios are eet ÷ HF: decode tok/s above 1× means eet is faster; TTFT below 1× means eet is faster. "compiled" = static KV cache + torch.compile (reduce-overhead).`, '');

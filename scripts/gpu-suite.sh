@@ -12,13 +12,15 @@
 #   fixtures   scripts/make_hf_fixtures.py -> $OUT/hf-fixtures.tar.gz (skipped without torch)
 #   memcheck   compute-sanitizer --tool memcheck over a short `eet generate` (dry run: the generate on cpu, no sanitizer)
 #   racecheck  compute-sanitizer --tool racecheck over scripts/gpu-racecheck.js (norm, attention) (dry run: on emu)
-#   bench      `eet bench --json` over the built-in shapes
+#   bench      `eet bench --json`: the grid over the built-in shapes (GPT-2 included)
+#   serving    `eet bench --no-grid --scenarios all --json`: concurrency, shared document, busy event loop (one model)
 #   hf-bench   scripts/hf_bench.py, HF eager and static-cache + torch.compile (skipped without torch)
 #   llama-cpp  skipped: node-llama-cpp comes with the GGUF issue
 # Output under $OUT (default ./gpu-suite-out; the device returns at most 8 files): report.md, report.json,
 # logs.tar.gz (every step's full log), hf-fixtures.tar.gz when made.
 # Environment: SUITE_STEPS=ops,bench (run only these), SUITE_DEADLINE_S (default 500, dry run 300),
-# SUITE_BENCH_MODELS, SUITE_BENCH_DTYPE, SUITE_BENCH_BATCH, SUITE_BENCH_PROMPT, SUITE_BENCH_NEW, SUITE_OPS_PATTERN, SUITE_MODELS_PATTERN.
+# SUITE_BENCH_MODELS, SUITE_BENCH_DTYPE, SUITE_BENCH_BATCH, SUITE_BENCH_PROMPT, SUITE_BENCH_NEW, SUITE_SERVING_MODELS,
+# SUITE_SERVING_SCENARIOS, SUITE_OPS_PATTERN, SUITE_MODELS_PATTERN.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -45,6 +47,7 @@ if [ $dry = 1 ]; then
   models_args=(test/models/stories260k.test.ts -t "${SUITE_MODELS_PATTERN:-cpu}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tiny,gpt2-124m}" --device cpu --batch "${SUITE_BENCH_BATCH:-1,2}"
     --prompt "${SUITE_BENCH_PROMPT:-8}" --new "${SUITE_BENCH_NEW:-4}" --dtype "${SUITE_BENCH_DTYPE:-float32}" --bandwidth-bytes 16777216)
+  serving_args=(--model "${SUITE_SERVING_MODELS:-tiny}" --device cpu --dtype "${SUITE_BENCH_DTYPE:-float32}" --bandwidth-bytes 16777216)
   hf_args=(--device cpu --variants eager --budget 60)
 else
   dev=cuda
@@ -52,6 +55,7 @@ else
   models_args=(test/models -t "${SUITE_MODELS_PATTERN:-cuda}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l,gpt2-124m,gpt2-1.5b}" --device cuda
     --batch "${SUITE_BENCH_BATCH:-1,16}" --prompt "${SUITE_BENCH_PROMPT:-128,512}" --new "${SUITE_BENCH_NEW:-64}" --dtype "${SUITE_BENCH_DTYPE:-float16}" --repeat 3)
+  serving_args=(--model "${SUITE_SERVING_MODELS:-tinyllama-1.1b}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}")
   hf_args=(--device cuda --variants eager,compiled --compiled-cells 2 --budget 200)
 fi
 
@@ -116,6 +120,8 @@ else
 fi
 
 step bench 240 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/bench.json"' bench "${bench_args[@]}"
+step serving 150 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/serving.json"' serving "${serving_args[@]}" \
+  --no-grid --scenarios "${SUITE_SERVING_SCENARIOS:-all}"
 
 grid_of() { node -p "const r = require('$work/bench.json'); $1" 2> /dev/null; }
 if [ $have_torch = 0 ]; then

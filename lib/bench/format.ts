@@ -1,5 +1,7 @@
 // Renders a BenchReport: a terminal table (`eet bench`) or Markdown (scripts/gpu-report.js uses the compiled one).
-import type { BenchReport, CellResult, ModelBench } from './run';
+import type { CellResult } from './grid';
+import type { BenchReport, ModelBench } from './run';
+import type { BusyResult, ConcurrencyResult, ConcurrencyVariant, ScenarioContext, ScenarioResults, SharedResult, SharedRun } from './scenarios';
 
 const f = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits));
 
@@ -23,49 +25,116 @@ export function headline(r: BenchReport): string {
     `(2 × ${bytesText(bw.bytes)} × ${bw.iters}) · tensor peak ${peak}`;
 }
 
-export function modelLine(m: ModelBench): string {
-  if (m.status !== 'ok') return `${m.model}: ${m.status === 'unsupported' ? 'not supported yet' : 'error'} — ${m.error?.message ?? ''}`;
-  const mem = m.memory!;
-  return `${m.model}${m.about ? ` — ${m.about}` : ''}${m.source === 'builtin' ? ', random weights' : ''} · ${paramsText(m.params ?? 0)} params · ` +
-    `memory: weights ${bytesText(mem.weights)}, KV cache ${bytesText(mem.kvCache)}, workspace ${bytesText(mem.workspace)} (total ${bytesText(mem.total)}) · ` +
-    `load ${f((m.loadMs ?? 0) / 1e3, 1)} s`;
+/** The model, and the grid's context (sizes, memory) when the grid ran. */
+export function modelLine(m: ModelBench, grid: boolean): string {
+  if (m.status !== 'ok' || !m.memory || !m.config) return `${m.model}: ${m.status === 'unsupported' ? 'not supported' : 'error'} — ${m.error?.message ?? ''}`;
+  const mem = m.memory, c = m.config;
+  const context = grid
+    ? `grid context ${c.maxBatch} × ${c.maxContext} positions, steps of ${c.maxStepTokens} tokens · memory: weights ${bytesText(mem.weights)}, ` +
+      `KV cache ${bytesText(mem.kvCache)}, workspace ${bytesText(mem.workspace)} (total ${bytesText(mem.total)})`
+    : `weights ${bytesText(mem.weights)}`;
+  return `${m.model}${m.about ? ` — ${m.about}` : ''}${m.source === 'builtin' ? ', random weights' : ''} · ${c.arch} · ${paramsText(m.params ?? 0)} params · ` +
+    `${context} · load ${f((m.loadMs ?? 0) / 1e3, 1)} s`;
 }
 
-const HEAD = ['batch', 'prompt', 'new', 'TTFT ms', 'prefill tok/s', 'TFLOP/s', '% peak', 'ms/token', 'decode tok/s', 'GB/s', '% roofline'];
+function contextText(c: ScenarioContext): string {
+  return `context ${c.maxBatch} × ${c.maxContext} positions, steps of ${c.maxStepTokens} tokens, KV cache ${bytesText(c.kvCacheBytes)}, ` +
+    `workspace ${bytesText(c.workspaceBytes)}`;
+}
 
-function row(c: CellResult): string[] {
+/** Columns right-aligned (the first `left` left-aligned), a │ before each column index in `bars`. */
+function textTable(head: string[], rows: string[][], bars: number[], left = 0): string {
+  const all = [head, ...rows];
+  const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  return all.map((r) => r.map((x, i) => `${bars.includes(i) ? '│ ' : ''}${i < left ? x.padEnd(w[i]) : x.padStart(w[i])}`).join(' ')).join('\n');
+}
+
+function mdTable(head: string[], rows: string[][], left = 0): string[] {
+  return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < left ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+}
+
+interface Table { title: string; head: string[]; rows: string[][]; bars: number[]; left: number; notes: string[] }
+
+const GRID_HEAD = ['batch', 'prompt', 'new', 'TTFT ms', 'prefill tok/s', 'TFLOP/s', '% peak', 'ms/token', 'decode tok/s', 'GB/s', '% roofline'];
+
+function gridRow(c: CellResult): string[] {
   return [String(c.batch), String(c.prompt), String(c.newTokens), f(c.ttftMs, 2), f(c.prefillTokPerSec, 0), sig(c.prefillTflops),
     f(c.prefillPeakPct), f(c.decodeMsPerStep, 3), f(c.decodeTokPerSec, 1), sig(c.decodeGBps), f(c.decodeRooflinePct)];
 }
 
-export function textTable(cells: readonly CellResult[]): string {
-  const rows = [HEAD, ...cells.map(row)];
-  const w = HEAD.map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  const line = (r: string[]): string => r.map((x, i) => x.padStart(w[i])).slice(0, 3).join(' ') + ' │ ' +
-    r.slice(3, 7).map((x, i) => x.padStart(w[i + 3])).join(' ') + ' │ ' + r.slice(7).map((x, i) => x.padStart(w[i + 7])).join(' ');
-  return rows.map(line).join('\n');
+const WAY: Record<ConcurrencyVariant['mode'], (n: number) => string> = {
+  'streams': (n) => `${n} concurrent stream() calls`,
+  'one-call': (n) => `one generate() of ${n} prompts`,
+  'sequential': () => 'one after another',
+};
+
+function concurrencyTable(c: ConcurrencyResult): Table {
+  const p = c.promptTokens;
+  return {
+    title: `concurrency: ${c.prompts} prompts of ${p.min}–${p.max} tokens (${p.total} in all), ${c.newTokens} new tokens each; ` +
+      `each way with fresh prompts of the same lengths; ${contextText(c.context)}`,
+    head: ['way', 'wall ms', 'tok/s', 'TTFT p50', 'TTFT p99', 'ITL p50', 'ITL p99', 'computed', 'cached'],
+    rows: c.variants.map((v) => [WAY[v.mode](c.prompts) + (v.itlFrom === 'events' ? '' : ' †'), f(v.wallMs, 1), f(v.tokPerSec, 0),
+      f(v.ttftMs.p50, 2), f(v.ttftMs.p99, 2), f(v.itlMs.p50, 3), f(v.itlMs.p99, 3), String(v.promptTokensComputed), String(v.promptTokensCached)]),
+    bars: [1, 3, 5, 7],
+    left: 1,
+    notes: ['tok/s = generated tokens / wall time; TTFT and ITL (inter-token latency) in ms, from stream events as they reach JS;',
+      '† generate() has no events: its ITL is each sequence\'s mean (decode time / (tokens − 1)). computed / cached: prompt tokens.'],
+  };
+}
+
+function sharedTable(s: SharedResult): Table {
+  const row = (way: string, r: SharedRun): string[] => [way, f(r.wallMs, 1), String(r.promptTokensComputed), String(r.promptTokensCached), String(r.generatedTokens)];
+  return {
+    title: `shared document: ${s.documentTokens}-token document + ${s.questions} questions of ${s.questionTokens.min}–${s.questionTokens.max} tokens, ` +
+      `${s.newTokens} new tokens each; each way in a fresh ${contextText(s.context)}`,
+    head: ['way', 'wall ms', 'prompt tokens computed', 'cached', 'generated'],
+    rows: [row('{ input, prompts } (shared)', s.shared), row('whole prompts, one call', s.unshared)],
+    bars: [1, 2],
+    left: 1,
+    notes: [`speedup ${f(s.speedup, 2)}× · identical answers ${s.identicalAnswers}/${s.questions} · whole prompts still hit the prefix cache ` +
+      'once an earlier prompt of the call has published the document\'s blocks'],
+  };
+}
+
+function busyTable(b: BusyResult): Table {
+  return {
+    title: `busy event loop: ${b.batch} × ${b.newTokens} new tokens (prompts of ${b.promptTokens}); the JS thread spins ${b.busyMs} ms, ` +
+      `then frees the loop ${b.freeMs} ms (measured ${f(100 * b.busyFraction, 0)}% busy); median of ${b.runs} runs each; ${contextText(b.context)}`,
+    head: ['event loop', 'decode tok/s'],
+    rows: [['idle', f(b.idleTokPerSec, 1)], ['busy', f(b.busyTokPerSec, 1)]],
+    bars: [1],
+    left: 1,
+    notes: [`ratio busy ÷ idle ${f(b.ratio, 2)} (target ≥ 0.9: the engine loop is native)`],
+  };
+}
+
+function scenarioTables(s: ScenarioResults): Table[] {
+  return [s.concurrency && concurrencyTable(s.concurrency), s.shared && sharedTable(s.shared), s.busy && busyTable(s.busy)]
+    .filter((t): t is Table => t !== undefined);
 }
 
 export function formatText(r: BenchReport): string {
   const out = [headline(r), ''];
   for (const m of r.models) {
-    out.push(modelLine(m));
-    if (m.status === 'ok') out.push(textTable(m.results));
+    out.push(modelLine(m, r.grid !== null));
+    if (m.results.length) out.push(textTable(GRID_HEAD, m.results.map(gridRow), [3, 7]));
+    for (const t of scenarioTables(m.scenarios ?? {})) out.push('', t.title, textTable(t.head, t.rows, t.bars, t.left), ...t.notes);
     out.push('');
   }
-  out.push('TTFT = the prefill step(s) + first sample; ms/token = one decode step (every sequence of the batch gains a token);');
-  out.push('% roofline = bytes read per decode step (weights + KV cache) / time ÷ copy bandwidth; % peak = prefill FLOPs / TTFT ÷ tensor peak.');
+  if (r.grid) {
+    out.push('TTFT = from the generate() call until every sequence has its first token; ms/token = decode time after that / (new − 1);');
+    out.push('% roofline = bytes read per decode step (weights + KV cache) / time ÷ copy bandwidth; % peak = prefill FLOPs / TTFT ÷ tensor peak.');
+  }
   return out.join('\n');
 }
 
 export function formatMarkdown(r: BenchReport): string {
   const out = [headline(r), ''];
   for (const m of r.models) {
-    out.push(`**${modelLine(m)}**`, '');
-    if (m.status !== 'ok' || m.results.length === 0) continue;
-    out.push(`| ${HEAD.join(' | ')} |`, `|${HEAD.map(() => '---:').join('|')}|`);
-    for (const c of m.results) out.push(`| ${row(c).join(' | ')} |`);
-    out.push('');
+    out.push(`**${modelLine(m, r.grid !== null)}**`, '');
+    if (m.results.length) out.push(...mdTable(GRID_HEAD, m.results.map(gridRow)), '');
+    for (const t of scenarioTables(m.scenarios ?? {})) out.push(`*${t.title}*`, '', ...mdTable(t.head, t.rows, t.left), '', ...t.notes.map((n) => `${n}  `), '');
   }
   return out.join('\n');
 }

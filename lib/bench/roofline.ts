@@ -6,11 +6,17 @@
 //                  (QKᵀ and PV over the lower triangle: 2 × heads × head_dim × P² per layer and sequence) + the
 //                  classifier for each sequence's last position. % peak = achieved FLOP/s ÷ the GPU's dense peak.
 // Pure functions of the shape; no native code (unit-tested in test/unit/bench.test.ts).
-import { archOf, type ArchShape, type TensorRole, type TensorSpec } from '../arch';
+import { archOf, tensorList, type ArchShape, type ModelFileConfig, type TensorRole, type TensorSpec } from '../arch';
 import { numel } from '../arch/common';
 
-/** The shape fields the arithmetic needs (a subset of AddonModelConfig): the architecture's tensors follow from it. */
-export type ShapeDims = ArchShape;
+/**
+ * The shape fields the arithmetic needs (a subset of AddonModelConfig): the architecture's tensors follow from it;
+ * q8Weights (GGUF Q8_0 matrices kept int8 on the device) changes the bytes a decode step reads.
+ */
+export type ShapeDims = ArchShape & Pick<ModelFileConfig, 'q8Weights'>;
+
+/** Bytes per weight of a Q8_0 matrix: blocks of 32 int8 values and one float16 scale. */
+export const Q8_0_BYTES = 34 / 32;
 
 export interface ParamCounts {
   /** Embedding tables: tokens (V × D), and learned positions / token types where the architecture has them. */
@@ -43,7 +49,11 @@ export type BenchDType = keyof typeof DTYPE_BYTES;
 /** Weight bytes one decode step reads: layers, norms and the classifier (the V × D table, tied or not). */
 export function decodeWeightBytes(s: ShapeDims, dtypeBytes: number): number {
   const p = paramCounts(s);
-  return (p.layerMatmul + p.norms + s.vocabSize * s.dim) * dtypeBytes;
+  const bytes = (p.layerMatmul + p.norms + s.vocabSize * s.dim) * dtypeBytes;
+  if (!s.q8Weights?.length) return bytes;
+  const q8 = new Set(s.q8Weights);
+  const kept = tensorList(s).filter((t) => t.role === 'matrix' && q8.has(t.name)).reduce((a, t) => a + numel(t.shape), 0);
+  return bytes - kept * (dtypeBytes - Q8_0_BYTES);
 }
 
 /** KV-cache bytes per cached token (all layers, K and V). */

@@ -1,11 +1,22 @@
-// `eet bench` as a child process (dist/cli/main.js: run `npx tsc -p tsconfig.build.json` first), and the random
-// tensor source it builds its models from (AddonModel.loadTensor({ random })).
+// `eet bench` as a child process (dist/cli/main.js: run `npx tsc -p tsconfig.build.json` first) and its pieces in
+// process (lib/bench/): built-in shapes and model files (llama2.c .bin, GGUF written by test/util/gguf-models.ts)
+// through the same generate() path users take, the report's structure, the serving scenarios' counts, and the random
+// tensor source built-in shapes are made from (AddonModel.loadTensor({ random })). Times are never asserted.
 import { spawnSync } from 'child_process';
 import * as path from 'path';
-import { TestEngine, type EngineConfig } from '../util/engine-helpers';
-import type { TensorSpec } from '../../lib/arch';
-import { AddonRandomSource, binding } from '../../lib/binding';
+import { parameterCount, type TensorSpec } from '../../lib/arch';
+import { AddonRandomSource } from '../../lib/binding';
+import { formatText } from '../../lib/bench/format';
+import { runCell } from '../../lib/bench/grid';
+import { loadBenchModel } from '../../lib/bench/load';
+import { TokenSource } from '../../lib/bench/random';
+import { kvBytesPerToken } from '../../lib/bench/roofline';
+import type { BenchReport, ModelBench } from '../../lib/bench/run';
+import { runScenarios, scenarioDefaults, type ScenarioSettings } from '../../lib/bench/scenarios';
 import { builtinShape, shapeTensors } from '../../lib/bench/shapes';
+import { loadModel } from '../../lib/model';
+import { TestEngine, type EngineConfig } from '../util/engine-helpers';
+import { GPT2_SPEC, LLAMA_SPEC, removeTmp, specConfig, tinyWeights, writeTinyGGUF } from '../util/gguf-models';
 import { MODEL } from '../util/stories260k';
 
 const root = path.resolve(__dirname, '../..');
@@ -17,64 +28,229 @@ function eet(...args: string[]): { status: number | null; stdout: string; stderr
 }
 
 const finitePositive = (x: unknown): boolean => typeof x === 'number' && Number.isFinite(x) && x > 0;
+const CELL_FIELDS = ['ttftMs', 'prefillTokPerSec', 'prefillTflops', 'decodeMsPerStep', 'decodeTokPerSec', 'decodeGBps', 'decodeRooflinePct'] as const;
+
+function expectTimedCells(m: ModelBench, cells: Array<[number, number, number]>): void {
+  expect(m.results.map((c) => [c.batch, c.prompt, c.newTokens])).toEqual(cells);
+  for (const c of m.results) {
+    for (const k of CELL_FIELDS) expect(`${k}: ${finitePositive(c[k])}`).toBe(`${k}: true`);
+  }
+}
+
+let ggufLlama: string, ggufGpt2: string;
+beforeAll(async () => {
+  ggufLlama = (await writeTinyGGUF(LLAMA_SPEC, tinyWeights(LLAMA_SPEC))).file;
+  ggufGpt2 = (await writeTinyGGUF(GPT2_SPEC, tinyWeights(GPT2_SPEC), { q8: true })).file;
+});
+afterAll(() => removeTmp());
 
 describe('eet bench', () => {
-  test('--model tiny --device cpu --json: every cell timed, roofline and memory filled in', () => {
+  test('--model tiny --device cpu --json: the report, the grid context, every cell timed', () => {
     const r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--batch', '1,3', '--prompt', '5,12', '--new', '3', '--json');
     expect(r.status).toBe(0);
-    const report = JSON.parse(r.stdout);
-    expect(report.tool).toBe('eet bench');
-    expect(report.device.id).toBe('cpu');
-    expect(report.peak).toBeNull();
+    const report: BenchReport = JSON.parse(r.stdout);
+    expect(report).toMatchObject({
+      tool: 'eet bench', device: { id: 'cpu' }, dtype: 'float32', peak: null, repeat: 3, scenarios: [],
+      grid: { batch: [1, 3], prompt: [5, 12], newTokens: [3] },
+    });
     expect(finitePositive(report.bandwidth.bytesPerSecond)).toBe(true);
     const [m] = report.models;
     expect(m).toMatchObject({ model: 'tiny', source: 'builtin', arch: 'llama', status: 'ok', params: 123712 });
-    expect(m.memory.total).toBe(m.memory.weights + m.memory.kvCache + m.memory.workspace);
-    expect(m.memory.weights).toBeGreaterThanOrEqual(123712 * 4);
-    expect(m.results.map((c: { batch: number; prompt: number }) => [c.batch, c.prompt])).toEqual([[1, 5], [1, 12], [3, 5], [3, 12]]);
-    for (const c of m.results) {
-      for (const k of ['ttftMs', 'prefillTokPerSec', 'prefillTflops', 'decodeMsPerStep', 'decodeTokPerSec', 'decodeGBps', 'decodeRooflinePct']) {
-        expect(`${k}: ${finitePositive(c[k])}`).toBe(`${k}: true`);
-      }
-      expect(c.prefillPeakPct).toBeNull();
-    }
+    expect(m.scenarios).toBeUndefined();
+    // One context sized for the grid: 3 sequences of 12 + 3 positions; the step holds the largest prefill (3 × 12).
+    expect(m.config).toMatchObject({ format: 'random', maxBatch: 3, maxContext: 15, maxStepTokens: 36, dtype: 'float32' });
+    expect(m.memory!.total).toBe(m.memory!.weights + m.memory!.kvCache + m.memory!.workspace);
+    expect(m.memory!.weights).toBeGreaterThanOrEqual(123712 * 4);
+    expect(m.memory!.kvCache).toBeGreaterThanOrEqual(3 * 16 * kvBytesPerToken(builtinShape('tiny')!, 4));
+    expectTimedCells(m, [[1, 5, 3], [1, 12, 3], [3, 5, 3], [3, 12, 3]]);
+    for (const c of m.results) expect(c.prefillPeakPct).toBeNull();
   });
 
-  test('text output: the table, the memory line, GPT-2 shapes reported as not supported yet', () => {
-    const r = eet('bench', '--model', 'tiny,gpt2-124m', '--device', 'emu', '--batch', '1', '--prompt', '4', '--new', '2');
+  test('text output on emu: headline, model line with the context and memory, the table', () => {
+    const r = eet('bench', '--model', 'tiny', '--device', 'emu', '--batch', '1', '--prompt', '4', '--new', '2');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/copy bandwidth [\d.]+ GB\/s .* tensor peak n\/a/);
-    expect(r.stdout).toMatch(/tiny — .* memory: weights [\d.]+ kB, KV cache [\d.]+ kB, workspace [\d.]+ kB/);
+    expect(r.stdout).toMatch(/tiny — .*random weights · llama · 123\.7 k params · grid context 1 × 6 positions, steps of 4 tokens · memory: weights [\d.]+ kB, KV cache [\d.]+ kB, workspace [\d.]+ kB/);
     expect(r.stdout).toMatch(/batch prompt new │ TTFT ms prefill tok\/s +TFLOP\/s % peak │ ms\/token decode tok\/s +GB\/s % roofline/);
     expect(r.stdout).toMatch(/^ +1 +4 +2 │ /m);
-    expect(r.stdout).toContain('gpt2-124m: not supported yet — the gpt2 architecture is not supported yet');
+    expect(r.stdout).toContain('TTFT = from the generate() call until every sequence has its first token');
   });
 
-  test('a llama2.c checkpoint path (stories260K)', () => {
-    const r = eet('bench', '--model', MODEL, '--device', 'cpu', '--batch', '2', '--prompt', '20', '--new', '4', '--json');
+  test('GPT-2 shapes run (gpt2-124m on cpu)', () => {
+    const r = eet('bench', '--model', 'gpt2-124m', '--device', 'cpu', '--batch', '2', '--prompt', '4', '--new', '3', '--repeat', '1', '--json');
     expect(r.status).toBe(0);
-    const [m] = JSON.parse(r.stdout).models;
-    expect(m).toMatchObject({ source: 'file', status: 'ok', params: 260032 });
-    expect(m.results).toHaveLength(1);
+    const [m] = (JSON.parse(r.stdout) as BenchReport).models;
+    expect(m).toMatchObject({ model: 'gpt2-124m', source: 'builtin', arch: 'gpt2', status: 'ok', params: 124439808 });
+    expectTimedCells(m, [[2, 4, 3]]);
   });
 
-  test('bad grids and a missing model: exit code 1 with the reason', () => {
+  test('model files: a llama2.c checkpoint (stories260K), a GGUF llama (F32) and a GGUF gpt2 (Q8_0 matrices)', () => {
+    const r = eet('bench', '--model', [MODEL, ggufLlama, ggufGpt2].join(','), '--device', 'cpu', '--batch', '2', '--prompt', '20', '--new', '4', '--json');
+    expect(r.status).toBe(0);
+    const [story, llama, gpt2] = (JSON.parse(r.stdout) as BenchReport).models;
+    expect(story).toMatchObject({ source: 'file', arch: 'llama', status: 'ok', params: 260032, config: { format: 'llama2c', maxBatch: 2, maxContext: 24 } });
+    expect(llama).toMatchObject({ source: 'file', arch: 'llama', status: 'ok', params: parameterCount(specConfig(LLAMA_SPEC)), config: { format: 'gguf' } });
+    expect(gpt2).toMatchObject({ source: 'file', arch: 'gpt2', status: 'ok', params: parameterCount(specConfig(GPT2_SPEC)), config: { format: 'gguf' } });
+    expect(gpt2.config!.q8Weights!.length).toBeGreaterThan(0);
+    for (const m of [story, llama, gpt2]) expectTimedCells(m, [[2, 20, 4]]);
+  });
+
+  test('--no-grid --scenarios all: each scenario\'s fields, with token counts that add up', () => {
+    const r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--no-grid', '--scenarios', 'all', '--json');
+    expect(r.status).toBe(0);
+    const report: BenchReport = JSON.parse(r.stdout);
+    expect(report.grid).toBeNull();
+    expect(report.scenarios).toEqual(['concurrency', 'shared', 'busy']);
+    const [m] = report.models;
+    expect(m.status).toBe('ok');
+    expect(m.results).toEqual([]);
+    const defaults = scenarioDefaults(false);
+    const { concurrency: c, shared: s, busy: b } = m.scenarios!;
+
+    expect(c!.prompts).toBe(32);
+    expect(c!.promptTokens.min).toBeGreaterThanOrEqual(16);
+    expect(c!.promptTokens.max).toBeLessThanOrEqual(128);
+    expect(c!.variants.map((v) => [v.mode, v.itlFrom])).toEqual([['streams', 'events'], ['one-call', 'per-sequence mean'], ['sequential', 'events']]);
+    for (const v of c!.variants) {
+      expect(v.generatedTokens).toBe(32 * defaults.concurrency.newTokens);
+      // Fresh prompts each way: all of their tokens computed, none served by the prefix cache.
+      expect([v.promptTokensComputed, v.promptTokensCached]).toEqual([c!.promptTokens.total, 0]);
+      for (const x of [v.wallMs, v.tokPerSec, v.ttftMs.p50, v.itlMs.p99]) expect(finitePositive(x)).toBe(true);
+      expect(v.ttftMs.p50).toBeLessThanOrEqual(v.ttftMs.p99);
+      expect(v.itlMs.p50).toBeLessThanOrEqual(v.itlMs.p99);
+    }
+
+    expect(s).toMatchObject({ documentTokens: defaults.shared.documentTokens, questions: 16, newTokens: defaults.shared.newTokens });
+    const doc = s!.documentTokens;
+    // Every prompt token is either computed or taken from the cache; the question tokens are unknown here but the same both ways.
+    const questionTokens = s!.shared.promptTokensComputed + s!.shared.promptTokensCached - doc - 16 * doc;
+    expect(s!.unshared.promptTokensComputed + s!.unshared.promptTokensCached).toBe(16 * doc + questionTokens);
+    expect(questionTokens).toBeGreaterThanOrEqual(16 * s!.questionTokens.min);
+    expect(questionTokens).toBeLessThanOrEqual(16 * s!.questionTokens.max);
+    expect(s!.shared.promptTokensComputed).toBeGreaterThanOrEqual(doc);
+    expect(s!.shared.promptTokensComputed).toBeLessThan(s!.unshared.promptTokensComputed);
+    expect(s!.shared.generatedTokens).toBe(16 * defaults.shared.newTokens);
+    expect(s!.unshared.generatedTokens).toBe(s!.shared.generatedTokens);
+    expect(s!.identicalAnswers).toBe(16); // float32 on cpu: sharing changes what is computed, not the answers
+    expect(s!.speedup).toBeCloseTo(s!.unshared.wallMs / s!.shared.wallMs, 9);
+
+    expect(b).toMatchObject({ batch: 4, newTokens: 128, busyMs: 10, freeMs: 10, runs: 3 });
+    for (const x of [b!.idleTokPerSec, b!.busyTokPerSec, b!.ratio]) expect(finitePositive(x)).toBe(true);
+    expect(b!.ratio).toBeCloseTo(b!.busyTokPerSec / b!.idleTokPerSec, 9);
+    expect(b!.busyFraction).toBeGreaterThan(0.1); // the event loop really was busy…
+    expect(b!.busyFraction).toBeLessThan(0.95); // …and really got free time
+
+    const text = formatText(report);
+    expect(text).toMatch(/concurrency: 32 prompts of \d+–\d+ tokens \(\d+ in all\), 16 new tokens each/);
+    expect(text).toMatch(/^32 concurrent stream\(\) calls +│ +[\d.]+ +\d+ │/m);
+    expect(text).toMatch(/^one generate\(\) of 32 prompts † +│/m);
+    expect(text).toMatch(/^one after another +│/m);
+    expect(text).toMatch(/shared document: 256-token document \+ 16 questions of \d+–\d+ tokens, 8 new tokens each/);
+    expect(text).toMatch(/speedup [\d.]+× · identical answers 16\/16/);
+    expect(text).toMatch(/busy event loop: 4 × 128 new tokens .* median of 3 runs each/);
+    expect(text).toMatch(/ratio busy ÷ idle [\d.]+ \(target ≥ 0\.9/);
+    expect(text).not.toContain('% roofline = '); // no grid, no grid footnote
+  });
+
+  test('bad arguments and models: exit code 1 with the reason', () => {
     let r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--batch', '0');
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/Expected a comma-separated list of integers between 1 and 65536 for --batch but received "0"/);
     r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--new', '1');
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/new tokens >= 2/);
+    r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--scenarios', 'concurrency,nope');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/Expected a comma-separated list of concurrency, shared, busy \(or all\) for --scenarios but received "concurrency,nope"/);
+    r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--no-grid');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--no-grid needs --scenarios/);
     r = eet('bench', '--model', path.join(root, 'nope.bin'), '--device', 'cpu', '--json');
     expect(r.status).toBe(1);
-    expect(JSON.parse(r.stdout).models[0]).toMatchObject({ status: 'error', error: { code: 'ERR_MODEL_FORMAT' } });
+    expect(JSON.parse(r.stdout).models[0]).toMatchObject({ arch: null, status: 'error', error: { code: 'ERR_MODEL_FORMAT' } });
     expect(r.stderr).toMatch(/^eet: error: .*nope\.bin: Cannot open the model .* \(ERR_MODEL_FORMAT\)$/m);
+    // stories260K holds 512 positions per sequence.
+    r = eet('bench', '--model', MODEL, '--device', 'cpu', '--prompt', '600', '--new', '8', '--json');
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout).models[0]).toMatchObject({ status: 'error', error: { code: 'ERR_INVALID_ARG' } });
+    expect(r.stderr).toMatch(/maxSeqLen .*\(the grid needs prompt \+ new tokens = 608 positions per sequence\)/);
   });
 
   test('--list-shapes --json', () => {
     const r = eet('bench', '--list-shapes', '--json');
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).map((s: { name: string }) => s.name)).toEqual(['tiny', 'tinyllama-1.1b', 'llama-7b', 'gpt3-layer-2l', 'gpt2-124m', 'gpt2-1.5b']);
+  });
+});
+
+describe('the bench measures the path users take', () => {
+  const sizes = { maxBatch: 3, maxSeqLen: 40, maxStepTokens: 16, prefillChunk: 8, positions: 40 }; // prefill in chunks of 8
+
+  for (const [name, file] of [['stories260K.bin', (): string => MODEL], ['a GGUF llama', (): string => ggufLlama]] as const) {
+    test(`${name}: the bench's greedy tokens are model.generate()'s for the same ids`, async () => {
+      const bench = await loadBenchModel(file(), 'cpu', 'float32', 1, sizes);
+      let run;
+      try {
+        expect(bench.source).toBe('file');
+        expect(bench.model.config).toMatchObject({ maxBatch: 3, maxContext: 40, maxStepTokens: 16 });
+        run = await runCell(bench.model, { batch: 3, prompt: 20, newTokens: 12 }, new TokenSource(bench.model.config.vocabSize, 5));
+      } finally {
+        await bench.model.dispose();
+      }
+      expect(run.prompts.map((p) => p.length)).toEqual([20, 20, 20]);
+      expect(run.tokens.map((t) => t.length)).toEqual([12, 12, 12]);
+      const model = await loadModel(file(), { device: 'cpu', dtype: 'float32' });
+      try {
+        for (let i = 0; i < 3; i++) {
+          const alone = await model.generate(run.prompts[i], { temperature: 0, maxNewTokens: 12, ignoreEos: true });
+          expect(run.tokens[i]).toEqual(alone.tokens);
+          // Without ignoreEos a user's generation may stop earlier, never differ.
+          const plain = await model.generate(run.prompts[i], { temperature: 0, maxNewTokens: 12 });
+          expect(run.tokens[i].slice(0, plain.tokens.length)).toEqual(plain.tokens);
+        }
+      } finally {
+        await model.dispose();
+      }
+      expect(new Set(run.tokens.map((t) => t.join())).size).toBeGreaterThan(1); // different prompts, different answers
+    });
+  }
+
+  test('built-in shapes: random weights from the seed (same seed, same logits; another seed, others)', async () => {
+    const prompt = new TokenSource(512, 1).ids(10);
+    const logits = async (seed: number): Promise<Float32Array> => {
+      const { model, source } = await loadBenchModel('tiny', 'cpu', 'float32', seed, sizes);
+      try {
+        expect(source).toBe('builtin');
+        expect(model.config).toMatchObject({ format: 'random', maxSeqLen: 512 });
+        return (await model.generate(prompt, { temperature: 0, maxNewTokens: 1, logits: true })).logits![0];
+      } finally {
+        await model.dispose();
+      }
+    };
+    const a = await logits(1);
+    expect(await logits(1)).toEqual(a);
+    expect(await logits(2)).not.toEqual(a);
+  });
+
+  test('scenarios fit a file model\'s positions (stories260K: 512): the shared document gives way', async () => {
+    const settings: ScenarioSettings = {
+      concurrency: { prompts: 4, promptTokens: [16, 600], newTokens: 4 },
+      shared: { documentTokens: 1000, questions: 3, questionTokens: [8, 24], newTokens: 4 },
+      busy: { batch: 2, promptTokens: 8, newTokens: 16, busyMs: 2, freeMs: 2, runs: 1 },
+    };
+    const { model } = await loadBenchModel(MODEL, 'cpu', 'float32', 1, { maxBatch: 1, positions: 1 });
+    try {
+      const s = await runScenarios(model, ['concurrency', 'shared', 'busy'], settings, new TokenSource(512, 3), {}, () => {});
+      expect(s.concurrency!.promptTokens.max).toBeLessThanOrEqual(512 - 4);
+      expect(s.concurrency!.variants.every((v) => v.generatedTokens === 16)).toBe(true);
+      expect(s.shared!.documentTokens).toBe(512 - 24 - 4);
+      expect(s.shared!.shared.promptTokensComputed).toBeLessThan(s.shared!.unshared.promptTokensComputed);
+      expect(s.shared!.identicalAnswers).toBe(3);
+      expect(s.busy).toMatchObject({ batch: 2, newTokens: 16, runs: 1 });
+      expect(model.stats()).toMatchObject({ requests: 0, running: 0 }); // the scenarios' contexts are their own
+    } finally {
+      await model.dispose();
+    }
   });
 });
 

@@ -6,7 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 const root = path.resolve(__dirname, '..', '..');
-const STEPS = ['addon', 'tsc', 'ops', 'models', 'fixtures', 'memcheck', 'racecheck', 'bench', 'hf-bench', 'llama-cpp'];
+const STEPS = ['addon', 'tsc', 'ops', 'models', 'fixtures', 'memcheck', 'racecheck', 'bench', 'serving', 'hf-bench', 'llama-cpp'];
 
 describe('scripts/gpu-suite.sh --dry-run', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-gpu-suite-'));
@@ -16,6 +16,7 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     steps: Array<{ name: string; status: string; note: string }>;
     ops: { passed: number; failed: number } | null;
     bench: { models: Array<{ model: string; status: string; results: unknown[] }> } | null;
+    serving: { grid: unknown; models: Array<{ model: string; status: string; scenarios?: Record<string, unknown> }> } | null;
   };
 
   beforeAll(() => {
@@ -40,21 +41,27 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(report.dryRun).toBe(true);
     expect(report.steps.map((s) => s.name)).toEqual(STEPS);
     const status = Object.fromEntries(report.steps.map((s) => [s.name, s.status]));
-    for (const name of ['addon', 'tsc', 'ops', 'models', 'memcheck', 'racecheck', 'bench']) {
+    for (const name of ['addon', 'tsc', 'ops', 'models', 'memcheck', 'racecheck', 'bench', 'serving']) {
       expect(`${name}: ${status[name]}`).toBe(`${name}: pass`);
     }
     expect(status['llama-cpp']).toBe('skipped');
     const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     for (const name of STEPS) expect(md).toContain(`| ${name} |`);
     expect(md).toContain('## Benchmark (eet bench)');
+    expect(md).toContain('## Serving scenarios (eet bench --scenarios)');
+    expect(md).toMatch(/\| 32 concurrent stream\(\) calls \|/);
   });
 
-  test('op cases ran and passed; the bench ran tiny and reported gpt2 as not supported', () => {
+  test('op cases ran and passed; the bench ran tiny and gpt2-124m; the serving step ran every scenario', () => {
     expect(report.ops!.passed).toBeGreaterThan(0);
     expect(report.ops!.failed).toBe(0);
-    const tiny = report.bench!.models.find((m) => m.model === 'tiny')!;
-    expect(tiny.status).toBe('ok');
-    expect(tiny.results.length).toBe(2);
-    expect(report.bench!.models.find((m) => m.model === 'gpt2-124m')!.status).toBe('unsupported');
+    for (const name of ['tiny', 'gpt2-124m']) {
+      const m = report.bench!.models.find((x) => x.model === name)!;
+      expect([name, m.status, m.results.length]).toEqual([name, 'ok', 2]);
+    }
+    expect(report.serving!.grid).toBeNull();
+    const [serving] = report.serving!.models;
+    expect(serving.status).toBe('ok');
+    expect(Object.keys(serving.scenarios!)).toEqual(['concurrency', 'shared', 'busy']);
   });
 });

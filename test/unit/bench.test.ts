@@ -1,8 +1,14 @@
-// The bench arithmetic (lib/bench/roofline.ts, grid.ts, shapes.ts): byte and FLOP counts against hand-computed
-// values and published parameter counts; grid parsing and prefill chunking.
-import { gridCells, gridLimits, parseList, prefillChunks } from '../../lib/bench/grid';
+// The bench arithmetic (lib/bench/roofline.ts, grid.ts, shapes.ts, stats.ts, random.ts, scenarios.ts' sizing):
+// byte and FLOP counts against hand-computed values and published parameter counts; grid parsing, the batch times
+// a cell takes from generate()'s results, seeded prompts, percentiles, and how scenarios fit a model.
+import { NO_ROPE } from '../../lib/arch/common';
+import { batchTimes, cellResult, gridCells, gridLimits, parseList } from '../../lib/bench/grid';
+import type { GenerateResult } from '../../lib/model';
+import { TokenSource } from '../../lib/bench/random';
 import { decodeBytes, decodeWeightBytes, kvBytesPerToken, paramCounts, peakFlops, percent, prefillFlops, ShapeDims } from '../../lib/bench/roofline';
-import { BUILTIN_SHAPES, builtinShape, shapeTensors } from '../../lib/bench/shapes';
+import { fitScenarios, scenarioDefaults, scenarioPositions } from '../../lib/bench/scenarios';
+import { BUILTIN_SHAPES, builtinShape, shapeConfig, shapeTensors } from '../../lib/bench/shapes';
+import { median, percentiles } from '../../lib/bench/stats';
 
 // A shape small enough to count by hand: D 4, F 8, 1 layer, 2 heads of 2, 1 kv head, vocab 10, untied.
 const small: ShapeDims = { arch: 'llama', maxSeqLen: 16, dim: 4, hiddenDim: 8, nLayers: 1, nHeads: 2, nKvHeads: 1, headDim: 2, vocabSize: 10, tiedEmbeddings: false };
@@ -24,6 +30,15 @@ describe('paramCounts', () => {
     expect(paramCounts(builtinShape('gpt2-1.5b')!).total).toBe(1557611200);
   });
 
+  test('GPT-2 shapes use the loaders\' no-RoPE values; a longer context grows the config (and GPT-2\'s position table)', () => {
+    const g = builtinShape('gpt2-124m')!;
+    expect(shapeConfig(g)).toMatchObject({ arch: 'gpt2', maxSeqLen: 1024, ...NO_ROPE, hiddenDim: 3072, nKvHeads: 12, headDim: 64 });
+    expect(shapeConfig(g, 2000).maxSeqLen).toBe(2000);
+    expect(shapeConfig(g, 10).maxSeqLen).toBe(1024);
+    expect(shapeTensors(g, 2000).find((t) => t.name === 'position_embd')!.shape).toEqual([2000, 768]);
+    expect(shapeConfig(builtinShape('tiny')!)).toMatchObject({ arch: 'llama', ropeLayout: 'half', ropeTheta: 10000 });
+  });
+
   test('the tensor list of every shape matches the count', () => {
     for (const s of BUILTIN_SHAPES) {
       const n = shapeTensors(s).reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
@@ -36,6 +51,12 @@ describe('decode bytes', () => {
   test('weights read per step: layers + norms + the V x D classifier, tied or not', () => {
     expect(decodeWeightBytes(small, 2)).toBe((144 + 12 + 40) * 2);
     expect(decodeWeightBytes({ ...small, tiedEmbeddings: true }, 2)).toBe((144 + 12 + 40) * 2);
+  });
+
+  test('Q8_0 matrices (GGUF q8Weights) are read at 34 bytes per 32 weights', () => {
+    // q 4x4 and the 10x4 classifier kept Q8_0; the rest f32
+    expect(decodeWeightBytes({ ...small, q8Weights: ['blk.0.attn_q', 'output'] }, 4)).toBe((144 + 12 + 40) * 4 - (16 + 40) * (4 - 34 / 32));
+    expect(decodeWeightBytes({ ...small, q8Weights: [] }, 4)).toBe(decodeWeightBytes(small, 4));
   });
 
   test('KV bytes per token: 2 (K,V) x layers x kv heads x head dim x dtype', () => {
@@ -100,18 +121,85 @@ describe('grid', () => {
     expect(() => gridCells({ batch: [1], prompt: [8], newTokens: [1] })).toThrow(/new tokens >= 2/);
   });
 
-  test('prefill chunks cover every prompt token once, at most maxStepTokens per step', () => {
-    for (const [b, p, m] of [[1, 1, 1], [3, 5, 4], [4, 512, 512], [2, 7, 100], [5, 3, 1]]) {
-      const steps = prefillChunks(b, p, m);
-      const fed = new Array<number>(b).fill(0);
-      for (const step of steps) {
-        expect(step.reduce((a, [, n]) => a + n, 0)).toBeLessThanOrEqual(m);
-        expect(new Set(step.map(([s]) => s)).size).toBe(step.length); // a sequence at most once per step
-        for (const [s, n] of step) { expect(n).toBeGreaterThan(0); fed[s] += n; }
-      }
-      expect(fed).toEqual(new Array<number>(b).fill(p));
-      expect(steps.length).toBe(Math.ceil((b * p) / m));
-    }
-    expect(prefillChunks(3, 5, 4)).toEqual([[[0, 4]], [[0, 1], [1, 3]], [[1, 2], [2, 2]], [[2, 3]]]);
+});
+
+describe('cell times from generate() results', () => {
+  const result = (ttftMs: number, decodeMs: number): GenerateResult => ({
+    text: '', tokens: [], logprobs: [], finishReason: 'length', usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
+    timings: { prefillMs: ttftMs, decodeMs, ttftMs, tokensPerSecond: 0 },
+  });
+
+  test('TTFT waits for the last first token; decode runs from there to the last token', () => {
+    // first tokens at 10 and 14 ms; ends at 10 + 50 = 60 and 14 + 40 = 54
+    expect(batchTimes([result(10, 50), result(14, 40)])).toEqual({ ttftMs: 14, decodeMs: 46 });
+    expect(batchTimes([result(3, 9)])).toEqual({ ttftMs: 3, decodeMs: 9 });
+  });
+
+  test('rates: tokens over the times, FLOPs and bytes over the roofline', () => {
+    const roof = { dims: small, dtypeBytes: 4, peakFlops: 1e6, bytesPerSecond: 1e6 };
+    const c = cellResult({ batch: 2, prompt: 3, newTokens: 5 }, 4, 8, roof);
+    expect(c.prefillTokPerSec).toBe(6 / 0.004);
+    expect(c.decodeMsPerStep).toBe(2);
+    expect(c.decodeTokPerSec).toBe(8 / 0.008);
+    expect(c.prefillTflops * 1e12).toBeCloseTo(prefillFlops(small, 2, 3) / 0.004, 3);
+    expect(c.prefillPeakPct).toBeCloseTo(100 * prefillFlops(small, 2, 3) / 0.004 / 1e6, 6);
+    expect(c.decodeRooflinePct).toBeCloseTo(100 * decodeBytes(small, 4, 2, 3, 4) / 0.008 / 1e6, 6);
+    expect(cellResult({ batch: 1, prompt: 1, newTokens: 2 }, 1, 1, { ...roof, peakFlops: null }).prefillPeakPct).toBeNull();
+  });
+});
+
+describe('seeded prompts', () => {
+  test('deterministic per seed, different across seeds, never the special ids 0..2, inside the vocabulary', () => {
+    const a = new TokenSource(10, 7), b = new TokenSource(10, 7), c = new TokenSource(10, 8);
+    const x = a.ids(500);
+    expect(b.ids(500)).toEqual(x);
+    expect(c.ids(500)).not.toEqual(x);
+    expect(Math.min(...x)).toBe(3);
+    expect(Math.max(...x)).toBe(9);
+    // consecutive draws differ: fresh prompts for every run
+    expect(a.ids(64)).not.toEqual(new TokenSource(10, 7).ids(64));
+  });
+
+  test('int(lo, hi) covers [lo, hi] inclusive', () => {
+    const r = new TokenSource(100, 3);
+    const seen = new Set(Array.from({ length: 400 }, () => r.int(16, 20)));
+    expect([...seen].sort()).toEqual([16, 17, 18, 19, 20]);
+  });
+});
+
+describe('stats', () => {
+  test('median and nearest-rank percentiles', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNaN();
+    const xs = Array.from({ length: 200 }, (_, i) => 200 - i); // 1..200
+    expect(percentiles(xs)).toEqual({ p50: 100, p99: 198 });
+    expect(percentiles([5, 1, 9])).toEqual({ p50: 5, p99: 9 });
+    expect(percentiles([]).p50).toBeNaN();
+  });
+});
+
+describe('scenario sizes', () => {
+  test('defaults: the GPU sizes of the brief, smaller new tokens and document on cpu', () => {
+    const gpu = scenarioDefaults(true), cpu = scenarioDefaults(false);
+    expect(gpu.concurrency).toEqual({ prompts: 32, promptTokens: [16, 128], newTokens: 64 });
+    expect(gpu.shared).toMatchObject({ documentTokens: 1000, questions: 16, questionTokens: [8, 24], newTokens: 16 });
+    expect(gpu.busy).toMatchObject({ batch: 4, newTokens: 128, busyMs: 10, freeMs: 10 });
+    expect(cpu.concurrency.newTokens).toBeLessThan(gpu.concurrency.newTokens);
+    expect(cpu.shared.documentTokens).toBeLessThan(gpu.shared.documentTokens);
+  });
+
+  test('positions needed, and fitting a model with fewer: prompts and the document give way, new tokens stay', () => {
+    const s = scenarioDefaults(true);
+    expect(scenarioPositions(s, ['concurrency'])).toBe(192);
+    expect(scenarioPositions(s, ['concurrency', 'shared', 'busy'])).toBe(1040);
+    expect(scenarioPositions(s, [])).toBe(1);
+    expect(fitScenarios(s, 4096)).toEqual(s);
+    const fit = fitScenarios(s, 160);
+    expect(fit.concurrency).toEqual({ prompts: 32, promptTokens: [16, 96], newTokens: 64 });
+    expect(fit.shared.documentTokens).toBe(160 - 24 - 16);
+    expect(fit.busy.promptTokens).toBe(16);
+    expect(scenarioPositions(fit, ['concurrency', 'shared', 'busy'])).toBe(160);
+    expect(() => fitScenarios(s, 100)).toThrow(/leave no room for the busy-loop prompts/);
   });
 });
