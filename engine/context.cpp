@@ -86,7 +86,7 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
     kv_ = std::make_unique<KvCache>(model_->backend(), mc.dtype, mc.n_layers, mc.n_kv_heads, mc.head_dim, int32_t(blocks));
   }
   pool_ = std::make_unique<BlockPool>(int32_t(blocks));
-  SchedulerConfig sc{cfg_.max_batch, cfg_.max_step_tokens, cfg_.max_context, cfg_.prefill_chunk};
+  SchedulerConfig sc{cfg_.max_batch, cfg_.max_step_tokens, cfg_.max_context, cfg_.prefill_chunk, cfg_.prefix_caching};
   scheduler_ = std::make_unique<Scheduler>(sc, *pool_, [this](int32_t dst, int32_t src) {
     std::lock_guard<std::mutex> lock(model_->backend()->mutex());
     kv_->copy_block(dst, src);

@@ -36,6 +36,7 @@ struct ContextConfig {
   int64_t kv_cache_tokens = 0;    // KV pool size in tokens; 0 = kv_cache_bytes, or the default (context.cpp)
   int64_t kv_cache_bytes = 0;
   int32_t max_queued = 1024;      // requests waiting for admission before submit() rejects with ERR_BUSY
+  bool prefix_caching = true;     // share computed prompt blocks across requests (n > 1 forks share regardless)
 };
 
 enum class LogitsMode { None, Last, All };

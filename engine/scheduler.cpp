@@ -113,6 +113,7 @@ int32_t Scheduler::forks_pending(const Sequence& s) const {
 }
 
 void Scheduler::match_prefix(Sequence& s) {
+  if (!cfg_.prefix_caching) return;
   // Leave at least the last token to compute: its logits are what the step samples from.
   const int32_t full = (int32_t(s.tokens.size()) - 1) / kB;
   uint64_t parent = 0;
@@ -158,6 +159,7 @@ void Scheduler::release_blocks(Sequence& s) {
 }
 
 void Scheduler::publish_blocks(Sequence& s) {
+  if (!cfg_.prefix_caching) return;
   const int32_t full = s.computed / kB;
   for (int32_t i = int32_t(s.hashes.size()); i < full; ++i) {
     const uint64_t parent = i ? s.hashes[size_t(i - 1)] : 0;

@@ -41,6 +41,7 @@ struct SchedulerConfig {
   int32_t max_step_tokens = 1;  // tokens per step (>= max_batch, so every running decode fits)
   int32_t max_context = 1;      // positions per sequence
   int32_t prefill_chunk = 1;    // most prompt tokens one sequence feeds in one step
+  bool prefix_caching = true;   // publish full blocks and reuse them across requests (off: nothing is shared)
 };
 
 // A planned step: what to run, and which sequence (or which sample of an unforked prompt) each row feeds.

@@ -119,6 +119,8 @@ export interface AddonContextOptions {
   kvCacheBytes?: number;
   /** Requests waiting for admission before submit() throws ERR_BUSY (default 1024). */
   maxQueued?: number;
+  /** Share computed prompt blocks across requests (default true). */
+  prefixCaching?: boolean;
 }
 
 export interface AddonContextConfig {
@@ -129,6 +131,7 @@ export interface AddonContextConfig {
   kvCacheTokens: number;
   kvCacheBytes: number;
   maxQueued: number;
+  prefixCaching: boolean;
 }
 
 /** One prompt for the engine loop; its events come to the context's listener. */

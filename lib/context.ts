@@ -31,6 +31,11 @@ export interface ContextOptions {
   kvCacheBytes?: number;
   /** Requests waiting for admission before generate() / stream() reject at once with BusyError (default 1024). */
   maxQueued?: number;
+  /**
+   * Reuse computed prompt blocks across requests (default true). Off: every prompt is computed in full (a clean
+   * baseline, or tenants that must not observe each other's cache timing); n > 1 samples still share their prompt.
+   */
+  prefixCaching?: boolean;
   /** A stream whose consumer has not asked for its next event for this long is cancelled (default 60 000). */
   streamIdleTimeoutMs?: number;
 }

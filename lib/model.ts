@@ -284,6 +284,10 @@ function resolveContextOptions(o: Record<string, unknown>, device: string, maxSe
   if (o.kvCacheTokens !== undefined) native.kvCacheTokens = integerIn('kvCacheTokens', o.kvCacheTokens, 1, (2 ** 31 - 1) - L.kvBlockSize);
   if (o.kvCacheBytes !== undefined) native.kvCacheBytes = integerIn('kvCacheBytes', o.kvCacheBytes, 1, Number.MAX_SAFE_INTEGER);
   if (o.maxQueued !== undefined) native.maxQueued = integerIn('maxQueued', o.maxQueued, 0, L.maxQueued);
+  if (o.prefixCaching !== undefined) {
+    if (typeof o.prefixCaching !== 'boolean') throw invalid('prefixCaching', 'boolean', o.prefixCaching);
+    native.prefixCaching = o.prefixCaching;
+  }
   const streamIdleTimeoutMs = o.streamIdleTimeoutMs === undefined ? 60_000 : integerIn('streamIdleTimeoutMs', o.streamIdleTimeoutMs, 1, 2 ** 31 - 1);
   return { native, streamIdleTimeoutMs };
 }

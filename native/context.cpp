@@ -42,6 +42,7 @@ eet::ContextConfig parse_options(const Napi::Value& v) {
   c.kv_cache_tokens = get_int_or(o, "kvCacheTokens", 0, big, 0);
   c.kv_cache_bytes = get_int_or(o, "kvCacheBytes", 0, big, 0);
   c.max_queued = int32_t(get_int_or(o, "maxQueued", 0, INT32_MAX, c.max_queued));
+  c.prefix_caching = get_bool_or(o, "prefixCaching", true);
   return c;
 }
 
@@ -381,6 +382,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
       o.Set("kvCacheTokens", double(c.kv_cache_tokens));
       o.Set("kvCacheBytes", double(c.kv_cache_bytes));
       o.Set("maxQueued", c.max_queued);
+      o.Set("prefixCaching", c.prefix_caching);
       return o;
     });
   }

@@ -5,8 +5,8 @@
 //                and inter-token latency percentiles. Each way gets fresh prompts of the same lengths: repeating the
 //                same ids would let the prefix cache skip the later ways' prefill.
 //   shared       a document + short questions, answered with the document shared ({ input, prompts }: computed
-//                once) and as whole prompts in one call; each in a fresh context. Prompt tokens computed and
-//                cached (the context's counters), wall time, speedup.
+//                once) and as whole prompts in one call with prefix caching off (every prompt computed in full);
+//                each in a fresh context. Prompt tokens computed and cached (the context's counters), wall time, speedup.
 //   busy         decode tok/s of a batch while the JS thread spins half the time, ÷ the same with it idle: the engine
 //                loop is native, so a busy event loop should only delay when tokens are seen, not the steps.
 import type { ContextOptions, Context } from '../context';
@@ -145,8 +145,9 @@ export async function runScenarios(model: Model, names: readonly ScenarioName[],
   step: StepOptions, log: (line: string) => void): Promise<ScenarioResults> {
   const s = fitScenarios(settings, model.config.maxSeqLen);
   const out: ScenarioResults = {};
-  const open = (maxBatch: number, maxSeqLen: number): Context => model.createContext({
-    maxBatch, maxSeqLen, ...step, ...(step.maxStepTokens !== undefined ? { maxStepTokens: Math.max(maxBatch, step.maxStepTokens) } : {}),
+  const open = (maxBatch: number, maxSeqLen: number, prefixCaching = true): Context => model.createContext({
+    maxBatch, maxSeqLen, prefixCaching, ...step,
+    ...(step.maxStepTokens !== undefined ? { maxStepTokens: Math.max(maxBatch, step.maxStepTokens) } : {}),
   });
   for (const name of names) {
     log(`  scenario ${name}`);
@@ -157,7 +158,7 @@ export async function runScenarios(model: Model, names: readonly ScenarioName[],
   return out;
 }
 
-type Open = (maxBatch: number, maxSeqLen: number) => Context;
+type Open = (maxBatch: number, maxSeqLen: number, prefixCaching?: boolean) => Context;
 
 /** Runs `fn` in a fresh context, first warmed with `batch` short prompts (less than a KV block: nothing cached). */
 async function withContext<T>(open: Open, batch: number, maxSeqLen: number, source: TokenSource,
@@ -257,7 +258,8 @@ async function shared(open: Open, s: ScenarioSettings['shared'], source: TokenSo
     return { run: { wallMs: r.wallMs, promptTokensComputed: r.computed, promptTokensCached: r.cached, generatedTokens }, results: r.value };
   };
   const { value: withDoc, context } = await withContext(open, s.questions, maxSeqLen, source, (ctx) => answer(ctx, true));
-  const { value: whole } = await withContext(open, s.questions, maxSeqLen, source, (ctx) => answer(ctx, false));
+  const noCache: Open = (b, len) => open(b, len, false);
+  const { value: whole } = await withContext(noCache, s.questions, maxSeqLen, source, (ctx) => answer(ctx, false));
   const lengths = questions.map((q) => q.length);
   return {
     context, documentTokens: doc.length, questions: s.questions, questionTokens: { min: Math.min(...lengths), max: Math.max(...lengths) },

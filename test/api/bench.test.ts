@@ -125,6 +125,7 @@ describe('eet bench', () => {
     // Every prompt token is either computed or taken from the cache; the question tokens are unknown here but the same both ways.
     const questionTokens = s!.shared.promptTokensComputed + s!.shared.promptTokensCached - doc - 16 * doc;
     expect(s!.unshared.promptTokensComputed + s!.unshared.promptTokensCached).toBe(16 * doc + questionTokens);
+    expect(s!.unshared.promptTokensCached).toBe(0); // the baseline runs with prefixCaching: false
     expect(questionTokens).toBeGreaterThanOrEqual(16 * s!.questionTokens.min);
     expect(questionTokens).toBeLessThanOrEqual(16 * s!.questionTokens.max);
     expect(s!.shared.promptTokensComputed).toBeGreaterThanOrEqual(doc);

@@ -110,6 +110,19 @@ for (const { device, run, tokens: N } of DEVICES) {
       } finally {
         await ctx.dispose();
       }
+      // prefixCaching: false computes every prompt in full; n samples still share their prompt's pass.
+      const off = model.createContext({ maxBatch: 2, prefixCaching: false });
+      try {
+        const a = await off.generate(LONG, greedy(N));
+        const b = await off.generate(LONG, greedy(N));
+        same(b, a);
+        expect(b.usage.cachedTokens).toBe(0);
+        expect(off.stats()).toMatchObject({ promptTokensComputed: 120, blocksCached: 0 });
+        await off.generate(LONG, { ...greedy(2), n: 2 });
+        expect(off.stats().promptTokensComputed).toBe(180);
+      } finally {
+        await off.dispose();
+      }
     });
 
     test(`${device}: eviction under a small pool keeps results exact`, async () => {
