@@ -44,8 +44,11 @@ export type AddonRopeScaling =
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 
 export interface AddonModelConfig {
-  /** 'llama' covers Llama 2/3, Mistral, Qwen2 (qkvBias); 'gpt2'; 'bert' (encoder: embed() instead of step()). */
-  arch: 'llama' | 'gpt2' | 'bert';
+  /**
+   * A registered engine architecture (engine/arch_*.cpp; binding().architectures() lists them; lib/arch/ describes
+   * each): 'llama' covers Llama 2/3, Mistral, Qwen2 (qkvBias); 'gpt2'; 'bert' (encoder: embed() instead of step()).
+   */
+  arch: string;
   dim: number;
   hiddenDim: number;
   nLayers: number;

@@ -6,6 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { AddonContextOptions, AddonModel, AddonModelConfig, AddonTensorSource, binding } from './binding';
 import { Context, ContextOptions, ContextStats, SharedInput } from './context';
+import { isEncoder } from './arch';
 import { resolveDevice } from './devices';
 import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, UnsupportedError } from './errors';
 import type { GenerateResult, StreamEvent } from './generate/call';
@@ -200,7 +201,7 @@ export class Model {
    */
   async embed(texts: string | readonly string[], options?: EmbedOptions): Promise<Float32Array[]> {
     const ctx = this.#context();
-    if (this.config.arch !== 'bert') throw new UnsupportedError(`embed() needs an encoder model (bert); this model is ${this.config.modelType ?? this.config.arch}`);
+    if (!isEncoder(this.config.arch)) throw new UnsupportedError(`embed() needs an encoder model (bert); this model is ${this.config.modelType ?? this.config.arch}`);
     const o = optionsObject('options', options);
     const pooling = o.pooling === undefined ? 'mean' : oneOf('pooling', o.pooling, ['mean', 'cls'] as const);
     const normalize = o.normalize === undefined ? true : o.normalize;
@@ -248,7 +249,7 @@ export class Model {
 
   #rejectEncoder(): void {
     this.#handle();
-    if (this.config.arch === 'bert') throw new UnsupportedError('A bert model is an encoder: use embed(), not generate()');
+    if (isEncoder(this.config.arch)) throw new UnsupportedError(`A ${this.config.modelType ?? this.config.arch} model is an encoder: use embed(), not generate()`);
   }
 
 }
@@ -374,7 +375,7 @@ export async function buildModel(parts: ModelParts, o: LoadModelOptions & { load
   const throwIfAborted = (): void => { if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason }); };
   // The default context's options are checked before any weight is read.
   const contextOptions: ContextOptions = { ...o };
-  if (parts.config.arch === 'bert' && o.maxStepTokens === undefined) {
+  if (isEncoder(parts.config.arch) && o.maxStepTokens === undefined) {
     // An encoder embeds a whole text in one pass: the step must hold the longest one.
     const longest = o.maxSeqLen === undefined ? parts.config.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, parts.config.maxSeqLen);
     contextOptions.maxStepTokens = Math.max(512, longest, o.maxBatch === undefined ? 0 : integerIn('maxBatch', o.maxBatch, 1, limits().maxBatch));

@@ -12,6 +12,7 @@ const layerNorm = (name: string, dim: number, hf: string): TensorSpec[] =>
 
 export const bert: ArchDescription<'bert', 'bert'> = {
   arch: 'bert',
+  encoder: true,
 
   tensors(c) {
     const { q, kv } = qkvRows(c);

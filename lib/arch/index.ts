@@ -46,6 +46,11 @@ export function hfModelTypeOfClass(className: string): HfModelType | undefined {
   return undefined;
 }
 
+/** Whether the architecture is an encoder (embed(), no generation). */
+export function isEncoder(arch: EngineArch): boolean {
+  return archOf(arch).encoder === true;
+}
+
 /** Every tensor a model of this shape has, in load order. */
 export function tensorList(c: ArchShape): TensorSpec[] {
   return expandLayout(archOf(c.arch).tensors(c), c.nLayers);

@@ -113,6 +113,8 @@ export interface Llama2cHeader {
 export interface ArchDescription<ModelType extends string = string, GGUFName extends string = string> {
   /** The engine architecture the models run as. */
   arch: EngineArch;
+  /** An encoder: no LM head; its models embed() text instead of generating (the engine's has_lm_head() is false). */
+  encoder?: boolean;
   /** The tensors of a model of this shape, in load order, optional ones (biases, an untied head) included as the config says. */
   tensors(c: ArchShape): TensorLayout;
   gguf: {
