@@ -8,6 +8,8 @@
 // All methods throw eet::Error on failure. A backend is used by one thread at a time (the model's engine
 // thread, or the op runner under its lock); the emu serialises its launches process-wide.
 #pragma once
+#include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,6 +36,31 @@ struct CudaStatus {
   std::vector<CudaDeviceInfo> devices;
 };
 
+// A first-come first-served mutex. The backend's lock is taken by an engine loop once per step, back to back, and
+// by others between (op calls, tensor uploads, another context's loop, a low-level step): std::mutex may hand it to
+// the loop again and again, starving them for a whole generation (seen: a worker thread's tensor() waited 35 s on
+// emu). Tickets serve waiters in arrival order.
+class FairMutex {
+ public:
+  void lock() {
+    std::unique_lock<std::mutex> l(m_);
+    const uint64_t ticket = next_++;
+    cv_.wait(l, [&] { return serving_ == ticket; });
+  }
+  void unlock() {
+    {
+      std::lock_guard<std::mutex> l(m_);
+      serving_++;
+    }
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  uint64_t next_ = 0, serving_ = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -55,10 +82,10 @@ class Backend {
 
   // Held by whoever drives the backend (an async worker, the model's engine thread) for the duration of a
   // sequence of calls, so one stream is never used by two host threads at once.
-  std::mutex& mutex() { return mu_; }
+  FairMutex& mutex() { return mu_; }
 
  private:
-  std::mutex mu_;
+  FairMutex mu_;
 };
 
 std::shared_ptr<Backend> make_cpu_backend();

@@ -82,13 +82,13 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
   cfg_.kv_cache_tokens = blocks * kB;
   cfg_.kv_cache_bytes = blocks * int64_t(block_bytes);
   {
-    std::lock_guard<std::mutex> lock(model_->backend()->mutex());
+    std::lock_guard<FairMutex> lock(model_->backend()->mutex());
     kv_ = std::make_unique<KvCache>(model_->backend(), mc.dtype, mc.n_layers, mc.n_kv_heads, mc.head_dim, int32_t(blocks));
   }
   pool_ = std::make_unique<BlockPool>(int32_t(blocks));
   SchedulerConfig sc{cfg_.max_batch, cfg_.max_step_tokens, cfg_.max_context, cfg_.prefill_chunk, cfg_.prefix_caching};
   scheduler_ = std::make_unique<Scheduler>(sc, *pool_, [this](int32_t dst, int32_t src) {
-    std::lock_guard<std::mutex> lock(model_->backend()->mutex());
+    std::lock_guard<FairMutex> lock(model_->backend()->mutex());
     kv_->copy_block(dst, src);
   });
   manual_.resize(size_t(cfg_.max_batch));
@@ -97,7 +97,7 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
 
 Context::~Context() {
   shutdown();
-  std::lock_guard<std::mutex> lock(model_->backend()->mutex());
+  std::lock_guard<FairMutex> lock(model_->backend()->mutex());
   kv_.reset();
 }
 
@@ -199,7 +199,7 @@ void Context::loop() {
     StepEvents ev;
     ran = false;
     {
-      std::lock_guard<std::mutex> step(step_mu_);
+      std::lock_guard<FairMutex> step(step_mu_);
       ScheduledStep st;
       try {
         for (Command& c : cmds) {
@@ -241,7 +241,7 @@ void Context::loop() {
   }
   StepEvents ev;
   {
-    std::lock_guard<std::mutex> step(step_mu_);
+    std::lock_guard<FairMutex> step(step_mu_);
     scheduler_->fail_all(Error(ErrorCode::Disposed, "the context was disposed during generation"), ev);
     scheduler_->fill_stats(ev.stats);
   }
@@ -252,7 +252,7 @@ void Context::loop() {
 
 int32_t Context::start_sequence(uint64_t seed) {
   model_->check_alive();
-  std::lock_guard<std::mutex> step(step_mu_);
+  std::lock_guard<FairMutex> step(step_mu_);
   const int32_t slot = scheduler_->acquire_slot();
   if (slot < 0) {
     arg("no free sequence slot: all " + std::to_string(cfg_.max_batch) + " (maxBatch) sequences are live; end one first");
@@ -273,7 +273,7 @@ void Context::release(Sequence& s) {
 void Context::end_sequence(int32_t slot) {
   model_->check_alive();
   {
-    std::lock_guard<std::mutex> step(step_mu_);
+    std::lock_guard<FairMutex> step(step_mu_);
     if (slot < 0 || slot >= cfg_.max_batch || !manual_[size_t(slot)].seq) {
       arg("Expected a live sequence slot for slot but received " + std::to_string(slot));
     }
@@ -286,7 +286,7 @@ void Context::end_sequence(int32_t slot) {
 
 StepResult Context::step(const StepRequest& r) {
   model_->check_alive();
-  std::lock_guard<std::mutex> lock(step_mu_);
+  std::lock_guard<FairMutex> lock(step_mu_);
   if (!model_->arch().has_lm_head()) {
     throw_error(ErrorCode::Unsupported, std::string("step(): a ") + model_->arch().name() + " model has no LM head; use embed()");
   }
@@ -382,7 +382,7 @@ StepResult Context::step(const StepRequest& r) {
 
 std::vector<float> Context::embed(const EmbedRequest& r) {
   model_->check_alive();
-  std::lock_guard<std::mutex> lock(step_mu_);
+  std::lock_guard<FairMutex> lock(step_mu_);
   if (model_->arch().has_lm_head()) {
     throw_error(ErrorCode::Unsupported, "embed(): only encoder models (bert) compute embeddings; use step()");
   }

@@ -130,7 +130,7 @@ class Context {
   std::unique_ptr<Scheduler> scheduler_;
   std::vector<Manual> manual_;  // by slot
 
-  std::mutex step_mu_;  // scheduler, pool, runner, manual sequences: one step at a time
+  FairMutex step_mu_;  // scheduler, pool, runner, manual sequences: one step at a time, callers in arrival order
 
   mutable std::mutex cmd_mu_;  // commands, the loop's wake-up
   std::condition_variable cmd_cv_;

@@ -74,12 +74,12 @@ Model::Model(const ModelConfig& config, std::shared_ptr<Backend> backend)
   arch_->validate(cfg_);
   arch_->plan_weights(cfg_, weights_);
   weights_.check_q8_names();
-  std::lock_guard<std::mutex> lock(backend_->mutex());
+  std::lock_guard<FairMutex> lock(backend_->mutex());
   weights_.allocate(backend_);
 }
 
 Model::~Model() {
-  std::lock_guard<std::mutex> lock(backend_->mutex());
+  std::lock_guard<FairMutex> lock(backend_->mutex());
   weights_.release();
 }
 
@@ -105,7 +105,7 @@ void Model::finalize() {
     throw_error(ErrorCode::ModelFormat, "missing tensors: " + list);
   }
   {
-    std::lock_guard<std::mutex> lock(backend_->mutex());
+    std::lock_guard<FairMutex> lock(backend_->mutex());
     arch_->finalize(cfg_, *backend_, weights_);
     backend_->synchronize();
   }

@@ -101,12 +101,12 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
   // (R, max_context) int32: each sampled row's context, for the repetition penalty.
   ws.history = p.add(decoder ? size_t(checked_mul(R, max_context, "workspace size")) * 4 : 0);
   ws.total = std::max(p.total, size_t(1));
-  std::lock_guard<std::mutex> lock(model_->backend()->mutex());
+  std::lock_guard<FairMutex> lock(model_->backend()->mutex());
   buffer_ = std::make_unique<DeviceBuffer>(model_->backend(), ws.total);
 }
 
 StepRunner::~StepRunner() {
-  std::lock_guard<std::mutex> lock(model_->backend()->mutex());
+  std::lock_guard<FairMutex> lock(model_->backend()->mutex());
   buffer_.reset();
 }
 
@@ -184,7 +184,7 @@ StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entr
   }
   Meta m = prepare(entries, rows, {});
   StepOutput out;
-  std::lock_guard<std::mutex> device(model_->backend()->mutex());
+  std::lock_guard<FairMutex> device(model_->backend()->mutex());
   model_->check_alive();
   upload(m);
   if (m.penalty) {
@@ -206,7 +206,7 @@ StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entr
 std::vector<float> StepRunner::hidden(const KvCache& kv, const std::vector<StepEntry>& entries,
                                      const std::vector<int32_t>& token_types) {
   Meta m = prepare(entries, {}, token_types);
-  std::lock_guard<std::mutex> device(model_->backend()->mutex());
+  std::lock_guard<FairMutex> device(model_->backend()->mutex());
   model_->check_alive();
   upload(m);
   Graph g(*model_, kv, ws_, static_cast<uint8_t*>(buffer_->ptr()), m.plan);

@@ -235,13 +235,13 @@ void WeightArena::load(const std::string& name, const TensorSource& src) {
         for (size_t i = 0; i < n; ++i) from_f32(dtype_, out.data(), i, to_f32(src.dtype, in.data(), i));
         host = out.data();
       }
-      std::lock_guard<std::mutex> lock(backend_->mutex());
+      std::lock_guard<FairMutex> lock(backend_->mutex());
       backend_->upload(dst + done * dst_size, host, n * dst_size);
       done += n;
     }
   }
   {
-    std::lock_guard<std::mutex> lock(backend_->mutex());
+    std::lock_guard<FairMutex> lock(backend_->mutex());
     backend_->synchronize();
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -275,7 +275,7 @@ void WeightArena::load_q8(const Entry& e, const TensorSource& src, int fd, int64
         }
       }
     }
-    std::lock_guard<std::mutex> lock(backend_->mutex());
+    std::lock_guard<FairMutex> lock(backend_->mutex());
     if (e.q8) {
       backend_->upload(base + e.offset + done * 32, vals.data(), n * 32);
       backend_->upload(base + e.scale_offset + done * 2, scl.data(), n * 2);
@@ -304,12 +304,12 @@ void WeightArena::fill_random(const std::string& name, const RandomFill& r) {
       const float u = float(z >> 40) * (2.0f / 16777216.0f) - 1.0f;  // [-1, 1)
       from_f32(dtype_, out.data(), i, r.mean + scale * u);
     }
-    std::lock_guard<std::mutex> lock(backend_->mutex());
+    std::lock_guard<FairMutex> lock(backend_->mutex());
     backend_->upload(dst + done * elem, out.data(), n * elem);
     done += n;
   }
   {
-    std::lock_guard<std::mutex> lock(backend_->mutex());
+    std::lock_guard<FairMutex> lock(backend_->mutex());
     backend_->synchronize();
   }
   std::lock_guard<std::mutex> lock(mu_);

@@ -67,6 +67,13 @@ export interface PromptCodec {
 export type NativeContextFactory = (onEvents: (batch: AddonEventBatch) => void) => AddonContext;
 
 const abandoned = new FinalizationRegistry<Call>((call) => call.cancel());
+/**
+ * Contexts with requests in flight. The addon's event function holds its listener strongly until the context is
+ * disposed, so the listener reaches the context through a WeakRef: a context (and its model) that the program
+ * dropped without dispose() can be collected, and the addon then frees its memory. While requests are in flight
+ * the context is held here, so their promises always settle.
+ */
+const busy = new Set<Context>();
 
 export class Context {
   readonly config: Readonly<AddonContextConfig>;
@@ -81,7 +88,11 @@ export class Context {
   constructor(make: NativeContextFactory, codec: PromptCodec, idleMs: number, onDispose?: () => void) {
     this.#codec = codec;
     this.#idleMs = idleMs;
-    this.#native = make((batch) => this.#dispatch(batch));
+    const self = new WeakRef(this);
+    this.#native = make((batch) => {
+      const ctx = self.deref();
+      if (ctx) ctx.#dispatch(batch);
+    });
     this.config = Object.freeze(this.#native.config());
     this.#onDispose = onDispose;
   }
@@ -146,6 +157,7 @@ export class Context {
     } finally {
       for (const { call } of this.#calls.values()) call.fail(new DisposedError('The model was disposed during generation'));
       this.#calls.clear();
+      busy.delete(this);
       this.#onDispose?.();
     }
   }
@@ -205,7 +217,10 @@ export class Context {
 
   #start(call: Call): void {
     this.#handle();
-    call.start(() => this.#nextId++, (id, prompt) => this.#calls.set(id, { call, prompt }));
+    call.start(() => this.#nextId++, (id, prompt) => {
+      this.#calls.set(id, { call, prompt });
+      busy.add(this);
+    });
   }
 
   /** Computes a shared input's KV once (a prefill-only request), so the prompts after it find it in the prefix cache. */
@@ -224,6 +239,7 @@ export class Context {
       const e = this.#calls.get(d.request);
       if (!e) continue;
       this.#calls.delete(d.request);
+      if (this.#calls.size === 0) busy.delete(this);
       e.call.onDone(e.prompt, d.cachedTokens, d.error);
       if (e.call.done) abandoned.unregister(e.call);
     }

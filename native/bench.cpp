@@ -20,7 +20,7 @@ Napi::Value BenchCopyBandwidth(const Napi::CallbackInfo& info) {
     const int64_t bytes = get_int(o, "bytes", 1, int64_t(1) << 40);
     const int64_t iters = get_int(o, "iters", 1, 1000);
     auto backend = eet::backend_for(info[0].As<Napi::String>().Utf8Value());
-    std::lock_guard<std::mutex> lock(backend->mutex());
+    std::lock_guard<eet::FairMutex> lock(backend->mutex());
     Buffer src(backend, size_t(bytes)), dst(backend, size_t(bytes));
     backend->fill(src.ptr, 0x3c, size_t(bytes));
     backend->copy(dst.ptr, src.ptr, size_t(bytes));  // warm-up: first-touch, clocks

@@ -393,7 +393,7 @@ Napi::Value RunOpSync(const Napi::CallbackInfo& info) {
     if (!info[2].IsObject()) throw_arg(env, "params", "object", info[2]);
     std::string name = info[0].As<Napi::String>().Utf8Value();
     OpCall c{env, info[2].As<Napi::Object>(), eet::backend_for(info[1].As<Napi::String>().Utf8Value()), {}};
-    std::lock_guard<std::mutex> lock(c.backend->mutex());
+    std::lock_guard<eet::FairMutex> lock(c.backend->mutex());
     if (name == "embedding") run_embedding(c);
     else if (name == "norm") run_norm(c);
     else if (name == "softmax") run_softmax(c);

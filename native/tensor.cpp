@@ -41,7 +41,7 @@ class AddonTensor : public Napi::ObjectWrap<AddonTensor> {
       numel_ = int64_t(n);
       size_t bytes = size_t(eet::checked_mul(numel_, int64_t(eet::dtype_size(dtype_)), "tensor size"));
       buffer_ = std::make_shared<Buffer>(backend, bytes);
-      std::lock_guard<std::mutex> lock(backend->mutex());
+      std::lock_guard<eet::FairMutex> lock(backend->mutex());
       if (info[3].IsTypedArray()) {
         Napi::TypedArray ta = info[3].As<Napi::TypedArray>();
         if (ta.ByteLength() != bytes) {
@@ -72,7 +72,7 @@ class AddonTensor : public Napi::ObjectWrap<AddonTensor> {
     check_alive(env);
     return guarded(env, [&]() -> Napi::Value {
       Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, buffer_->bytes);
-      std::lock_guard<std::mutex> lock(buffer_->backend->mutex());
+      std::lock_guard<eet::FairMutex> lock(buffer_->backend->mutex());
       buffer_->backend->synchronize();
       buffer_->backend->download(ab.Data(), buffer_->ptr, buffer_->bytes);
       return typed_view(env, ab);
@@ -101,7 +101,7 @@ class AddonTensor : public Napi::ObjectWrap<AddonTensor> {
     Napi::Promise promise() { return deferred_.Promise(); }
     void Execute() override {
       try {
-        std::lock_guard<std::mutex> lock(buffer_->backend->mutex());
+        std::lock_guard<eet::FairMutex> lock(buffer_->backend->mutex());
         buffer_->backend->synchronize();
         buffer_->backend->download(data_.data(), buffer_->ptr, buffer_->bytes);
       } catch (const eet::Error& e) {
@@ -154,14 +154,14 @@ class AddonTensor : public Napi::ObjectWrap<AddonTensor> {
       if (!info[0].IsString()) throw_arg(env, "device", "string", info[0]);
       std::vector<uint8_t> host(buffer_->bytes);
       {
-        std::lock_guard<std::mutex> lock(buffer_->backend->mutex());
+        std::lock_guard<eet::FairMutex> lock(buffer_->backend->mutex());
         buffer_->backend->synchronize();
         buffer_->backend->download(host.data(), buffer_->ptr, host.size());
       }
       Napi::Object t = env_data(env)->tensor_ctor.New({info[0], Napi::Number::New(env, double(dtype_)),
                                              Napi::Number::New(env, double(numel_)), env.Null(), env.Undefined()});
       AddonTensor* dst = Unwrap(t);
-      std::lock_guard<std::mutex> lock(dst->buffer_->backend->mutex());
+      std::lock_guard<eet::FairMutex> lock(dst->buffer_->backend->mutex());
       dst->buffer_->backend->upload(dst->buffer_->ptr, host.data(), host.size());
       return t;
     });

@@ -3,6 +3,7 @@
 // JS thread is blocked (the step loop is native: no event-loop turn between two steps).
 import { BusyError, DisposedError } from '../../lib/errors';
 import { loadModel, Model } from '../../lib/model';
+import { tensor } from '../../lib/tensor';
 import { MODEL, references } from '../util/stories260k';
 
 const REFS = references();
@@ -163,6 +164,27 @@ describe('serving lifecycle (cpu)', () => {
     const tiny = model.createContext({ maxBatch: 1, kvCacheTokens: 32 });
     await expect(tiny.generate(ONCE.prompt, greedy(100))).rejects.toThrow(/needs 7 KV blocks .* holds 2 blocks of 16 tokens/);
     await tiny.dispose();
+  });
+});
+
+describe('serving lifecycle: sharing the device', () => {
+  test('emu: work queued on the device while a generation runs is served between its steps, not after it', async () => {
+    const model = await loadModel(MODEL, { device: 'emu', dtype: 'float32', maxBatch: 1 });
+    try {
+      const it = model.stream(ONCE.prompt, greedy(200))[Symbol.asyncIterator]();
+      await it.next();
+      // tensor() uploads synchronously under the device's lock, which the engine loop takes for every step, back to
+      // back: a first-come first-served lock lets it in after the step in flight.
+      const t = tensor(new Float32Array(1024).fill(2), [1024], { device: 'emu' });
+      const generated = model.stats().generatedTokens;
+      expect(model.stats().running).toBe(1);
+      expect(generated).toBeLessThan(100);
+      expect(Array.from(await t.toArray()).every((v) => v === 2)).toBe(true);
+      t.dispose();
+      await it.return?.();
+    } finally {
+      await model.dispose();
+    }
   });
 });
 
