@@ -8,7 +8,7 @@
 #   addon      the addon loads; which devices it sees
 #   tsc        compiles lib/ to dist/ when dist/ is missing or older than lib/ (dist/ does not travel)
 #   ops        op tests `cuda vs cpu` (dry run: a few `emu vs cpu` cases)
-#   models     model tests on cuda (dry run: a few cpu/emu cases)
+#   models     model tests and the serving engine's tests on cuda (dry run: a few cpu/emu cases)
 #   fixtures   scripts/make_hf_fixtures.py -> $OUT/hf-fixtures.tar.gz (skipped without torch)
 #   memcheck   compute-sanitizer --tool memcheck over a short `eet generate` (dry run: the generate on cpu, no sanitizer)
 #   racecheck  compute-sanitizer --tool racecheck over scripts/gpu-racecheck.js (norm, attention) (dry run: on emu)
@@ -52,7 +52,8 @@ if [ $dry = 1 ]; then
 else
   dev=cuda
   ops_args=(test/ops -t "${SUITE_OPS_PATTERN:-cuda vs cpu}" --maxWorkers=4)
-  models_args=(test/models -t "${SUITE_MODELS_PATTERN:-cuda}")
+  # The serving engine's cuda cases (concurrency, prefix cache, forks, preemption) run with the model tests.
+  models_args=(test/models test/api/serving.test.ts -t "${SUITE_MODELS_PATTERN:-cuda}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l,gpt2-124m,gpt2-1.5b}" --device cuda
     --batch "${SUITE_BENCH_BATCH:-1,16}" --prompt "${SUITE_BENCH_PROMPT:-128,512}" --new "${SUITE_BENCH_NEW:-64}" --dtype "${SUITE_BENCH_DTYPE:-float16}" --repeat 3)
   serving_args=(--model "${SUITE_SERVING_MODELS:-tinyllama-1.1b}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}")
