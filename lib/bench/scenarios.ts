@@ -9,6 +9,7 @@
 //                each in a fresh context. Prompt tokens computed and cached (the context's counters), wall time, speedup.
 //   busy         decode tok/s of a batch while the JS thread spins half the time, ÷ the same with it idle: the engine
 //                loop is native, so a busy event loop should only delay when tokens are seen, not the steps.
+import type { AddonContextConfig } from '../binding';
 import type { ContextOptions, Context } from '../context';
 import { InternalError, InvalidArgumentError } from '../errors';
 import type { GenerateResult, Model } from '../model';
@@ -75,15 +76,9 @@ export interface ConcurrencyVariant {
 }
 
 /** A scenario context's sizes and memory (its own KV pool and workspace; the weights are the model's). */
-export interface ScenarioContext {
-  maxBatch: number;
-  maxContext: number;
-  maxStepTokens: number;
-  prefillChunk: number;
-  kvCacheTokens: number;
-  kvCacheBytes: number;
+export type ScenarioContext = Pick<AddonContextConfig, 'maxBatch' | 'maxContext' | 'maxStepTokens' | 'prefillChunk' | 'kvCacheTokens' | 'kvCacheBytes'> & {
   workspaceBytes: number;
-}
+};
 
 export interface ConcurrencyResult {
   context: ScenarioContext;
