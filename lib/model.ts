@@ -10,7 +10,7 @@ import { isEncoder } from './arch';
 import { resolveDevice } from './devices';
 import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, UnsupportedError } from './errors';
 import type { GenerateResult, StreamEvent } from './generate/call';
-import type { GenerateOptions, Prompt, SamplesOptions } from './generate/options';
+import { promptIds, type GenerateOptions, type Prompt, type SamplesOptions } from './generate/options';
 import type { TokenDecoder } from './generate/text';
 import { limits } from './limits';
 import { readGGUFModel } from './loaders/gguf';
@@ -185,21 +185,29 @@ export class Model {
 
   /** Renders the chat template (Hugging Face tokenizer_config.json) for messages. */
   applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string {
-    if (!this.#hf) throw new UnsupportedError('Chat templates need a Hugging Face model folder (tokenizer_config.json)');
+    if (!this.#hf) throw new UnsupportedError('This model has no chat template (chat templates come from a Hugging Face folder\'s tokenizer_config.json)');
     return this.#hf.applyChatTemplate(messages, optionsObject('options', options) as ChatTemplateOptions);
+  }
+
+  /**
+   * The conversation as the model reads it: the chat template with the generation prompt (or without, for
+   * `addGenerationPrompt: false`), encoded without adding special tokens — the template writes them.
+   */
+  encodeChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions): number[] {
+    const text = this.applyChatTemplate(messages, { addGenerationPrompt: true, ...options });
+    return this.#hf!.encode(text, false);
   }
 
   /** Generates the assistant's reply to a conversation: the chat template with the generation prompt, then generate(). */
   async chat(messages: readonly ChatMessage[], options?: GenerateOptions): Promise<GenerateResult> {
-    const text = this.applyChatTemplate(messages, { addGenerationPrompt: true });
-    return this.generate(this.#hf!.encode(text, false), options);
+    return this.generate(this.encodeChat(messages), options);
   }
 
   /**
    * Sentence embeddings of an encoder (bert): one float32 vector (dim) per text, from the tokens the tokenizer
-   * makes ([CLS] … [SEP]).
+   * makes ([CLS] … [SEP]); an item given as token ids is used as it is.
    */
-  async embed(texts: string | readonly string[], options?: EmbedOptions): Promise<Float32Array[]> {
+  async embed(texts: string | ReadonlyArray<string | readonly number[]>, options?: EmbedOptions): Promise<Float32Array[]> {
     const ctx = this.#context();
     if (!isEncoder(this.config.arch)) throw new UnsupportedError(`embed() needs an encoder model (bert); this model is ${this.config.modelType ?? this.config.arch}`);
     const o = optionsObject('options', options);
@@ -210,8 +218,8 @@ export class Model {
     if (!Array.isArray(list) || list.length === 0) throw invalid('texts', 'string or non-empty array of strings', texts);
     const longest = Math.min(this.config.maxContext, this.config.maxStepTokens);
     const seqs = list.map((t, i) => {
-      if (!is.string(t)) throw invalid(`texts[${i}]`, 'string', t);
-      const ids = this.#tok.encode(t);
+      if (!is.string(t) && !Array.isArray(t)) throw invalid(`texts[${i}]`, 'string or array of token ids', t);
+      const ids = is.string(t) ? this.#tok.encode(t) : Array.from(promptIds(`texts[${i}]`, t as number[], this.#tok.vocabSize));
       if (ids.length === 0 || ids.length > longest) {
         throw new InvalidArgumentError(`Expected 1 to ${longest} tokens (maxSeqLen, maxStepTokens) for texts[${i}] but received ${ids.length} tokens`);
       }

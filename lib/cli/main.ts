@@ -2,6 +2,7 @@
 // The `eet` command line.
 //   eet bench [--model …]         prefill/decode timings over a grid against the roofline (lib/cli/bench.ts)
 //   eet inspect <model>            architecture, parameters, dtypes, memory, tokenizer of a model file (lib/cli/inspect.ts)
+//   eet serve <model>              the OpenAI-compatible HTTP server (lib/cli/serve.ts, lib/server/)
 //   eet generate <model> [prompt]   stream a continuation of the prompt to stdout (the prompt first, as
 //                                   llama2.c's run.c prints it); time to first token and tokens/s go to stderr.
 //                                   -N k: k samples of the prompt (one prompt pass, shared KV blocks).
@@ -14,6 +15,7 @@ import { limits } from '../limits';
 import { FinishReason, GenerateOptions, SamplesOptions, resolveGenerateOptions } from '../generate/options';
 import { registerBench } from './bench';
 import { registerInspect } from './inspect';
+import { registerServe } from './serve';
 
 function integer(v: string): number {
   if (!/^-?\d+$/.test(v.trim())) throw new OptionError('Expected an integer.');
@@ -143,6 +145,7 @@ export function program(): Command {
     .action((model: string, prompt: string, flags: GenerateFlags) => generate(model, prompt, flags));
   registerBench(cmd);
   registerInspect(cmd);
+  registerServe(cmd);
   return cmd;
 }
 
