@@ -1,4 +1,5 @@
 // Renders a BenchReport: a terminal table (`eet bench`) or Markdown (scripts/gpu-report.js uses the compiled one).
+import type { HttpWay } from './http';
 import type { CellResult } from './grid';
 import type { BenchReport, ModelBench } from './run';
 import type { BusyResult, ConcurrencyResult, ConcurrencyVariant, ScenarioContext, ScenarioResults, SharedResult, SharedRun } from './scenarios';
@@ -108,9 +109,23 @@ function busyTable(b: BusyResult): Table {
   };
 }
 
+function httpTable(h: NonNullable<ScenarioResults['http']>): Table {
+  const row = (w: HttpWay): string[] => [w.mode === 'http' ? `HTTP, ${h.clients} streaming clients` : `engine directly, ${h.clients} stream() loops`,
+    f(w.wallMs, 1), f(w.requestsPerSec, 1), f(w.tokPerSec, 0), f(w.ttftMs.p50, 2), f(w.ttftMs.p99, 2), f(w.itlMs.p50, 3), f(w.itlMs.p99, 3)];
+  return {
+    title: `http: ${h.requests} requests of ${h.promptTokens.min}–${h.promptTokens.max} prompt tokens, ${h.newTokens} new tokens each, ` +
+      `the OpenAI server on loopback (clients in a worker thread) vs the same load on the engine; ${contextText(h.context)}`,
+    head: ['way', 'wall ms', 'req/s', 'tok/s', 'TTFT p50', 'TTFT p99', 'ITL p50', 'ITL p99'],
+    rows: h.ways.map(row),
+    bars: [1, 4, 6],
+    left: 1,
+    notes: [`HTTP overhead: direct ÷ HTTP tok/s = ${f(h.overhead, 2)} (1 = none); TTFT and ITL in ms as each client sees them`],
+  };
+}
+
 function scenarioTables(s: ScenarioResults): Table[] {
-  return [s.concurrency && concurrencyTable(s.concurrency), s.shared && sharedTable(s.shared), s.busy && busyTable(s.busy)]
-    .filter((t): t is Table => t !== undefined);
+  return [s.concurrency && concurrencyTable(s.concurrency), s.shared && sharedTable(s.shared), s.busy && busyTable(s.busy),
+    s.http && httpTable(s.http)].filter((t): t is Table => t !== undefined);
 }
 
 export function formatText(r: BenchReport): string {

@@ -9,21 +9,25 @@
 //                each in a fresh context. Prompt tokens computed and cached (the context's counters), wall time, speedup.
 //   busy         decode tok/s of a batch while the JS thread spins half the time, ÷ the same with it idle: the engine
 //                loop is native, so a busy event loop should only delay when tokens are seen, not the steps.
+//   http         the OpenAI server on loopback under C streaming clients, against the same load sent to the engine
+//                directly: the HTTP layer's cost (lib/bench/http.ts).
 import type { AddonContextConfig } from '../binding';
 import type { ContextOptions, Context } from '../context';
 import { InternalError, InvalidArgumentError } from '../errors';
 import type { GenerateResult, Model } from '../model';
 import { batchTimes, benchOptions, expectLength } from './grid';
+import { httpScenario, type HttpResult, type HttpSettings } from './http';
 import type { TokenSource } from './random';
 import { median, percentiles, type Percentiles } from './stats';
 
-export const SCENARIO_NAMES = ['concurrency', 'shared', 'busy'] as const;
+export const SCENARIO_NAMES = ['concurrency', 'shared', 'busy', 'http'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface ScenarioSettings {
   concurrency: { prompts: number; promptTokens: [number, number]; newTokens: number };
   shared: { documentTokens: number; questions: number; questionTokens: [number, number]; newTokens: number };
   busy: { batch: number; promptTokens: number; newTokens: number; busyMs: number; freeMs: number; runs: number };
+  http: HttpSettings;
 }
 
 /** GPU sizes as the brief of each scenario says; cpu / emu ones that finish in seconds on a tiny model. */
@@ -32,6 +36,7 @@ export function scenarioDefaults(gpu: boolean): ScenarioSettings {
     concurrency: { prompts: 32, promptTokens: [16, 128], newTokens: gpu ? 64 : 16 },
     shared: { documentTokens: gpu ? 1000 : 256, questions: 16, questionTokens: [8, 24], newTokens: gpu ? 16 : 8 },
     busy: { batch: 4, promptTokens: 16, newTokens: 128, busyMs: 10, freeMs: 10, runs: 3 },
+    http: { clients: gpu ? 64 : 16, requests: gpu ? 256 : 64, promptTokens: [16, 128], newTokens: gpu ? 64 : 16 },
   };
 }
 
@@ -41,6 +46,7 @@ export function scenarioPositions(s: ScenarioSettings, names: readonly ScenarioN
     concurrency: s.concurrency.promptTokens[1] + s.concurrency.newTokens,
     shared: s.shared.documentTokens + s.shared.questionTokens[1] + s.shared.newTokens,
     busy: s.busy.promptTokens + s.busy.newTokens,
+    http: s.http.promptTokens[1] + s.http.newTokens,
   };
   return Math.max(1, ...names.map((n) => need[n]));
 }
@@ -51,12 +57,14 @@ export function fitScenarios(s: ScenarioSettings, maxSeqLen: number): ScenarioSe
     if (n < 1) throw new InvalidArgumentError(`The model's ${maxSeqLen} positions leave no room for the ${what}`);
     return n;
   };
-  const c = s.concurrency, d = s.shared, b = s.busy;
+  const c = s.concurrency, d = s.shared, b = s.busy, h = s.http;
   const hi = room('concurrency prompts', Math.min(c.promptTokens[1], maxSeqLen - c.newTokens));
+  const hh = room('http prompts', Math.min(h.promptTokens[1], maxSeqLen - h.newTokens));
   return {
     concurrency: { ...c, promptTokens: [Math.min(c.promptTokens[0], hi), hi] },
     shared: { ...d, documentTokens: room('shared document', Math.min(d.documentTokens, maxSeqLen - d.questionTokens[1] - d.newTokens)) },
     busy: { ...b, promptTokens: room('busy-loop prompts', Math.min(b.promptTokens, maxSeqLen - b.newTokens)) },
+    http: { ...h, promptTokens: [Math.min(h.promptTokens[0], hh), hh] },
   };
 }
 
@@ -131,6 +139,7 @@ export interface ScenarioResults {
   concurrency?: ConcurrencyResult;
   shared?: SharedResult;
   busy?: BusyResult;
+  http?: HttpResult & { context: ScenarioContext };
 }
 
 /** What the scenarios' contexts take from the bench's flags (step size, prefill chunk). */
@@ -149,6 +158,12 @@ export async function runScenarios(model: Model, names: readonly ScenarioName[],
     if (name === 'concurrency') out.concurrency = await concurrency(open, s.concurrency, source);
     if (name === 'shared') out.shared = await shared(open, s.shared, source);
     if (name === 'busy') out.busy = await busy(open, s.busy, source);
+    if (name === 'http') {
+      const h = s.http;
+      const { value, context } = await withContext(open, h.clients, h.promptTokens[1] + h.newTokens, source,
+        (ctx) => httpScenario(model, ctx, h, source));
+      out.http = { ...value, context };
+    }
   }
   return out;
 }

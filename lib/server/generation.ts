@@ -29,8 +29,12 @@ interface Job {
 const finishOf = (r: FinishReason): string => (r === 'length' ? 'length' : 'stop');
 const id = (prefix: string): string => `${prefix}-${randomBytes(12).toString('hex')}`;
 
+/** What runs the generations: the model (its default context) or another context over its weights. */
+type Engine = Pick<Model, 'generate' | 'stream'>;
+
 export interface GenerationDeps {
   model: () => Model;
+  engine: () => Engine;
   modelName: () => string;
   metrics: ServerMetrics;
 }
@@ -65,6 +69,7 @@ function options(b: Body, model: Model, chat: boolean, signal: AbortSignal): Sam
     repetitionPenalty: typeof b.repetition_penalty === 'number' ? b.repetition_penalty : 1,
     presencePenalty: typeof b.presence_penalty === 'number' ? b.presence_penalty : 0,
     frequencyPenalty: typeof b.frequency_penalty === 'number' ? b.frequency_penalty : 0,
+    ignoreEos: b.ignore_eos === true,
     signal,
   };
   const seed = seedOf(b.seed);
@@ -178,7 +183,7 @@ function observe(metrics: ServerMetrics, r: GenerateResult, arrived: number): vo
 
 /** The whole response at once. */
 async function respond(job: Job, deps: GenerationDeps, model: Model, reply: FastifyReply, arrived: number): Promise<unknown> {
-  const results = await model.generate(job.prompts, job.options);
+  const results = await deps.engine().generate(job.prompts, job.options);
   const created = Math.floor(Date.now() / 1000);
   for (const r of results) {
     observe(deps.metrics, r, arrived);
@@ -229,7 +234,7 @@ async function streamResponse(job: Job, deps: GenerationDeps, model: Model, repl
       for (let k = 0; k < samples; k++) await sse.send(chunk([{ index: k, text: job.echo[Math.floor(k / n)], logprobs: null, finish_reason: null }]));
     }
     const ended = new Array<FinishReason | undefined>(samples);
-    for await (const ev of model.stream(job.prompts, job.options)) {
+    for await (const ev of deps.engine().stream(job.prompts, job.options)) {
       if (!sse.open) break;
       const k = ev.index;
       const now = performance.now();

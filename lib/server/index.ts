@@ -7,6 +7,7 @@
 import * as http from 'http';
 import * as path from 'path';
 import Fastify, { FastifyInstance } from 'fastify';
+import type { Context } from '../context';
 import type { Model } from '../model';
 import { ServerMetrics } from './metrics';
 import { ServingState, eetRoutes } from './routes';
@@ -15,6 +16,8 @@ export { eetRoutes, ServingState } from './routes';
 export type { EetRouteOptions } from './routes';
 
 export interface CreateServerOptions {
+  /** Generate in this context over the model's weights (default: the model's own, as model.generate() does). */
+  context?: Context;
   /** The id clients use for the model (default: the model file's or folder's name). */
   modelName?: string;
   /** Bearer token required on every route but /health and /metrics. */
@@ -24,6 +27,8 @@ export interface CreateServerOptions {
   /** Largest request header section in bytes (default 16 KiB) and most headers per request (default 100). */
   maxHeaderSize?: number;
   maxHeadersCount?: number;
+  /** drain() disposes of the model (default true: the server owns it, as `eet serve`'s does). */
+  disposeOnDrain?: boolean;
   /** Fastify's logger (pino) options, or true for its defaults; off by default. */
   logger?: boolean | Record<string, unknown>;
 }
@@ -36,7 +41,7 @@ export interface EetServer {
   listen(options?: { port?: number; host?: string }): Promise<string>;
   /**
    * Stops accepting requests (new ones get 503), lets those in flight finish for up to graceMs, cuts the rest
-   * (their clients see the stream end), closes the server and disposes of the model.
+   * (their clients see the stream end), closes the server and disposes of the model (unless disposeOnDrain is false).
    */
   drain(graceMs?: number): Promise<void>;
 }
@@ -45,6 +50,7 @@ export async function createServer(model: Model | Promise<Model>, options: Creat
   const state = new ServingState();
   const ready = Promise.resolve(model).then((m) => {
     state.modelName = options.modelName ?? path.basename(m.config.path);
+    state.context = options.context ?? null;
     state.model = m;
     return m;
   }, (e: unknown) => {
@@ -64,7 +70,7 @@ export async function createServer(model: Model | Promise<Model>, options: Creat
       return server;
     },
   });
-  const metrics = new ServerMetrics(() => (state.model && !state.model.disposed ? state.model.stats() : null));
+  const metrics = new ServerMetrics(() => state.stats());
   await app.register(eetRoutes, { state, apiKey: options.apiKey, metrics });
   await app.ready();
   return {
@@ -82,7 +88,7 @@ export async function createServer(model: Model | Promise<Model>, options: Creat
       for (const ac of state.inflight) ac.abort();
       await closing;
       const m = await ready;
-      await m?.dispose();
+      if (options.disposeOnDrain !== false) await m?.dispose();
     },
   };
 }

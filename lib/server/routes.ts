@@ -9,6 +9,7 @@
 import { createHash, timingSafeEqual } from 'crypto';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { isEncoder } from '../arch';
+import type { Context, ContextStats } from '../context';
 import type { Model } from '../model';
 import { HttpError, badRequest, toHttpError, unavailable } from './errors';
 import { checkIds, generationHandler } from './generation';
@@ -18,12 +19,21 @@ import { chatBody, completionBody, detokenizeBody, embeddingBody, tokenizeBody }
 /** What the routes serve: the model (null while it loads), and whether the server is going away. */
 export class ServingState {
   model: Model | null = null;
+  /** The context generations run in: the model's default one unless the server was given another. */
+  context: Context | null = null;
   /** The id clients use for the model (set with the model). */
   modelName = '';
   failure: Error | null = null;
   draining = false;
   readonly inflight = new Set<AbortController>();
   readonly created = Math.floor(Date.now() / 1000);
+
+  /** The serving context's stats, or null while there is none. */
+  stats(): ContextStats | null {
+    if (!this.model || this.model.disposed) return null;
+    if (this.context) return this.context.disposed ? null : this.context.stats();
+    return this.model.stats();
+  }
 
   /** Registers a request's abort handle until it ends (drain aborts what is left after its grace period). */
   track(ac: AbortController): () => void {
@@ -57,14 +67,14 @@ function authorizer(apiKey: string | undefined): (request: FastifyRequest) => vo
 
 export const eetRoutes: FastifyPluginAsync<EetRouteOptions> = async (app: FastifyInstance, opts) => {
   const { state } = opts;
-  const metrics = opts.metrics ?? new ServerMetrics(() => (state.model && !state.model.disposed ? state.model.stats() : null));
+  const metrics = opts.metrics ?? new ServerMetrics(() => state.stats());
   const authorize = authorizer(opts.apiKey);
   const model = (): Model => {
     if (state.draining) throw unavailable('The server is shutting down');
     if (!state.model) throw unavailable(state.failure ? `The model failed to load: ${state.failure.message}` : 'The model is loading');
     return state.model;
   };
-  const deps = { model, modelName: () => state.modelName, metrics };
+  const deps = { model, engine: () => state.context ?? model(), modelName: () => state.modelName, metrics };
   const open = new Set(['/health', '/metrics']);
 
   app.addHook('onRequest', async (request) => {

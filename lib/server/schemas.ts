@@ -24,6 +24,7 @@ const sampling = {
   stream: nullable({ type: 'boolean' }),
   stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),
   logit_bias: nullable({ type: 'object' }),
+  ignore_eos: nullable({ type: 'boolean' }), // extension (as vLLM's): run to max_tokens whatever the model says
   user: { type: 'string', maxLength: 1024 },
 };
 

@@ -100,12 +100,12 @@ describe('eet bench', () => {
     expect(r.status).toBe(0);
     const report: BenchReport = JSON.parse(r.stdout);
     expect(report.grid).toBeNull();
-    expect(report.scenarios).toEqual(['concurrency', 'shared', 'busy']);
+    expect(report.scenarios).toEqual(['concurrency', 'shared', 'busy', 'http']);
     const [m] = report.models;
     expect(m.status).toBe('ok');
     expect(m.results).toEqual([]);
     const defaults = scenarioDefaults(false);
-    const { concurrency: c, shared: s, busy: b } = m.scenarios!;
+    const { concurrency: c, shared: s, busy: b, http: h } = m.scenarios!;
 
     expect(c!.prompts).toBe(32);
     expect(c!.promptTokens.min).toBeGreaterThanOrEqual(16);
@@ -141,6 +141,15 @@ describe('eet bench', () => {
     expect(b!.busyFraction).toBeGreaterThan(0.1); // the event loop really was busy…
     expect(b!.busyFraction).toBeLessThan(0.95); // …and really got free time
 
+    // http: every request of both ways ran to its length (the way() check throws otherwise), timings sane.
+    expect(h).toMatchObject({ clients: defaults.http.clients, requests: defaults.http.requests, newTokens: defaults.http.newTokens });
+    expect(h!.ways.map((w) => w.mode)).toEqual(['http', 'direct']);
+    for (const w of h!.ways) {
+      expect(w.tokPerSec).toBeCloseTo((h!.requests * h!.newTokens * 1e3) / w.wallMs, 6);
+      for (const x of [w.requestsPerSec, w.ttftMs.p50, w.itlMs.p50]) expect(finitePositive(x)).toBe(true);
+    }
+    expect(h!.overhead).toBeCloseTo(h!.ways[1].tokPerSec / h!.ways[0].tokPerSec, 9);
+
     const text = formatText(report);
     expect(text).toMatch(/concurrency: 32 prompts of \d+–\d+ tokens \(\d+ in all\), 16 new tokens each/);
     expect(text).toMatch(/^32 concurrent stream\(\) calls +│ +[\d.]+ +\d+ │/m);
@@ -162,7 +171,7 @@ describe('eet bench', () => {
     expect(r.stderr).toMatch(/new tokens >= 2/);
     r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--scenarios', 'concurrency,nope');
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/Expected a comma-separated list of concurrency, shared, busy \(or all\) for --scenarios but received "concurrency,nope"/);
+    expect(r.stderr).toMatch(/Expected a comma-separated list of concurrency, shared, busy, http \(or all\) for --scenarios but received "concurrency,nope"/);
     r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--no-grid');
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/--no-grid needs --scenarios/);
@@ -238,6 +247,7 @@ describe('the bench measures the path users take', () => {
       concurrency: { prompts: 4, promptTokens: [16, 600], newTokens: 4 },
       shared: { documentTokens: 1000, questions: 3, questionTokens: [8, 24], newTokens: 4 },
       busy: { batch: 2, promptTokens: 8, newTokens: 16, busyMs: 2, freeMs: 2, runs: 1 },
+      http: { clients: 2, requests: 4, promptTokens: [8, 600], newTokens: 4 },
     };
     const { model } = await loadBenchModel(MODEL, 'cpu', 'float32', 1, { maxBatch: 1, positions: 1 });
     try {
