@@ -18,5 +18,5 @@ export type { HfModel, HfConfig, HfModelType } from './loaders/hf';
 export { Llama2cTokenizer, loadLlama2cTokenizer, parseLlama2cTokenizer } from './tokenizers/llama2c';
 export { readLlama2cCheckpoint } from './loaders/llama2c';
 export type { Llama2cCheckpoint, Llama2cHeader } from './loaders/llama2c';
-export { createServer, eetRoutes, ServingState } from './server';
-export type { CreateServerOptions, EetServer, EetRouteOptions } from './server';
+export { createServer, eetPlugin, eetRoutes, ServingState } from './server';
+export type { CreateServerOptions, EetPluginOptions, EetServer, EetRouteOptions } from './server';

@@ -1,12 +1,12 @@
 // createServer(): the OpenAI-compatible server as a Node http.Server on Fastify, over a model (or a model still
-// loading: /health says 503 until it is ready). For mounting the routes in an existing Fastify app, register
-// eetRoutes (routes.ts) with a ServingState instead.
+// loading: /health says 503 until it is ready). eetPlugin mounts the same routes in an existing Fastify app:
+//   await app.register(eetPlugin, { model, prefix: '/llm' });   // → /llm/v1/chat/completions, /llm/health, …
 //   const server = await createServer(loadModel('model.gguf'), { apiKey: process.env.KEY });
 //   await server.listen({ port: 8080 });                 // binds 127.0.0.1 unless a host is given
 //   process.once('SIGTERM', () => server.drain(30_000).then(() => process.exit(0)));
 import * as http from 'http';
 import * as path from 'path';
-import Fastify, { FastifyInstance } from 'fastify';
+import Fastify, { FastifyInstance, FastifyPluginAsync } from 'fastify';
 import type { Context } from '../context';
 import type { Model } from '../model';
 import { ServerMetrics } from './metrics';
@@ -32,6 +32,24 @@ export interface CreateServerOptions {
   /** Fastify's logger (pino) options, or true for its defaults; off by default. */
   logger?: boolean | Record<string, unknown>;
 }
+
+export interface EetPluginOptions {
+  model: Model;
+  /** The id clients use for the model (default: the model file's or folder's name). */
+  modelName?: string;
+  apiKey?: string;
+  /** Generate in this context over the model's weights (default: the model's own). */
+  context?: Context;
+}
+
+/** The routes for an existing Fastify app, over a loaded model (the app owns its lifecycle: no drain here). */
+export const eetPlugin: FastifyPluginAsync<EetPluginOptions> = async (app, o) => {
+  const state = new ServingState();
+  state.model = o.model;
+  state.modelName = o.modelName ?? path.basename(o.model.config.path);
+  state.context = o.context ?? null;
+  await app.register(eetRoutes, { state, apiKey: o.apiKey });
+};
 
 export interface EetServer {
   readonly app: FastifyInstance;

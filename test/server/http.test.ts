@@ -3,7 +3,8 @@
 // unsupported fields — each answered with OpenAI's error envelope and the right status; /health while loading;
 // /tokenize and /detokenize; the loopback default.
 import { loadModel, Model } from '../../lib/model';
-import { createServer, EetServer } from '../../lib/server';
+import Fastify from 'fastify';
+import { createServer, eetPlugin, EetServer } from '../../lib/server';
 import { MODEL } from '../util/stories260k';
 
 let model: Model;
@@ -116,4 +117,24 @@ test('headers: too many or too large are refused by the HTTP server', async () =
   expect(r.status).toBe(200); // beyond maxHeadersCount (100) the rest are dropped, not parsed
   const huge = await fetch(`${url}/health`, { headers: { 'x-big': 'a'.repeat(32 * 1024) } }).then((x) => x.status, () => 431);
   expect(huge).toBe(431);
+});
+
+test('eetPlugin mounts the routes under a prefix in an existing Fastify app, beside its own routes', async () => {
+  const app = Fastify();
+  app.get('/mine', async () => ({ mine: true }));
+  await app.register(eetPlugin, { model, modelName: 'mounted', apiKey: 'k', prefix: '/llm' });
+  const u = await app.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    expect(await (await fetch(`${u}/mine`)).json()).toEqual({ mine: true });
+    expect((await fetch(`${u}/llm/v1/models`)).status).toBe(401);
+    const r = await fetch(`${u}/llm/v1/completions`, {
+      method: 'POST', headers: { authorization: 'Bearer k', 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'mounted', prompt: 'Once upon a time', max_tokens: 6, temperature: 0 }),
+    });
+    const ref = await model.generate('Once upon a time', { maxNewTokens: 6, temperature: 0 });
+    expect(((await r.json()) as { choices: Array<{ text: string }> }).choices[0].text).toBe(ref.text);
+    expect((await fetch(`${u}/nothing`)).status).toBe(404);
+  } finally {
+    await app.close();
+  }
 });
