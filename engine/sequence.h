@@ -12,8 +12,11 @@ namespace eet {
 struct SamplingParams {
   float temperature = 1.0f;  // 0 = greedy
   float top_p = 1.0f;        // 1 = off
-  float repetition_penalty = 1.0f;  // 1 = off
+  float repetition_penalty = 1.0f;  // 1 = off; over the whole context, prompt included
   int32_t top_k = 0;         // 0 = off
+  float presence_penalty = 0.0f;    // 0 = off; [-2, 2], over the generated tokens only (OpenAI / vLLM)
+  float frequency_penalty = 0.0f;   // 0 = off; [-2, 2], times each id's count among the generated tokens
+  bool penalised() const { return repetition_penalty != 1.0f || presence_penalty != 0.0f || frequency_penalty != 0.0f; }
 };
 
 enum class Finish : int32_t {

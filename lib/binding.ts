@@ -147,7 +147,11 @@ export interface AddonGenerateRequest {
   temperature: number;
   topK: number;
   topP: number;
+  /** Over the whole context, prompt included; 1 = off. */
   repetitionPenalty: number;
+  /** Over the generated tokens only (OpenAI semantics), each in [-maxPenalty, maxPenalty]; absent = 0 (off). */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
   seed: bigint;
   maxNewTokens: number;
   /** A sampled id in this list ends its sequence (finish 'eos'; the token is reported). */
@@ -202,6 +206,9 @@ export interface AddonStepRequest {
   topK: Int32Array;
   topP: Float32Array;
   repetitionPenalty: Float32Array;
+  /** Absent = 0 for every slot. A low-level sequence has no prompt: they count its whole context. */
+  presencePenalty?: Float32Array;
+  frequencyPenalty?: Float32Array;
   /** 'none' | 'last' (each slot's last position) | 'all' (every position of the step, for teacher forcing). */
   logits?: 'none' | 'last' | 'all';
 }
@@ -274,6 +281,7 @@ export interface AddonLimits {
   maxN: number;
   maxStopIds: number;
   maxTemperature: number;
+  maxPenalty: number;
   kvBlockSize: number;
 }
 

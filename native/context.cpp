@@ -66,6 +66,8 @@ eet::GenerateRequest parse_generate(const Napi::Value& v) {
   r.sampling.top_k = int32_t(get_int(o, "topK", 0, INT32_MAX));
   r.sampling.top_p = float(get_number(o, "topP"));
   r.sampling.repetition_penalty = float(get_number(o, "repetitionPenalty"));
+  r.sampling.presence_penalty = float(get_number_or(o, "presencePenalty", 0.0));   // range: Context::submit
+  r.sampling.frequency_penalty = float(get_number_or(o, "frequencyPenalty", 0.0));
   r.seed = get_u64(o, "seed");
   r.max_new_tokens = int32_t(get_int(o, "maxNewTokens", 0, INT32_MAX));  // 0: prefill only
   r.stop_ids = typed_array<int32_t>(o, "stopIds", napi_int32_array, "Int32Array");
@@ -85,6 +87,13 @@ eet::StepRequest parse_step(const Napi::Value& v) {
   r.top_k = typed_array<int32_t>(o, "topK", napi_int32_array, "Int32Array");
   r.top_p = typed_array<float>(o, "topP", napi_float32_array, "Float32Array");
   r.repetition_penalty = typed_array<float>(o, "repetitionPenalty", napi_float32_array, "Float32Array");
+  // Optional: absent = 0 for every slot.
+  if (!o.Get("presencePenalty").IsUndefined()) {
+    r.presence_penalty = typed_array<float>(o, "presencePenalty", napi_float32_array, "Float32Array or undefined");
+  }
+  if (!o.Get("frequencyPenalty").IsUndefined()) {
+    r.frequency_penalty = typed_array<float>(o, "frequencyPenalty", napi_float32_array, "Float32Array or undefined");
+  }
   Napi::Value logits = o.Get("logits");
   if (!logits.IsUndefined()) {
     std::string s = logits.IsString() ? logits.As<Napi::String>().Utf8Value() : "";

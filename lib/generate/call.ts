@@ -122,8 +122,8 @@ export class Call {
     // All prompts at once: the engine queues them together, so they can be admitted in the same step.
     this.#native.submit(this.#prompts.map((p, i) => ({
       id: ids[i], prompt: p.ids, n: o.n, temperature: o.temperature, topK: o.topK, topP: o.topP,
-      repetitionPenalty: o.repetitionPenalty, seed: seedOf(o.seed, i * o.n), maxNewTokens: o.maxNewTokens,
-      stopIds: o.ignoreEos ? new Int32Array(0) : this.#stopIds, logits: o.logits,
+      repetitionPenalty: o.repetitionPenalty, presencePenalty: o.presencePenalty, frequencyPenalty: o.frequencyPenalty,
+      seed: seedOf(o.seed, i * o.n), maxNewTokens: o.maxNewTokens, stopIds: o.ignoreEos ? new Int32Array(0) : this.#stopIds, logits: o.logits,
     })));
     ids.forEach((id, i) => {
       register(id, i);
