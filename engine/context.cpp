@@ -131,6 +131,10 @@ void Context::submit(std::vector<GenerateRequest> requests) {
       if (id < 0 || id >= vocab) arg("Expected token ids in [0, " + std::to_string(vocab) + ") for stopIds but received " + std::to_string(id));
     }
     check_sampling(r.sampling, vocab, "");
+    if (r.top_logprobs < -1 || r.top_logprobs > Limits::maxTopLogprobs) {
+      arg("Expected an integer in [0, " + std::to_string(Limits::maxTopLogprobs) + "] (or -1: off) for topLogprobs but received " +
+          std::to_string(r.top_logprobs));
+    }
     scheduler_->check(r);  // reads constants only
   }
   std::lock_guard<std::mutex> lock(cmd_mu_);
@@ -371,7 +375,7 @@ StepResult Context::step(const StepRequest& r) {
       }
       s.blocks.push_back(blk);
     }
-    rows.push_back({int32_t(b), sampling(b), s.seed, m.sampled, r.logits == LogitsMode::Last});
+    rows.push_back({int32_t(b), sampling(b), s.seed, m.sampled, r.logits == LogitsMode::Last, -1});
   }
   StepOutput out;
   try {

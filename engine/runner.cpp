@@ -2,7 +2,9 @@
 #include "runner.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "half.h"
 
@@ -41,6 +43,26 @@ void download_f32(Backend& be, DType dtype, const void* src, int64_t n, std::vec
 
 // The float metadata region: one array of rows_max values each, in this order.
 enum FloatMeta : int64_t { kTemperature, kTopP, kRepetition, kPresence, kFrequency, kLogprobOut, kFloatArrays };
+
+// Log-softmax of one row of LM-head logits in fp64: the token's value and the top_n largest, descending, the lower
+// id first on ties (so equal logits are listed in one order, whatever the sort does).
+RawLogprobs raw_logprobs(const float* l, int64_t vocab, int32_t token, int32_t top_n) {
+  double mx = l[0];
+  for (int64_t i = 1; i < vocab; ++i) mx = std::max(mx, double(l[i]));
+  double z = 0.0;
+  for (int64_t i = 0; i < vocab; ++i) z += std::exp(double(l[i]) - mx);
+  const double lse = mx + std::log(z);
+  RawLogprobs r;
+  r.token = double(l[token]) - lse;
+  const int64_t n = std::min<int64_t>(top_n, vocab);
+  std::vector<int32_t> ids(static_cast<size_t>(vocab));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
+                    [l](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  r.top_ids.assign(ids.begin(), ids.begin() + n);
+  for (int32_t id : r.top_ids) r.top.push_back(double(l[id]) - lse);
+  return r;
+}
 
 }  // namespace
 
@@ -302,13 +324,17 @@ void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& ro
   out.logprobs.resize(size_t(NR));
   be.download(out.tokens.data(), ints + ws.i_out, size_t(NR) * 4);
   be.download(out.logprobs.data(), floats + kLogprobOut * R, size_t(NR) * 4);
-  const bool any = std::any_of(rows.begin(), rows.end(), [](const SampleRow& r) { return r.logits; });
-  if (!any) return;
-  std::vector<float> all;
-  download_f32(be, dt, logits, NR * vocab, all);
+  // Only the rows that asked: their LM-head logits (sampling penalised a copy in its workspace, not these).
+  out.raw.resize(size_t(NR));
+  std::vector<float> row;
   for (int64_t r = 0; r < NR; ++r) {
-    if (!rows[size_t(r)].logits) continue;
-    out.logits.insert(out.logits.end(), all.begin() + r * vocab, all.begin() + (r + 1) * vocab);
+    const SampleRow& sr = rows[size_t(r)];
+    if (!sr.logits && sr.top_logprobs < 0) continue;
+    std::vector<float>& dst = sr.logits ? out.logits : row;
+    if (!sr.logits) row.clear();
+    const size_t at_row = dst.size();
+    download_f32(be, dt, static_cast<uint8_t*>(logits) + r * vocab * es, vocab, dst);
+    if (sr.top_logprobs >= 0) out.raw[size_t(r)] = raw_logprobs(dst.data() + at_row, vocab, out.tokens[size_t(r)], sr.top_logprobs);
   }
 }
 

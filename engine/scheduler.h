@@ -81,11 +81,12 @@ class Scheduler {
 
  private:
   struct Request;
-  struct Sample {
+  struct Sample {  // a row's output
     int32_t index;  // which of the request's n
     int32_t token;
     float logprob;
     std::vector<float> logits;
+    std::optional<RawLogprobs> raw;
   };
   int32_t free_slots() const;
   int32_t forks_pending(const Sequence& s) const;
@@ -97,7 +98,7 @@ class Scheduler {
   void publish_blocks(Sequence& s);
   void fork(Sequence& parent, std::vector<Sample>& samples, StepEvents& ev);
   // Appends a sampled token; reports it, and ends the sequence when it is finished.
-  void take_token(Sequence& s, int32_t token, float logprob, std::vector<float> logits, StepEvents& ev);
+  void take_token(Sequence& s, Sample&& out, StepEvents& ev);
   void finish(Sequence* s, Finish why, StepEvents& ev, bool report);
   void close_if_done(uint64_t request, StepEvents& ev);  // all samples ended: drop what is left, report it
   void drop_all(uint64_t request);

@@ -2,6 +2,7 @@
 // produces. Plain data shared by the scheduler, the step runner and the context.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,15 @@ struct GenerateRequest {
   int32_t max_new_tokens = 1;     // 0: prefill only (compute the prompt's KV for the prefix cache; sample nothing)
   std::vector<int32_t> stop_ids;  // a sampled id in this list ends the sequence with Finish::Eos
   bool logits = false;            // report the logits each token was sampled from
+  int32_t top_logprobs = -1;      // >= 0: report each token's RawLogprobs with this many most likely ids; -1 = off
+};
+
+// A generated token's log-probabilities under the model's raw distribution — log-softmax of the LM head's logits,
+// before penalties and temperature (OpenAI's logprobs / top_logprobs) — computed in fp64 on the host.
+struct RawLogprobs {
+  double token = 0.0;             // of the sampled token
+  std::vector<int32_t> top_ids;   // the top_logprobs most likely ids, descending (ties: lower id first)
+  std::vector<double> top;        // their log-probabilities
 };
 
 // One sequence's token of a step (or its end).
@@ -46,6 +56,7 @@ struct TokenEvent {
   float logprob = 0.0f;
   Finish finish = Finish::None;
   std::vector<float> logits;      // (vocab) when the request asked for them
+  std::optional<RawLogprobs> raw; // when the request asked for them (top_logprobs >= 0)
 };
 
 // A request whose sequences have all finished (or that failed as a whole).

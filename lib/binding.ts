@@ -158,6 +158,8 @@ export interface AddonGenerateRequest {
   stopIds: Int32Array;
   /** Report the logits each token was sampled from. */
   logits?: boolean;
+  /** 0..maxTopLogprobs: report each token's raw log-probability and this many most likely ids (AddonEventBatch.raw); absent = off. */
+  topLogprobs?: number;
 }
 
 /** engine/sequence.h Finish */
@@ -181,6 +183,27 @@ export interface AddonContextStats {
   prefixCacheQueries: number;
 }
 
+/**
+ * Raw log-probabilities of a batch's token events (log-softmax of the LM head's logits: no temperature, no
+ * penalties), for the requests that asked (topLogprobs): parallel to the events, the top lists packed back to back.
+ */
+export interface AddonRawLogprobs {
+  /** Of each event's token; NaN for events of requests that did not ask. */
+  logprob: Float64Array;
+  /** (events + 1): event i's top entries are [topOffset[i], topOffset[i + 1]) of topIds / topLogprob (none when its
+   *  request did not ask), descending log-probability, the lower id first on ties. */
+  topOffset: Int32Array;
+  topIds: Int32Array;
+  topLogprob: Float64Array;
+}
+
+export interface AddonRequestDone {
+  request: number;
+  promptTokens: number;
+  cachedTokens: number;
+  error?: Error;
+}
+
 /** The events of one engine step: token events as parallel typed arrays, then the requests that ended. */
 export interface AddonEventBatch {
   request: Float64Array;
@@ -191,7 +214,9 @@ export interface AddonEventBatch {
   finish: Int32Array;
   /** Per event, when its request asked for logits. */
   logits?: Array<Float32Array | undefined>;
-  done: Array<{ request: number; promptTokens: number; cachedTokens: number; error?: Error }>;
+  /** When any event's request asked for topLogprobs. */
+  raw?: AddonRawLogprobs;
+  done: AddonRequestDone[];
   stats: AddonContextStats;
 }
 
@@ -282,6 +307,7 @@ export interface AddonLimits {
   maxStopIds: number;
   maxTemperature: number;
   maxPenalty: number;
+  maxTopLogprobs: number;
   kvBlockSize: number;
 }
 

@@ -37,6 +37,12 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Return, for each generated token, the float32 logits it was sampled from (result.logits). */
   logits?: boolean;
+  /**
+   * OpenAI's logprobs / top_logprobs, integer 0–20: report each generated token's log-probability under the model's
+   * raw distribution (log-softmax of its logits: no temperature, no penalties) and this many most likely tokens
+   * with theirs (result.rawLogprobs / result.topLogprobs, stream events' rawLogprob / topLogprobs). Absent = off.
+   */
+  topLogprobs?: number;
   /** Do not end on the model's end-of-generation ids (EOS): benchmarks that need every sequence to run its length. */
   ignoreEos?: boolean;
 }
@@ -64,6 +70,8 @@ export interface ResolvedOptions {
   stop: string[];
   signal: AbortSignal | undefined;
   logits: boolean;
+  /** undefined: off. */
+  topLogprobs: number | undefined;
   ignoreEos: boolean;
 }
 
@@ -106,11 +114,12 @@ export function resolveGenerateOptions(options: unknown, vocabSize: number, maxN
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'AbortSignal', signal);
   const logits = o.logits === undefined ? false : o.logits;
   if (typeof logits !== 'boolean') throw invalid('logits', 'boolean', logits);
+  const topLogprobs = o.topLogprobs === undefined ? undefined : integerIn('topLogprobs', o.topLogprobs, 0, limits().maxTopLogprobs);
   const ignoreEos = o.ignoreEos === undefined ? false : o.ignoreEos;
   if (typeof ignoreEos !== 'boolean') throw invalid('ignoreEos', 'boolean', ignoreEos);
   return {
     maxNewTokens, n, nGiven: o.n !== undefined, temperature, topK, topP, repetitionPenalty, presencePenalty, frequencyPenalty, seed, stop,
-    signal, logits, ignoreEos,
+    signal, logits, topLogprobs, ignoreEos,
   };
 }
 

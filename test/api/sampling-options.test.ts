@@ -1,8 +1,9 @@
 // The sampling options an OpenAI-compatible server needs, end to end on stories260K (cpu and emu; cuda when
-// present): presence / frequency penalties.
+// present): presence / frequency penalties and raw log-probabilities with top logprobs.
 // Every expectation is computed here in fp64 from the rows `logits: true` returns — the LM head's output, which
 // the penalties must not touch — or from llama2.c's greedy reference output (../shared/models/stories260K).
 import { deviceReport } from '../../lib/devices';
+import type { GenerateResult, TokenLogprob } from '../../lib/generate/call';
 import type { GenerateOptions } from '../../lib/generate/options';
 import { loadModel, Model } from '../../lib/model';
 import { MODEL, references } from '../util/stories260k';
@@ -31,10 +32,39 @@ function penalise(row: ArrayLike<number>, generated: readonly number[], presence
   return l;
 }
 
+function logSoftmax(row: ArrayLike<number>): Float64Array {
+  let mx = -Infinity;
+  for (let i = 0; i < row.length; i++) mx = Math.max(mx, row[i]);
+  let z = 0;
+  for (let i = 0; i < row.length; i++) z += Math.exp(row[i] - mx);
+  const lse = mx + Math.log(z);
+  return Float64Array.from(row, (v) => v - lse);
+}
+
+/** The n most likely ids of a row with their log-probabilities: descending, the lower id first on ties. */
+function topN(row: ArrayLike<number>, n: number): TokenLogprob[] {
+  const lp = logSoftmax(row);
+  const ids = Array.from(lp.keys()).sort((a, b) => lp[b] - lp[a] || a - b);
+  return ids.slice(0, n).map((token) => ({ token, logprob: lp[token] }));
+}
+
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let d = 0;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
   return d;
+}
+
+/** Every token's raw log-probability and top list equal the log-softmax of its logits row. */
+function expectRawLogprobs(r: GenerateResult, n: number): void {
+  expect(r.rawLogprobs).toHaveLength(r.tokens.length);
+  expect(r.topLogprobs).toHaveLength(r.tokens.length);
+  r.tokens.forEach((token, t) => {
+    const row = r.logits![t];
+    expect(Math.abs(r.rawLogprobs![t] - logSoftmax(row)[token])).toBeLessThan(1e-5);
+    const want = topN(row, n);
+    expect(r.topLogprobs![t].map((e) => e.token)).toEqual(want.map((e) => e.token));
+    r.topLogprobs![t].forEach((e, k) => expect(Math.abs(e.logprob - want[k].logprob)).toBeLessThan(1e-5));
+  });
 }
 
 for (const { device, run, tokens: N } of DEVICES) {
@@ -100,6 +130,43 @@ for (const { device, run, tokens: N } of DEVICES) {
       const rep = await model.generate(cuts.map((k) => seq.slice(0, k)), { ...greedy(), maxNewTokens: 1, repetitionPenalty: 50 });
       expect(rep.some((r, i) => r.tokens[0] !== seq[cuts[i]])).toBe(true);
     });
+
+    test(`${device}: rawLogprobs and topLogprobs are the log-softmax of the raw logits, whatever the sampling`, async () => {
+      const opts: GenerateOptions = {
+        temperature: 0.8, seed: 5, maxNewTokens: N, logits: true, topLogprobs: 5, presencePenalty: 1, frequencyPenalty: 0.5, repetitionPenalty: 1.2,
+      };
+      const r = await model.generate(PROMPT, opts);
+      expectRawLogprobs(r, 5);
+      // The sampled distribution (temperature, penalties) is another one: logprobs differ from the raw ones.
+      expect(r.logprobs.some((lp, t) => Math.abs(lp - r.rawLogprobs![t]) > 1e-3)).toBe(true);
+      // The stream reports the same per token.
+      const events = [];
+      for await (const ev of model.stream(PROMPT, opts)) events.push(ev);
+      expect(events.map((e) => e.token)).toEqual(r.tokens);
+      events.forEach((e, t) => {
+        expect(Math.abs(e.rawLogprob! - r.rawLogprobs![t])).toBeLessThan(1e-9);
+        expect(e.topLogprobs).toEqual(r.topLogprobs![t]);
+      });
+    });
+
+    test(`${device}: topLogprobs in a mixed batch, with n samples, and at 0`, async () => {
+      const [asked, plain, none, forked] = await Promise.all([
+        model.generate(PROMPT, greedy({ logits: true, topLogprobs: 20 })),
+        model.generate('The cat', greedy()),
+        model.generate('Lily', greedy({ logits: true, topLogprobs: 0 })),
+        model.generate('Tom', { n: 2, temperature: 1, seed: 9, maxNewTokens: N, logits: true, topLogprobs: 3 }),
+      ]);
+      expectRawLogprobs(asked, 20);
+      asked.tokens.forEach((token, t) => expect(asked.topLogprobs![t][0].token).toBe(token)); // greedy: the top one
+      expect(plain.rawLogprobs).toBeUndefined();
+      expect(plain.topLogprobs).toBeUndefined();
+      expectRawLogprobs(none, 0);
+      expect(none.topLogprobs!.every((l) => l.length === 0)).toBe(true);
+      for (const s of forked) expectRawLogprobs(s, 3);
+      const streamed = [];
+      for await (const ev of model.stream('The cat', greedy({ maxNewTokens: 2 }))) streamed.push(ev);
+      for (const ev of streamed) expect('rawLogprob' in ev || 'topLogprobs' in ev).toBe(false);
+    });
   });
 }
 
@@ -108,16 +175,20 @@ describe('sampling option validation', () => {
   beforeAll(async () => { model = await loadModel(MODEL, { device: 'cpu', dtype: 'float32', maxBatch: 2 }); });
   afterAll(async () => { await model?.dispose(); });
 
-  test('presencePenalty and frequencyPenalty name the option and what was received', async () => {
+  test('presencePenalty, frequencyPenalty and topLogprobs name the option and what was received', async () => {
     const cases: Array<[GenerateOptions, string]> = [
       [{ presencePenalty: 2.5 }, 'Expected number between -2 and 2 for presencePenalty but received 2.5 of type number'],
       [{ presencePenalty: -2.01 }, 'Expected number between -2 and 2 for presencePenalty but received -2.01 of type number'],
       [{ frequencyPenalty: NaN }, 'Expected number between -2 and 2 for frequencyPenalty but received NaN of type number'],
       [{ frequencyPenalty: '1' as unknown as number }, 'Expected number between -2 and 2 for frequencyPenalty but received "1" of type string'],
+      [{ topLogprobs: 21 }, 'Expected integer between 0 and 20 for topLogprobs but received 21 of type number'],
+      [{ topLogprobs: -1 }, 'Expected integer between 0 and 20 for topLogprobs but received -1 of type number'],
+      [{ topLogprobs: 1.5 }, 'Expected integer between 0 and 20 for topLogprobs but received 1.5 of type number'],
     ];
     for (const [opts, message] of cases) await expect(model.generate('x', opts)).rejects.toThrow(message);
+    expect(() => model.stream('x', { topLogprobs: true as unknown as number })).toThrow('for topLogprobs but received true of type boolean');
     // The range ends are accepted.
-    const r = await model.generate('x', { maxNewTokens: 1, presencePenalty: -2, frequencyPenalty: 2 });
-    expect(r.tokens).toHaveLength(1);
+    const r = await model.generate('x', { maxNewTokens: 1, presencePenalty: -2, frequencyPenalty: 2, topLogprobs: 20 });
+    expect(r.topLogprobs![0]).toHaveLength(20);
   });
 });
