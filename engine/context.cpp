@@ -137,6 +137,8 @@ void Context::submit(std::vector<GenerateRequest> requests) {
     }
     scheduler_->check(r);  // reads constants only
   }
+  const Clock::time_point now = Clock::now();
+  for (GenerateRequest& r : requests) r.submitted = now;
   std::lock_guard<std::mutex> lock(cmd_mu_);
   if (!started_ || stop_) throw_error(ErrorCode::Disposed, "the context was disposed");
   if (pending_adds_ + queued_.load() + int64_t(requests.size()) > cfg_.max_queued) {
@@ -217,10 +219,11 @@ void Context::loop() {
           }
           const uint64_t id = c.request.id;
           const int32_t prompt = int32_t(c.request.prompt.size());
+          const Clock::time_point submitted = c.request.submitted;
           try {
             scheduler_->add(std::move(c.request));
           } catch (const Error& e) {
-            ev.done.push_back({id, prompt, 0, true, e.code(), e.what()});
+            ev.done.push_back({id, prompt, 0, true, e.code(), e.what(), elapsed_ms(submitted)});
           }
         }
         st = scheduler_->plan();

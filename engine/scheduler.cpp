@@ -28,6 +28,9 @@ struct Scheduler::Request {
   bool admitted = false;    // left the queue once
   int32_t cached_tokens = 0;
   int32_t reserved = 0;     // slots held for its unforked samples
+  double queue_ms = 0.0;    // submission to first admission
+  // What RequestDone reports when it ends: its queue time, or, never admitted, how long it waited until now.
+  double queued_for() const { return admitted ? queue_ms : elapsed_ms(req.submitted); }
 };
 
 Scheduler::Scheduler(const SchedulerConfig& config, BlockPool& pool, CopyBlock copy_block)
@@ -65,6 +68,7 @@ void Scheduler::check(const GenerateRequest& r) const {
 void Scheduler::add(GenerateRequest r) {
   check(r);
   if (requests_.count(r.id)) throw_error(ErrorCode::Internal, "scheduler: request " + std::to_string(r.id) + " exists");
+  if (r.submitted == Clock::time_point{}) r.submitted = Clock::now();
   auto req = std::make_unique<Request>();
   req->req = std::move(r);
   req->ended.assign(size_t(req->req.n), false);
@@ -232,6 +236,7 @@ ScheduledStep Scheduler::plan() {
       reserved_ += r.reserved;
       if (!r.admitted) {
         r.admitted = true;
+        r.queue_ms = elapsed_ms(r.req.submitted);
         r.cached_tokens = s->computed;
         queued_--;
       }
@@ -393,7 +398,7 @@ void Scheduler::close_if_done(uint64_t id, StepEvents& ev) {
   Request& r = *requests_.at(id);
   if (r.alive > 0) return;
   drop_all(id);
-  ev.done.push_back({id, int32_t(r.req.prompt.size()), r.cached_tokens, false, ErrorCode::Internal, ""});
+  ev.done.push_back({id, int32_t(r.req.prompt.size()), r.cached_tokens, false, ErrorCode::Internal, "", r.queued_for()});
   if (!r.admitted) queued_--;
   reserved_ -= r.reserved;
   requests_.erase(id);
@@ -451,7 +456,7 @@ void Scheduler::fail_request(Request& r, const Error& e, StepEvents& ev) {
   drop_all(id);
   if (!r.admitted) queued_--;
   reserved_ -= r.reserved;
-  ev.done.push_back({id, int32_t(r.req.prompt.size()), r.cached_tokens, true, e.code(), e.what()});
+  ev.done.push_back({id, int32_t(r.req.prompt.size()), r.cached_tokens, true, e.code(), e.what(), r.queued_for()});
   requests_.erase(id);
 }
 

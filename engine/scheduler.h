@@ -17,6 +17,8 @@
 //   findable in the prefix cache) and it waits to be recomputed from its tokens; sampling continues where it
 //   stopped because the RNG counter is the sequence's generated-token count, not a step count. Waiting sequences
 //   never preempt; a sequence that can never fit is rejected by check() before it is queued.
+// Queue time: a request's wait from submission (GenerateRequest::submitted, steady clock) to its first admission —
+// a later re-admission after preemption does not count — is reported in RequestDone::queue_ms.
 // After the step, commit(): computed counts advance, newly full blocks are published, sampled tokens appended,
 // finished sequences release their blocks and slots, and the n samples of a prompt fork: the prompt was computed
 // once for its first sequence, whose final prefill step sampled one row per sample; each other sample becomes a

@@ -1,6 +1,7 @@
 // What a context schedules: requests (one prompt, n samples of it), their sequences, and the events a step
 // produces. Plain data shared by the scheduler, the step runner and the context.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -9,6 +10,12 @@
 #include "error.h"
 
 namespace eet {
+
+using Clock = std::chrono::steady_clock;
+
+inline double elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
 
 struct SamplingParams {
   float temperature = 1.0f;  // 0 = greedy
@@ -38,6 +45,7 @@ struct GenerateRequest {
   std::vector<int32_t> stop_ids;  // a sampled id in this list ends the sequence with Finish::Eos
   bool logits = false;            // report the logits each token was sampled from
   int32_t top_logprobs = -1;      // >= 0: report each token's RawLogprobs with this many most likely ids; -1 = off
+  Clock::time_point submitted{};  // when the caller handed it over (Context::submit); Scheduler::add stamps it if unset
 };
 
 // A generated token's log-probabilities under the model's raw distribution — log-softmax of the LM head's logits,
@@ -67,6 +75,7 @@ struct RequestDone {
   bool failed = false;
   ErrorCode code = ErrorCode::Internal;
   std::string message;
+  double queue_ms = 0.0;          // from submission to its first admission (or to its end, if it never ran)
 };
 
 struct ContextStats {

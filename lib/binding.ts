@@ -201,6 +201,8 @@ export interface AddonRequestDone {
   request: number;
   promptTokens: number;
   cachedTokens: number;
+  /** From submit() to the request's first admission into the running batch (or to its end, if it never ran). */
+  queueMs: number;
   error?: Error;
 }
 

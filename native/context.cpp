@@ -242,6 +242,7 @@ Napi::Object batch_object(Napi::Env env, const eet::StepEvents* ev) {
     o.Set("request", double(d.request));
     o.Set("promptTokens", d.prompt_tokens);
     o.Set("cachedTokens", d.cached_tokens);
+    o.Set("queueMs", d.queue_ms);
     if (d.failed) o.Set("error", make_error(env, d.code, d.message).Value());
     done.Set(uint32_t(i), o);
   }

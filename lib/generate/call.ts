@@ -55,6 +55,9 @@ export interface GenerateResult {
   timings: {
     /** Time loadModel took. */
     loadMs?: number;
+    /** How long the engine held the prompt's request before its first admission into the running batch (waiting
+     *  for a slot or KV blocks), measured by the engine; included in prefillMs. */
+    queueMs: number;
     /** From handing the prompt to the engine (after tokenizing) to its first generated token: queueing + prefill. */
     prefillMs: number;
     /** From the first generated token to the end of the sample. */
@@ -97,6 +100,7 @@ export class Call {
   readonly #opts: ResolvedOptions;
   readonly #samples: Sample[];
   readonly #cached: number[];
+  readonly #queueMs: number[];
   readonly #callStart: number;
   readonly #loadMs: number | undefined;
   readonly #stopIds: Int32Array;
@@ -119,6 +123,7 @@ export class Call {
     this.#loadMs = loadMs;
     this.#samples = prompts.flatMap((p) => Array.from({ length: opts.n }, () => new Sample(p.decoder(), opts.stop)));
     this.#cached = prompts.map(() => 0);
+    this.#queueMs = prompts.map(() => 0);
   }
 
   get done(): boolean { return this.#started && this.#open === 0; }
@@ -200,8 +205,9 @@ export class Call {
 
   /** The engine is done with prompt `prompt`'s request (all its samples), or it failed. */
   onDone(prompt: number, done: AddonRequestDone): void {
-    const { cachedTokens, error } = done;
+    const { cachedTokens, queueMs, error } = done;
     this.#cached[prompt] = cachedTokens;
+    this.#queueMs[prompt] = queueMs;
     this.#open--;
     if (error && !this.#error) {
       this.#error = error;
@@ -298,6 +304,7 @@ export class Call {
       usage: { promptTokens: this.#prompts[prompt].ids.length, completionTokens: s.tokens.length, cachedTokens: this.#cached[prompt] },
       timings: {
         ...(this.#loadMs !== undefined ? { loadMs: this.#loadMs } : {}),
+        queueMs: this.#queueMs[prompt],
         prefillMs: got ? s.firstAt - this.#submitAt : 0,
         decodeMs,
         ttftMs: got ? s.firstAt - this.#callStart : 0,

@@ -1,5 +1,5 @@
 // The sampling options an OpenAI-compatible server needs, end to end on stories260K (cpu and emu; cuda when
-// present): presence / frequency penalties and raw log-probabilities with top logprobs.
+// present): presence / frequency penalties, raw log-probabilities with top logprobs, and the engine's queue time.
 // Every expectation is computed here in fp64 from the rows `logits: true` returns — the LM head's output, which
 // the penalties must not touch — or from llama2.c's greedy reference output (../shared/models/stories260K).
 import { deviceReport } from '../../lib/devices';
@@ -166,6 +166,21 @@ for (const { device, run, tokens: N } of DEVICES) {
       const streamed = [];
       for await (const ev of model.stream('The cat', greedy({ maxNewTokens: 2 }))) streamed.push(ev);
       for (const ev of streamed) expect('rawLogprob' in ev || 'topLogprobs' in ev).toBe(false);
+    });
+
+    test(`${device}: queueMs is reported, and larger for a request that waited for the only slot`, async () => {
+      const ctx = model.createContext({ maxBatch: 1 });
+      try {
+        const [first, second] = await Promise.all([ctx.generate(PROMPT, greedy()), ctx.generate('The cat', greedy())]);
+        for (const r of [first, second]) {
+          expect(Number.isFinite(r.timings.queueMs)).toBe(true);
+          expect(r.timings.queueMs).toBeGreaterThanOrEqual(0);
+        }
+        // The second waited until the first had generated all of its tokens.
+        expect(second.timings.queueMs).toBeGreaterThan(first.timings.queueMs);
+      } finally {
+        await ctx.dispose();
+      }
     });
   });
 }
