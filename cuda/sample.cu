@@ -1,12 +1,14 @@
 // Sampling on the device: one token id per row of logits (B, V), following SampleArgs (engine/ops.h) step by step:
-// repetition penalty, greedy argmax, temperature, top-k, top-p, a draw in vocab order from a counter-based RNG
-// (engine/rng.h), optional log-probability of the token.
+// repetition, frequency and presence penalties, greedy argmax, temperature, top-k, top-p, a draw in vocab order
+// from a counter-based RNG (engine/rng.h), optional log-probability of the token.
 //
 // Two kernels:
-//   sample_prepare_kernel<T>  grid (B, ceil(V / 4096)), 256 threads: ws (B, V) fp32 = logits with the repetition
-//       penalty applied. Each block converts its chunk of the row, then walks the row's whole history and
-//       penalises the ids that fall in its chunk. A penalised value is computed from the read-only input, so an id
-//       repeated in the history is written twice with the same value: "each distinct id once" without dedup.
+//   sample_prepare_kernel<T>  grid (B, ceil(V / 4096)), 256 threads: ws (B, V) fp32 = logits with the penalties
+//       applied. A row without penalties is a plain conversion. Otherwise each block walks the row's whole
+//       history and tallies the ids that fall in its chunk in shared memory, one int32 word per id: the count of
+//       its occurrences among the generated tokens (atomicAdd of 1) and a bit for "occurs in the prompt"
+//       (atomicOr). Integer atomics commute, so the tally — and the penalised value computed from it and the
+//       read-only input, once per id — does not depend on the order in which threads run.
 //   sample_kernel<BLOCK>  one block per row, BLOCK = 256 (V <= 4096) or 512, streaming the row of ws (a few
 //       hundred KB at most, L2-resident) several times:
 //       1. max and argmax (lowest id on ties) by a block reduction; greedy rows (temperature <= 0) stop here.
@@ -30,7 +32,11 @@ namespace EET_KNS {
 namespace {
 
 constexpr int kPrepareBlock = 256;
-constexpr int64_t kPrepareChunk = 4096;  // ids per prepare block
+constexpr int64_t kPrepareChunk = 4096;  // ids per prepare block: its tally is 16 KiB of shared memory
+// A tally word: bit 30 = the id occurs in the prompt; bits 0..29 = its count among the generated tokens (at most
+// history_stride <= 2^24, so the count never reaches the flag).
+constexpr int32_t kInPrompt = 1 << 30;
+constexpr int32_t kCountMask = kInPrompt - 1;
 constexpr float kMassScale = 0x1p39f;    // fixed-point unit of probability mass
 
 using u64 = unsigned long long;
@@ -152,26 +158,47 @@ __device__ uint32_t radix_select(const float* __restrict__ x, int64_t n, uint32_
 // ws (B, V) fp32 = penalised logits. grid (B, ceil(V / kPrepareChunk)).
 template <typename T>
 __global__ void __launch_bounds__(kPrepareBlock)
-    sample_prepare_kernel(const T* __restrict__ logits,             // (B, V)
-                          float* __restrict__ ws,                   // (B, V)
+    sample_prepare_kernel(const T* __restrict__ logits,               // (B, V)
+                          float* __restrict__ ws,                     // (B, V)
                           int64_t vocab,
-                          const int32_t* __restrict__ history,      // (B, history_stride) or nullptr
-                          const int32_t* __restrict__ history_len,  // (B)
+                          const int32_t* __restrict__ history,        // (B, history_stride) or nullptr
+                          const int32_t* __restrict__ history_len,    // (B)
+                          const int32_t* __restrict__ history_start,  // (B) first generated token of each row
                           int64_t history_stride,
-                          const float* __restrict__ penalty) {      // (B)
+                          const float* __restrict__ penalty,          // (B) repetition
+                          const float* __restrict__ presence,         // (B)
+                          const float* __restrict__ frequency) {      // (B)
+  __shared__ int32_t tally[kPrepareChunk];
   const int64_t b = blockIdx.x;
   const int64_t c0 = int64_t(blockIdx.y) * kPrepareChunk, c1 = imin(vocab, c0 + kPrepareChunk);
   const T* x = logits + b * vocab;
   float* y = ws + b * vocab;
-  for (int64_t i = c0 + threadIdx.x; i < c1; i += kPrepareBlock) y[i] = to_f32(x[i]);
-  const float pen = penalty[b];
-  if (history != nullptr && pen != 1.0f) {
-    __syncthreads();  // the plain copy of this chunk is complete before penalised values overwrite it
-    const int32_t* h = history + b * history_stride;
-    for (int64_t j = threadIdx.x; j < history_len[b]; j += kPrepareBlock) {
-      const int64_t id = h[j];
-      if (id >= c0 && id < c1) y[id] = penalize(to_f32(x[id]), pen);
+  const float pen = penalty[b], pres = presence[b], freq = frequency[b];
+  // Uniform over the block (one row), so the barriers below are reached by every thread or by none.
+  if (history == nullptr || (pen == 1.0f && pres == 0.0f && freq == 0.0f)) {
+    for (int64_t i = c0 + threadIdx.x; i < c1; i += kPrepareBlock) y[i] = to_f32(x[i]);
+    return;
+  }
+  for (int64_t i = threadIdx.x; i < c1 - c0; i += kPrepareBlock) tally[i] = 0;
+  __syncthreads();
+  const int32_t* h = history + b * history_stride;
+  const int64_t start = history_start[b];
+  for (int64_t j = threadIdx.x; j < history_len[b]; j += kPrepareBlock) {
+    const int64_t id = h[j];
+    if (id < c0 || id >= c1) continue;
+    if (j >= start) {
+      atomicAdd(&tally[id - c0], 1);
+    } else {
+      atomicOr(&tally[id - c0], kInPrompt);
     }
+  }
+  __syncthreads();
+  for (int64_t i = c0 + threadIdx.x; i < c1; i += kPrepareBlock) {
+    const int32_t t = tally[i - c0];
+    float v = to_f32(x[i]);
+    if (t != 0) v = penalize(v, pen);
+    if ((t & kCountMask) != 0) v = fmaf(-freq, float(t & kCountMask), v) - pres;
+    y[i] = v;
   }
 }
 
@@ -288,7 +315,8 @@ template <typename T>
 void sample_launch(const eet::SampleArgs& a, float* ws, eet::Stream stream) {
   const dim3 prep_grid(unsigned(a.batch), unsigned(ceil_div(a.vocab, kPrepareChunk)));
   launch(sample_prepare_kernel<T>, prep_grid, dim3(kPrepareBlock), 0, stream, static_cast<const T*>(a.logits), ws,
-         a.vocab, a.history, a.history_len, a.history_stride, a.repetition_penalty);
+         a.vocab, a.history, a.history_len, a.history_start, a.history_stride, a.repetition_penalty,
+         a.presence_penalty, a.frequency_penalty);
   if (a.vocab <= 4096) {
     launch(sample_kernel<256>, dim3(unsigned(a.batch)), dim3(256), 0, stream, ws, a);
   } else {

@@ -31,6 +31,10 @@ void check_sampling(const SamplingParams& s, int32_t vocab, const std::string& a
   if (!(s.repetition_penalty > 0.0f) || !std::isfinite(s.repetition_penalty)) {
     arg("Expected a finite number > 0 for repetitionPenalty" + at + " but received " + std::to_string(s.repetition_penalty));
   }
+  const float most = float(Limits::maxPenalty);
+  const std::string range = "Expected a number in [-" + std::to_string(Limits::maxPenalty) + ", " + std::to_string(Limits::maxPenalty) + "] for ";
+  if (!(std::fabs(s.presence_penalty) <= most)) arg(range + "presencePenalty" + at + " but received " + std::to_string(s.presence_penalty));
+  if (!(std::fabs(s.frequency_penalty) <= most)) arg(range + "frequencyPenalty" + at + " but received " + std::to_string(s.frequency_penalty));
 }
 
 // The default KV pool: every slot can reach maxContext (twice over on a GPU, where the rest of the pool keeps
@@ -127,8 +131,14 @@ void Context::submit(std::vector<GenerateRequest> requests) {
       if (id < 0 || id >= vocab) arg("Expected token ids in [0, " + std::to_string(vocab) + ") for stopIds but received " + std::to_string(id));
     }
     check_sampling(r.sampling, vocab, "");
+    if (r.top_logprobs < -1 || r.top_logprobs > Limits::maxTopLogprobs) {
+      arg("Expected an integer in [0, " + std::to_string(Limits::maxTopLogprobs) + "] (or -1: off) for topLogprobs but received " +
+          std::to_string(r.top_logprobs));
+    }
     scheduler_->check(r);  // reads constants only
   }
+  const Clock::time_point now = Clock::now();
+  for (GenerateRequest& r : requests) r.submitted = now;
   std::lock_guard<std::mutex> lock(cmd_mu_);
   if (!started_ || stop_) throw_error(ErrorCode::Disposed, "the context was disposed");
   if (pending_adds_ + queued_.load() + int64_t(requests.size()) > cfg_.max_queued) {
@@ -209,10 +219,11 @@ void Context::loop() {
           }
           const uint64_t id = c.request.id;
           const int32_t prompt = int32_t(c.request.prompt.size());
+          const Clock::time_point submitted = c.request.submitted;
           try {
             scheduler_->add(std::move(c.request));
           } catch (const Error& e) {
-            ev.done.push_back({id, prompt, 0, true, e.code(), e.what()});
+            ev.done.push_back({id, prompt, 0, true, e.code(), e.what(), elapsed_ms(submitted)});
           }
         }
         st = scheduler_->plan();
@@ -303,6 +314,15 @@ StepResult Context::step(const StepRequest& r) {
   same_length("topK", r.top_k.size());
   same_length("topP", r.top_p.size());
   same_length("repetitionPenalty", r.repetition_penalty.size());
+  // Optional: absent = 0 for every slot.
+  if (!r.presence_penalty.empty()) same_length("presencePenalty", r.presence_penalty.size());
+  if (!r.frequency_penalty.empty()) same_length("frequencyPenalty", r.frequency_penalty.size());
+  auto sampling = [&](size_t b) {
+    SamplingParams p{r.temperature[b], r.top_p[b], r.repetition_penalty[b], r.top_k[b]};
+    p.presence_penalty = r.presence_penalty.empty() ? 0.0f : r.presence_penalty[b];
+    p.frequency_penalty = r.frequency_penalty.empty() ? 0.0f : r.frequency_penalty[b];
+    return p;
+  };
   std::vector<bool> seen(size_t(cfg_.max_batch), false);
   int64_t total = 0;
   for (size_t b = 0; b < B; ++b) {
@@ -321,7 +341,7 @@ StepResult Context::step(const StepRequest& r) {
       arg("sequence in slot " + std::to_string(s) + " would hold " + std::to_string(len) +
           " tokens, more than maxContext (" + std::to_string(cfg_.max_context) + ")");
     }
-    check_sampling({r.temperature[b], r.top_p[b], r.repetition_penalty[b], r.top_k[b]}, vocab, at);
+    check_sampling(sampling(b), vocab, at);
   }
   if (total != int64_t(r.tokens.size())) {
     arg("Expected tokens.length equal to the sum of counts (" + std::to_string(total) + ") but received " + std::to_string(r.tokens.size()));
@@ -358,8 +378,7 @@ StepResult Context::step(const StepRequest& r) {
       }
       s.blocks.push_back(blk);
     }
-    rows.push_back({int32_t(b), {r.temperature[b], r.top_p[b], r.repetition_penalty[b], r.top_k[b]}, s.seed, m.sampled,
-                    r.logits == LogitsMode::Last});
+    rows.push_back({int32_t(b), sampling(b), s.seed, m.sampled, r.logits == LogitsMode::Last, -1});
   }
   StepOutput out;
   try {

@@ -46,6 +46,8 @@ struct StepRequest {
   std::vector<int32_t> slots, tokens, counts;  // counts[i] new tokens of slots[i], packed in tokens
   std::vector<float> temperature, top_p, repetition_penalty;
   std::vector<int32_t> top_k;
+  // Optional (empty = 0 for every slot). A low-level sequence has no prompt: they count its whole context.
+  std::vector<float> presence_penalty, frequency_penalty;
   LogitsMode logits = LogitsMode::None;
 };
 

@@ -20,9 +20,10 @@ struct Workspace {
   size_t x, h, buf1, att, last_x, last_h, logits, attn_ws, sample_ws, ints, floats, u64s, history, total;
   size_t attn_ws_bytes, sample_ws_bytes;
   // int32 metadata, offsets in elements (i_types: token types, bert)
-  int64_t i_tokens, i_pos, i_kv_slot, i_q_start, i_ctx_len, i_last, i_block_table, i_top_k, i_history_len, i_types,
-      i_out, n_ints;
-  // float metadata: temperature, top_p, repetition penalty, logprob out (rows_max each); u64: seed, step
+  int64_t i_tokens, i_pos, i_kv_slot, i_q_start, i_ctx_len, i_last, i_block_table, i_top_k, i_history_len,
+      i_history_start, i_types, i_out, n_ints;
+  // float metadata (rows_max each, runner.cpp FloatMeta): temperature, top_p, repetition / presence / frequency
+  // penalties, logprob out; u64: seed, step
 };
 
 // The shape of one step, computed on the host by the runner.

@@ -198,12 +198,15 @@ void validate(const SampleArgs& a) {
   const char* op = "sample";
   float_dtype(op, a.dtype);
   need(op, "logits", a.logits); need(op, "temperature", a.temperature); need(op, "top_k", a.top_k);
-  need(op, "top_p", a.top_p); need(op, "repetition_penalty", a.repetition_penalty); need(op, "seed", a.seed);
-  need(op, "step", a.step); need(op, "tokens_out", a.tokens_out);
+  need(op, "top_p", a.top_p); need(op, "repetition_penalty", a.repetition_penalty);
+  need(op, "presence_penalty", a.presence_penalty); need(op, "frequency_penalty", a.frequency_penalty);
+  need(op, "seed", a.seed); need(op, "step", a.step); need(op, "tokens_out", a.tokens_out);
   range(op, "batch", a.batch, 1, 1 << 20);
   range(op, "vocab", a.vocab, 1, 1 << 24);
+  // Per-row values live in device memory: their callers range-check them (the runner, the op runner).
   if (a.history) {
     need(op, "history_len", a.history_len);
+    need(op, "history_start", a.history_start);
     range(op, "history_stride", a.history_stride, 1, 1 << 24);
   }
   size_t ws = sample_workspace_bytes(a.batch, a.vocab);

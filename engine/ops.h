@@ -211,8 +211,12 @@ size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_di
 
 // ---- sampling on the device ----------------------------------------------------------------------------------------
 // Per row b of logits (B, V), in this order:
-//   1. repetition penalty (CTRL / HF rule) on each distinct id in history[b, 0:history_len[b]]:
-//      l = l > 0 ? l / penalty : l * penalty
+//   1. penalties over the row's history h = history[b, 0:history_len[b]] (none when history is nullptr), where
+//      the generated tokens are g = h[history_start[b]:] (the prompt before them):
+//      a. repetition penalty (CTRL / HF rule) on each distinct id in h, prompt included:
+//         l = l > 0 ? l / penalty : l * penalty
+//      b. presence and frequency penalties (OpenAI / vLLM) on each id with c = its count in g, c > 0:
+//         l = fma(-frequency_penalty, c, l), then l -= presence_penalty (each rounded once, in this order)
 //   2. temperature[b] == 0: token = argmax (lowest id on ties); done.
 //   3. l /= temperature; p = softmax(l)
 //   4. top_k[b] > 0: keep ids whose l >= the k-th largest l (ties at the boundary kept)
@@ -229,8 +233,11 @@ struct SampleArgs {
   const int32_t* top_k;            // (B), 0 = off
   const float* top_p;              // (B), 1 = off
   const float* repetition_penalty; // (B), 1 = off
-  const int32_t* history;          // (B, history_stride) or nullptr
-  const int32_t* history_len;      // (B)
+  const float* presence_penalty;   // (B), 0 = off
+  const float* frequency_penalty;  // (B), 0 = off
+  const int32_t* history;          // (B, history_stride) or nullptr; ids in [0, vocab)
+  const int32_t* history_len;      // (B), each in [0, history_stride]
+  const int32_t* history_start;    // (B), each in [0, history_len[b]]: where the row's generated tokens begin
   int64_t history_stride;
   const uint64_t* seed;            // (B)
   const uint64_t* step;            // (B) counter, advanced by the caller per generated token
@@ -240,7 +247,7 @@ struct SampleArgs {
   size_t workspace_bytes;
 };
 // Bytes of SampleArgs::workspace (engine/op_workspace.cpp), fp32:
-//   (batch, vocab)  the logits after the repetition penalty (step 1), read again by every later step
+//   (batch, vocab)  the logits after the penalties (step 1), read again by every later step
 size_t sample_workspace_bytes(int64_t batch, int64_t vocab);
 
 // ---- dtype conversion (weights to the requested dtype on load) -------------------------------------------------------

@@ -2,7 +2,9 @@
 #include "runner.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "half.h"
 
@@ -38,6 +40,29 @@ void download_f32(Backend& be, DType dtype, const void* src, int64_t n, std::vec
 }
 
 [[noreturn]] void internal(const std::string& what) { throw_error(ErrorCode::Internal, "step runner: " + what); }
+
+// The float metadata region: one array of rows_max values each, in this order.
+enum FloatMeta : int64_t { kTemperature, kTopP, kRepetition, kPresence, kFrequency, kLogprobOut, kFloatArrays };
+
+// Log-softmax of one row of LM-head logits in fp64: the token's value and the top_n largest, descending, the lower
+// id first on ties (so equal logits are listed in one order, whatever the sort does).
+RawLogprobs raw_logprobs(const float* l, int64_t vocab, int32_t token, int32_t top_n) {
+  double mx = l[0];
+  for (int64_t i = 1; i < vocab; ++i) mx = std::max(mx, double(l[i]));
+  double z = 0.0;
+  for (int64_t i = 0; i < vocab; ++i) z += std::exp(double(l[i]) - mx);
+  const double lse = mx + std::log(z);
+  RawLogprobs r;
+  r.token = double(l[token]) - lse;
+  const int64_t n = std::min<int64_t>(top_n, vocab);
+  std::vector<int32_t> ids(static_cast<size_t>(vocab));
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(ids.begin(), ids.begin() + n, ids.end(),
+                    [l](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  r.top_ids.assign(ids.begin(), ids.begin() + n);
+  for (int32_t id : r.top_ids) r.top.push_back(double(l[id]) - lse);
+  return r;
+}
 
 }  // namespace
 
@@ -92,13 +117,14 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
   ws.i_block_table = ws.i_last + R;
   ws.i_top_k = ws.i_block_table + R * ws.max_blocks_per_seq;
   ws.i_history_len = ws.i_top_k + R;
-  ws.i_types = ws.i_history_len + R;
+  ws.i_history_start = ws.i_history_len + R;
+  ws.i_types = ws.i_history_start + R;
   ws.i_out = ws.i_types + T;
   ws.n_ints = ws.i_out + R;
   ws.ints = p.add(size_t(ws.n_ints) * 4);
-  ws.floats = p.add(size_t(4 * R) * 4);
+  ws.floats = p.add(size_t(kFloatArrays * R) * 4);
   ws.u64s = p.add(size_t(2 * R) * 8);
-  // (R, max_context) int32: each sampled row's context, for the repetition penalty.
+  // (R, max_context) int32: each sampled row's context, for the penalties.
   ws.history = p.add(decoder ? size_t(checked_mul(R, max_context, "workspace size")) * 4 : 0);
   ws.total = std::max(p.total, size_t(1));
   std::lock_guard<FairMutex> lock(model_->backend()->mutex());
@@ -122,7 +148,7 @@ StepRunner::Meta StepRunner::prepare(const std::vector<StepEntry>& entries, cons
   if (int64_t(rows.size()) > R) internal(std::to_string(rows.size()) + " sampled rows");
   Meta m;
   m.ints.assign(size_t(ws.n_ints), 0);
-  m.floats.assign(size_t(4 * R), 0.0f);
+  m.floats.assign(size_t(kFloatArrays * R), 0.0f);
   m.u64s.assign(size_t(2 * R), 0);
   int32_t* I = m.ints.data();
   std::vector<int32_t> last(static_cast<size_t>(B));
@@ -158,12 +184,18 @@ StepRunner::Meta StepRunner::prepare(const std::vector<StepEntry>& entries, cons
     const Sequence& s = *entries[size_t(sr.entry)].seq;
     I[ws.i_last + int64_t(r)] = last[size_t(sr.entry)];
     I[ws.i_top_k + int64_t(r)] = sr.sampling.top_k;
-    const bool penalised = sr.sampling.repetition_penalty != 1.0f;
-    I[ws.i_history_len + int64_t(r)] = penalised ? s.computed + entries[size_t(sr.entry)].count : 0;
+    const bool penalised = sr.sampling.penalised();
+    const int32_t history = penalised ? s.computed + entries[size_t(sr.entry)].count : 0;
+    I[ws.i_history_len + int64_t(r)] = history;
+    // The generated tokens follow the prompt (a low-level API sequence has none: all of its context counts).
+    I[ws.i_history_start + int64_t(r)] = std::min(s.prompt_len, history);
     m.penalty = m.penalty || penalised;
-    m.floats[r] = sr.sampling.temperature;
-    m.floats[size_t(R) + r] = sr.sampling.top_p;
-    m.floats[size_t(2 * R) + r] = sr.sampling.repetition_penalty;
+    float* F = m.floats.data();
+    F[kTemperature * R + int64_t(r)] = sr.sampling.temperature;
+    F[kTopP * R + int64_t(r)] = sr.sampling.top_p;
+    F[kRepetition * R + int64_t(r)] = sr.sampling.repetition_penalty;
+    F[kPresence * R + int64_t(r)] = sr.sampling.presence_penalty;
+    F[kFrequency * R + int64_t(r)] = sr.sampling.frequency_penalty;
     m.u64s[r] = sr.seed;
     m.u64s[size_t(R) + r] = sr.step;
   }
@@ -191,7 +223,7 @@ StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entr
     // Each penalised row's context (its sequence's tokens up to this step's last) into its history row.
     int32_t* history = static_cast<int32_t*>(at(ws_.history));
     for (size_t r = 0; r < rows.size(); ++r) {
-      if (rows[r].sampling.repetition_penalty == 1.0f) continue;
+      if (!rows[r].sampling.penalised()) continue;
       const StepEntry& e = entries[size_t(rows[r].entry)];
       model_->backend()->upload(history + int64_t(r) * ws_.max_context, e.seq->tokens.data(),
                                 size_t(e.seq->computed + e.count) * 4);
@@ -269,17 +301,20 @@ void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& ro
   s.logits = logits;
   s.batch = NR;
   s.vocab = vocab;
-  s.temperature = floats;
+  s.temperature = floats + kTemperature * R;
   s.top_k = ints + ws.i_top_k;
-  s.top_p = floats + R;
-  s.repetition_penalty = floats + 2 * R;
+  s.top_p = floats + kTopP * R;
+  s.repetition_penalty = floats + kRepetition * R;
+  s.presence_penalty = floats + kPresence * R;
+  s.frequency_penalty = floats + kFrequency * R;
   s.history = m.penalty ? static_cast<int32_t*>(at(ws.history)) : nullptr;
   s.history_len = m.penalty ? ints + ws.i_history_len : nullptr;
+  s.history_start = m.penalty ? ints + ws.i_history_start : nullptr;
   s.history_stride = ws.max_context;
   s.seed = u64s;
   s.step = u64s + R;
   s.tokens_out = ints + ws.i_out;
-  s.logprob_out = floats + 3 * R;
+  s.logprob_out = floats + kLogprobOut * R;
   s.workspace = ws.sample_ws_bytes ? at(ws.sample_ws) : nullptr;
   s.workspace_bytes = ws.sample_ws_bytes;
   be.sample(s);
@@ -288,14 +323,18 @@ void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& ro
   out.tokens.resize(size_t(NR));
   out.logprobs.resize(size_t(NR));
   be.download(out.tokens.data(), ints + ws.i_out, size_t(NR) * 4);
-  be.download(out.logprobs.data(), floats + 3 * R, size_t(NR) * 4);
-  const bool any = std::any_of(rows.begin(), rows.end(), [](const SampleRow& r) { return r.logits; });
-  if (!any) return;
-  std::vector<float> all;
-  download_f32(be, dt, logits, NR * vocab, all);
+  be.download(out.logprobs.data(), floats + kLogprobOut * R, size_t(NR) * 4);
+  // Only the rows that asked: their LM-head logits (sampling penalised a copy in its workspace, not these).
+  out.raw.resize(size_t(NR));
+  std::vector<float> row;
   for (int64_t r = 0; r < NR; ++r) {
-    if (!rows[size_t(r)].logits) continue;
-    out.logits.insert(out.logits.end(), all.begin() + r * vocab, all.begin() + (r + 1) * vocab);
+    const SampleRow& sr = rows[size_t(r)];
+    if (!sr.logits && sr.top_logprobs < 0) continue;
+    std::vector<float>& dst = sr.logits ? out.logits : row;
+    if (!sr.logits) row.clear();
+    const size_t at_row = dst.size();
+    download_f32(be, dt, static_cast<uint8_t*>(logits) + r * vocab * es, vocab, dst);
+    if (sr.top_logprobs >= 0) out.raw[size_t(r)] = raw_logprobs(dst.data() + at_row, vocab, out.tokens[size_t(r)], sr.top_logprobs);
   }
 }
 

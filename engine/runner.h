@@ -12,7 +12,8 @@
 //
 // After the layers (Architecture::forward) leave the residual stream x (T, dim):
 //   xl = x[row r's token] for each sampled row r;  logits = output_norm(xl) · headᵀ   (R, vocab)
-//   sample each row on the device; download tokens (+ logprobs, + the logits rows asked for).
+//   sample each row on the device; download tokens (+ logprobs, + the logits rows asked for — the LM head's
+//   output, before any penalty — and, from those, the raw log-probabilities of the rows that asked for them).
 // A row names an entry, and several rows may name the same entry: the n samples of a prompt are drawn from its
 // last position's logits in one step, each row with its own seed (then the context forks the sequence).
 // 'all' logits (teacher forcing, low-level API) normalise every row and run the head in chunks of R rows,
@@ -41,6 +42,7 @@ struct SampleRow {
   SamplingParams sampling;
   uint64_t seed, step;  // the RNG counter: (seed, step) -> one uniform draw
   bool logits;       // download this row's logits
+  int32_t top_logprobs;  // >= 0: compute the row's RawLogprobs with this many top ids; -1 = off
 };
 
 struct StepOutput {
@@ -48,6 +50,7 @@ struct StepOutput {
   std::vector<float> logprobs;   // (R)
   std::vector<float> logits;     // (rows with logits, vocab), in row order
   std::vector<float> all_logits; // (T, vocab) when asked for
+  std::vector<std::optional<RawLogprobs>> raw;  // (R), set for the rows with top_logprobs >= 0
 };
 
 class StepRunner {

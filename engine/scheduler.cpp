@@ -28,6 +28,9 @@ struct Scheduler::Request {
   bool admitted = false;    // left the queue once
   int32_t cached_tokens = 0;
   int32_t reserved = 0;     // slots held for its unforked samples
+  double queue_ms = 0.0;    // submission to first admission
+  // What RequestDone reports when it ends: its queue time, or, never admitted, how long it waited until now.
+  double queued_for() const { return admitted ? queue_ms : elapsed_ms(req.submitted); }
 };
 
 Scheduler::Scheduler(const SchedulerConfig& config, BlockPool& pool, CopyBlock copy_block)
@@ -65,6 +68,7 @@ void Scheduler::check(const GenerateRequest& r) const {
 void Scheduler::add(GenerateRequest r) {
   check(r);
   if (requests_.count(r.id)) throw_error(ErrorCode::Internal, "scheduler: request " + std::to_string(r.id) + " exists");
+  if (r.submitted == Clock::time_point{}) r.submitted = Clock::now();
   auto req = std::make_unique<Request>();
   req->req = std::move(r);
   req->ended.assign(size_t(req->req.n), false);
@@ -232,6 +236,7 @@ ScheduledStep Scheduler::plan() {
       reserved_ += r.reserved;
       if (!r.admitted) {
         r.admitted = true;
+        r.queue_ms = elapsed_ms(r.req.submitted);
         r.cached_tokens = s->computed;
         queued_--;
       }
@@ -251,7 +256,7 @@ ScheduledStep Scheduler::plan() {
     for (int32_t j = parent ? 0 : s.index; j < (parent ? r.req.n : s.index + 1); ++j) {
       if (r.ended[size_t(j)]) continue;
       const uint64_t seed = parent ? r.req.seed + uint64_t(j) : s.seed;
-      st.rows.push_back({int32_t(e), s.sampling, seed, uint64_t(s.generated()), r.req.logits});
+      st.rows.push_back({int32_t(e), s.sampling, seed, uint64_t(s.generated()), r.req.logits, r.req.top_logprobs});
       st.row_index.push_back(j);
     }
   }
@@ -278,6 +283,10 @@ void Scheduler::commit(const ScheduledStep& st, const StepOutput& out, StepEvent
     logits[r].assign(out.logits.begin() + ptrdiff_t(k * width), out.logits.begin() + ptrdiff_t((k + 1) * width));
     ++k;
   }
+  auto sample = [&](size_t r) {
+    return Sample{st.row_index[r], out.tokens[r], out.logprobs[r], std::move(logits[r]),
+                  r < out.raw.size() ? out.raw[r] : std::nullopt};
+  };
   // Rows of one entry are adjacent (plan() adds them entry by entry).
   for (size_t r = 0; r < st.rows.size();) {
     const int32_t e = st.rows[r].entry;
@@ -285,10 +294,10 @@ void Scheduler::commit(const ScheduledStep& st, const StepOutput& out, StepEvent
     while (end < st.rows.size() && st.rows[end].entry == e) ++end;
     Sequence& s = *st.entries[size_t(e)].seq;
     if (requests_.at(s.request)->forked) {
-      take_token(s, out.tokens[r], out.logprobs[r], std::move(logits[r]), ev);
+      take_token(s, sample(r), ev);
     } else {
       std::vector<Sample> samples;
-      for (size_t k = r; k < end; ++k) samples.push_back({st.row_index[k], out.tokens[k], out.logprobs[k], std::move(logits[k])});
+      for (size_t k = r; k < end; ++k) samples.push_back(sample(k));
       fork(s, samples, ev);
     }
     r = end;
@@ -351,15 +360,16 @@ void Scheduler::fork(Sequence& parent, std::vector<Sample>& samples, StepEvents&
   }
   // The parent first: a child's token can end the whole request (and drop every sequence of it).
   if (own) {
-    take_token(parent, own->token, own->logprob, std::move(own->logits), ev);
+    take_token(parent, std::move(*own), ev);
   } else {
     drop(&parent);  // sample 0 was cancelled while the prompt computed: the carrier goes now
   }
-  for (auto& [child, sample] : children) take_token(*child, sample->token, sample->logprob, std::move(sample->logits), ev);
+  for (auto& [child, sample] : children) take_token(*child, std::move(*sample), ev);
 }
 
-void Scheduler::take_token(Sequence& s, int32_t token, float logprob, std::vector<float> logits, StepEvents& ev) {
+void Scheduler::take_token(Sequence& s, Sample&& out, StepEvents& ev) {
   const Request& r = *requests_.at(s.request);
+  const int32_t token = out.token;
   s.tokens.push_back(token);
   totals_.generated_tokens++;
   Finish f = Finish::None;
@@ -368,7 +378,7 @@ void Scheduler::take_token(Sequence& s, int32_t token, float logprob, std::vecto
   } else if (s.generated() >= r.req.max_new_tokens || s.computed >= cfg_.max_context) {
     f = Finish::Length;
   }
-  ev.tokens.push_back({r.req.id, s.index, token, logprob, f, std::move(logits)});
+  ev.tokens.push_back({r.req.id, s.index, token, out.logprob, f, std::move(out.logits), std::move(out.raw)});
   if (f != Finish::None) finish(&s, f, ev, false);
 }
 
@@ -377,7 +387,7 @@ void Scheduler::finish(Sequence* s, Finish why, StepEvents& ev, bool report) {
   if (!r.ended[size_t(s->index)]) {
     r.ended[size_t(s->index)] = true;
     r.alive--;
-    if (report) ev.tokens.push_back({r.req.id, s->index, -1, 0.0f, why, {}});
+    if (report) ev.tokens.push_back({r.req.id, s->index, -1, 0.0f, why, {}, std::nullopt});
   }
   // An unforked prompt keeps computing for its other samples even when its own sample 0 ended.
   if (r.forked || r.alive == 0) drop(s);
@@ -388,7 +398,7 @@ void Scheduler::close_if_done(uint64_t id, StepEvents& ev) {
   Request& r = *requests_.at(id);
   if (r.alive > 0) return;
   drop_all(id);
-  ev.done.push_back({id, int32_t(r.req.prompt.size()), r.cached_tokens, false, ErrorCode::Internal, ""});
+  ev.done.push_back({id, int32_t(r.req.prompt.size()), r.cached_tokens, false, ErrorCode::Internal, "", r.queued_for()});
   if (!r.admitted) queued_--;
   reserved_ -= r.reserved;
   requests_.erase(id);
@@ -430,7 +440,7 @@ void Scheduler::cancel(uint64_t request, int32_t index, StepEvents& ev) {
       // just not forked; a reserved slot is free again.
       r.ended[size_t(j)] = true;
       r.alive--;
-      ev.tokens.push_back({request, j, -1, 0.0f, Finish::Abort, {}});
+      ev.tokens.push_back({request, j, -1, 0.0f, Finish::Abort, {}, std::nullopt});
       if (j > 0 && r.reserved > 0) {
         r.reserved--;
         reserved_--;
@@ -446,7 +456,7 @@ void Scheduler::fail_request(Request& r, const Error& e, StepEvents& ev) {
   drop_all(id);
   if (!r.admitted) queued_--;
   reserved_ -= r.reserved;
-  ev.done.push_back({id, int32_t(r.req.prompt.size()), r.cached_tokens, true, e.code(), e.what()});
+  ev.done.push_back({id, int32_t(r.req.prompt.size()), r.cached_tokens, true, e.code(), e.what(), r.queued_for()});
   requests_.erase(id);
 }
 

@@ -17,6 +17,8 @@
 //   findable in the prefix cache) and it waits to be recomputed from its tokens; sampling continues where it
 //   stopped because the RNG counter is the sequence's generated-token count, not a step count. Waiting sequences
 //   never preempt; a sequence that can never fit is rejected by check() before it is queued.
+// Queue time: a request's wait from submission (GenerateRequest::submitted, steady clock) to its first admission —
+// a later re-admission after preemption does not count — is reported in RequestDone::queue_ms.
 // After the step, commit(): computed counts advance, newly full blocks are published, sampled tokens appended,
 // finished sequences release their blocks and slots, and the n samples of a prompt fork: the prompt was computed
 // once for its first sequence, whose final prefill step sampled one row per sample; each other sample becomes a
@@ -81,11 +83,12 @@ class Scheduler {
 
  private:
   struct Request;
-  struct Sample {
+  struct Sample {  // a row's output
     int32_t index;  // which of the request's n
     int32_t token;
     float logprob;
     std::vector<float> logits;
+    std::optional<RawLogprobs> raw;
   };
   int32_t free_slots() const;
   int32_t forks_pending(const Sequence& s) const;
@@ -97,7 +100,7 @@ class Scheduler {
   void publish_blocks(Sequence& s);
   void fork(Sequence& parent, std::vector<Sample>& samples, StepEvents& ev);
   // Appends a sampled token; reports it, and ends the sequence when it is finished.
-  void take_token(Sequence& s, int32_t token, float logprob, std::vector<float> logits, StepEvents& ev);
+  void take_token(Sequence& s, Sample&& out, StepEvents& ev);
   void finish(Sequence* s, Finish why, StepEvents& ev, bool report);
   void close_if_done(uint64_t request, StepEvents& ev);  // all samples ended: drop what is left, report it
   void drop_all(uint64_t request);

@@ -1,7 +1,9 @@
 // What a context schedules: requests (one prompt, n samples of it), their sequences, and the events a step
 // produces. Plain data shared by the scheduler, the step runner and the context.
 #pragma once
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -9,11 +11,20 @@
 
 namespace eet {
 
+using Clock = std::chrono::steady_clock;
+
+inline double elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
+
 struct SamplingParams {
   float temperature = 1.0f;  // 0 = greedy
   float top_p = 1.0f;        // 1 = off
-  float repetition_penalty = 1.0f;  // 1 = off
+  float repetition_penalty = 1.0f;  // 1 = off; over the whole context, prompt included
   int32_t top_k = 0;         // 0 = off
+  float presence_penalty = 0.0f;    // 0 = off; [-2, 2], over the generated tokens only (OpenAI / vLLM)
+  float frequency_penalty = 0.0f;   // 0 = off; [-2, 2], times each id's count among the generated tokens
+  bool penalised() const { return repetition_penalty != 1.0f || presence_penalty != 0.0f || frequency_penalty != 0.0f; }
 };
 
 enum class Finish : int32_t {
@@ -33,6 +44,16 @@ struct GenerateRequest {
   int32_t max_new_tokens = 1;     // 0: prefill only (compute the prompt's KV for the prefix cache; sample nothing)
   std::vector<int32_t> stop_ids;  // a sampled id in this list ends the sequence with Finish::Eos
   bool logits = false;            // report the logits each token was sampled from
+  int32_t top_logprobs = -1;      // >= 0: report each token's RawLogprobs with this many most likely ids; -1 = off
+  Clock::time_point submitted{};  // when the caller handed it over (Context::submit); Scheduler::add stamps it if unset
+};
+
+// A generated token's log-probabilities under the model's raw distribution — log-softmax of the LM head's logits,
+// before penalties and temperature (OpenAI's logprobs / top_logprobs) — computed in fp64 on the host.
+struct RawLogprobs {
+  double token = 0.0;             // of the sampled token
+  std::vector<int32_t> top_ids;   // the top_logprobs most likely ids, descending (ties: lower id first)
+  std::vector<double> top;        // their log-probabilities
 };
 
 // One sequence's token of a step (or its end).
@@ -43,6 +64,7 @@ struct TokenEvent {
   float logprob = 0.0f;
   Finish finish = Finish::None;
   std::vector<float> logits;      // (vocab) when the request asked for them
+  std::optional<RawLogprobs> raw; // when the request asked for them (top_logprobs >= 0)
 };
 
 // A request whose sequences have all finished (or that failed as a whole).
@@ -53,6 +75,7 @@ struct RequestDone {
   bool failed = false;
   ErrorCode code = ErrorCode::Internal;
   std::string message;
+  double queue_ms = 0.0;          // from submission to its first admission (or to its end, if it never ran)
 };
 
 struct ContextStats {

@@ -147,13 +147,19 @@ export interface AddonGenerateRequest {
   temperature: number;
   topK: number;
   topP: number;
+  /** Over the whole context, prompt included; 1 = off. */
   repetitionPenalty: number;
+  /** Over the generated tokens only (OpenAI semantics), each in [-maxPenalty, maxPenalty]; absent = 0 (off). */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
   seed: bigint;
   maxNewTokens: number;
   /** A sampled id in this list ends its sequence (finish 'eos'; the token is reported). */
   stopIds: Int32Array;
   /** Report the logits each token was sampled from. */
   logits?: boolean;
+  /** 0..maxTopLogprobs: report each token's raw log-probability and this many most likely ids (AddonEventBatch.raw); absent = off. */
+  topLogprobs?: number;
 }
 
 /** engine/sequence.h Finish */
@@ -177,6 +183,29 @@ export interface AddonContextStats {
   prefixCacheQueries: number;
 }
 
+/**
+ * Raw log-probabilities of a batch's token events (log-softmax of the LM head's logits: no temperature, no
+ * penalties), for the requests that asked (topLogprobs): parallel to the events, the top lists packed back to back.
+ */
+export interface AddonRawLogprobs {
+  /** Of each event's token; NaN for events of requests that did not ask. */
+  logprob: Float64Array;
+  /** (events + 1): event i's top entries are [topOffset[i], topOffset[i + 1]) of topIds / topLogprob (none when its
+   *  request did not ask), descending log-probability, the lower id first on ties. */
+  topOffset: Int32Array;
+  topIds: Int32Array;
+  topLogprob: Float64Array;
+}
+
+export interface AddonRequestDone {
+  request: number;
+  promptTokens: number;
+  cachedTokens: number;
+  /** From submit() to the request's first admission into the running batch (or to its end, if it never ran). */
+  queueMs: number;
+  error?: Error;
+}
+
 /** The events of one engine step: token events as parallel typed arrays, then the requests that ended. */
 export interface AddonEventBatch {
   request: Float64Array;
@@ -187,7 +216,9 @@ export interface AddonEventBatch {
   finish: Int32Array;
   /** Per event, when its request asked for logits. */
   logits?: Array<Float32Array | undefined>;
-  done: Array<{ request: number; promptTokens: number; cachedTokens: number; error?: Error }>;
+  /** When any event's request asked for topLogprobs. */
+  raw?: AddonRawLogprobs;
+  done: AddonRequestDone[];
   stats: AddonContextStats;
 }
 
@@ -202,6 +233,9 @@ export interface AddonStepRequest {
   topK: Int32Array;
   topP: Float32Array;
   repetitionPenalty: Float32Array;
+  /** Absent = 0 for every slot. A low-level sequence has no prompt: they count its whole context. */
+  presencePenalty?: Float32Array;
+  frequencyPenalty?: Float32Array;
   /** 'none' | 'last' (each slot's last position) | 'all' (every position of the step, for teacher forcing). */
   logits?: 'none' | 'last' | 'all';
 }
@@ -274,6 +308,8 @@ export interface AddonLimits {
   maxN: number;
   maxStopIds: number;
   maxTemperature: number;
+  maxPenalty: number;
+  maxTopLogprobs: number;
   kvBlockSize: number;
 }
 

@@ -233,14 +233,14 @@ export class Context {
   #dispatch(b: AddonEventBatch): void {
     for (let i = 0; i < b.request.length; i++) {
       const e = this.#calls.get(b.request[i]);
-      if (e) e.call.onToken(e.prompt, b.index[i], b.token[i], b.logprob[i], b.finish[i], b.logits?.[i]);
+      if (e) e.call.onToken(e.prompt, b, i);
     }
     for (const d of b.done) {
       const e = this.#calls.get(d.request);
       if (!e) continue;
       this.#calls.delete(d.request);
       if (this.#calls.size === 0) busy.delete(this);
-      e.call.onDone(e.prompt, d.cachedTokens, d.error);
+      e.call.onDone(e.prompt, d);
       if (e.call.done) abandoned.unregister(e.call);
     }
   }

@@ -12,6 +12,7 @@ export type {
   GenerateOptions, GenerateResult, StreamEvent, FinishReason, Prompt, EmbedOptions, ChatMessage, ChatTemplateOptions,
   ContextOptions, ContextStats, SharedInput, SamplesOptions,
 } from './model';
+export type { TokenLogprob } from './generate/call';
 export { HfTokenizer, loadHfTokenizer } from './tokenizers/hf';
 export { readHfModel, parseHfConfig } from './loaders/hf';
 export type { HfModel, HfConfig, HfModelType } from './loaders/hf';

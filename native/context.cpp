@@ -11,7 +11,10 @@
 // The low-level API (startSequence / step / endSequence, embed) runs steps as promise workers on libuv threads.
 #include <node_api.h>
 
+#include <cmath>
+
 #include "../engine/context.h"
+#include "../engine/limits.h"
 #include "worker.h"
 
 namespace eet_node {
@@ -66,10 +69,13 @@ eet::GenerateRequest parse_generate(const Napi::Value& v) {
   r.sampling.top_k = int32_t(get_int(o, "topK", 0, INT32_MAX));
   r.sampling.top_p = float(get_number(o, "topP"));
   r.sampling.repetition_penalty = float(get_number(o, "repetitionPenalty"));
+  r.sampling.presence_penalty = float(get_number_or(o, "presencePenalty", 0.0));   // range: Context::submit
+  r.sampling.frequency_penalty = float(get_number_or(o, "frequencyPenalty", 0.0));
   r.seed = get_u64(o, "seed");
   r.max_new_tokens = int32_t(get_int(o, "maxNewTokens", 0, INT32_MAX));  // 0: prefill only
   r.stop_ids = typed_array<int32_t>(o, "stopIds", napi_int32_array, "Int32Array");
   r.logits = get_bool_or(o, "logits", false);
+  r.top_logprobs = int32_t(get_int_or(o, "topLogprobs", 0, eet::Limits::maxTopLogprobs, -1));  // absent: off
   return r;
 }
 
@@ -85,6 +91,13 @@ eet::StepRequest parse_step(const Napi::Value& v) {
   r.top_k = typed_array<int32_t>(o, "topK", napi_int32_array, "Int32Array");
   r.top_p = typed_array<float>(o, "topP", napi_float32_array, "Float32Array");
   r.repetition_penalty = typed_array<float>(o, "repetitionPenalty", napi_float32_array, "Float32Array");
+  // Optional: absent = 0 for every slot.
+  if (!o.Get("presencePenalty").IsUndefined()) {
+    r.presence_penalty = typed_array<float>(o, "presencePenalty", napi_float32_array, "Float32Array or undefined");
+  }
+  if (!o.Get("frequencyPenalty").IsUndefined()) {
+    r.frequency_penalty = typed_array<float>(o, "frequencyPenalty", napi_float32_array, "Float32Array or undefined");
+  }
   Napi::Value logits = o.Get("logits");
   if (!logits.IsUndefined()) {
     std::string s = logits.IsString() ? logits.As<Napi::String>().Utf8Value() : "";
@@ -168,6 +181,40 @@ void deliver(Napi::Env env, Napi::Function listener, EventSink* sink, eet::StepE
   }
 }
 
+// The raw log-probabilities of a batch's events (AddonRawLogprobs): parallel typed arrays, the top lists packed
+// back to back (event i's at [topOffset[i], topOffset[i + 1])); undefined when no event has them.
+Napi::Value raw_object(Napi::Env env, const eet::StepEvents* ev) {
+  const size_t n = ev->tokens.size();
+  size_t total = 0;
+  bool any = false;
+  for (const eet::TokenEvent& t : ev->tokens) {
+    if (!t.raw) continue;
+    any = true;
+    total += t.raw->top_ids.size();
+  }
+  if (!any) return env.Undefined();
+  Napi::Float64Array logprob = Napi::Float64Array::New(env, n);
+  Napi::Int32Array offset = Napi::Int32Array::New(env, n + 1), ids = Napi::Int32Array::New(env, total);
+  Napi::Float64Array top = Napi::Float64Array::New(env, total);
+  size_t at = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const eet::TokenEvent& t = ev->tokens[i];
+    offset[i] = int32_t(at);
+    logprob[i] = t.raw ? t.raw->token : std::nan("");
+    if (!t.raw) continue;
+    std::copy(t.raw->top_ids.begin(), t.raw->top_ids.end(), ids.Data() + at);
+    std::copy(t.raw->top.begin(), t.raw->top.end(), top.Data() + at);
+    at += t.raw->top_ids.size();
+  }
+  offset[n] = int32_t(at);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("logprob", logprob);
+  o.Set("topOffset", offset);
+  o.Set("topIds", ids);
+  o.Set("topLogprob", top);
+  return o;
+}
+
 Napi::Object batch_object(Napi::Env env, const eet::StepEvents* ev) {
   const size_t n = ev->tokens.size();
   Napi::Float64Array request = Napi::Float64Array::New(env, n);
@@ -195,6 +242,7 @@ Napi::Object batch_object(Napi::Env env, const eet::StepEvents* ev) {
     o.Set("request", double(d.request));
     o.Set("promptTokens", d.prompt_tokens);
     o.Set("cachedTokens", d.cached_tokens);
+    o.Set("queueMs", d.queue_ms);
     if (d.failed) o.Set("error", make_error(env, d.code, d.message).Value());
     done.Set(uint32_t(i), o);
   }
@@ -205,6 +253,7 @@ Napi::Object batch_object(Napi::Env env, const eet::StepEvents* ev) {
   batch.Set("logprob", logprob);
   batch.Set("finish", finish);
   batch.Set("logits", logits);
+  batch.Set("raw", raw_object(env, ev));
   batch.Set("done", done);
   batch.Set("stats", stats_object(env, ev->stats));
   return batch;

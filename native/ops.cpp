@@ -3,9 +3,11 @@
 // the op's dtype and large enough for the extents the dimensions imply; index tensors (ids, slots, block tables,
 // lengths) are read back and range-checked, so no combination of arguments makes a kernel read out of bounds.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "../engine/limits.h"
 #include "addon.h"
 
 namespace eet_node {
@@ -77,6 +79,20 @@ struct OpCall {
   DType dtype() {
     int64_t d = get_int(p, "dtype", 0, 2);
     return DType(d);
+  }
+  // Presence / frequency penalties: absent = 0 (off) for every row, else n numbers in [-maxPenalty, maxPenalty].
+  std::vector<float> penalties(const char* name, int64_t n) {
+    if (p.Get(name).IsUndefined()) return std::vector<float>(static_cast<size_t>(n), 0.0f);
+    std::vector<float> v = numbers<float>(name, n);
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (!(std::fabs(v[i]) <= float(eet::Limits::maxPenalty))) {
+        throw make_error(env, eet::ErrorCode::InvalidArg,
+                         std::string("Expected ") + name + "[" + std::to_string(i) + "] in [-" +
+                             std::to_string(eet::Limits::maxPenalty) + ", " + std::to_string(eet::Limits::maxPenalty) +
+                             "] but received " + std::to_string(v[i]));
+      }
+    }
+    return v;
   }
   // Reads a JS array of numbers (length n) as T.
   template <typename T>
@@ -357,6 +373,8 @@ void run_sample(OpCall& c) {
   a.top_k = c.temp_upload(c.numbers<int32_t>("topK", a.batch));
   a.top_p = c.temp_upload(c.numbers<float>("topP", a.batch));
   a.repetition_penalty = c.temp_upload(c.numbers<float>("repetitionPenalty", a.batch));
+  a.presence_penalty = c.temp_upload(c.penalties("presencePenalty", a.batch));
+  a.frequency_penalty = c.temp_upload(c.penalties("frequencyPenalty", a.batch));
   a.seed = c.temp_upload(c.numbers<uint64_t>("seed", a.batch));
   a.step = c.temp_upload(c.numbers<uint64_t>("step", a.batch));
   a.history = static_cast<const int32_t*>(c.tensor("history", DType::I32, 1, true));
@@ -366,7 +384,18 @@ void run_sample(OpCall& c) {
     auto len = c.numbers<int32_t>("historyLen", a.batch);
     c.check_ints("historyLen", len, 0, a.history_stride);
     c.check_ints("history", c.read_ints(a.history, a.batch * a.history_stride), 0, a.vocab - 1);
+    // historyStart: where each row's generated tokens begin (default 0: the whole history is generated)
+    std::vector<int32_t> start(static_cast<size_t>(a.batch), 0);
+    if (!c.p.Get("historyStart").IsUndefined()) start = c.numbers<int32_t>("historyStart", a.batch);
+    for (size_t b = 0; b < start.size(); ++b) {
+      if (start[b] < 0 || start[b] > len[b]) {
+        throw make_error(c.env, eet::ErrorCode::InvalidArg,
+                         "Expected historyStart[" + std::to_string(b) + "] in [0, " + std::to_string(len[b]) +
+                             "] (historyLen) but received " + std::to_string(start[b]));
+      }
+    }
     a.history_len = c.temp_upload(len);
+    a.history_start = c.temp_upload(start);
   }
   a.tokens_out = static_cast<int32_t*>(c.tensor("tokensOut", DType::I32, a.batch));
   a.logprob_out = static_cast<float*>(c.tensor("logprobOut", DType::F32, a.batch, true));

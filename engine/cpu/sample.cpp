@@ -28,16 +28,23 @@ RowResult sample_row(const SampleArgs& a, int64_t b) {
   std::vector<float> l(size_t(V), 0.0f);
   for (int64_t i = 0; i < V; ++i) l[size_t(i)] = float(load(a.dtype, a.logits, b * V + i));
 
-  // 1. repetition penalty, once per distinct id
+  // 1. penalties: the repetition penalty once per distinct id of the history, then frequency (times the id's count
+  // among the generated tokens) and presence, with the kernel's roundings
   if (a.history) {
-    const float pen = a.repetition_penalty[b];
+    const float pen = a.repetition_penalty[b], presence = a.presence_penalty[b], frequency = a.frequency_penalty[b];
     std::vector<bool> seen(size_t(V), false);
+    std::vector<int32_t> count(size_t(V), 0);
+    const int32_t* h = a.history + b * a.history_stride;
     for (int64_t j = 0; j < a.history_len[b]; ++j) {
-      const int32_t id = a.history[b * a.history_stride + j];
-      if (seen[size_t(id)]) continue;
-      seen[size_t(id)] = true;
-      const float x = l[size_t(id)];
-      l[size_t(id)] = x > 0.0f ? x / pen : x * pen;
+      seen[size_t(h[j])] = true;
+      if (j >= a.history_start[b]) count[size_t(h[j])]++;
+    }
+    for (int64_t i = 0; i < V; ++i) {
+      if (!seen[size_t(i)]) continue;
+      float x = l[size_t(i)];
+      x = x > 0.0f ? x / pen : x * pen;
+      if (const int32_t c = count[size_t(i)]; c > 0) x = std::fma(-frequency, float(c), x) - presence;
+      l[size_t(i)] = x;
     }
   }
 

@@ -8,10 +8,16 @@
 // and on abort ('abort': the engine cancels every unfinished sample at its next step boundary; what it generated
 // until then stays; stream() stops yielding at once). The call is complete when the engine has reported every
 // request done; an engine error fails the whole call.
-import type { AddonContext } from '../binding';
+import type { AddonContext, AddonEventBatch, AddonRawLogprobs, AddonRequestDone } from '../binding';
 import { AddonFinish } from '../binding';
 import type { FinishReason, ResolvedOptions } from './options';
 import { SequenceText, TokenDecoder } from './text';
+
+/** A token id with its log-probability under the model's raw distribution. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+}
 
 export interface StreamEvent {
   /** Which sample: prompt i, sample j at i × n + j (the prompt's index when n is 1; 0 for a single prompt). */
@@ -20,6 +26,10 @@ export interface StreamEvent {
   token: number;
   /** Text this token completed (may be '' while a UTF-8 character or a possible stop string is incomplete). */
   text: string;
+  /** With `topLogprobs`: the token's log-probability under the raw distribution (log-softmax of the logits). */
+  rawLogprob?: number;
+  /** With `topLogprobs`: the most likely tokens at this position, descending (ties: lower id first). */
+  topLogprobs?: TokenLogprob[];
   /** Set on the sample's last event (on abort the stream just ends: no further event). */
   finishReason?: FinishReason;
 }
@@ -33,12 +43,21 @@ export interface GenerateResult {
   logprobs: number[];
   /** With `logits: true`: each generated token's float32 logits (vocabSize). */
   logits?: Float32Array[];
+  /**
+   * With `topLogprobs`: each generated token's log-probability under the model's raw distribution (log-softmax of
+   * its logits: no temperature, no penalties), and the `topLogprobs` most likely tokens at each position.
+   */
+  rawLogprobs?: number[];
+  topLogprobs?: TokenLogprob[][];
   finishReason: FinishReason;
   /** cachedTokens: prompt tokens whose KV came from the prefix cache instead of being computed. */
   usage: { promptTokens: number; completionTokens: number; cachedTokens: number };
   timings: {
     /** Time loadModel took. */
     loadMs?: number;
+    /** How long the engine held the prompt's request before its first admission into the running batch (waiting
+     *  for a slot or KV blocks), measured by the engine; included in prefillMs. */
+    queueMs: number;
     /** From handing the prompt to the engine (after tokenizing) to its first generated token: queueing + prefill. */
     prefillMs: number;
     /** From the first generated token to the end of the sample. */
@@ -60,6 +79,8 @@ class Sample {
   readonly tokens: number[] = [];
   readonly logprobs: number[] = [];
   readonly logits: Float32Array[] = [];
+  readonly rawLogprobs: number[] = [];
+  readonly topLogprobs: TokenLogprob[][] = [];
   readonly text: SequenceText;
   finish: FinishReason | null = null;
   firstAt = 0;
@@ -79,6 +100,7 @@ export class Call {
   readonly #opts: ResolvedOptions;
   readonly #samples: Sample[];
   readonly #cached: number[];
+  readonly #queueMs: number[];
   readonly #callStart: number;
   readonly #loadMs: number | undefined;
   readonly #stopIds: Int32Array;
@@ -101,6 +123,7 @@ export class Call {
     this.#loadMs = loadMs;
     this.#samples = prompts.flatMap((p) => Array.from({ length: opts.n }, () => new Sample(p.decoder(), opts.stop)));
     this.#cached = prompts.map(() => 0);
+    this.#queueMs = prompts.map(() => 0);
   }
 
   get done(): boolean { return this.#started && this.#open === 0; }
@@ -122,8 +145,9 @@ export class Call {
     // All prompts at once: the engine queues them together, so they can be admitted in the same step.
     this.#native.submit(this.#prompts.map((p, i) => ({
       id: ids[i], prompt: p.ids, n: o.n, temperature: o.temperature, topK: o.topK, topP: o.topP,
-      repetitionPenalty: o.repetitionPenalty, seed: seedOf(o.seed, i * o.n), maxNewTokens: o.maxNewTokens,
-      stopIds: o.ignoreEos ? new Int32Array(0) : this.#stopIds, logits: o.logits,
+      repetitionPenalty: o.repetitionPenalty, presencePenalty: o.presencePenalty, frequencyPenalty: o.frequencyPenalty,
+      seed: seedOf(o.seed, i * o.n), maxNewTokens: o.maxNewTokens, stopIds: o.ignoreEos ? new Int32Array(0) : this.#stopIds,
+      logits: o.logits, ...(o.topLogprobs !== undefined ? { topLogprobs: o.topLogprobs } : {}),
     })));
     ids.forEach((id, i) => {
       register(id, i);
@@ -137,8 +161,9 @@ export class Call {
     }
   }
 
-  /** An engine token event for sample `index` of prompt `prompt`. */
-  onToken(prompt: number, index: number, token: number, logprob: number, finish: number, logits: Float32Array | undefined): void {
+  /** Event `i` of an engine batch: a token (or the end) of one sample of prompt `prompt`. */
+  onToken(prompt: number, b: AddonEventBatch, i: number): void {
+    const index = b.index[i], token = b.token[i], finish = b.finish[i];
     const s = this.#samples[prompt * this.#opts.n + index];
     if (!s || s.finish) return;  // ended here already (stop string, abort): the engine's late token is dropped
     if (token < 0) {
@@ -149,8 +174,15 @@ export class Call {
     }
     if (s.tokens.length === 0) s.firstAt = performance.now();
     s.tokens.push(token);
-    s.logprobs.push(logprob);
+    s.logprobs.push(b.logprob[i]);
+    const logits = b.logits?.[i];
     if (logits) s.logits.push(logits);
+    // Every token event of a request that asked carries them (b.raw is then present).
+    const raw = this.#opts.topLogprobs !== undefined && b.raw ? rawAt(b.raw, i) : undefined;
+    if (raw) {
+      s.rawLogprobs.push(raw.rawLogprob);
+      s.topLogprobs.push(raw.topLogprobs);
+    }
     const k = prompt * this.#opts.n + index;
     const engineEnd = ENGINE_FINISH[finish];
     let text: string;
@@ -168,12 +200,14 @@ export class Call {
       }
     }
     if (end) text += this.#end(s, end);
-    this.#push(end ? { index: k, token, text, finishReason: end } : { index: k, token, text });
+    this.#push({ index: k, token, text, ...raw, ...(end ? { finishReason: end } : {}) });
   }
 
   /** The engine is done with prompt `prompt`'s request (all its samples), or it failed. */
-  onDone(prompt: number, cachedTokens: number, error: Error | undefined): void {
+  onDone(prompt: number, done: AddonRequestDone): void {
+    const { cachedTokens, queueMs, error } = done;
     this.#cached[prompt] = cachedTokens;
+    this.#queueMs[prompt] = queueMs;
     this.#open--;
     if (error && !this.#error) {
       this.#error = error;
@@ -235,7 +269,7 @@ export class Call {
 
   /** A call that only computes these ids' KV (shared input of several prompts): one request, nothing sampled. */
   prefillOnly(ids: Int32Array): Call {
-    const o: ResolvedOptions = { ...this.#opts, n: 1, maxNewTokens: 0, stop: [], logits: false };
+    const o: ResolvedOptions = { ...this.#opts, n: 1, maxNewTokens: 0, stop: [], logits: false, topLogprobs: undefined };
     return new Call(this.#native, [{ ids, decoder: this.#prompts[0].decoder }], o, this.#stopIds, this.#callStart);
   }
 
@@ -270,6 +304,7 @@ export class Call {
       usage: { promptTokens: this.#prompts[prompt].ids.length, completionTokens: s.tokens.length, cachedTokens: this.#cached[prompt] },
       timings: {
         ...(this.#loadMs !== undefined ? { loadMs: this.#loadMs } : {}),
+        queueMs: this.#queueMs[prompt],
         prefillMs: got ? s.firstAt - this.#submitAt : 0,
         decodeMs,
         ttftMs: got ? s.firstAt - this.#callStart : 0,
@@ -277,8 +312,19 @@ export class Call {
       },
     };
     if (s.logits.length) r.logits = s.logits;
+    if (this.#opts.topLogprobs !== undefined) {
+      r.rawLogprobs = s.rawLogprobs;
+      r.topLogprobs = s.topLogprobs;
+    }
     return r;
   }
+}
+
+/** Event i's raw log-probabilities (its request asked for them). */
+function rawAt(raw: AddonRawLogprobs, i: number): { rawLogprob: number; topLogprobs: TokenLogprob[] } {
+  const topLogprobs: TokenLogprob[] = [];
+  for (let k = raw.topOffset[i]; k < raw.topOffset[i + 1]; k++) topLogprobs.push({ token: raw.topIds[k], logprob: raw.topLogprob[k] });
+  return { rawLogprob: raw.logprob[i], topLogprobs };
 }
 
 function seedOf(seed: bigint, k: number): bigint {

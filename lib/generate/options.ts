@@ -17,8 +17,15 @@ export interface GenerateOptions {
   topK?: number;
   /** Nucleus sampling: the smallest set of tokens whose probability reaches p; 1 = off (default). */
   topP?: number;
-  /** > 1 discourages tokens already in the sequence; 1 = off (default). */
+  /** > 1 discourages tokens already in the sequence, prompt included (logit / p, or × p when negative); 1 = off (default). */
   repetitionPenalty?: number;
+  /**
+   * OpenAI's presence_penalty, in [-2, 2]: subtracted from the logit of every token generated so far (not the
+   * prompt's); > 0 favours new tokens. 0 = off (default). Applied with the other penalties, before temperature.
+   */
+  presencePenalty?: number;
+  /** OpenAI's frequency_penalty, in [-2, 2]: subtracted once per time a token was generated so far. 0 = off (default). */
+  frequencyPenalty?: number;
   /** Sampling seed (integer 0..2^64-1, number or bigint); sample k (= i × n + j) uses seed + k. Default: random. */
   seed?: number | bigint;
   /** Generation ends when the text contains one of these; the text is cut before it (finishReason 'stop'). */
@@ -30,6 +37,12 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Return, for each generated token, the float32 logits it was sampled from (result.logits). */
   logits?: boolean;
+  /**
+   * OpenAI's logprobs / top_logprobs, integer 0–20: report each generated token's log-probability under the model's
+   * raw distribution (log-softmax of its logits: no temperature, no penalties) and this many most likely tokens
+   * with theirs (result.rawLogprobs / result.topLogprobs, stream events' rawLogprob / topLogprobs). Absent = off.
+   */
+  topLogprobs?: number;
   /** Do not end on the model's end-of-generation ids (EOS): benchmarks that need every sequence to run its length. */
   ignoreEos?: boolean;
 }
@@ -51,10 +64,14 @@ export interface ResolvedOptions {
   topK: number;
   topP: number;
   repetitionPenalty: number;
+  presencePenalty: number;
+  frequencyPenalty: number;
   seed: bigint;
   stop: string[];
   signal: AbortSignal | undefined;
   logits: boolean;
+  /** undefined: off. */
+  topLogprobs: number | undefined;
   ignoreEos: boolean;
 }
 
@@ -77,6 +94,9 @@ export function resolveGenerateOptions(options: unknown, vocabSize: number, maxN
     if (!is.number(o.repetitionPenalty) || !(o.repetitionPenalty > 0)) throw invalid('repetitionPenalty', 'number greater than 0', o.repetitionPenalty);
     repetitionPenalty = o.repetitionPenalty;
   }
+  const maxPenalty = limits().maxPenalty;
+  const presencePenalty = o.presencePenalty === undefined ? 0 : numberIn('presencePenalty', o.presencePenalty, -maxPenalty, maxPenalty);
+  const frequencyPenalty = o.frequencyPenalty === undefined ? 0 : numberIn('frequencyPenalty', o.frequencyPenalty, -maxPenalty, maxPenalty);
   let seed: bigint;
   if (o.seed === undefined) seed = randomBytes(8).readBigUInt64LE(0);
   else if (typeof o.seed === 'bigint' && o.seed >= 0n && o.seed < U64) seed = o.seed;
@@ -94,9 +114,13 @@ export function resolveGenerateOptions(options: unknown, vocabSize: number, maxN
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'AbortSignal', signal);
   const logits = o.logits === undefined ? false : o.logits;
   if (typeof logits !== 'boolean') throw invalid('logits', 'boolean', logits);
+  const topLogprobs = o.topLogprobs === undefined ? undefined : integerIn('topLogprobs', o.topLogprobs, 0, limits().maxTopLogprobs);
   const ignoreEos = o.ignoreEos === undefined ? false : o.ignoreEos;
   if (typeof ignoreEos !== 'boolean') throw invalid('ignoreEos', 'boolean', ignoreEos);
-  return { maxNewTokens, n, nGiven: o.n !== undefined, temperature, topK, topP, repetitionPenalty, seed, stop, signal, logits, ignoreEos };
+  return {
+    maxNewTokens, n, nGiven: o.n !== undefined, temperature, topK, topP, repetitionPenalty, presencePenalty, frequencyPenalty, seed, stop,
+    signal, logits, topLogprobs, ignoreEos,
+  };
 }
 
 /** The seed of sample `index` (prompt i, sample j: index i × n + j). */

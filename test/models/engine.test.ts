@@ -323,6 +323,35 @@ describe('llama engine (tiny random model)', () => {
       [s0, s1, s2].forEach((s) => model.endSequence(s));
     });
 
+    test('presence and frequency penalties count each slot\'s whole context (a low-level sequence has no prompt)', async () => {
+      const [s0, s1] = [model.startSequence(8n), model.startSequence(9n)];
+      const slots = [s1, s0];
+      const ctx = [SEQ_B.slice(), SEQ_C.slice()];
+      const pen = [{ presence: 0.7, frequency: 1.5 }, { presence: -0.5, frequency: 2 }];
+      let req = {
+        ...request(slots, ctx, 'last'),
+        presencePenalty: Float32Array.from(pen.map((p) => p.presence)),
+        frequencyPenalty: Float32Array.from(pen.map((p) => p.frequency)),
+      };
+      let moved = 0;
+      for (let step = 0; step < 3; step++) {
+        const r = await model.step(req);
+        for (let i = 0; i < 2; i++) {
+          const raw = row(r.logits!, i, cfg.vocabSize);
+          const l = Float64Array.from(raw);
+          const count = new Map<number, number>();
+          for (const id of ctx[i]) count.set(id, (count.get(id) ?? 0) + 1);
+          for (const [id, c] of count) l[id] -= pen[i].frequency * c + pen[i].presence;
+          expect(r.tokens[i]).toBe(argmax(l));
+          if (r.tokens[i] !== argmax(Float64Array.from(raw))) moved++;
+          ctx[i].push(r.tokens[i]);
+        }
+        req = { ...req, tokens: Int32Array.from(r.tokens), counts: Int32Array.of(1, 1) };
+      }
+      expect(moved).toBeGreaterThan(0); // the penalties did decide some tokens
+      [s0, s1].forEach((s) => model.endSequence(s));
+    });
+
     test('a sequence can fill maxContext exactly, and not one token more', async () => {
       const slot = model.startSequence(4n);
       await model.step(request([slot], [SEQ_A], 'none'));
@@ -491,6 +520,11 @@ describe('llama engine errors (cpu)', () => {
     await expectCode(model.step(request([a], [[...SEQ_A, ...SEQ_B]])), 'ERR_INVALID_ARG', /maxStepTokens/);
     await expectCode(model.step({ ...request([a], [[1, 2]]), counts: Int32Array.of(1) }), 'ERR_INVALID_ARG', /sum of counts/);
     await expectCode(model.step({ ...request([a], [[1]]), temperature: Float32Array.of(-1) }), 'ERR_INVALID_ARG', /temperature\[0\]/);
+    await expectCode(model.step({ ...request([a], [[1]]), presencePenalty: Float32Array.of(2.5) }), 'ERR_INVALID_ARG',
+      /Expected a number in \[-2, 2\] for presencePenalty\[0\] but received 2\.5/);
+    await expectCode(model.step({ ...request([a], [[1]]), frequencyPenalty: Float32Array.of(NaN) }), 'ERR_INVALID_ARG', /frequencyPenalty\[0\]/);
+    await expectCode(model.step({ ...request([a], [[1]]), frequencyPenalty: Float32Array.of(0, 0) }), 'ERR_INVALID_ARG',
+      /Expected 1 values \(one per slot\) for frequencyPenalty but received 2/);
     await expectCode(model.step({ ...request([a], [[1]]), slots: [a] as unknown as Int32Array }), 'ERR_INVALID_ARG', /Int32Array for slots/);
     // The failed steps left the sequence untouched: it still starts at position 0.
     const r = await model.step(request([a], [SEQ_B], 'last'));

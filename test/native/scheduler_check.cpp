@@ -4,6 +4,7 @@
 // it ran, which is what the scheduler must preserve. Built and run by test/unit/scheduler.test.ts.
 // Prints one line per failed check and "OK (0 failures)" at the end.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -250,6 +251,32 @@ void failures_and_cancel() {
   CHECK(ev2.done.size() == 1 && h.sched.idle() && h.sched.queued_requests() == 0, "a waiting request cancelled is done");
 }
 
+// Queue time: from GenerateRequest::submitted to the first admission, or to the end for a request never admitted.
+// Submission times set in the past make the bounds hold by construction (no sleeping, no timing assumptions).
+void queue_time() {
+  Harness h(16, {1, 64, 512, 64});
+  const Clock::time_point now = Clock::now();
+  GenerateRequest a = request(1, ids(10), 3), b = request(2, ids(10), 3), c = request(3, ids(10), 3);
+  a.submitted = now - std::chrono::seconds(5);
+  b.submitted = now - std::chrono::seconds(20);
+  c.submitted = now - std::chrono::seconds(60);
+  h.sched.add(a);
+  h.sched.add(b);  // waits for a's slot (maxBatch 1)
+  h.sched.add(request(4, ids(10), 3));  // submitted unset: add() stamps it
+  h.sched.add(c);
+  h.step();
+  StepEvents ev;
+  h.sched.cancel(3, -1, ev);  // never admitted
+  CHECK(ev.done.size() == 1 && ev.done[0].queue_ms >= 60000.0, "a request cancelled in the queue reports its wait (%f)",
+        ev.done.empty() ? -1.0 : ev.done[0].queue_ms);
+  h.run();
+  CHECK(h.done.count(1) && h.done.count(2) && h.done.count(4), "all end");
+  CHECK(h.done[1].queue_ms >= 5000.0 && h.done[1].queue_ms < h.done[2].queue_ms,
+        "submission to admission: %f, then %f for the one submitted earlier", h.done[1].queue_ms, h.done[2].queue_ms);
+  CHECK(h.done[4].queue_ms >= 0.0 && h.done[4].queue_ms < h.done[2].queue_ms,
+        "stamped at add(), after the others: %f, less than %f", h.done[4].queue_ms, h.done[2].queue_ms);
+}
+
 }  // namespace
 
 int main() {
@@ -259,6 +286,7 @@ int main() {
   forks();
   preemption();
   failures_and_cancel();
+  queue_time();
   std::printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
 }

@@ -1,13 +1,17 @@
 // sample op: emu (and cuda when present) vs the cpu reference; token ids must match exactly, log-probabilities by
 // the f32 rule. Each call mixes rows with different settings (greedy next to sampled, top-k/top-p on and off,
-// repetition penalty with duplicated history ids), so every branch of cuda/sample.cu runs in one launch:
+// repetition / presence / frequency penalties on and off with duplicated history ids, the generated part of the
+// history starting at 0, in the middle or at its end), so every branch of cuda/sample.cu runs in one launch:
 //   - rows x vocab x dtype: vocab 1, 2, 33, 512, 32000 (256- and 512-thread blocks), 151936 with two rows;
+//   - penalties: each of the three alone, together, negative, at the range ends, on a tied grid (equal penalised
+//     values must break ties the same way), for vocab 33, 5000 (two prepare chunks) and 151936;
 //   - the settings sweep: temperature {0, 0.7, 1.5} x top_k {0, 1, 40, vocab} x top_p {1, 0.9, 0.5, 0.01}, one
 //     row each;
 //   - ties: logits on a coarse grid, so argmax and the top-k / top-p boundaries fall on repeated values;
 //   - seeds: 32 rows with the same logits and different (seed, step), including a seed above 2^53.
-// Plus two checks of the cpu reference alone (in-process): different seeds give different tokens, and the draw
-// follows the softmax distribution (frequencies over 4000 seeds within 5 sigma).
+// Plus checks of the cpu reference alone (in-process): different seeds give different tokens, the draw follows
+// the softmax distribution (frequencies over 4000 seeds within 5 sigma), and the penalties are the formula of
+// ops.h computed here in JS (greedy token and log-probability).
 import { FloatDType, OpCase, SHORT, opSuite } from './harness';
 import { normal, randInt } from '../util/random';
 import { binding } from '../../lib/binding';
@@ -19,19 +23,23 @@ interface Row {
   topK: number;
   topP: number;
   penalty: number;
+  /** Presence and frequency penalties (absent = 0). */
+  presence?: number;
+  frequency?: number;
   seed: number | bigint;
   step: number;
 }
 
-// Per-row settings cycled through by the mixed-batch cases: greedy, filtered, unfiltered, penalised.
+// Per-row settings cycled through by the mixed-batch cases: greedy, filtered, unfiltered, penalised (repetition
+// alone, presence or frequency alone, both with and without repetition, negative ones).
 const MIX: Array<Omit<Row, 'seed' | 'step'>> = [
-  { temperature: 0, topK: 0, topP: 1, penalty: 1.3 },
+  { temperature: 0, topK: 0, topP: 1, penalty: 1.3, presence: 0.5 },
   { temperature: 0.7, topK: 40, topP: 0.9, penalty: 1.3 },
-  { temperature: 1.5, topK: 0, topP: 1, penalty: 1 },
-  { temperature: 1, topK: 0, topP: 0.5, penalty: 1.3 },
+  { temperature: 1.5, topK: 0, topP: 1, penalty: 1, frequency: 0.7 },
+  { temperature: 1, topK: 0, topP: 0.5, penalty: 1.3, presence: -1.5, frequency: 1.2 },
   { temperature: 0.7, topK: 1, topP: 0.01, penalty: 1 },
-  { temperature: 1.5, topK: 40, topP: 1, penalty: 1.3 },
-  { temperature: 0, topK: 40, topP: 0.9, penalty: 1 },
+  { temperature: 1.5, topK: 40, topP: 1, penalty: 1.3, frequency: -0.4 },
+  { temperature: 0, topK: 40, topP: 0.9, penalty: 1, presence: 2, frequency: 2 },
 ];
 
 interface CaseSpec {
@@ -42,8 +50,13 @@ interface CaseSpec {
   logits: () => Float32Array;
   /** History length per row (ids drawn with duplicates); no history tensor when absent. */
   historyLens?: number[];
+  /** Where each row's generated tokens begin in its history; default: a third of the way, rounded down. */
+  historyStarts?: number[];
   logprob: boolean;
   seed: number;
+  /** Added to the logit of every id in a row's history: penalised ids then compete for the top, so a wrong count
+   *  changes tokens rather than hiding in the tail of the distribution. */
+  boostHistory?: number;
 }
 
 function sampleCase(s: CaseSpec): OpCase {
@@ -55,6 +68,8 @@ function sampleCase(s: CaseSpec): OpCase {
     topK: s.rows.map((r) => r.topK),
     topP: s.rows.map((r) => r.topP),
     repetitionPenalty: s.rows.map((r) => r.penalty),
+    presencePenalty: s.rows.map((r) => r.presence ?? 0),
+    frequencyPenalty: s.rows.map((r) => r.frequency ?? 0),
     seed: s.rows.map((r) => r.seed),
     step: s.rows.map((r) => r.step),
   };
@@ -62,6 +77,7 @@ function sampleCase(s: CaseSpec): OpCase {
   if (s.historyLens) {
     params.historyStride = stride;
     params.historyLen = s.historyLens;
+    params.historyStart = s.historyStarts ?? s.historyLens.map((n) => Math.floor(n / 3));
   }
   const outputs: OpCase['outputs'] = { tokensOut: { numel: batch, dtype: 'int32' } };
   if (s.logprob) outputs.logprobOut = { numel: batch, dtype: 'float32' };
@@ -71,12 +87,20 @@ function sampleCase(s: CaseSpec): OpCase {
     dtype: s.dtype,
     params,
     inputs: () => {
-      const inputs: Record<string, Float32Array | Int32Array> = { logits: s.logits() };
+      const logits = s.logits();
+      const inputs: Record<string, Float32Array | Int32Array> = { logits };
       if (s.historyLens) {
         // ids from a small range so that they repeat; the tail of each row past its length is valid ids too
-        inputs.history = randInt(batch * stride, s.seed + 7, 0, Math.max(1, Math.min(s.vocab, 24)));
+        const history = randInt(batch * stride, s.seed + 7, 0, Math.max(1, Math.min(s.vocab, 24)));
         const spread = randInt(batch * stride, s.seed + 8, 0, s.vocab);
-        for (let i = 0; i < inputs.history.length; i += 3) inputs.history[i] = spread[i];
+        for (let i = 0; i < history.length; i += 3) history[i] = spread[i];
+        inputs.history = history;
+        if (s.boostHistory) {
+          for (let b = 0; b < batch; b++) {
+            const ids = new Set(history.subarray(b * stride, (b + 1) * stride));
+            for (const id of ids) logits[b * s.vocab + id] += s.boostHistory;
+          }
+        }
       }
       return inputs;
     },
@@ -181,6 +205,88 @@ DTYPES.forEach((dtype, di) => {
   });
 });
 
+// penalties: every combination of repetition / presence / frequency on and off (and a row with a history but no
+// penalty), each greedy and sampled, the generated part of the history starting at 0, in the middle or at its end
+const PENALTIES: Array<Pick<Row, 'penalty' | 'presence' | 'frequency'>> = [
+  { penalty: 1, presence: 0, frequency: 0 },
+  { penalty: 1.3, presence: 0, frequency: 0 },
+  { penalty: 1, presence: 1.5, frequency: 0 },
+  { penalty: 1, presence: 0, frequency: 1.5 },
+  { penalty: 1, presence: -2, frequency: 0.25 },
+  { penalty: 0.8, presence: 0.5, frequency: -1 },
+  { penalty: 1.3, presence: 2, frequency: 2 },
+  { penalty: 1, presence: -2, frequency: -2 },
+];
+const penaltyRows = (sampled: boolean[]): Row[] =>
+  sampled.flatMap((t, si) => PENALTIES.map((p, i) => ({ temperature: t ? 1 : 0, topK: 0, topP: t && i % 2 ? 0.9 : 1, ...p, seed: 40 + i, step: si })));
+const startsOf = (lens: number[]): number[] => lens.map((n, i) => [0, Math.floor(n / 2), n][i % 3]);
+[33, 5000].forEach((vocab, vi) => {
+  DTYPES.forEach((dtype, di) => {
+    const seed = 600 + 10 * vi + di;
+    const rows = penaltyRows([false, true]);
+    const lens = rows.map((_, i) => 30 + ((i * 7) % 25));
+    cases.push(
+      sampleCase({
+        name: `sample(dtype=${SHORT[dtype]}, batch=${rows.length}, vocab=${vocab}, penalties, history ids boosted)`,
+        dtype,
+        vocab,
+        rows,
+        logits: () => normal(rows.length * vocab, seed, 1.5),
+        historyLens: lens,
+        historyStarts: startsOf(lens),
+        boostHistory: 3,
+        logprob: true,
+        seed,
+      }),
+    );
+  });
+});
+// the largest vocabulary (38 prepare chunks): penalised ids anywhere in the row
+{
+  const vocab = 151936;
+  const rows = penaltyRows([false]).filter((_, i) => i % 2 === 0);
+  const lens = rows.map((_, i) => 60 + i);
+  cases.push(
+    sampleCase({
+      name: `sample(dtype=f32, batch=${rows.length}, vocab=${vocab}, penalties, history ids boosted)`,
+      dtype: 'float32',
+      vocab,
+      rows,
+      logits: () => normal(rows.length * vocab, 650, 2),
+      historyLens: lens,
+      historyStarts: startsOf(lens),
+      boostHistory: 4,
+      logprob: true,
+      seed: 650,
+    }),
+  );
+}
+// ties after the penalties: logits on a grid of 0.5 and penalties in multiples of 0.25, so penalised values land on
+// values other ids hold and argmax / top-k / top-p decide between exactly equal floats
+DTYPES.forEach((dtype, di) => {
+  const vocab = 512;
+  const seed = 660 + di;
+  const rows: Row[] = [0, 0.8, 1.5].flatMap((temperature, ti) =>
+    [0, 1, 3, 40].map((topK, ki) => ({
+      temperature, topK, topP: ki % 2 ? 0.75 : 1, penalty: ki === 3 ? 2 : 1, presence: 0.25 * (ki - 1), frequency: 0.5, seed: 70 + 4 * ti + ki, step: ti,
+    })));
+  const lens = rows.map((_, i) => 20 + i);
+  cases.push(
+    sampleCase({
+      name: `sample(dtype=${SHORT[dtype]}, batch=${rows.length}, vocab=${vocab}, penalties on tied logits)`,
+      dtype,
+      vocab,
+      rows,
+      logits: () => normal(rows.length * vocab, seed, 1.5).map((v) => Math.round(v * 2) / 2 + 0.25),
+      historyLens: lens,
+      historyStarts: startsOf(lens),
+      boostHistory: 2,
+      logprob: true,
+      seed,
+    }),
+  );
+});
+
 // seeds: the same logits on every row, different (seed, step)
 const SEED_ROWS = 32;
 const seedRows = (vocab: number): Row[] =>
@@ -216,11 +322,19 @@ DTYPES.forEach((dtype, di) => {
 opSuite('sample', cases);
 
 // ---- the cpu reference alone ----------------------------------------------------------------------------------
-function cpuSample(vocab: number, logits: Float32Array, rows: Row[]): Int32Array {
+/** Each row's history: its ids (prompt then generated) and where the generated ones begin. */
+interface History { ids: number[]; start: number }
+
+function cpuSample(vocab: number, logits: Float32Array, rows: Row[], history?: History[]): { tokens: Int32Array; logprobs: Float32Array } {
   const b = binding();
   const batch = rows.length;
   const tLogits = new b.AddonTensor('cpu', 0, logits.length, logits);
   const tOut = new b.AddonTensor('cpu', 3, batch, null);
+  const tLogprob = new b.AddonTensor('cpu', 0, batch, null);
+  const stride = history ? Math.max(1, ...history.map((h) => h.ids.length)) : 0;
+  const hist = new Int32Array(batch * stride);
+  history?.forEach((h, i) => hist.set(h.ids, i * stride));
+  const tHistory = history ? new b.AddonTensor('cpu', 3, hist.length, hist) : null;
   try {
     b.runOpSync('sample', 'cpu', {
       dtype: 0,
@@ -228,24 +342,46 @@ function cpuSample(vocab: number, logits: Float32Array, rows: Row[]): Int32Array
       vocab,
       logits: tLogits,
       tokensOut: tOut,
+      logprobOut: tLogprob,
       temperature: rows.map((r) => r.temperature),
       topK: rows.map((r) => r.topK),
       topP: rows.map((r) => r.topP),
       repetitionPenalty: rows.map((r) => r.penalty),
+      presencePenalty: rows.map((r) => r.presence ?? 0),
+      frequencyPenalty: rows.map((r) => r.frequency ?? 0),
       seed: rows.map((r) => r.seed),
       step: rows.map((r) => r.step),
+      ...(history
+        ? { history: tHistory, historyStride: stride, historyLen: history.map((h) => h.ids.length), historyStart: history.map((h) => h.start) }
+        : {}),
     });
-    return tOut.readSync() as Int32Array;
+    return { tokens: tOut.readSync() as Int32Array, logprobs: tLogprob.readSync() as Float32Array };
   } finally {
     tLogits.dispose();
     tOut.dispose();
+    tLogprob.dispose();
+    tHistory?.dispose();
   }
+}
+
+/** ops.h step 1 in fp64: repetition over the whole history, frequency and presence over its generated part. */
+function penalised(l: ArrayLike<number>, r: Row, h: History): number[] {
+  const out = Array.from(l);
+  const count = new Map<number, number>();
+  h.ids.slice(h.start).forEach((id) => count.set(id, (count.get(id) ?? 0) + 1));
+  for (const id of new Set(h.ids)) {
+    let v = out[id] > 0 ? out[id] / r.penalty : out[id] * r.penalty;
+    const c = count.get(id) ?? 0;
+    if (c > 0) v -= (r.frequency ?? 0) * c + (r.presence ?? 0);
+    out[id] = v;
+  }
+  return out;
 }
 
 describe('sample (cpu reference)', () => {
   test('different seeds and steps give different tokens', () => {
     const vocab = 512;
-    const tokens = cpuSample(vocab, repeatRow(vocab, 700)(), seedRows(vocab).map((r) => ({ ...r, topK: 0, topP: 1 })));
+    const { tokens } = cpuSample(vocab, repeatRow(vocab, 700)(), seedRows(vocab).map((r) => ({ ...r, topK: 0, topP: 1 })));
     expect(new Set(tokens).size).toBeGreaterThanOrEqual(SEED_ROWS / 2);
   });
 
@@ -261,11 +397,64 @@ describe('sample (cpu reference)', () => {
       const kept = l.map((v) => (topK === 0 || v >= [...l].sort((a, b) => b - a)[topK - 1] ? Math.exp(v / 0.8) : 0));
       const z = kept.reduce((a, b) => a + b, 0);
       const counts = new Array(vocab).fill(0);
-      for (const t of cpuSample(vocab, logits, rows(topK))) counts[t]++;
+      for (const t of cpuSample(vocab, logits, rows(topK)).tokens) counts[t]++;
       kept.forEach((e, i) => {
         const p = e / z;
         expect(Math.abs(counts[i] - n * p)).toBeLessThanOrEqual(5 * Math.sqrt(n * p * (1 - p)) + 1e-9);
       });
     }
   });
+
+  test('presence and frequency count only the generated part of the history; repetition counts all of it', () => {
+    // logits [1, 2, 3, 0.5]; prompt [2], generated [2, 1]: id 2 occurs twice (once generated), id 1 once
+    const l = Float32Array.of(1, 2, 3, 0.5);
+    const greedy = (p: Partial<Row>): Row => ({ temperature: 0, topK: 0, topP: 1, penalty: 1, seed: 1, step: 0, ...p });
+    const cases: Array<[Partial<Row>, History, number]> = [
+      [{}, { ids: [2, 2, 1], start: 1 }, 2],
+      [{ frequency: 1, presence: 0.6 }, { ids: [2, 2, 1], start: 1 }, 2], // 3 - 1 - 0.6 = 1.4 > 1
+      [{ frequency: 2, presence: 0.6 }, { ids: [2, 2, 1], start: 1 }, 0], // 3 - 2 - 0.6 = 0.4 < 1
+      [{ frequency: 1 }, { ids: [2, 2, 2], start: 0 }, 1], // 3 - 3 = 0: the count is 3
+      [{ frequency: 2, presence: 2 }, { ids: [2, 1, 1], start: 1 }, 2], // id 2 only in the prompt: untouched
+      [{ frequency: 2, presence: 2 }, { ids: [2, 1, 1], start: 3 }, 2], // nothing generated yet
+      [{ penalty: 4 }, { ids: [2, 1, 1], start: 3 }, 0], // repetition sees the prompt: 3 / 4, 2 / 4 < 1
+      [{ presence: -2 }, { ids: [3], start: 0 }, 2], // negative encourages: 0.5 + 2 = 2.5, still below 3
+      [{ presence: -2, frequency: -0.6 }, { ids: [3], start: 0 }, 3], // 0.5 + 0.6 + 2 = 3.1 > 3
+    ];
+    for (const [p, h, want] of cases) {
+      expect({ p, h, token: cpuSample(4, l, [greedy(p)], [h]).tokens[0] }).toEqual({ p, h, token: want });
+    }
+  });
+
+  test('penalised greedy tokens and log-probabilities match the formula computed in JS', () => {
+    const vocab = 300, batch = PENALTIES.length * 3;
+    const logits = normal(batch * vocab, 41, 1.5);
+    const rows = PENALTIES.flatMap((p, i) => [0, 1, 2].map((k) => ({ temperature: 0, topK: 0, topP: 1, ...p, seed: i, step: k })));
+    const history: History[] = rows.map((_, b) => {
+      const ids = Array.from(randInt(40, 50 + b, 0, 12)); // a dozen ids, repeated
+      for (const id of new Set(ids)) logits[b * vocab + id] += 2.5; // make them contenders
+      return { ids, start: [0, 17, 40][b % 3] };
+    });
+    const got = cpuSample(vocab, logits, rows, history);
+    let changed = 0;
+    rows.forEach((r, b) => {
+      const raw = logits.subarray(b * vocab, (b + 1) * vocab);
+      const l = penalised(raw, r, history[b]);
+      const best = l.indexOf(Math.max(...l));
+      const mx = l[best];
+      const lse = mx + Math.log(l.reduce((a, v) => a + Math.exp(v - mx), 0));
+      expect(got.tokens[b]).toBe(best);
+      expect(Math.abs(got.logprobs[b] - (l[best] - lse))).toBeLessThan(1e-4);
+      if (best !== raw.indexOf(Math.max(...raw))) changed++;
+    });
+    expect(changed).toBeGreaterThan(rows.length / 4); // the penalties did move tokens
+  });
+
+  test('the op runner range-checks the new per-row values before the kernel sees them', () => {
+    const l = Float32Array.of(1, 2, 3, 0.5);
+    const row: Row = { temperature: 0, topK: 0, topP: 1, penalty: 1, seed: 1, step: 0 };
+    expect(() => cpuSample(4, l, [{ ...row, presence: 2.5 }], [{ ids: [1], start: 0 }])).toThrow('Expected presencePenalty[0] in [-2, 2] but received 2.5');
+    expect(() => cpuSample(4, l, [{ ...row, frequency: NaN }], [{ ids: [1], start: 0 }])).toThrow(/Expected frequencyPenalty\[0\] in \[-2, 2\]/);
+    expect(() => cpuSample(4, l, [row], [{ ids: [1, 2], start: 3 }])).toThrow('Expected historyStart[0] in [0, 2] (historyLen) but received 3');
+  });
 });
+

@@ -126,7 +126,7 @@ describe('grid', () => {
 describe('cell times from generate() results', () => {
   const result = (ttftMs: number, decodeMs: number): GenerateResult => ({
     text: '', tokens: [], logprobs: [], finishReason: 'length', usage: { promptTokens: 0, completionTokens: 0, cachedTokens: 0 },
-    timings: { prefillMs: ttftMs, decodeMs, ttftMs, tokensPerSecond: 0 },
+    timings: { queueMs: 0, prefillMs: ttftMs, decodeMs, ttftMs, tokensPerSecond: 0 },
   });
 
   test('TTFT waits for the last first token; decode runs from there to the last token', () => {
