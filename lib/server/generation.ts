@@ -4,7 +4,7 @@
 // A client that goes away aborts its call: the engine cancels its sequences at the next step boundary.
 import { randomBytes } from 'crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { GenerateResult, StreamEvent } from '../generate/call';
+import type { GenerateResult, TokenLogprob } from '../generate/call';
 import type { FinishReason, SamplesOptions } from '../generate/options';
 import type { ChatMessage, Model } from '../model';
 import { badRequest, toHttpError } from './errors';
@@ -59,7 +59,7 @@ function seedOf(v: unknown): bigint | undefined {
 function options(b: Body, model: Model, chat: boolean, signal: AbortSignal): SamplesOptions {
   const topK = typeof b.top_k === 'number' && b.top_k > 0 ? b.top_k : 0;
   const maxTokens = (chat ? (b.max_completion_tokens ?? b.max_tokens) : b.max_tokens) as number | null | undefined;
-  const o: SamplesOptions & Record<string, unknown> = {
+  const o: SamplesOptions = {
     n: typeof b.n === 'number' ? b.n : 1,
     // completions: OpenAI's default of 16 tokens; chat: until the context is full or the model stops.
     maxNewTokens: typeof maxTokens === 'number' ? maxTokens : chat ? model.config.maxContext : 16,
@@ -126,7 +126,7 @@ export function jobOf(b: Body, model: Model, chat: boolean, signal: AbortSignal)
   const so = b.stream_options as { include_usage?: boolean } | null | undefined;
   const echo = !chat && b.echo === true ? ps.map((t) => model.tokenizer.decode(t)) : null;
   const opts = options(b, model, chat, signal);
-  if (logprobs !== null) (opts as unknown as Record<string, unknown>).topLogprobs = logprobs;
+  if (logprobs !== null) opts.topLogprobs = logprobs;
   return { chat, prompts: ps, options: opts, logprobs, stream: b.stream === true, includeUsage: so?.include_usage === true, echo };
 }
 
@@ -135,31 +135,31 @@ function tokenText(model: Model, token: number, prev: number | undefined): strin
   return model.tokenizer.decode([token], prev);
 }
 
-interface TopLogprob { token: number; logprob: number }
-type WithLogprobs = { rawLogprobs?: number[]; topLogprobs?: TopLogprob[][] };
-
-function chatLogprobs(model: Model, tokens: number[], raw: number[], top: TopLogprob[][]): unknown {
+/** OpenAI's chat logprobs of tokens (prev: the token before the first, for its text). */
+function chatLogprobs(model: Model, tokens: number[], raw: number[], top: TokenLogprob[][], prev?: number): unknown {
   const entry = (t: number, lp: number, prev: number | undefined): { token: string; logprob: number; bytes: number[] } => {
     const s = tokenText(model, t, prev);
     return { token: s, logprob: lp, bytes: Array.from(Buffer.from(s, 'utf8')) };
   };
   return {
     content: tokens.map((t, k) => ({
-      ...entry(t, raw[k], tokens[k - 1]),
-      top_logprobs: (top[k] ?? []).map((x) => entry(x.token, x.logprob, tokens[k - 1])),
+      ...entry(t, raw[k], k ? tokens[k - 1] : prev),
+      top_logprobs: (top[k] ?? []).map((x) => entry(x.token, x.logprob, k ? tokens[k - 1] : prev)),
     })),
   };
 }
 
-function completionLogprobs(model: Model, tokens: number[], raw: number[], top: TopLogprob[][], offset: number): unknown {
-  const texts = tokens.map((t, k) => tokenText(model, t, tokens[k - 1]));
+/** The completions API's logprobs (offset: where the first token's text starts in the choice's text). */
+function completionLogprobs(model: Model, tokens: number[], raw: number[], top: TokenLogprob[][], offset: number, prev?: number): unknown {
+  const before = (k: number): number | undefined => (k ? tokens[k - 1] : prev);
+  const texts = tokens.map((t, k) => tokenText(model, t, before(k)));
   const offsets: number[] = [];
   let at = offset;
   for (const s of texts) { offsets.push(at); at += s.length; }
   return {
     tokens: texts,
     token_logprobs: raw,
-    top_logprobs: tokens.map((_, k) => Object.fromEntries((top[k] ?? []).map((x) => [tokenText(model, x.token, tokens[k - 1]), x.logprob]))),
+    top_logprobs: tokens.map((_, k) => Object.fromEntries((top[k] ?? []).map((x) => [tokenText(model, x.token, before(k)), x.logprob]))),
     text_offset: offsets,
   };
 }
@@ -176,8 +176,7 @@ function observe(metrics: ServerMetrics, r: GenerateResult, arrived: number): vo
   const t = r.timings;
   if (r.tokens.length) metrics.ttft.observe(t.ttftMs / 1e3);
   metrics.e2e.observe((performance.now() - arrived) / 1e3);
-  const q = (t as { queueMs?: number }).queueMs;
-  if (typeof q === 'number') metrics.queue.observe(q / 1e3);
+  metrics.queue.observe(t.queueMs / 1e3);
   metrics.finished.inc({ finished_reason: r.finishReason });
 }
 
@@ -194,10 +193,9 @@ async function respond(job: Job, deps: GenerationDeps, model: Model, reply: Fast
   }
   if (results.some((r) => r.finishReason === 'abort') && reply.raw.destroyed) return reply; // the client left
   const choices = results.map((r, k) => {
-    const lp = r as GenerateResult & WithLogprobs;
     const logprobs = job.logprobs === null ? null : job.chat
-      ? chatLogprobs(model, r.tokens, lp.rawLogprobs ?? [], lp.topLogprobs ?? [])
-      : completionLogprobs(model, r.tokens, lp.rawLogprobs ?? [], lp.topLogprobs ?? [], job.echo?.[Math.floor(k / job.options.n)].length ?? 0);
+      ? chatLogprobs(model, r.tokens, r.rawLogprobs ?? [], r.topLogprobs ?? [])
+      : completionLogprobs(model, r.tokens, r.rawLogprobs ?? [], r.topLogprobs ?? [], job.echo?.[Math.floor(k / job.options.n)].length ?? 0);
     return job.chat
       ? { index: k, message: { role: 'assistant', content: r.text, refusal: null }, logprobs, finish_reason: finishOf(r.finishReason) }
       : { index: k, text: (job.echo?.[Math.floor(k / job.options.n)] ?? '') + r.text, logprobs, finish_reason: finishOf(r.finishReason) };
@@ -226,6 +224,8 @@ async function streamResponse(job: Job, deps: GenerationDeps, model: Model, repl
   const n = job.options.n;
   const samples = job.prompts.length * n;
   const lastAt = new Array<number>(samples).fill(0);
+  const prev = new Array<number | undefined>(samples).fill(undefined);  // each choice's previous token
+  const textLength = job.prompts.flatMap((_, i) => new Array<number>(n).fill(job.echo?.[i].length ?? 0));
   const generated = new Array<number>(samples).fill(0);
   try {
     if (job.chat) {
@@ -244,13 +244,15 @@ async function streamResponse(job: Job, deps: GenerationDeps, model: Model, repl
         deps.metrics.itl.observe((now - lastAt[k]) / 1e3);
       }
       lastAt[k] = now;
-      const e = ev as StreamEvent & { rawLogprob?: number; topLogprobs?: TopLogprob[] };
       let logprobs: unknown = null;
       if (job.logprobs !== null) {
         logprobs = job.chat
-          ? chatLogprobs(model, [ev.token], [e.rawLogprob ?? 0], [e.topLogprobs ?? []])
-          : completionLogprobs(model, [ev.token], [e.rawLogprob ?? 0], [e.topLogprobs ?? []], 0);
+          ? chatLogprobs(model, [ev.token], [ev.rawLogprob ?? 0], [ev.topLogprobs ?? []], prev[k])
+          : completionLogprobs(model, [ev.token], [ev.rawLogprob ?? 0], [ev.topLogprobs ?? []], textLength[k], prev[k]);
       }
+      // text_offset counts the tokens' own texts, as the non-streamed response does.
+      if (job.logprobs !== null && !job.chat) textLength[k] += tokenText(model, ev.token, prev[k]).length;
+      prev[k] = ev.token;
       const finish = ev.finishReason ? finishOf(ev.finishReason) : null;
       if (ev.finishReason) ended[k] = ev.finishReason;
       if (job.chat) {

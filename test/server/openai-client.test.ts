@@ -84,6 +84,40 @@ describe('completions', () => {
   });
 });
 
+describe('logprobs and penalties', () => {
+  test('completions logprobs: the raw log-probability of each token and the top alternatives, as the library reports them', async () => {
+    const lib = await model.generate('Once upon a time', { maxNewTokens: 8, temperature: 0, topLogprobs: 3 });
+    const r = await client.completions.create({ model: 'stories', prompt: 'Once upon a time', max_tokens: 8, temperature: 0, logprobs: 3 });
+    const lp = r.choices[0].logprobs!;
+    expect(lp.token_logprobs).toEqual(lib.rawLogprobs);
+    expect(lp.tokens!.join('')).toBe(r.choices[0].text);
+    expect(lp.text_offset![0]).toBe(0);
+    lp.top_logprobs!.forEach((top, k) => {
+      const values = Object.values(top!);
+      expect(values.length).toBeGreaterThan(0);
+      expect(values.length).toBeLessThanOrEqual(3); // ids with the same text share a key
+      expect(Math.max(...values)).toBeCloseTo(lib.topLogprobs![k][0].logprob, 9);
+    });
+  });
+
+  test('chat-style logprobs streamed per token equal the non-streamed ones; penalties reach the engine', async () => {
+    const lib = await model.generate('The cat', { maxNewTokens: 10, temperature: 0, frequencyPenalty: 1.5, presencePenalty: 0.5, topLogprobs: 2 });
+    const r = await client.completions.create({
+      model: 'stories', prompt: 'The cat', max_tokens: 10, temperature: 0, frequency_penalty: 1.5, presence_penalty: 0.5, logprobs: 2,
+    });
+    expect(r.choices[0].text).toBe(lib.text);
+    expect(r.choices[0].logprobs!.token_logprobs).toEqual(lib.rawLogprobs);
+    const stream = await client.completions.create({
+      model: 'stories', prompt: 'The cat', max_tokens: 10, temperature: 0, frequency_penalty: 1.5, presence_penalty: 0.5, logprobs: 2, stream: true,
+    });
+    const streamed: number[] = [];
+    const offsets: number[] = [];
+    for await (const c of stream) for (const ch of c.choices) if (ch.logprobs) { streamed.push(...ch.logprobs.token_logprobs!); offsets.push(...ch.logprobs.text_offset!); }
+    expect(streamed).toEqual(lib.rawLogprobs);
+    expect(offsets).toEqual(r.choices[0].logprobs!.text_offset);
+  });
+});
+
 describe('errors as the SDK types them', () => {
   test('400 BadRequestError names the field; 404 NotFoundError for another model; 401 AuthenticationError', async () => {
     const bad = await client.completions.create({ model: 'stories', prompt: 'x', temperature: 5 }).catch((e: unknown) => e);
