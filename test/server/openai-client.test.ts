@@ -192,6 +192,22 @@ describe('chat and embeddings (tiny Hugging Face models)', () => {
     expect(chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null)).toBe(true);
   });
 
+  test('chat logprobs: each token with its raw log-probability, bytes and top_logprobs, as the library reports them', async () => {
+    const messages = [{ role: 'user' as const, content: 'hello cat' }];
+    const lib = await chatModel.chat(messages, { maxNewTokens: 6, temperature: 0, topLogprobs: 2 });
+    const r = await chat.chat.completions.create({
+      model: path.basename(chatModel.config.path), messages, max_tokens: 6, temperature: 0, logprobs: true, top_logprobs: 2,
+    });
+    const content = r.choices[0].logprobs!.content!;
+    expect(content.map((c) => c.logprob)).toEqual(lib.rawLogprobs);
+    content.forEach((c, k) => {
+      expect(c.bytes).toEqual(Array.from(Buffer.from(c.token, 'utf8')));
+      expect(c.top_logprobs.map((t) => t.logprob)).toEqual(lib.topLogprobs![k].map((t) => t.logprob));
+    });
+    const missing = await chat.chat.completions.create({ model: path.basename(chatModel.config.path), messages, top_logprobs: 2 }).catch((x: unknown) => x);
+    expect(missing).toMatchObject({ status: 400, param: 'top_logprobs' });
+  });
+
   test('a model without a chat template, and unsupported features, get a clear 400', async () => {
     const e = await client.chat.completions.create({ model: 'stories', messages: [{ role: 'user', content: 'hi' }] }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(OpenAI.BadRequestError);
