@@ -13,6 +13,7 @@ import type { GenerateResult, StreamEvent } from './generate/call';
 import { promptIds, type GenerateOptions, type Prompt, type SamplesOptions } from './generate/options';
 import type { TokenDecoder } from './generate/text';
 import { limits } from './limits';
+import { statModelPath } from './loaders/files';
 import { readGGUFModel } from './loaders/gguf';
 import { readHfModel } from './loaders/hf';
 import { readLlama2cCheckpoint } from './loaders/llama2c';
@@ -321,12 +322,8 @@ export async function loadModel(file: string, options?: LoadModelOptions): Promi
   if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason });
 
   const resolved = path.resolve(file);
-  let stat: fs.Stats;
-  try {
-    stat = await fs.promises.stat(resolved);
-  } catch (e) {
-    throw new ModelFormatError(`Cannot open the model ${resolved}: ${(e as Error).message}`, { cause: e });
-  }
+  // A FIFO or a device is refused here, before anything opens it (opening a FIFO blocks until a writer comes).
+  const stat = await statModelPath(resolved, 'model', true);
   if (stat.isDirectory() && !fs.existsSync(path.join(resolved, 'config.json'))) {
     throw new UnsupportedError(`${resolved} is a directory without config.json; expected a Hugging Face model folder or a llama2.c checkpoint (.bin)`);
   }
@@ -336,16 +333,16 @@ export async function loadModel(file: string, options?: LoadModelOptions): Promi
   let info: Pick<ModelConfig, 'format' | 'tokenizerPath' | 'modelType' | 'stopIds'>;
   if (stat.isDirectory()) {
     if (o.tokenizer !== undefined) throw new InvalidArgumentError('The tokenizer option is for llama2.c checkpoints; a Hugging Face folder uses its tokenizer.json');
-    const hf = await readHfModel(resolved);
+    const hf = await readHfModel(resolved, signal);
     fileConfig = hf.config;
     tensors = hf.tensors;
-    const tok = await loadHfTokenizer(resolved, { bos: hf.bosTokenId, eos: hf.eosTokenIds.length ? hf.eosTokenIds[0] : null });
+    const tok = await loadHfTokenizer(resolved, { bos: hf.bosTokenId, eos: hf.eosTokenIds.length ? hf.eosTokenIds[0] : null }, { signal });
     tokenizer = tok;
     const stopIds = hf.stopIds.length ? hf.stopIds : tok.eos >= 0 ? [tok.eos] : [];
     info = { format: 'hf', tokenizerPath: path.join(resolved, 'tokenizer.json'), modelType: hf.modelType, stopIds };
   } else if (resolved.toLowerCase().endsWith('.gguf')) {
     if (o.tokenizer !== undefined) throw new InvalidArgumentError('The tokenizer option is for llama2.c checkpoints; a GGUF file has its tokenizer in its metadata');
-    const g = await readGGUFModel(resolved);
+    const g = await readGGUFModel(resolved, signal);
     if (!g.tokenizer) throw new UnsupportedError(`${resolved}: ${g.tokenizerProblem ?? 'no tokenizer'}`);
     fileConfig = g.config;
     tensors = g.tensors;
@@ -353,11 +350,11 @@ export async function loadModel(file: string, options?: LoadModelOptions): Promi
     // GGUF models stop on EOS only, as llama.cpp does (run.c also stops on BOS: llama2.c checkpoints below).
     info = { format: 'gguf', tokenizerPath: resolved, modelType: g.architecture, stopIds: [g.tokenizer.eos] };
   } else {
-    const ckpt = await readLlama2cCheckpoint(resolved);
+    const ckpt = await readLlama2cCheckpoint(resolved, signal);
     fileConfig = ckpt.config;
     tensors = ckpt.tensors;
     const tokenizerPath = o.tokenizer !== undefined ? path.resolve(o.tokenizer) : findTokenizer(resolved, ckpt.config.vocabSize);
-    tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize);
+    tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize, signal);
     info = { format: 'llama2c', tokenizerPath, stopIds: [EOS, BOS] };
   }
   return buildModel({ config: fileConfig, tensors, tokenizer, info, path: resolved }, o as LoadModelOptions, device, dtype, start);

@@ -112,8 +112,8 @@ export function ggufModelFromFile(f: GGUFFile): GGUFModel {
 }
 
 /** Reads a GGUF model file's header and maps it (no tensor data is read). */
-export async function readGGUFModel(file: string): Promise<GGUFModel> {
-  return ggufModelFromFile(await readGGUF(file));
+export async function readGGUFModel(file: string, signal?: AbortSignal): Promise<GGUFModel> {
+  return ggufModelFromFile(await readGGUF(file, signal));
 }
 
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;

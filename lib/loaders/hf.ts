@@ -12,6 +12,7 @@ import { HF_MODEL_TYPES, archForHfModelType, hfModelTypeOfClass, tensorList, typ
 import type { HfConfigReader, ModelFileConfig } from '../arch/types';
 import { ModelFormatError, UnsupportedError } from '../errors';
 import { SafetensorsTensor, readSafetensorsModel, safetensorsSource } from '../formats/safetensors';
+import { READ_LIMITS, readRegularFile } from './files';
 
 export type { HfModelType };
 
@@ -39,15 +40,14 @@ function fail(file: string, what: string): never {
   throw new ModelFormatError(`Invalid Hugging Face config ${file}: ${what}`);
 }
 
-/** Reads a JSON object file; absent → null when optional. */
-export async function readJsonObject(file: string, optional: boolean): Promise<Json | null> {
-  let text: string;
-  try {
-    text = await fs.promises.readFile(file, 'utf8');
-  } catch (e) {
-    if (optional && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new ModelFormatError(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
+/**
+ * Reads a JSON object file of at most `maxBytes` (READ_LIMITS: config files by default); absent → null when
+ * optional. A path that exists but is not a regular file (a directory, a FIFO) is an error, optional or not.
+ */
+export async function readJsonObject(file: string, optional: boolean,
+  { maxBytes = READ_LIMITS.configJson, signal }: { maxBytes?: number; signal?: AbortSignal } = {}): Promise<Json | null> {
+  if (optional && !fs.existsSync(file)) return null;
+  const text = (await readRegularFile(file, 'file', maxBytes, signal)).toString('utf8');
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -167,14 +167,14 @@ export function mapHfTensors(dir: string, config: ModelFileConfig, tensors: Safe
 }
 
 /** Reads a model directory: config.json, generation_config.json (optional), the safetensors headers. */
-export async function readHfModel(dir: string): Promise<HfModel> {
+export async function readHfModel(dir: string, signal?: AbortSignal): Promise<HfModel> {
   const configFile = path.join(dir, 'config.json');
-  const json = (await readJsonObject(configFile, false))!;
+  const json = (await readJsonObject(configFile, false, { signal }))!;
   const parsed = parseHfConfig(configFile, json);
   const genFile = path.join(dir, 'generation_config.json');
-  const gen = await readJsonObject(genFile, true);
+  const gen = await readJsonObject(genFile, true, { signal });
   const stopIds = [...new Set([...(gen ? tokenIds(genFile, gen, 'eos_token_id') : []), ...parsed.eosTokenIds])];
-  const st = await readSafetensorsModel(dir);
+  const st = await readSafetensorsModel(dir, signal);
   const tensors = mapHfTensors(dir, parsed.config, st.tensors);
   return { ...parsed, dir, tensors, stopIds };
 }

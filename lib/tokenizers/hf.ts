@@ -13,6 +13,7 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 import { InvalidArgumentError, ModelFormatError, UnsupportedError } from '../errors';
 import type { TokenDecoder } from '../generate/text';
+import { READ_LIMITS } from '../loaders/files';
 import { readJsonObject } from '../loaders/hf';
 
 export interface ChatMessage {
@@ -141,11 +142,12 @@ function pickTemplate(v: unknown): string | null {
   return null;
 }
 
-/** Loads dir/tokenizer.json and dir/tokenizer_config.json (optional). */
-export async function loadHfTokenizer(dir: string, ids: { bos: number | null; eos: number | null }): Promise<HfTokenizer> {
+/** Loads dir/tokenizer.json (at most READ_LIMITS.tokenizerJson bytes) and dir/tokenizer_config.json (optional). */
+export async function loadHfTokenizer(dir: string, ids: { bos: number | null; eos: number | null },
+  { signal }: { signal?: AbortSignal } = {}): Promise<HfTokenizer> {
   const file = path.join(dir, 'tokenizer.json');
   if (!fs.existsSync(file)) throw new ModelFormatError(`No tokenizer found for ${dir}: ${file} does not exist`);
-  const json = (await readJsonObject(file, false))!;
-  const config = (await readJsonObject(path.join(dir, 'tokenizer_config.json'), true)) ?? {};
+  const json = (await readJsonObject(file, false, { maxBytes: READ_LIMITS.tokenizerJson, signal }))!;
+  const config = (await readJsonObject(path.join(dir, 'tokenizer_config.json'), true, { signal })) ?? {};
   return new HfTokenizer(json, config, ids, file);
 }

@@ -12,8 +12,8 @@
 // one byte that is neither printable ASCII nor whitespace is dropped (run.c's safe_printf). One departure:
 // run.c also drops single bytes >= 0x80, so it cannot print byte-fallback UTF-8; here they are kept and
 // assembled into characters (a partial character waits for its next bytes: streaming-safe).
-import * as fs from 'fs';
 import { ModelFormatError } from '../errors';
+import { READ_LIMITS, readRegularFile } from '../loaders/files';
 
 export const BOS = 1;
 export const EOS = 2;
@@ -209,12 +209,8 @@ export function parseLlama2cTokenizer(buf: Buffer, file = 'tokenizer', expectedV
   return new Llama2cTokenizer(pieces, Float32Array.from(scores), maxLen);
 }
 
-export async function loadLlama2cTokenizer(file: string, expectedVocab?: number): Promise<Llama2cTokenizer> {
-  let buf: Buffer;
-  try {
-    buf = await fs.promises.readFile(file);
-  } catch (e) {
-    throw new ModelFormatError(`Cannot read the tokenizer ${file}: ${(e as Error).message}`, { cause: e });
-  }
+/** Reads and parses a tokenizer file (a regular file of at most READ_LIMITS.llama2cTokenizer bytes). */
+export async function loadLlama2cTokenizer(file: string, expectedVocab?: number, signal?: AbortSignal): Promise<Llama2cTokenizer> {
+  const buf = await readRegularFile(file, 'tokenizer', READ_LIMITS.llama2cTokenizer, signal);
   return parseLlama2cTokenizer(buf, file, expectedVocab);
 }
