@@ -186,6 +186,9 @@ export function ggufLlamaTokenizer(f: GGUFFile, vocabSize: number): Llama2cToken
   if (missing >= 0) {
     fail(file, `the tokenizer has no byte piece <0x${missing.toString(16).toUpperCase().padStart(2, '0')}> (SentencePiece byte fallback)`);
   }
+  // Encoding starts every non-empty text with the "▁" piece (SentencePiece's dummy prefix): a vocabulary without it
+  // would load and then fail every prompt.
+  if (!pieces.includes(' ')) fail(file, 'the tokenizer has no "▁" piece (the dummy prefix every encoded text starts with)');
   const maxLen = pieces.reduce((m, p) => Math.max(m, p.length), 1);
   return new Llama2cTokenizer(pieces, scores, maxLen, {
     bos: tokenId(f, 'tokenizer.ggml.bos_token_id', 1, list.length),
