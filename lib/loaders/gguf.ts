@@ -43,7 +43,8 @@ function positiveInt(f: GGUFFile, key: string, fallback?: number): number {
 /** A positive number; a float32 value as its shortest decimal that rounds back to it (1e-5, not 9.9999997e-6). */
 function positiveNumber(f: GGUFFile, key: string, fallback?: number): number {
   const v = ggufMeta(f, key, 'number', fallback);
-  if (!(v > 0) || !Number.isFinite(v)) fail(f.path, `metadata "${key}" = ${v}, expected a positive number`);
+  // The engine holds these as float32: a float64 1e308 would become Infinity there, 1e-300 zero.
+  if (!(Math.fround(v) > 0) || !Number.isFinite(Math.fround(v))) fail(f.path, `metadata "${key}" = ${v}, expected a positive number a float32 holds`);
   if (f.metadata.get(key)?.type !== 'float32') return v;
   for (let p = 1; p < 9; p++) {
     const short = Number(v.toPrecision(p));

@@ -34,6 +34,8 @@ export interface HfModel extends HfConfig {
 }
 
 type Json = Record<string, unknown>;
+const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT32_MIN = 1.401298464324817e-45;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function fail(file: string, what: string): never {
@@ -119,7 +121,10 @@ function configReader(file: string, json: Json, modelType: string): HfConfigRead
     num(field, dflt) {
       const v = json[field];
       if (v === undefined || v === null) return dflt;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(file, `${field} is ${JSON.stringify(v)}, expected a positive number`);
+      // The engine holds these as float32: 1e308 would become Infinity there, 1e-300 zero.
+      if (typeof v !== 'number' || !(Math.fround(v) > 0) || !Number.isFinite(Math.fround(v))) {
+        fail(file, `${field} is ${JSON.stringify(v)}, expected a positive number a float32 holds (${FLOAT32_MIN} to ${FLOAT32_MAX})`);
+      }
       return v;
     },
     bool(field, dflt) {

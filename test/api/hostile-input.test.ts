@@ -163,6 +163,29 @@ describe('long text prompts are refused before they are encoded (item 6)', () =>
   });
 });
 
+describe('numbers the engine holds as float32 (found by the fuzzer)', () => {
+  test('rms_norm_eps 1e308 is a format error naming the field, not Infinity passed to the engine', async () => {
+    const d = await writeFolder({ config: { ...LLAMA_JSON, rms_norm_eps: 1e308 }, tensors: TENSORS, tokenizer: bpeTokenizer(V, true), tokenizerConfig: TOK_CONFIG });
+    await expectCode(loadModel(d, { device: 'cpu' }), 'ERR_MODEL_FORMAT', /rms_norm_eps is 1e\+308, expected a positive number a float32 holds/);
+  });
+
+  test('rope_scaling factors likewise, and high_freq_factor must exceed low_freq_factor', async () => {
+    const scaling = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 };
+    for (const [edit, re] of [
+      [{ factor: 1e308 }, /rope_scaling\.factor is 1e\+308, expected a positive number a float32 holds/],
+      [{ low_freq_factor: 4, high_freq_factor: 1 }, /rope_scaling\.high_freq_factor \(1\) is not above low_freq_factor \(4\)/],
+    ] as const) {
+      const d = await writeFolder({ config: { ...LLAMA_JSON, rope_scaling: { ...scaling, ...edit } }, tensors: TENSORS, tokenizer: bpeTokenizer(V, true), tokenizerConfig: TOK_CONFIG });
+      await expectCode(loadModel(d, { device: 'cpu' }), 'ERR_MODEL_FORMAT', re);
+    }
+  });
+
+  test('rope_theta 1e-300 (zero as a float32) likewise', async () => {
+    const d = await writeFolder({ config: { ...LLAMA_JSON, rope_theta: 1e-300 }, tensors: TENSORS, tokenizer: bpeTokenizer(V, true), tokenizerConfig: TOK_CONFIG });
+    await expectCode(loadModel(d, { device: 'cpu' }), 'ERR_MODEL_FORMAT', /rope_theta is 1e-300, expected a positive number a float32 holds/);
+  });
+});
+
 describe('a SentencePiece vocabulary without its dummy-prefix piece fails at load (item 8)', () => {
   test('GGUF: no "▁" piece', async () => {
     const v = tinyVocab(LLAMA_SPEC.vocab);
