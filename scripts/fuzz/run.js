@@ -197,6 +197,8 @@ async function runAll(args) {
         await child.ready;
       }
       const r = await triage(args, key, classify(await child.run(key)));
+      // A child that reported an uncaught error exits after it: never hand it the next case.
+      if (r.step === 'uncaught') child.kill();
       counts[key.format] ??= {};
       counts[key.format][r.outcome] = (counts[key.format][r.outcome] ?? 0) + 1;
       const at = `${key.format} ${r.outcome} at ${r.step ?? 'end'}${r.code ? ` (${r.code})` : ''}`;

@@ -186,6 +186,7 @@ function buildSeeds() {
       hfSeed('hf-llama', hfLlama, {
         architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 32, intermediate_size: 48, num_hidden_layers: 1, num_attention_heads: 4,
         num_key_value_heads: 2, vocab_size: 48, max_position_embeddings: 64, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false,
+        rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 },
         torch_dtype: 'float32', bos_token_id: 1, eos_token_id: 2, hidden_act: 'silu',
       }, hfBpeTokenizer(48), tokConfig, { eos_token_id: [2, 4] }, 4),
       hfSeed('hf-gpt2', hfGpt2, {
