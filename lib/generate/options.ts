@@ -113,10 +113,12 @@ export function resolveGenerateOptions(options: unknown, vocabSize: number, maxN
   let stop: string[] = [];
   if (o.stop !== undefined) {
     const list = typeof o.stop === 'string' ? [o.stop] : o.stop;
-    if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0)) {
-      throw invalid('stop', 'non-empty string or array of non-empty strings', o.stop);
-    }
-    stop = [...list];
+    if (!Array.isArray(list)) throw invalid('stop', 'non-empty string or array of non-empty strings', o.stop);
+    // name the bad element (holes of a sparse array included), not "a value of type array"
+    stop = Array.from(list as unknown[], (v, i) => {
+      if (typeof v !== 'string' || v.length === 0) throw invalid(typeof o.stop === 'string' ? 'stop' : `stop[${i}]`, 'non-empty string', v);
+      return v;
+    });
   }
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'AbortSignal', signal);

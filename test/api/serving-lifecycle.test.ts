@@ -151,7 +151,8 @@ describe('serving lifecycle (cpu)', () => {
     await expect(model.generate('x', { n: 5 })).rejects.toThrow('Expected integer between 1 and 4 for n but received 5 of type number');
     await expect(model.generate('x', { repetitionPenalty: 0 })).rejects.toThrow('for repetitionPenalty but received 0 of type number');
     await expect(model.generate('x', { seed: -1 })).rejects.toThrow('for seed but received -1 of type number');
-    await expect(model.generate('x', { stop: [''] })).rejects.toThrow('Expected non-empty string or array of non-empty strings for stop');
+    await expect(model.generate('x', { stop: [''] })).rejects.toThrow('Expected non-empty string for stop[0] but received "" of type string');
+    await expect(model.generate('x', { stop: '' })).rejects.toThrow('Expected non-empty string for stop but received "" of type string');
     await expect(model.generate('x', { signal: {} as AbortSignal })).rejects.toThrow('Expected AbortSignal for signal');
     await expect(model.generate([], {})).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
     await expect(model.generate([1, 512])).rejects.toThrow('Expected integer between 0 and 511 for prompt[1] but received 512 of type number');
