@@ -2,6 +2,7 @@
 // Compiled only when nvcc was found (EET_WITH_CUDA); otherwise the stubs at the bottom say why CUDA is absent.
 // The addon links cudart statically, so it loads on machines with no driver: any error from
 // cudaGetDeviceCount is reported as a reason, never thrown.
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -12,12 +13,71 @@
 #include <cuda_runtime.h>
 
 namespace eet_cuda {
+namespace {
+
+// Devices whose CUDA context a sticky error destroyed (an illegal address, a trap, a failed launch...): every later
+// runtime call on them fails with that same error, so each is reported once, and from then on every call says
+// the one thing that helps — the context is gone, restart the process — instead of blaming whichever op ran next.
+std::mutex g_lost_mu;
+std::map<int, std::string> g_lost;  // device -> what was lost, and where
+
+bool is_sticky(cudaError_t err) {
+  switch (err) {
+    case cudaErrorIllegalAddress:
+    case cudaErrorLaunchFailure:
+    case cudaErrorHardwareStackError:
+    case cudaErrorIllegalInstruction:
+    case cudaErrorMisalignedAddress:
+    case cudaErrorInvalidAddressSpace:
+    case cudaErrorInvalidPc:
+    case cudaErrorAssert:
+    case cudaErrorLaunchTimeout:
+    case cudaErrorECCUncorrectable:
+    case cudaErrorContextIsDestroyed:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string lost_message(int device, const std::string& what) {
+  return "cuda:" + std::to_string(device) + ": the device context was lost (" + what +
+         "); every later call on this device fails: restart the process";
+}
+
+// Records a sticky error of the current device. Either the known sticky codes, or an error that survives being
+// read (cudaGetLastError resets every error that is not sticky).
+bool mark_if_lost(cudaError_t err, const char* what) {
+  cudaGetLastError();
+  if (!is_sticky(err) && cudaPeekAtLastError() == cudaSuccess) return false;
+  int device = -1;
+  cudaGetDevice(&device);
+  std::lock_guard<std::mutex> lock(g_lost_mu);
+  g_lost.emplace(device, std::string(cudaGetErrorName(err)) + " in " + what);
+  return true;
+}
+
+}  // namespace
+
 void check_cuda(cudaError_t err, const char* what) {
   if (err == cudaSuccess) return;
-  cudaGetLastError();  // clear a sticky non-fatal error so the next call does not report it again
+  if (mark_if_lost(err, what)) {
+    int device = -1;
+    cudaGetDevice(&device);
+    eet::throw_error(eet::ErrorCode::Cuda, lost_message(device, std::string(cudaGetErrorName(err)) + " (" + cudaGetErrorString(err) +
+                                                                     ") in " + what));
+  }
   auto code = err == cudaErrorMemoryAllocation ? eet::ErrorCode::Oom : eet::ErrorCode::Cuda;
   eet::throw_error(code, std::string(what) + " failed: " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
 }
+
+// The lost state of a device, as the error every call on it throws; "" while it is healthy.
+std::string lost_reason(int device) {
+  std::lock_guard<std::mutex> lock(g_lost_mu);
+  auto it = g_lost.find(device);
+  return it == g_lost.end() ? std::string() : lost_message(device, it->second);
+}
+
 }  // namespace eet_cuda
 
 namespace eet {
@@ -27,10 +87,11 @@ using eet_cuda::check_cuda;
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int index) : index_(index) {
-    check_cuda(cudaSetDevice(index_), "cudaSetDevice");
+    use();
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
   }
   ~CudaBackend() override {
+    if (!eet_cuda::lost_reason(index_).empty()) return;
     cudaSetDevice(index_);
     cudaStreamDestroy(stream_);
   }
@@ -42,10 +103,14 @@ class CudaBackend final : public Backend {
     check_cuda(cudaMalloc(&p, bytes ? bytes : 1), ("cudaMalloc(" + std::to_string(bytes) + " bytes)").c_str());
     return p;
   }
-  void free(void* p) override {
-    use();
-    cudaStreamSynchronize(stream_);  // nothing queued may still read it
-    cudaFree(p);
+  // Runs from buffer destructors, so it never throws: errors are recorded (a sticky one marks the device lost)
+  // and the pointer is dropped. After a loss the memory went with the context; there is nothing to free.
+  void free(void* p) noexcept override {
+    if (!eet_cuda::lost_reason(index_).empty()) return;
+    cudaError_t err = cudaSetDevice(index_);
+    if (err == cudaSuccess) err = cudaStreamSynchronize(stream_);  // nothing queued may still read it
+    if (err == cudaSuccess) err = cudaFree(p);
+    if (err != cudaSuccess) eet_cuda::mark_if_lost(err, "cudaFree");
   }
   void upload(void* dst, const void* src, size_t n) override {
     use();
@@ -70,7 +135,8 @@ class CudaBackend final : public Backend {
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   size_t free_memory() const override {
-    cudaSetDevice(index_);
+    if (!eet_cuda::lost_reason(index_).empty()) return 0;
+    if (cudaSetDevice(index_) != cudaSuccess) return 0;
     size_t free_b = 0, total = 0;
     if (cudaMemGetInfo(&free_b, &total) != cudaSuccess) return 0;
     return free_b;
@@ -81,13 +147,43 @@ class CudaBackend final : public Backend {
   EET_OPS(EET_CUDA_FORWARD)
 #undef EET_CUDA_FORWARD
 
+  // A deliberate illegal address (a store through a bogus pointer, by the embedding kernel called past its
+  // validation), then the synchronisation that reports it: the GPU suite's check of the lost-context path.
+  void inject_fault() {
+    use();
+    int32_t* ids = static_cast<int32_t*>(alloc(4));
+    fill(ids, 0, 4);
+    EmbeddingArgs a{};
+    a.dtype = DType::F32;
+    a.ids = ids;
+    a.table = ids;
+    a.out = reinterpret_cast<void*>(uintptr_t(16));
+    a.n = 1;
+    a.cols = 1;
+    a.vocab = 1;
+    eet_cuda::op_embedding(a, stream_);
+    cudaError_t err = cudaStreamSynchronize(stream_);
+    free(ids);
+    check_cuda(err, "an injected fault (EET_TEST_HOOKS)");
+  }
+
  private:
-  void use() { check_cuda(cudaSetDevice(index_), "cudaSetDevice"); }
+  void use() {
+    const std::string lost = eet_cuda::lost_reason(index_);
+    if (!lost.empty()) throw_error(ErrorCode::Cuda, lost);
+    check_cuda(cudaSetDevice(index_), "cudaSetDevice");
+  }
   int index_;
   cudaStream_t stream_ = nullptr;
 };
 
 }  // namespace
+
+void cuda_inject_fault_for_test(Backend& be) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&be);
+  if (cuda == nullptr) throw_error(ErrorCode::InvalidArg, "injectFault: the device must be cuda");
+  cuda->inject_fault();
+}
 
 bool cuda_compiled() { return true; }
 
@@ -142,6 +238,7 @@ CudaStatus cuda_status() {
 std::shared_ptr<Backend> make_cuda_backend(int) {
   throw_error(ErrorCode::Unsupported, "cuda: " + cuda_status().reason);
 }
+void cuda_inject_fault_for_test(Backend&) { throw_error(ErrorCode::Unsupported, "cuda: " + cuda_status().reason); }
 }  // namespace eet
 
 #endif

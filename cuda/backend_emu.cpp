@@ -20,7 +20,7 @@ class EmuBackend final : public HostMemoryBackend {
     if (!p) throw_error(ErrorCode::Oom, "emu: out of memory allocating " + std::to_string(bytes) + " bytes");
     return p;
   }
-  void free(void* p) override { eet_emu::dev_free(p); }
+  void free(void* p) noexcept override { eet_emu::dev_free(p); }
 
 #define EET_EMU_FORWARD(name, Args) \
   void name(const Args& a) override { validate(a); eet_emu::op_##name(a, nullptr); }

@@ -12,6 +12,7 @@
 //   sample_kernel<BLOCK>  one block per row, BLOCK = 256 (V <= 4096) or 512, streaming the row of ws (a few
 //       hundred KB at most, L2-resident) several times:
 //       1. max and argmax (lowest id on ties) by a block reduction; greedy rows (temperature <= 0) stop here.
+//          A row with a non-finite value stops here too, with token -1.
 //       2. top-k: the exact k-th largest penalised logit by radix select on the order-preserving uint32 key of
 //          the float: 4 passes of 8-bit digit histograms in shared memory (no sorting, ties at the boundary kept).
 //       3. top-p: the same radix select weighted by probability mass instead of counts, over the ids kept by
@@ -44,6 +45,9 @@ using u64 = unsigned long long;
 __device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 
 __device__ __forceinline__ float penalize(float x, float penalty) { return x > 0.0f ? x / penalty : x * penalty; }
+
+// NaN or an infinity, by the exponent bits: immune to fast-math assumptions about finiteness.
+__device__ __forceinline__ bool non_finite(float v) { return (__float_as_uint(v) & 0x7f800000u) == 0x7f800000u; }
 
 // Larger float -> larger key; -0 and +0 share a key, as they compare equal.
 __device__ __forceinline__ uint32_t order_key(float v) {
@@ -215,7 +219,12 @@ __global__ void __launch_bounds__(BLOCK) sample_kernel(const float* __restrict__
   // 1. max / argmax
   float mx = -INFINITY;
   int best = -1;
-  for (int64_t i = tid; i < n; i += BLOCK) argmax_merge(mx, best, x[i], int(i));
+  bool bad = false;
+  for (int64_t i = tid; i < n; i += BLOCK) {
+    const float v = x[i];
+    bad |= non_finite(v);
+    argmax_merge(mx, best, v, int(i));
+  }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     const float ov = __shfl_xor_sync(kFullMask, mx, o);
@@ -227,7 +236,15 @@ __global__ void __launch_bounds__(BLOCK) sample_kernel(const float* __restrict__
     sh.arg_i[warp] = best;
   }
   if (tid == 0) sh.token = -1;
-  __syncthreads();
+  // A non-finite logit leaves nothing meaningful to sample (NaN compares false, infinities make NaN masses): the
+  // row reports token -1 and the engine fails its request with ERR_NUMERIC. The barrier's vote is block-uniform.
+  if (__syncthreads_or(bad)) {
+    if (tid == 0) {
+      a.tokens_out[b] = -1;
+      if (a.logprob_out != nullptr) a.logprob_out[b] = __int_as_float(0x7fc00000);
+    }
+    return;
+  }
   for (int w = 0; w < NW; ++w) argmax_merge(mx, best, sh.arg_v[w], sh.arg_i[w]);
 
   const float temperature = a.temperature[b];

@@ -68,7 +68,7 @@ class Backend {
   virtual std::string name() const = 0;  // "cpu", "emu", "cuda:0"
 
   virtual void* alloc(size_t bytes) = 0;  // ERR_OOM when it cannot; bytes may be 0 (returns a unique pointer)
-  virtual void free(void* p) = 0;
+  virtual void free(void* p) noexcept = 0;  // never throws: it runs from destructors
   virtual void upload(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void download(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
@@ -93,6 +93,9 @@ std::shared_ptr<Backend> make_emu_backend();
 std::shared_ptr<Backend> make_cuda_backend(int device_index);  // ERR_UNSUPPORTED when not built with CUDA
 CudaStatus cuda_status();
 bool cuda_compiled();
+// Test hook (the GPU suite, with EET_TEST_HOOKS=1): an illegal address on the backend's device, which loses its
+// context; throws ERR_CUDA as any later call does.
+void cuda_inject_fault_for_test(Backend& backend);
 
 // The emu backend's controls, for the Node layer and the tests:
 //   set_emu_reverse_order(r)  thread scheduling order of the SIMT emulator for later launches: forward (thread 0

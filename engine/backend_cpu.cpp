@@ -37,7 +37,7 @@ class CpuBackend final : public HostMemoryBackend {
     }
     return p;
   }
-  void free(void* p) override { std::free(p); }
+  void free(void* p) noexcept override { std::free(p); }
 
 #define EET_CPU_FORWARD(name, Args) \
   void name(const Args& a) override { validate(a); cpu::op_##name(a); }

@@ -28,8 +28,10 @@ void check_sampling(const SamplingParams& s, int32_t vocab, const std::string& a
   }
   if (s.top_k < 0 || s.top_k > vocab) arg("Expected an integer in [0, " + std::to_string(vocab) + "] for topK" + at + " but received " + std::to_string(s.top_k));
   if (!(s.top_p > 0.0f && s.top_p <= 1.0f)) arg("Expected a number in (0, 1] for topP" + at + " but received " + std::to_string(s.top_p));
-  if (!(s.repetition_penalty > 0.0f) || !std::isfinite(s.repetition_penalty)) {
-    arg("Expected a finite number > 0 for repetitionPenalty" + at + " but received " + std::to_string(s.repetition_penalty));
+  const float rp_max = float(Limits::maxRepetitionPenalty), rp_min = 1.0f / rp_max;
+  if (!(s.repetition_penalty >= rp_min && s.repetition_penalty <= rp_max)) {
+    arg("Expected a number between " + std::to_string(rp_min) + " and " + std::to_string(rp_max) + " for repetitionPenalty" + at +
+        " but received " + std::to_string(s.repetition_penalty));
   }
   const float most = float(Limits::maxPenalty);
   const std::string range = "Expected a number in [-" + std::to_string(Limits::maxPenalty) + ", " + std::to_string(Limits::maxPenalty) + "] for ";
@@ -61,7 +63,10 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
   if (cfg_.max_context == 0) cfg_.max_context = mc.max_seq_len;
   option_range("maxContext", cfg_.max_context, 1, mc.max_seq_len);
   option_range("maxBatch", cfg_.max_batch, 1, Limits::maxBatch);
-  option_range("maxStepTokens", cfg_.max_step_tokens, cfg_.max_batch, Limits::maxStepTokens);
+  // A step never carries more than every slot's whole context; a larger bound would only size workspace that no
+  // step can use (it grows linearly: memory().workspace says what it costs).
+  option_range("maxStepTokens", cfg_.max_step_tokens, cfg_.max_batch,
+               std::min<int64_t>(Limits::maxStepTokens, int64_t(cfg_.max_batch) * cfg_.max_context));
   if (cfg_.prefill_chunk == 0) cfg_.prefill_chunk = cfg_.max_step_tokens;
   option_range("prefillChunk", cfg_.prefill_chunk, 1, cfg_.max_step_tokens);
   option_range("maxQueued", cfg_.max_queued, 0, Limits::maxQueued);
@@ -390,6 +395,14 @@ StepResult Context::step(const StepRequest& r) {
   for (size_t b = 0; b < B; ++b) {
     entries[b].seq->computed += entries[b].count;
     manual_[size_t(r.slots[b])].sampled++;
+  }
+  // The KV of the step stands (the sequences stay usable); a row with non-finite logits (token -1) fails the call.
+  for (size_t b = 0; b < B; ++b) {
+    if (out.tokens[b] < 0) {
+      throw_error(ErrorCode::Numeric, "the model produced non-finite logits (NaN or infinity) for slot " +
+                  std::to_string(r.slots[b]) + " at position " + std::to_string(entries[b].seq->computed - 1) +
+                  ": broken weights, or activations that overflow the model's dtype");
+    }
   }
   StepResult res;
   res.tokens = std::move(out.tokens);

@@ -12,6 +12,7 @@ const char* error_code_name(ErrorCode c) {
     case ErrorCode::Disposed: return "ERR_DISPOSED";
     case ErrorCode::Aborted: return "ERR_ABORTED";
     case ErrorCode::Busy: return "ERR_BUSY";
+    case ErrorCode::Numeric: return "ERR_NUMERIC";
     case ErrorCode::Kernel: return "ERR_KERNEL";
     case ErrorCode::Internal: return "ERR_INTERNAL";
   }

@@ -17,6 +17,7 @@ enum class ErrorCode {
   Aborted,      // ERR_ABORTED
   Kernel,       // ERR_KERNEL: the emu detected a kernel bug (divergent barrier, crash in a kernel)
   Busy,         // ERR_BUSY: a context's request queue is full (maxQueued); try again later
+  Numeric,      // ERR_NUMERIC: the model produced non-finite logits (NaN or infinity) for a request
   Internal,     // ERR_INTERNAL
 };
 

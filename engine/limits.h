@@ -23,6 +23,7 @@
   X(maxStopIds, 1024, "token ids that end a sequence (stopIds)")                                          \
   X(maxTemperature, 1000000, "sampling temperature")                                                      \
   X(maxPenalty, 2, "presence / frequency penalty magnitude (OpenAI's range)")                             \
+  X(maxRepetitionPenalty, 100, "repetition penalty: at most this, at least its inverse (beyond, logits overflow)") \
   X(maxTopLogprobs, 20, "most likely ids reported per generated token (topLogprobs)")                     \
   X(kvBlockSize, 16, "tokens per KV cache block (not a bound: the paging granularity)")
 

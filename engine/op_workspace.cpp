@@ -28,6 +28,23 @@ size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_di
   return sizeof(float) * size_t(batch) * size_t(n_heads) * size_t(split.n_chunks) * size_t(head_dim + 2);
 }
 
+size_t attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len) {
+  // For a fixed batch the chunk length is a non-decreasing step function of the context, and while it stays put
+  // the chunk count ceil(ctx / len) only grows: so the count peaks at the last context of each step, where
+  // ceil(ctx / want) reaches a multiple of kAttentionDecodeChunkMin, or at max_ctx_len. Those few contexts per
+  // batch are the candidates (the count itself is not monotonic: it drops where the chunk length steps up).
+  size_t most = 0;
+  for (int32_t b = 1; b <= max_batch; ++b) {
+    const int64_t want = ceil_div(kDecodeTargetItems, int64_t(b) * n_heads);
+    for (int64_t len = kAttentionDecodeChunkMin;; len += kAttentionDecodeChunkMin) {
+      const int64_t last = len >= kAttentionDecodeChunkMax ? max_ctx_len : std::min<int64_t>(max_ctx_len, len * want);
+      most = std::max(most, attention_workspace_bytes(b, n_heads, head_dim, int32_t(last)));
+      if (last == max_ctx_len) break;
+    }
+  }
+  return most;
+}
+
 size_t sample_workspace_bytes(int64_t batch, int64_t vocab) { return sizeof(float) * size_t(batch) * size_t(vocab); }
 
 }  // namespace eet

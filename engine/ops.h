@@ -208,6 +208,10 @@ AttentionDecodeSplit attention_decode_split(int32_t batch, int32_t n_heads, int3
 //   part_ml   (batch, n_heads, n_chunks, 2)         each chunk's max score (log2 domain) and sum of exp2(score - max)
 //   part_acc  (batch, n_heads, n_chunks, head_dim)  each chunk's unnormalised output
 size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
+// What a step runner must reserve: the most attention_workspace_bytes() over every batch in [1, max_batch] and
+// every context in [1, max_ctx_len]. Not the value at the largest ones: the chunk count is not monotonic in the
+// context (the chunk length steps by kAttentionDecodeChunkMin).
+size_t attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
 
 // ---- sampling on the device ----------------------------------------------------------------------------------------
 // Per row b of logits (B, V), in this order:
@@ -225,6 +229,8 @@ size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_di
 //   6. u = uniform01(seed[b], step[b]) (eet_rand_uniform, engine/rng.h); token = the first id in vocab order where
 //      the running sum of kept p exceeds u * kept mass (the last kept id if rounding leaves none).
 // logprob_out[b] (optional) = log softmax(l / temperature)[token] (temperature 0: of the raw penalised logits).
+// A row with any non-finite penalised logit (NaN, +-infinity) gets token -1 and logprob NaN instead: the caller
+// reports ERR_NUMERIC for it.
 struct SampleArgs {
   DType dtype;             // logits dtype
   const void* logits;      // (B, V)

@@ -99,13 +99,9 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
   ws.last_x = p.add(bytes(R, c.dim));
   ws.last_h = p.add(bytes(R, c.dim));
   ws.logits = p.add(decoder ? bytes(R, c.vocab_size) : 0);
-  // The ops' scratch needs are maximal at the largest batch and context (checked per step by validate()).
-  ws.attn_ws_bytes = 0;
-  ws.sample_ws_bytes = 0;
-  for (int64_t b = 1; b <= R; ++b) {
-    ws.attn_ws_bytes = std::max(ws.attn_ws_bytes, attention_workspace_bytes(int32_t(b), c.n_heads, c.head_dim, max_context));
-    if (decoder) ws.sample_ws_bytes = std::max(ws.sample_ws_bytes, sample_workspace_bytes(b, c.vocab_size));
-  }
+  // The ops' scratch: the most any reachable (batch, context) needs (checked per step by validate()).
+  ws.attn_ws_bytes = attention_workspace_plan(int32_t(R), c.n_heads, c.head_dim, max_context);
+  ws.sample_ws_bytes = decoder ? sample_workspace_bytes(R, c.vocab_size) : 0;
   ws.attn_ws = p.add(ws.attn_ws_bytes);
   ws.sample_ws = p.add(ws.sample_ws_bytes);
   ws.i_tokens = 0;
@@ -334,7 +330,7 @@ void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& ro
     if (!sr.logits) row.clear();
     const size_t at_row = dst.size();
     download_f32(be, dt, static_cast<uint8_t*>(logits) + r * vocab * es, vocab, dst);
-    if (sr.top_logprobs >= 0) out.raw[size_t(r)] = raw_logprobs(dst.data() + at_row, vocab, out.tokens[size_t(r)], sr.top_logprobs);
+    if (sr.top_logprobs >= 0 && out.tokens[size_t(r)] >= 0) out.raw[size_t(r)] = raw_logprobs(dst.data() + at_row, vocab, out.tokens[size_t(r)], sr.top_logprobs);
   }
 }
 

@@ -283,6 +283,21 @@ void Scheduler::commit(const ScheduledStep& st, const StepOutput& out, StepEvent
     logits[r].assign(out.logits.begin() + ptrdiff_t(k * width), out.logits.begin() + ptrdiff_t((k + 1) * width));
     ++k;
   }
+  // Rows whose logits were non-finite (the sampler's token -1) fail their request with ERR_NUMERIC; the other
+  // requests of the step go on. Failing frees the request's sequences, so their entries are skipped below.
+  std::vector<uint64_t> entry_request(st.entries.size()), failed;
+  for (size_t e = 0; e < st.entries.size(); ++e) entry_request[e] = st.entries[e].seq->request;
+  auto is_failed = [&](uint64_t id) { return std::find(failed.begin(), failed.end(), id) != failed.end(); };
+  for (size_t r = 0; r < st.rows.size(); ++r) {
+    const uint64_t id = entry_request[size_t(st.rows[r].entry)];
+    if (out.tokens[r] >= 0 || is_failed(id)) continue;
+    const Sequence& s = *st.entries[size_t(st.rows[r].entry)].seq;
+    const std::string where = "step " + std::to_string(totals_.steps) + ", position " + std::to_string(s.tokens.size()) +
+                              " of sample " + std::to_string(st.row_index[r]);
+    failed.push_back(id);
+    fail_request(*requests_.at(id), Error(ErrorCode::Numeric, "the model produced non-finite logits (NaN or infinity) at " +
+                 where + ": broken weights, or activations that overflow the model's dtype"), ev);
+  }
   auto sample = [&](size_t r) {
     return Sample{st.row_index[r], out.tokens[r], out.logprobs[r], std::move(logits[r]),
                   r < out.raw.size() ? out.raw[r] : std::nullopt};
@@ -292,6 +307,10 @@ void Scheduler::commit(const ScheduledStep& st, const StepOutput& out, StepEvent
     const int32_t e = st.rows[r].entry;
     size_t end = r;
     while (end < st.rows.size() && st.rows[end].entry == e) ++end;
+    if (is_failed(entry_request[size_t(e)])) {
+      r = end;
+      continue;
+    }
     Sequence& s = *st.entries[size_t(e)].seq;
     if (requests_.at(s.request)->forked) {
       take_token(s, sample(r), ev);

@@ -309,6 +309,7 @@ export interface AddonLimits {
   maxStopIds: number;
   maxTemperature: number;
   maxPenalty: number;
+  maxRepetitionPenalty: number;
   maxTopLogprobs: number;
   kvBlockSize: number;
 }
@@ -322,6 +323,8 @@ export interface AddonBinding {
   devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[] };
   setEmuOptions(options: { reverseOrder?: boolean }): void;
   emuSelfTestCases(): string[];
+  /** EET_TEST_HOOKS=1 only: loses the device's CUDA context on purpose (the GPU suite's lost-context check). */
+  injectCudaFault?(device: string): void;
   emuSelfTest(name: string): string;
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   runOpSync(op: string, device: string, params: Record<string, unknown>): void;

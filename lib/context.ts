@@ -10,14 +10,18 @@ import { Call, CallPrompt, GenerateResult, StreamEvent } from './generate/call';
 import { GenerateOptions, Prompt, SamplesOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
 import type { TokenDecoder } from './generate/text';
 import { checkTextLength, limits } from './limits';
-import { invalid, is } from './validate';
+import { invalid, is, type OptionKeys } from './validate';
 
 export interface ContextOptions {
   /** Sequences running at once (default 4 on cpu and emu, 32 on a GPU); more requests wait for a slot. */
   maxBatch?: number;
   /** Context per sequence (prompt + generated tokens); at most, and by default, what the model was trained for. */
   maxSeqLen?: number;
-  /** Most tokens one forward step carries (default max(512, maxBatch)); longer prompts are fed in chunks. */
+  /**
+   * Most tokens one forward step carries (default max(512, maxBatch) on cpu / emu, max(2048, maxBatch) on a GPU, at
+   * most maxBatch × maxSeqLen); longer prompts are fed in chunks. The step workspace grows linearly with it
+   * (memory().workspace).
+   */
   maxStepTokens?: number;
   /** Most prompt tokens of one sequence per step (default maxStepTokens): smaller keeps decoding smoother. */
   prefillChunk?: number;
@@ -39,6 +43,12 @@ export interface ContextOptions {
   /** A stream whose consumer has not asked for its next event for this long is cancelled (default 60 000). */
   streamIdleTimeoutMs?: number;
 }
+
+/** Every context option: any other key is rejected (with the nearest of these). */
+export const CONTEXT_OPTION_KEYS: OptionKeys<ContextOptions> = {
+  maxBatch: true, maxSeqLen: true, maxStepTokens: true, prefillChunk: true, kvCacheTokens: true, kvCacheBytes: true,
+  maxQueued: true, prefixCaching: true, streamIdleTimeoutMs: true,
+};
 
 /** Input shared by several prompts: computed once (its KV blocks shared through the prefix cache), then each prompt after it. */
 export interface SharedInput {
@@ -191,7 +201,8 @@ export class Context {
       }
       list = single ? [input] : (input as unknown[]);
     }
-    const prompts: CallPrompt[] = list.map((p, i) => {
+    // Array.from, not map: a sparse array's holes must reach the check as undefined rather than stay holes
+    const prompts: CallPrompt[] = Array.from(list, (p, i) => {
       const name = single ? 'prompt' : `prompts[${i}]`;
       let ids = this.#encode(p, name, shared !== null);
       if (shared) ids = Int32Array.from([...shared, ...ids]);

@@ -11,6 +11,7 @@ export type EetErrorCode =
   | 'ERR_ABORTED'
   | 'ERR_KERNEL'
   | 'ERR_BUSY'
+  | 'ERR_NUMERIC'
   | 'ERR_INTERNAL';
 
 export class EetError extends Error {
@@ -53,6 +54,14 @@ export class KernelError extends EetError {
 export class BusyError extends EetError {
   constructor(message: string) { super('ERR_BUSY', message); }
 }
+/**
+ * The model produced non-finite logits (NaN or infinity) for a request: broken or overflowing weights, or
+ * activations that overflow the dtype. Only the requests whose logits were non-finite fail; the message names the
+ * step and the position.
+ */
+export class NumericError extends EetError {
+  constructor(message: string) { super('ERR_NUMERIC', message); }
+}
 export class InternalError extends EetError {
   constructor(message: string) { super('ERR_INTERNAL', message); }
 }
@@ -67,6 +76,7 @@ const byCode: Record<EetErrorCode, new (message: string) => EetError> = {
   ERR_ABORTED: AbortError,
   ERR_KERNEL: KernelError,
   ERR_BUSY: BusyError,
+  ERR_NUMERIC: NumericError,
   ERR_INTERNAL: InternalError,
 };
 

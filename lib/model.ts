@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { AddonContextOptions, AddonModel, AddonModelConfig, AddonTensorSource, binding } from './binding';
-import { Context, ContextOptions, ContextStats, SharedInput } from './context';
+import { CONTEXT_OPTION_KEYS, Context, ContextOptions, ContextStats, SharedInput } from './context';
 import { isEncoder } from './arch';
 import { resolveDevice } from './devices';
 import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, UnsupportedError } from './errors';
@@ -19,7 +19,7 @@ import { readHfModel } from './loaders/hf';
 import { readLlama2cCheckpoint } from './loaders/llama2c';
 import { ChatMessage, ChatTemplateOptions, HfTokenizer, loadHfTokenizer } from './tokenizers/hf';
 import { BOS, EOS, loadLlama2cTokenizer } from './tokenizers/llama2c';
-import { integerIn, invalid, is, oneOf, optionsObject } from './validate';
+import { integerIn, invalid, is, oneOf, optionsObject, type OptionKeys } from './validate';
 
 export type { FinishReason, GenerateOptions, Prompt, SamplesOptions } from './generate/options';
 export type { GenerateResult, StreamEvent } from './generate/call';
@@ -47,6 +47,19 @@ export interface LoadModelOptions extends ContextOptions {
   /** Aborting rejects the load with AbortError (checked between tensors) and frees what was loaded. */
   signal?: AbortSignal;
   onProgress?: (progress: LoadProgress) => void;
+}
+
+const LOAD_OPTION_KEYS: OptionKeys<LoadModelOptions> = {
+  ...CONTEXT_OPTION_KEYS, device: true, dtype: true, tokenizer: true, signal: true, onProgress: true,
+};
+const EMBED_OPTION_KEYS: OptionKeys<EmbedOptions> = { pooling: true, normalize: true };
+const CHAT_OPTION_KEYS: OptionKeys<ChatTemplateOptions> = { addGenerationPrompt: true };
+
+/** The context options among a load's options (the default context gets these). */
+function contextOptionsOf(o: Readonly<Record<string, unknown>>): ContextOptions {
+  const c: Record<string, unknown> = {};
+  for (const k of Object.keys(CONTEXT_OPTION_KEYS)) if (o[k] !== undefined) c[k] = o[k];
+  return c as ContextOptions;
 }
 
 export type ModelConfig = Readonly<AddonModelConfig> & {
@@ -166,7 +179,7 @@ export class Model {
    */
   createContext(options?: ContextOptions): Context {
     const weights = this.#handle();
-    const o = resolveContextOptions(optionsObject('options', options), this.#device, this.#maxSeqLen);
+    const o = resolveContextOptions(optionsObject('options', options, CONTEXT_OPTION_KEYS), this.#device, this.#maxSeqLen);
     const idle = o.streamIdleTimeoutMs;
     const ctx: Context = new Context((onEvents) => new (binding().AddonContext)(weights, o.native, onEvents), this.#codec, idle,
       () => this.#contexts.delete(ctx));
@@ -196,7 +209,7 @@ export class Model {
    */
   async applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): Promise<string> {
     if (!this.#hf) throw new UnsupportedError('This model has no chat template (chat templates come from a Hugging Face folder\'s tokenizer_config.json)');
-    return this.#hf.applyChatTemplate(messages, optionsObject('options', options) as ChatTemplateOptions);
+    return this.#hf.applyChatTemplate(messages, optionsObject('options', options, CHAT_OPTION_KEYS) as ChatTemplateOptions);
   }
 
   /**
@@ -221,14 +234,14 @@ export class Model {
   async embed(texts: string | ReadonlyArray<string | readonly number[]>, options?: EmbedOptions): Promise<Float32Array[]> {
     const ctx = this.#context();
     if (!isEncoder(this.config.arch)) throw new UnsupportedError(`embed() needs an encoder model (bert); this model is ${this.config.modelType ?? this.config.arch}`);
-    const o = optionsObject('options', options);
+    const o = optionsObject('options', options, EMBED_OPTION_KEYS);
     const pooling = o.pooling === undefined ? 'mean' : oneOf('pooling', o.pooling, ['mean', 'cls'] as const);
     const normalize = o.normalize === undefined ? true : o.normalize;
     if (typeof normalize !== 'boolean') throw invalid('normalize', 'boolean', normalize);
     const list = typeof texts === 'string' ? [texts] : texts;
     if (!Array.isArray(list) || list.length === 0) throw invalid('texts', 'string or non-empty array of strings', texts);
     const longest = Math.min(this.config.maxContext, this.config.maxStepTokens);
-    const seqs = list.map((t, i) => {
+    const seqs = Array.from(list, (t, i) => { // holes of a sparse array are checked as undefined
       if (!is.string(t) && !Array.isArray(t)) throw invalid(`texts[${i}]`, 'string or array of token ids', t);
       if (is.string(t)) checkTextLength(`texts[${i}]`, t, longest);
       const ids = is.string(t) ? this.#tok.encode(t) : Array.from(promptIds(`texts[${i}]`, t as number[], this.#tok.vocabSize));
@@ -292,14 +305,27 @@ interface ResolvedContextOptions {
   streamIdleTimeoutMs: number;
 }
 
+/** Sequences running at once unless the options say: a GPU gains from wide batches, the cpu backends do not. */
+function defaultMaxBatch(device: string): number {
+  return device.startsWith('cuda') ? 32 : 4;
+}
+
 /** ContextOptions → the addon's, validated against the engine's limits (lib/limits.ts). */
 function resolveContextOptions(o: Record<string, unknown>, device: string, maxSeqLen: number): ResolvedContextOptions {
   const L = limits();
   const gpu = device.startsWith('cuda');
-  const maxBatch = o.maxBatch === undefined ? (gpu ? 32 : 4) : integerIn('maxBatch', o.maxBatch, 1, L.maxBatch);
+  const maxBatch = o.maxBatch === undefined ? defaultMaxBatch(device) : integerIn('maxBatch', o.maxBatch, 1, L.maxBatch);
   const maxContext = o.maxSeqLen === undefined ? maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, maxSeqLen);
-  const maxStepTokens = o.maxStepTokens === undefined ? Math.max(gpu ? 2048 : 512, maxBatch)
-    : integerIn('maxStepTokens', o.maxStepTokens, maxBatch, L.maxStepTokens);
+  // A step never carries more than every slot's whole context: a larger value would only size workspace that no
+  // step can use (the workspace grows linearly with it; memory().workspace says what it costs).
+  const mostStep = Math.min(L.maxStepTokens, maxBatch * maxContext);
+  let maxStepTokens = Math.min(mostStep, Math.max(gpu ? 2048 : 512, maxBatch));
+  if (o.maxStepTokens !== undefined) {
+    if (!is.integer(o.maxStepTokens) || o.maxStepTokens < maxBatch || o.maxStepTokens > mostStep) {
+      throw invalid('maxStepTokens', `integer between ${maxBatch} (maxBatch) and ${mostStep} (maxBatch × maxSeqLen)`, o.maxStepTokens);
+    }
+    maxStepTokens = o.maxStepTokens;
+  }
   const native: AddonContextOptions = { maxBatch, maxContext, maxStepTokens };
   if (o.prefillChunk !== undefined) native.prefillChunk = integerIn('prefillChunk', o.prefillChunk, 1, maxStepTokens);
   if (o.kvCacheTokens !== undefined) native.kvCacheTokens = integerIn('kvCacheTokens', o.kvCacheTokens, 1, (2 ** 31 - 1) - L.kvBlockSize);
@@ -322,7 +348,7 @@ function resolveContextOptions(o: Record<string, unknown>, device: string, maxSe
 export async function loadModel(file: string, options?: LoadModelOptions): Promise<Model> {
   const start = performance.now();
   if (!is.string(file) || file.length === 0) throw invalid('path', 'non-empty string', file);
-  const o = optionsObject('options', options);
+  const o = optionsObject('options', options, LOAD_OPTION_KEYS);
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'AbortSignal', signal);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalid('onProgress', 'function', o.onProgress);
@@ -395,11 +421,12 @@ export async function buildModel(parts: ModelParts, o: LoadModelOptions & { load
   const { signal } = o;
   const throwIfAborted = (): void => { if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason }); };
   // The default context's options are checked before any weight is read.
-  const contextOptions: ContextOptions = { ...o };
+  const contextOptions: ContextOptions = contextOptionsOf(o as Record<string, unknown>);
   if (isEncoder(parts.config.arch) && o.maxStepTokens === undefined) {
     // An encoder embeds a whole text in one pass: the step must hold the longest one.
     const longest = o.maxSeqLen === undefined ? parts.config.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, parts.config.maxSeqLen);
-    contextOptions.maxStepTokens = Math.max(512, longest, o.maxBatch === undefined ? 0 : integerIn('maxBatch', o.maxBatch, 1, limits().maxBatch));
+    const batch = o.maxBatch === undefined ? defaultMaxBatch(device) : integerIn('maxBatch', o.maxBatch, 1, limits().maxBatch);
+    contextOptions.maxStepTokens = Math.min(Math.max(512, longest, batch), batch * longest);
   }
   resolveContextOptions(contextOptions as Record<string, unknown>, device, parts.config.maxSeqLen);
   throwIfAborted();

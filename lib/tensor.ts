@@ -3,7 +3,7 @@
 import { AddonArray, AddonDTypeCode, AddonTensor, binding } from './binding';
 import { DisposedError } from './errors';
 import { toHalfBits } from './half';
-import { describe, integerIn, invalid, optionsObject, oneOf } from './validate';
+import { describe, integerIn, invalid, optionsObject, oneOf, type OptionKeys } from './validate';
 import { parseDevice } from './devices';
 
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'int32' | 'int8';
@@ -64,15 +64,28 @@ export interface TensorOptions {
   device?: Device;
 }
 
+const TENSOR_OPTION_KEYS: OptionKeys<TensorOptions> = { dtype: true, device: true };
+const EMPTY_OPTION_KEYS: OptionKeys<TensorOptions & { fill?: unknown }> = { ...TENSOR_OPTION_KEYS, fill: true };
+
 function arrayKind(x: unknown): string {
   return ArrayBuffer.isView(x) ? Object.prototype.toString.call(x).slice(8, -1) : '';
 }
 
-function checkShape(shape: unknown, size: number): number[] {
-  if (!Array.isArray(shape) || shape.length > 8) throw invalid('shape', 'array of up to 8 non-negative integers', shape);
+/** Most dimensions of a tensor (tensor() and empty() alike). */
+const MAX_DIMS = 8;
+
+/** A shape: up to MAX_DIMS integers in [0, 2^31), whose product (returned) is a safe integer. */
+function checkDims(shape: unknown): number {
+  if (!Array.isArray(shape) || shape.length > MAX_DIMS) throw invalid('shape', `array of up to ${MAX_DIMS} non-negative integers`, shape);
   shape.forEach((d, i) => integerIn(`shape[${i}]`, d, 0, 2 ** 31 - 1));
   const n = shape.reduce((a: number, b: number) => a * b, 1);
-  if (n !== size) throw invalid('shape', `dimensions whose product is ${size} (the data length)`, `[${shape.join(', ')}]`);
+  if (!Number.isSafeInteger(n)) throw invalid('shape', 'dimensions whose product is at most 2^53 - 1', `[${shape.join(', ')}]`);
+  return n;
+}
+
+function checkShape(shape: unknown, size: number): number[] {
+  const n = checkDims(shape);
+  if (n !== size) throw invalid('shape', `dimensions whose product is ${size} (the data length)`, `[${(shape as number[]).join(', ')}]`);
   return shape as number[];
 }
 
@@ -81,7 +94,7 @@ function checkShape(shape: unknown, size: number): number[] {
  * `dtype` says so), Uint16Array (raw float16 or bfloat16 bits; `dtype` required), Int32Array, Int8Array.
  */
 export function tensor(data: Float32Array | Uint16Array | Int32Array | Int8Array, shape: readonly number[], options?: TensorOptions): Tensor {
-  const opts = optionsObject('options', options);
+  const opts = optionsObject('options', options, TENSOR_OPTION_KEYS);
   const device = parseDevice(opts.device ?? 'cpu');
   let dtype: DType;
   let payload: AddonArray;
@@ -108,13 +121,11 @@ export function tensor(data: Float32Array | Uint16Array | Int32Array | Int8Array
 
 /** An uninitialised-looking tensor: 'poison' fills it with NaN bytes (0xFF), 'zero' with zeros. */
 export function empty(shape: readonly number[], options: TensorOptions & { fill?: 'poison' | 'zero' } = {}): Tensor {
-  const opts = optionsObject('options', options);
+  const opts = optionsObject('options', options, EMPTY_OPTION_KEYS);
   const dtype = oneOf('dtype', opts.dtype ?? 'float32', DTYPES);
   const device = parseDevice(opts.device ?? 'cpu');
   const fill = opts.fill === undefined ? 'zero' : oneOf('fill', opts.fill, ['poison', 'zero'] as const);
-  if (!Array.isArray(shape)) throw invalid('shape', 'array of non-negative integers', shape);
-  shape.forEach((d, i) => integerIn(`shape[${i}]`, d, 0, 2 ** 31 - 1));
-  const n = shape.reduce((a, b) => a * b, 1);
+  const n = checkDims(shape);
   const { AddonTensor: Ctor } = binding();
   return new Tensor(new Ctor(device, dtypeCode[dtype], n, null, fill), shape, dtype, device);
 }

@@ -2,6 +2,7 @@
 #include "addon.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -154,6 +155,20 @@ Napi::Value EmuSelfTest(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value { return Napi::String::New(env, eet::emu_selftest(name)); });
 }
 
+// injectCudaFault(device): EET_TEST_HOOKS=1 only. Loses the device's CUDA context on purpose (an illegal
+// address), so that the GPU suite can check what every later call reports; the process must be discarded after.
+Napi::Value InjectCudaFault(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_arg(env, "device", "string", info[0]);
+  const std::string device = info[0].As<Napi::String>().Utf8Value();
+  return guarded(env, [&]() -> Napi::Value {
+    std::shared_ptr<eet::Backend> be = eet::backend_for(device);
+    std::lock_guard<eet::FairMutex> lock(be->mutex());
+    eet::cuda_inject_fault_for_test(*be);
+    return env.Undefined();
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new EnvData());
   exports.Set("setErrorFactory", Napi::Function::New(env, SetErrorFactory));
@@ -161,6 +176,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setEmuOptions", Napi::Function::New(env, SetEmuOptions));
   exports.Set("emuSelfTestCases", Napi::Function::New(env, EmuSelfTestCases));
   exports.Set("emuSelfTest", Napi::Function::New(env, EmuSelfTest));
+  const char* hooks = std::getenv("EET_TEST_HOOKS");
+  if (hooks != nullptr && std::string(hooks) == "1") exports.Set("injectCudaFault", Napi::Function::New(env, InjectCudaFault));
   init_tensor(env, exports);
   init_ops(env, exports);
   init_model(env, exports);

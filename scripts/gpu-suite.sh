@@ -53,7 +53,7 @@ else
   dev=cuda
   ops_args=(test/ops -t "${SUITE_OPS_PATTERN:-cuda vs cpu}" --maxWorkers=4)
   # The serving engine's cuda cases (concurrency, prefix cache, forks, preemption) run with the model tests.
-  models_args=(test/models test/api/serving.test.ts -t "${SUITE_MODELS_PATTERN:-cuda}")
+  models_args=(test/models test/api/serving.test.ts test/api/numeric.test.ts test/api/cuda-lost.test.ts -t "${SUITE_MODELS_PATTERN:-cuda}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l,gpt2-124m,gpt2-1.5b}" --device cuda
     --batch "${SUITE_BENCH_BATCH:-1,16}" --prompt "${SUITE_BENCH_PROMPT:-128,512}" --new "${SUITE_BENCH_NEW:-64}" --dtype "${SUITE_BENCH_DTYPE:-float16}" --repeat 3)
   serving_args=(--model "${SUITE_SERVING_MODELS:-tinyllama-1.1b}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}")

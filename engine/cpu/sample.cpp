@@ -48,6 +48,11 @@ RowResult sample_row(const SampleArgs& a, int64_t b) {
     }
   }
 
+  // Non-finite logits: nothing meaningful to sample (and NaN would break the sorts below); the engine turns
+  // token -1 into ERR_NUMERIC.
+  for (int64_t i = 0; i < V; ++i)
+    if (!std::isfinite(l[size_t(i)])) return {-1, std::nan("")};
+
   int64_t best = 0;
   for (int64_t i = 1; i < V; ++i)
     if (l[size_t(i)] > l[size_t(best)]) best = i;

@@ -1,13 +1,14 @@
 // The bench's models, made the way users make theirs: a built-in shape becomes random weights through buildModel
 // (lib/model.ts, the same Model and Context code as loadModel), and anything else is a path for loadModel (llama2.c
 // .bin, .gguf, Hugging Face folder). The model's default context is sized for the grid.
+import * as fs from 'fs';
 import * as os from 'os';
 import { tensorList } from '../arch';
 import { numel } from '../arch/common';
 import { InvalidArgumentError } from '../errors';
 import { buildModel, loadModel, type Model, type ModelParts } from '../model';
 import { DTYPE_BYTES, type BenchDType } from './roofline';
-import { builtinShape, shapeConfig, type BuiltinShape } from './shapes';
+import { BUILTIN_SHAPES, builtinShape, shapeConfig, type BuiltinShape } from './shapes';
 
 export interface BenchModel {
   model: Model;
@@ -35,6 +36,11 @@ export async function loadBenchModel(spec: string, device: string, dtype: BenchD
     const model = await buildModel(randomParts(shape, Math.max(positions, sizes.maxSeqLen ?? 0), dtype, seed),
       { ...context, loadConcurrency: os.availableParallelism() }, device, dtype);
     return { model, source: 'builtin', about: shape.about };
+  }
+  if (!fs.existsSync(spec) && !/[\\/]|\.(bin|gguf)$/i.test(spec)) {
+    // a bare name that is neither a shape nor a file: say both, rather than "cannot open" a meant shape name
+    throw new InvalidArgumentError(`Expected a built-in shape (${BUILTIN_SHAPES.map((b) => b.name).join(', ')}) or a model path for --model ` +
+      `but received ${JSON.stringify(spec)}: no such shape or file`);
   }
   try {
     return { model: await loadModel(spec, { ...context, device, dtype }), source: 'file' };

@@ -5,7 +5,7 @@
 import * as os from 'os';
 import { binding } from '../binding';
 import { EetError } from '../errors';
-import type { ModelConfig } from '../model';
+import type { Model, ModelConfig } from '../model';
 import { CellResult, GridCell, GridSpec, cellResult, gridCells, gridLimits, runCell } from './grid';
 import { loadBenchModel, type BenchModel, type BenchSizes } from './load';
 import { TokenSource } from './random';
@@ -35,6 +35,8 @@ export interface BenchOptions {
   /** Default: scenarioDefaults(on a GPU). */
   scenarioSettings?: ScenarioSettings;
   log?: (line: string) => void;
+  /** How often a running grid cell logs its progress (default 5000 ms). */
+  progressMs?: number;
 }
 
 export interface ModelBench {
@@ -85,6 +87,21 @@ function benchSizes(cells: GridCell[], o: BenchOptions, settings: ScenarioSettin
   return { maxBatch, maxSeqLen: maxContext, maxStepTokens, prefillChunk: o.prefillChunk, positions: Math.max(positions, maxContext) };
 }
 
+/** Every few seconds while a grid cell runs: how far its prompt passes and decode steps are (a long cell otherwise
+ *  looks hung). From the context's counters, as deltas since the cell began. */
+function progress(model: Model, c: GridCell, log: (line: string) => void, everyMs: number): NodeJS.Timeout {
+  const start = model.stats();
+  const t0 = performance.now();
+  const timer = setInterval(() => {
+    const s = model.stats();
+    const prompt = s.promptTokensComputed + s.promptTokensCached - start.promptTokensComputed - start.promptTokensCached;
+    log(`  batch ${c.batch} prompt ${c.prompt} new ${c.newTokens}: ${((performance.now() - t0) / 1000).toFixed(0)} s, ` +
+      `prompt tokens ${prompt}, generated ${s.generatedTokens - start.generatedTokens} (of ${c.batch * c.prompt} and ${c.batch * c.newTokens} per run)`);
+  }, everyMs);
+  timer.unref();
+  return timer;
+}
+
 export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const log = o.log ?? ((): void => {});
   const gpu = o.device.startsWith('cuda');
@@ -131,7 +148,12 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         const roof = { dims: model.config, dtypeBytes: DTYPE_BYTES[model.config.dtype], peakFlops: report.peak?.flops ?? null, bytesPerSecond: bw.bytesPerSecond };
         for (const c of cells) {
           const runs = [];
-          for (let i = 0; i < o.repeat; i++) runs.push(await runCell(model, c, source));
+          const ticker = progress(model, c, log, o.progressMs ?? 5000);
+          try {
+            for (let i = 0; i < o.repeat; i++) runs.push(await runCell(model, c, source));
+          } finally {
+            clearInterval(ticker);
+          }
           const res = cellResult(c, median(runs.map((r) => r.ttftMs)), median(runs.map((r) => r.decodeMs)), roof);
           entry.results.push(res);
           log(`  batch ${c.batch} prompt ${c.prompt} new ${c.newTokens}: ttft ${res.ttftMs.toFixed(1)} ms, decode ${res.decodeTokPerSec.toFixed(1)} tok/s`);

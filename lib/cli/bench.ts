@@ -3,6 +3,7 @@
 // through generate() / stream().
 import { Command, InvalidArgumentError as OptionError } from 'commander';
 import { resolveDevice } from '../devices';
+import { limits } from '../limits';
 import { EetError, EetErrorCode, InvalidArgumentError } from '../errors';
 import { gridCells, parseList } from '../bench/grid';
 import { BenchDType } from '../bench/roofline';
@@ -57,10 +58,12 @@ async function bench(flags: BenchFlags): Promise<void> {
   }
   const scenarios = flags.scenarios === undefined ? [] : parseScenarios(flags.scenarios);
   if (!flags.grid && scenarios.length === 0) throw new InvalidArgumentError('Nothing to run: --no-grid needs --scenarios');
+  // The engine's bounds (a cell must fit one context: batch ≤ maxBatch, prompt + new ≤ maxSeqLen, checked by gridCells)
+  const L = limits();
   const grid = flags.grid ? {
-    batch: parseList('--batch', flags.batch ?? (gpu ? '1,16' : '1,2'), 65536),
-    prompt: parseList('--prompt', flags.prompt ?? (gpu ? '128,512' : '16')),
-    newTokens: parseList('--new', flags.new ?? (gpu ? '128' : '8')),
+    batch: parseList('--batch', flags.batch ?? (gpu ? '1,16' : '1,2'), L.maxBatch),
+    prompt: parseList('--prompt', flags.prompt ?? (gpu ? '128,512' : '16'), L.maxSeqLen - 1),
+    newTokens: parseList('--new', flags.new ?? (gpu ? '128' : '8'), L.maxSeqLen - 1),
   } : null;
   if (grid) gridCells(grid); // validates before anything loads
   const report = await runBench({

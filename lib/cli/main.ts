@@ -6,9 +6,12 @@
 //   eet generate <model> [prompt]   stream a continuation of the prompt to stdout (the prompt first, as
 //                                   llama2.c's run.c prints it); time to first token and tokens/s go to stderr.
 //                                   -N k: k samples of the prompt (one prompt pass, shared KV blocks).
-// Errors from the package (EetError) print one line and exit with code 1; Ctrl-C stops the generation.
+// Errors from the package (EetError) print one line and exit with code 1; Ctrl-C stops the generation and exits
+// with 130 (128 + SIGINT, as shells report it); a closed stdout (`eet generate … | head`) ends it quietly.
 import { Command, InvalidArgumentError as OptionError } from 'commander';
 import * as cliProgress from 'cli-progress';
+import * as fs from 'fs';
+import * as path from 'path';
 import { EetError } from '../errors';
 import { loadModel, Model, ModelDType } from '../model';
 import { limits } from '../limits';
@@ -22,10 +25,25 @@ function integer(v: string): number {
   return Number(v);
 }
 
+/** A decimal number as people write one: not hex (0x10), binary, 'Infinity' or an empty string, which Number() takes. */
 function number(v: string): number {
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(v.trim())) throw new OptionError('Expected a decimal number.');
   const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new OptionError('Expected a number.');
+  if (!Number.isFinite(n)) throw new OptionError('Expected a finite number.');
   return n;
+}
+
+/** How the command ended besides errors: Ctrl-C (exit 130) or a reader that closed stdout (exit 0, quietly). */
+const run = { interrupted: false, stdoutClosed: false, abort: new AbortController() };
+
+/** Writes to stdout unless the reader went away (EPIPE arrives as an 'error' event, after the write). */
+function out(text: string): void {
+  if (!run.stdoutClosed) process.stdout.write(text);
+}
+
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 interface GenerateFlags {
@@ -75,26 +93,31 @@ async function generate(modelPath: string, prompt: string, flags: GenerateFlags)
       : undefined,
   }).finally(() => { if (started) bar.stop(); });
 
-  const ac = new AbortController();
-  const onSigint = (): void => ac.abort();
+  const onSigint = (): void => {
+    run.interrupted = true;
+    run.abort.abort();
+  };
   process.once('SIGINT', onSigint);
   try {
+    const signal = run.abort.signal;
     if (samples > 1) {
-      await printSamples(model, prompt, { ...options, n: samples, signal: ac.signal });
+      await printSamples(model, prompt, { ...options, n: samples, signal });
       return;
     }
-    process.stdout.write(prompt);
     const t0 = performance.now();
+    const events = model.stream(prompt, { ...options, signal }); // validates the prompt before anything is printed
+    out(prompt);
     let first = 0;
     let count = 0;
     let finish: FinishReason = 'abort';
-    for await (const ev of model.stream(prompt, { ...options, signal: ac.signal })) {
+    for await (const ev of events) {
       if (count++ === 0) first = performance.now();
-      if (ev.text) process.stdout.write(ev.text);
+      if (ev.text) out(ev.text);
       if (ev.finishReason) finish = ev.finishReason;
     }
     const end = performance.now();
-    process.stdout.write('\n');
+    out('\n');
+    if (run.stdoutClosed) return;
     const tps = count > 1 ? ((count - 1) * 1000) / (end - first) : 0;
     process.stderr.write(
       `eet: ${count} tokens (${finish}); time to first token ${(first - t0).toFixed(1)} ms; ` +
@@ -114,7 +137,7 @@ async function printSamples(model: Model, prompt: string, options: SamplesOption
   let tokens = 0;
   results.forEach((r, j) => {
     tokens += r.tokens.length;
-    process.stdout.write(`${j ? '\n' : ''}--- sample ${j + 1} of ${results.length} (${r.finishReason}) ---\n${prompt}${r.text}\n`);
+    out(`${j ? '\n' : ''}--- sample ${j + 1} of ${results.length} (${r.finishReason}) ---\n${prompt}${r.text}\n`);
   });
   process.stderr.write(
     `eet: ${results.length} samples, ${tokens} tokens in ${ms.toFixed(0)} ms (${((tokens * 1000) / ms).toFixed(1)} tokens/s together); ` +
@@ -123,11 +146,12 @@ async function printSamples(model: Model, prompt: string, options: SamplesOption
 }
 
 export function program(): Command {
-  const cmd = new Command('eet').description('EET for Node.js: transformer inference').showHelpAfterError();
+  const cmd = new Command('eet').description('EET for Node.js: transformer inference').showHelpAfterError()
+    .version(version(), '-V, --version', 'print the version');
   cmd
     .command('generate')
-    .description('generate text from a model (llama2.c checkpoint .bin or GGUF file)')
-    .argument('<model>', 'model file')
+    .description('generate text from a model (llama2.c checkpoint .bin, GGUF file, or Hugging Face folder)')
+    .argument('<model>', 'model: llama2.c .bin (its tokenizer beside it or -z), .gguf, or a Hugging Face folder (config.json, safetensors, tokenizer.json)')
     .argument('[prompt]', 'prompt text ("" or omitted: unconditional)', '')
     .option('-n, --max-new-tokens <n>', 'tokens to generate at most', integer, 256)
     .option('-t, --temperature <t>', '0 = greedy', number, 1)
@@ -150,9 +174,15 @@ export function program(): Command {
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
+  const onStdoutError = (e: NodeJS.ErrnoException): void => {
+    if (e.code !== 'EPIPE') throw e;
+    run.stdoutClosed = true; // the reader is gone: stop generating, say nothing
+    run.abort.abort();
+  };
+  process.stdout.on('error', onStdoutError);
   try {
     await program().parseAsync(argv);
-    return 0;
+    return run.interrupted ? 130 : 0;
   } catch (e) {
     if (e instanceof EetError) {
       process.stderr.write(`eet: error: ${e.message} (${e.code})\n`);

@@ -1,5 +1,5 @@
 // generate()/stream() options: the public types, their defaults and validation (one vocabulary: validate.ts).
-import { invalid, integerIn, is, numberIn, optionsObject } from '../validate';
+import { invalid, integerIn, is, numberIn, optionsObject, type OptionKeys } from '../validate';
 import { randomBytes } from 'crypto';
 import { limits } from '../limits';
 
@@ -17,7 +17,10 @@ export interface GenerateOptions {
   topK?: number;
   /** Nucleus sampling: the smallest set of tokens whose probability reaches p; 1 = off (default). */
   topP?: number;
-  /** > 1 discourages tokens already in the sequence, prompt included (logit / p, or × p when negative); 1 = off (default). */
+  /**
+   * > 1 discourages tokens already in the sequence, prompt included (logit / p, or × p when negative); 1 = off
+   * (default). In [0.01, 100]: beyond, logits overflow.
+   */
   repetitionPenalty?: number;
   /**
    * OpenAI's presence_penalty, in [-2, 2]: subtracted from the logit of every token generated so far (not the
@@ -77,23 +80,28 @@ export interface ResolvedOptions {
 
 const U64 = 1n << 64n;
 
+/** Every option generate() and stream() take: any other key is rejected (with the nearest of these). */
+const GENERATE_OPTION_KEYS: OptionKeys<SamplesOptions> = {
+  maxNewTokens: true, n: true, temperature: true, topK: true, topP: true, repetitionPenalty: true, presencePenalty: true,
+  frequencyPenalty: true, seed: true, stop: true, signal: true, logits: true, topLogprobs: true, ignoreEos: true,
+};
+
 /** maxN: the most samples per prompt the context takes (its maxBatch, at most the engine's maxN). */
 export function resolveGenerateOptions(options: unknown, vocabSize: number, maxN: number): ResolvedOptions {
-  const o = optionsObject('options', options);
+  const o = optionsObject('options', options, GENERATE_OPTION_KEYS);
   const maxNewTokens = o.maxNewTokens === undefined ? 256 : integerIn('maxNewTokens', o.maxNewTokens, 1, Number.MAX_SAFE_INTEGER);
   const n = o.n === undefined ? 1 : integerIn('n', o.n, 1, maxN);
   const temperature = o.temperature === undefined ? 1 : numberIn('temperature', o.temperature, 0, limits().maxTemperature);
   const topK = o.topK === undefined ? 0 : integerIn('topK', o.topK, 0, vocabSize);
   let topP = 1;
   if (o.topP !== undefined) {
-    if (!is.number(o.topP) || !(o.topP > 0 && o.topP <= 1)) throw invalid('topP', 'number greater than 0 and at most 1', o.topP);
+    // as the engine sees it: a float32 (1e-46 would arrive as 0)
+    if (!is.number(o.topP) || !(Math.fround(o.topP) > 0 && o.topP <= 1)) throw invalid('topP', 'number greater than 0 and at most 1', o.topP);
     topP = o.topP;
   }
-  let repetitionPenalty = 1;
-  if (o.repetitionPenalty !== undefined) {
-    if (!is.number(o.repetitionPenalty) || !(o.repetitionPenalty > 0)) throw invalid('repetitionPenalty', 'number greater than 0', o.repetitionPenalty);
-    repetitionPenalty = o.repetitionPenalty;
-  }
+  const maxRep = limits().maxRepetitionPenalty;
+  const repetitionPenalty = o.repetitionPenalty === undefined ? 1
+    : numberIn('repetitionPenalty', o.repetitionPenalty, Math.fround(1 / maxRep), maxRep);
   const maxPenalty = limits().maxPenalty;
   const presencePenalty = o.presencePenalty === undefined ? 0 : numberIn('presencePenalty', o.presencePenalty, -maxPenalty, maxPenalty);
   const frequencyPenalty = o.frequencyPenalty === undefined ? 0 : numberIn('frequencyPenalty', o.frequencyPenalty, -maxPenalty, maxPenalty);
@@ -105,10 +113,12 @@ export function resolveGenerateOptions(options: unknown, vocabSize: number, maxN
   let stop: string[] = [];
   if (o.stop !== undefined) {
     const list = typeof o.stop === 'string' ? [o.stop] : o.stop;
-    if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s.length === 0)) {
-      throw invalid('stop', 'non-empty string or array of non-empty strings', o.stop);
-    }
-    stop = [...list];
+    if (!Array.isArray(list)) throw invalid('stop', 'non-empty string or array of non-empty strings', o.stop);
+    // name the bad element (holes of a sparse array included), not "a value of type array"
+    stop = Array.from(list as unknown[], (v, i) => {
+      if (typeof v !== 'string' || v.length === 0) throw invalid(typeof o.stop === 'string' ? 'stop' : `stop[${i}]`, 'non-empty string', v);
+      return v;
+    });
   }
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('signal', 'AbortSignal', signal);

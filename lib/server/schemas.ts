@@ -19,7 +19,7 @@ const sampling = {
   seed: nullable({ type: 'integer', minimum: -(2 ** 63), maximum: 2 ** 64 - 1 }),
   presence_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
   frequency_penalty: nullable({ type: 'number', minimum: -2, maximum: 2 }),
-  repetition_penalty: nullable({ type: 'number', exclusiveMinimum: 0, maximum: 100 }),
+  repetition_penalty: nullable({ type: 'number', minimum: 0.01, maximum: 100 }), // limits().maxRepetitionPenalty
   max_tokens: nullable({ type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 }),
   stream: nullable({ type: 'boolean' }),
   stream_options: nullable({ type: 'object', properties: { include_usage: { type: 'boolean' } } }),

@@ -13,12 +13,7 @@
 //   npm run fuzz -- --seed 7 --case 123 --format gguf     replay one case (prints its outcome; --keep DIR keeps its files)
 //   npm run fuzz -- --replay fuzz-failures/gguf-s7-c123
 // Other flags: --jobs N (default: CPU count), --timeout MS (10000), --formats a,b, --heap MB (512), --json, --steps (where
-// cases ended, by step and code), --allow-item2 (implied by the CI budget; see below).
-//
-// Issue 11 item 2 (the native cpu sampler crashes on NaN logits with top-k and top-p) is fixed separately. A crash
-// while sampling is triaged: a fresh child replays the same sampled calls on the emu backend, which samples the same
-// tokens for the same seed and does not crash on NaN, and looks at the logits; if they are not finite, the crash is
-// that known one. Such crashes are reported as known; with --allow-item2 they do not fail the run (any other does).
+// cases ended, by step and code).
 'use strict';
 
 const fs = require('fs');
@@ -38,7 +33,7 @@ const RECYCLE = 100;
 const FAILURES = new Set(['crash', 'oom', 'timeout', 'untyped', 'internal', 'blocked', 'memory', 'harness']);
 
 function parseArgs(argv) {
-  const a = { seed: undefined, cases: undefined, jobs: os.cpus().length, timeout: 10000, formats: FORMATS, heap: 512, out: 'fuzz-failures', json: false, allowItem2: false };
+  const a = { seed: undefined, cases: undefined, jobs: os.cpus().length, timeout: 10000, formats: FORMATS, heap: 512, out: 'fuzz-failures', json: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i], next = () => argv[++i];
     if (k === '--seed') a.seed = Number(next());
@@ -54,7 +49,6 @@ function parseArgs(argv) {
     else if (k === '--json') a.json = true;
     else if (k === '--steps') a.steps = true;
     else if (k === '--ci') a.ci = true;
-    else if (k === '--allow-item2') a.allowItem2 = true;
     else throw new Error(`unknown flag ${k} (see the header of scripts/fuzz/run.js)`);
   }
   for (const f of a.formats) if (!FORMATS.includes(f)) throw new Error(`unknown format ${f} (formats: ${FORMATS.join(', ')})`);
@@ -62,7 +56,6 @@ function parseArgs(argv) {
   if (a.ci) {
     a.seed ??= CI_SEED;
     a.cases ??= CI_PER_FORMAT * a.formats.length;
-    a.allowItem2 = true;
   }
   a.seed ??= 1;
   a.cases ??= 1000;
@@ -124,22 +117,6 @@ class Child {
   }
 }
 
-/** Steps that sample (scripts/fuzz/child.js samplingCalls). */
-const SAMPLING_STEPS = new Set(['generate-sampled', 'stream']);
-
-/**
- * A crash while sampling: is it issue 11 item 2? A fresh child replays the sampled calls on emu (same tokens for the
- * same seed, no crash on NaN) and looks for non-finite logits.
- */
-async function triage(args, key, r) {
-  if (r.outcome !== 'crash' || !SAMPLING_STEPS.has(r.step)) return r;
-  const child = new Child(args);
-  await child.ready;
-  const t = await child.run(key, 'triage');
-  child.kill();
-  return t.nonFinite === true ? { ...r, known: `issue 11 item 2: the cpu sampler crashed on non-finite logits (the same ${r.step} call on emu gives NaN logits)` } : r;
-}
-
 /** Classifies a child's result: its own outcome, or a failure of the event loop or memory bound. */
 function classify(r) {
   if (r.outcome === 'ok' || r.outcome === 'coded') {
@@ -157,7 +134,7 @@ function save(args, seeds, key, r) {
   const c = materialize(seeds, key.seed, key.index, key.format, path.join(dir, 'files'));
   const replay = `npm run fuzz -- --seed ${key.seed} --case ${key.index} --format ${key.format}`;
   fs.writeFileSync(path.join(dir, 'case.json'), JSON.stringify({ ...key, desc: c.desc, device: c.device, sampling: c.sampling, model: c.model,
-    options: c.options, outcome: r.outcome, known: r.known, step: r.step, code: r.code, message: r.message, stack: r.stack, nan: r.nan, replay }, null, 2));
+    options: c.options, outcome: r.outcome, step: r.step, code: r.code, message: r.message, stack: r.stack, replay }, null, 2));
   return dir;
 }
 
@@ -183,8 +160,7 @@ async function runAll(args) {
   const counts = {};
   const steps = {};
   const failures = [];
-  const knownFailures = [];
-  let nan = 0, known = 0, next = 0, finished = 0;
+  let next = 0, finished = 0;
   const t0 = Date.now();
   let seeds = null;
   const worker = async () => {
@@ -196,7 +172,7 @@ async function runAll(args) {
         child = new Child(args);
         await child.ready;
       }
-      const r = await triage(args, key, classify(await child.run(key)));
+      const r = classify(await child.run(key));
       // A child that reported an uncaught error exits after it: never hand it the next case.
       if (r.step === 'uncaught') child.kill();
       counts[key.format] ??= {};
@@ -204,8 +180,6 @@ async function runAll(args) {
       const at = `${key.format} ${r.outcome} at ${r.step ?? 'end'}${r.code ? ` (${r.code})` : ''}`;
       steps[at] ??= { n: 0, example: key.index };
       steps[at].n++;
-      if (r.nan) nan++;
-      if (r.known) known++;
       if (FAILURES.has(r.outcome)) {
         seeds ??= require('./seeds').buildSeeds();
         let dir;
@@ -214,9 +188,8 @@ async function runAll(args) {
         } catch (e) {
           dir = `(not saved: ${e.message})`;
         }
-        const f = { ...key, outcome: r.outcome, step: r.step, code: r.code, message: String(r.message).slice(0, 400), nan: r.nan, known: r.known, desc: r.desc, dir };
-        (r.known && args.allowItem2 ? knownFailures : failures).push(f);
-        if (!args.json) process.stderr.write(`${r.known ? 'KNOWN' : 'FAIL'} ${key.format} case ${key.index}: ${r.outcome} at ${r.step} (${r.code}) ${r.known ?? String(r.message).split('\n')[0].slice(0, 200)}\n  ${(r.desc ?? []).join('; ')}\n  saved: ${dir}\n`);
+        failures.push({ ...key, outcome: r.outcome, step: r.step, code: r.code, message: String(r.message).slice(0, 400), desc: r.desc, dir });
+        if (!args.json) process.stderr.write(`FAIL ${key.format} case ${key.index}: ${r.outcome} at ${r.step} (${r.code}) ${String(r.message).split('\n')[0].slice(0, 200)}\n  ${(r.desc ?? []).join('; ')}\n  saved: ${dir}\n`);
       }
       if (++finished % 500 === 0 && !args.json) process.stderr.write(`… ${finished}/${keys.length} cases, ${failures.length} failures, ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
     }
@@ -224,7 +197,7 @@ async function runAll(args) {
   };
   failures.push(...await checkSeeds(args));
   await Promise.all(Array.from({ length: Math.max(1, args.jobs) }, worker));
-  return { seed: args.seed, cases: keys.length, formats: args.formats, seconds: (Date.now() - t0) / 1000, counts, steps, nanLogits: nan, knownItem2: known, knownFailures, failures };
+  return { seed: args.seed, cases: keys.length, formats: args.formats, seconds: (Date.now() - t0) / 1000, counts, steps, failures };
 }
 
 /** One case in a fresh child, its outcome printed (and its files kept with --keep). */
@@ -243,10 +216,10 @@ async function replay(args) {
   }
   const child = new Child(args);
   await child.ready;
-  const r = await triage(args, key, classify(await child.run(key)));
+  const r = classify(await child.run(key));
   child.kill();
   process.stdout.write(JSON.stringify({ ...key, ...r }, null, 2) + '\n');
-  return FAILURES.has(r.outcome) && !(r.known && args.allowItem2) ? 1 : 0;
+  return FAILURES.has(r.outcome) ? 1 : 0;
 }
 
 async function main() {
@@ -259,7 +232,6 @@ async function main() {
     process.stdout.write(`fuzz: ${s.cases} cases in ${s.seconds.toFixed(1)} s (seed ${s.seed})\n`);
     for (const [f, c] of Object.entries(s.counts)) process.stdout.write(`  ${f.padEnd(12)} ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
     if (args.steps) for (const [k, v] of Object.entries(s.steps).sort((x, y) => y[1].n - x[1].n)) process.stdout.write(`    ${String(v.n).padStart(6)}  ${k} (e.g. case ${v.example})\n`);
-    process.stdout.write(`  non-finite greedy logits in ${s.nanLogits} cases; crashes triaged as issue 11 item 2 (NaN logits in the cpu sampler): ${s.knownItem2}${args.allowItem2 ? ' (allowed)' : ''}\n`);
     process.stdout.write(s.failures.length ? `${s.failures.length} failures (saved under ${path.resolve(args.out)})\n` : 'no failures\n');
   }
   return s.failures.length ? 1 : 0;

@@ -11,7 +11,7 @@ import { runCell } from '../../lib/bench/grid';
 import { loadBenchModel } from '../../lib/bench/load';
 import { TokenSource } from '../../lib/bench/random';
 import { kvBytesPerToken } from '../../lib/bench/roofline';
-import type { BenchReport, ModelBench } from '../../lib/bench/run';
+import { runBench, type BenchReport, type ModelBench } from '../../lib/bench/run';
 import { runScenarios, scenarioDefaults, type ScenarioSettings } from '../../lib/bench/scenarios';
 import { builtinShape, shapeTensors } from '../../lib/bench/shapes';
 import { loadModel } from '../../lib/model';
@@ -165,7 +165,7 @@ describe('eet bench', () => {
   test('bad arguments and models: exit code 1 with the reason', () => {
     let r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--batch', '0');
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/Expected a comma-separated list of integers between 1 and 65536 for --batch but received "0"/);
+    expect(r.stderr).toMatch(/Expected a comma-separated list of integers between 1 and 4096 for --batch but received "0"/);
     r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--new', '1');
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/new tokens >= 2/);
@@ -179,11 +179,25 @@ describe('eet bench', () => {
     expect(r.status).toBe(1);
     expect(JSON.parse(r.stdout).models[0]).toMatchObject({ arch: null, status: 'error', error: { code: 'ERR_MODEL_FORMAT' } });
     expect(r.stderr).toMatch(/^eet: error: .*nope\.bin: Cannot open the model .* \(ERR_MODEL_FORMAT\)$/m);
+    r = eet('bench', '--model', 'tinyy', '--device', 'cpu');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/Expected a built-in shape \(tiny, tinyllama-1\.1b, .*\) or a model path for --model but received "tinyy": no such shape or file/);
     // stories260K holds 512 positions per sequence.
     r = eet('bench', '--model', MODEL, '--device', 'cpu', '--prompt', '600', '--new', '8', '--json');
     expect(r.status).toBe(1);
     expect(JSON.parse(r.stdout).models[0]).toMatchObject({ status: 'error', error: { code: 'ERR_INVALID_ARG' } });
     expect(r.stderr).toMatch(/maxSeqLen .*\(the grid needs prompt \+ new tokens = 608 positions per sequence\)/);
+  });
+
+  test('a grid cell that runs for a while reports its progress (prompt tokens, generated tokens)', async () => {
+    const lines: string[] = [];
+    await runBench({
+      models: ['tiny'], device: 'cpu', dtype: 'float32', grid: { batch: [2], prompt: [400], newTokens: [60] }, repeat: 1, seed: 1,
+      scenarios: [], bandwidthBytes: 1 << 20, log: (l) => lines.push(l), progressMs: 1,
+    });
+    const ticks = lines.filter((l) => l.includes('(of 800 and 120 per run)'));
+    expect(ticks.length).toBeGreaterThan(0);
+    expect(ticks.at(-1)).toMatch(/^ {2}batch 2 prompt 400 new 60: \d+ s, prompt tokens \d+, generated \d+ /);
   });
 
   test('--list-shapes --json', () => {

@@ -1,5 +1,5 @@
 // The `eet` CLI as a child process (dist/cli/main.js: run `npx tsc -p tsconfig.build.json` first).
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { MODEL, references } from '../util/stories260k';
@@ -47,6 +47,60 @@ describe('eet CLI', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('Expected positive integer for maxNewTokens but received 0 of type number');
   });
+
+  test('--version prints the package version', () => {
+    const r = eet('--version');
+    expect(r).toEqual({ status: 0, stdout: JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')).version + '\n', stderr: '' });
+  });
+
+  test('numbers are decimal: -t 0x10 and -t "" are refused, 1e-1 is taken', () => {
+    for (const bad of ['0x10', '', 'Infinity', '0b1']) {
+      const r = eet('generate', MODEL, 'x', '-t', bad, '--device', 'cpu');
+      expect({ bad, status: r.status, stderr: r.stderr.split('\n')[0] }).toEqual({ bad, status: 1, stderr: expect.stringMatching(/-t, --temperature.*Expected a decimal number|Expected a finite number/) });
+    }
+    const r = eet('generate', MODEL, 'Once', '-t', '1e-1', '-n', '3', '--device', 'cpu', '--no-progress');
+    expect(r.status).toBe(0);
+  });
+
+  test('--stop \'\' names the empty text; a prompt that fails validation is not echoed', () => {
+    let r = eet('generate', MODEL, 'x', '--stop', '', '--device', 'cpu');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('Expected non-empty string for stop[0] but received "" of type string');
+    r = eet('generate', MODEL, 'x '.repeat(600), '--device', 'cpu', '--no-progress');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/Expected at most 512 tokens \(maxSeqLen\) for prompt/);
+    expect(r.stdout).toBe('');
+  });
+
+  test('generate --help lists every model format', () => {
+    const r = eet('generate', '--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/llama2\.c .*\.gguf.*Hugging Face folder/s);
+  });
+
+  test('a reader that closes stdout (| head) ends generation quietly, exit 0', async () => {
+    const child = spawn(process.execPath, [cli, 'generate', MODEL, 'Once upon a time', '-n', '500', '--device', 'emu', '--no-progress'], { cwd: root });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  }, 120_000);
+
+  test('Ctrl-C stops the generation and exits 130, with the summary line', async () => {
+    const child = spawn(process.execPath, [cli, 'generate', MODEL, 'Once upon a time', '-n', '500', '--device', 'emu', '--no-progress'], { cwd: root });
+    let stderr = '';
+    let stdout = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d) => {
+      if (stdout === '') setTimeout(() => child.kill('SIGINT'), 50);
+      stdout += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/^eet: \d+ tokens \(abort\);/);
+    expect(stdout.startsWith('Once upon a time')).toBe(true);
+  }, 120_000);
 
   test('a missing model argument', () => {
     const r = eet('generate');

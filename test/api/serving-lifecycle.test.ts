@@ -2,7 +2,7 @@
 // abandoned, a full queue, dispose with calls in flight, option validation — and decoding that goes on while the
 // JS thread is blocked (the step loop is native: no event-loop turn between two steps).
 import { BusyError, DisposedError } from '../../lib/errors';
-import { loadModel, Model } from '../../lib/model';
+import { loadModel, Model, type ContextOptions, type GenerateOptions, type LoadModelOptions } from '../../lib/model';
 import { tensor } from '../../lib/tensor';
 import { MODEL, references } from '../util/stories260k';
 
@@ -151,7 +151,8 @@ describe('serving lifecycle (cpu)', () => {
     await expect(model.generate('x', { n: 5 })).rejects.toThrow('Expected integer between 1 and 4 for n but received 5 of type number');
     await expect(model.generate('x', { repetitionPenalty: 0 })).rejects.toThrow('for repetitionPenalty but received 0 of type number');
     await expect(model.generate('x', { seed: -1 })).rejects.toThrow('for seed but received -1 of type number');
-    await expect(model.generate('x', { stop: [''] })).rejects.toThrow('Expected non-empty string or array of non-empty strings for stop');
+    await expect(model.generate('x', { stop: [''] })).rejects.toThrow('Expected non-empty string for stop[0] but received "" of type string');
+    await expect(model.generate('x', { stop: '' })).rejects.toThrow('Expected non-empty string for stop but received "" of type string');
     await expect(model.generate('x', { signal: {} as AbortSignal })).rejects.toThrow('Expected AbortSignal for signal');
     await expect(model.generate([], {})).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
     await expect(model.generate([1, 512])).rejects.toThrow('Expected integer between 0 and 511 for prompt[1] but received 512 of type number');
@@ -164,6 +165,43 @@ describe('serving lifecycle (cpu)', () => {
     const tiny = model.createContext({ maxBatch: 1, kvCacheTokens: 32 });
     await expect(tiny.generate(ONCE.prompt, greedy(100))).rejects.toThrow(/needs 7 KV blocks .* holds 2 blocks of 16 tokens/);
     await tiny.dispose();
+  });
+
+  test('options: unknown keys are refused with the nearest name; dictionaries without a prototype are options too', async () => {
+    await expect(model.generate('x', { temprature: 0 } as GenerateOptions)).rejects.toThrow(
+      /^Unknown option "temprature" in options; did you mean "temperature"\? \(known: maxNewTokens, n, temperature/);
+    await expect(model.generate('x', { maxTokens: 3 } as GenerateOptions)).rejects.toThrow('Unknown option "maxTokens" in options; did you mean "maxNewTokens"?');
+    await expect(model.generate('x', { zzzzzzzzzzzz: 1 } as GenerateOptions)).rejects.toThrow(/^Unknown option "zzzzzzzzzzzz" in options \(known:/);
+    expect(() => model.createContext({ maxBach: 2 } as ContextOptions)).toThrow('Unknown option "maxBach" in options; did you mean "maxBatch"?');
+    await expect(loadModel(MODEL, { devise: 'cpu' } as LoadModelOptions)).rejects.toThrow('Unknown option "devise" in options; did you mean "device"?');
+    const o = Object.create(null) as GenerateOptions;
+    Object.assign(o, { maxNewTokens: 3, temperature: 0, ignoreEos: true });
+    const generated = ONCE.printedIds.slice(ONCE.promptIds.length - 1); // llama2.c run.c's greedy ids
+    expect((await model.generate(ONCE.prompt, o)).tokens).toEqual(generated.slice(0, 3));
+  });
+
+  test('sampling values the engine would see differently are refused in JS, with the same message format', async () => {
+    // 1e-46 is 0 as a float32; the repetition penalty is bounded to [1/100, 100] (beyond, logits overflow)
+    await expect(model.generate('x', { topP: 1e-46 })).rejects.toThrow('Expected number greater than 0 and at most 1 for topP but received 1e-46 of type number');
+    await expect(model.generate('x', { repetitionPenalty: 1e39 })).rejects.toThrow('Expected number between 0.009999999776482582 and 100 for repetitionPenalty but received 1e+39 of type number');
+    await expect(model.generate('x', { repetitionPenalty: 1e-38 })).rejects.toThrow(/for repetitionPenalty but received 1e-38/);
+    expect((await model.generate(ONCE.prompt, { ...greedy(3), repetitionPenalty: 100 })).tokens).toHaveLength(3);
+    // a sparse array's hole is a missing prompt, named
+    // eslint-disable-next-line no-sparse-arrays
+    await expect(model.generate(['a', , 'b'] as string[])).rejects.toThrow('Expected string or array of token ids for prompts[1] but received undefined');
+    // eslint-disable-next-line no-sparse-arrays
+    await expect(model.generate([1, , 2] as number[])).rejects.toThrow('for prompt[1] but received undefined');
+  });
+
+  test('maxStepTokens is bounded by what a step can carry (maxBatch × maxSeqLen), and says so', async () => {
+    expect(() => model.createContext({ maxBatch: 4, maxStepTokens: 1 << 20 })).toThrow(
+      'Expected integer between 4 (maxBatch) and 2048 (maxBatch × maxSeqLen) for maxStepTokens but received 1048576 of type number');
+    const small = model.createContext({ maxBatch: 2, maxSeqLen: 16 });
+    expect(small.config.maxStepTokens).toBe(32); // the default (512) cut to 2 × 16
+    const big = model.createContext({ maxBatch: 2, maxSeqLen: 16, maxStepTokens: 32 });
+    expect(big.memory().workspace).toBe(small.memory().workspace);
+    await small.dispose();
+    await big.dispose();
   });
 });
 

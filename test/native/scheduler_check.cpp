@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../../engine/block_pool.h"
@@ -39,6 +40,8 @@ struct Harness {
   std::map<uint64_t, RequestDone> done;
   std::vector<TokenEvent> aborted;
   std::vector<uint64_t> last;  // the requests of the last step's entries (sequences may be freed by commit)
+  // Rows for which the fake sampler reports non-finite logits (token -1): (request, sample index, step).
+  std::set<std::tuple<uint64_t, int32_t, uint64_t>> poison;
 
   Harness(int32_t blocks, SchedulerConfig cfg)
       : pool(blocks), sched(cfg, pool, [this](int32_t dst, int32_t src) { copies.push_back({dst, src}); }) {}
@@ -46,8 +49,10 @@ struct Harness {
   ScheduledStep step() {
     ScheduledStep st = sched.plan();
     StepOutput out;
-    for (const SampleRow& r : st.rows) {
-      out.tokens.push_back(fake_token(r.seed, r.step));
+    for (size_t k = 0; k < st.rows.size(); ++k) {
+      const SampleRow& r = st.rows[k];
+      const bool bad = poison.count({st.entries[size_t(r.entry)].seq->request, st.row_index[k], r.step}) > 0;
+      out.tokens.push_back(bad ? -1 : fake_token(r.seed, r.step));
       out.logprobs.push_back(0.0f);
     }
     StepEvents ev;
@@ -251,6 +256,27 @@ void failures_and_cancel() {
   CHECK(ev2.done.size() == 1 && h.sched.idle() && h.sched.queued_requests() == 0, "a waiting request cancelled is done");
 }
 
+// Non-finite logits (the sampler's token -1): the request fails with ERR_NUMERIC, whole (all its samples), in
+// the middle of a step whose other rows commit as usual; its blocks come back. ASan catches a commit that walks
+// a sequence the failure freed.
+void numeric() {
+  Harness h(64, {4, 64, 512, 16});
+  h.sched.add(request(1, ids(20), 5));
+  h.sched.add(request(2, ids(20, 300), 5, 3, 50));  // n = 3: sample 2 goes bad after its first token
+  h.sched.add(request(3, ids(20, 500), 5));
+  h.poison.insert({1, 0, 2});
+  h.poison.insert({2, 2, 1});
+  h.run();
+  for (uint64_t id : {uint64_t(1), uint64_t(2)}) {
+    CHECK(h.done.count(id) && h.done[id].failed && h.done[id].code == ErrorCode::Numeric, "request %llu fails with ERR_NUMERIC",
+          (unsigned long long)id);
+  }
+  CHECK(h.done[1].message.find("position 22 of sample 0") != std::string::npos, "the message names where: %s", h.done[1].message.c_str());
+  CHECK(h.tokens[1][0] == expected(0, 2), "the tokens before the bad step were delivered (%zu)", h.tokens[1][0].size());
+  CHECK(h.done.count(3) && !h.done[3].failed && h.tokens[3][0] == expected(0, 5), "the request beside them is untouched");
+  CHECK(h.pool.in_use() == 0 && h.sched.idle(), "every block is back (%d in use)", h.pool.in_use());
+}
+
 // Queue time: from GenerateRequest::submitted to the first admission, or to the end for a request never admitted.
 // Submission times set in the past make the bounds hold by construction (no sleeping, no timing assumptions).
 void queue_time() {
@@ -286,6 +312,7 @@ int main() {
   forks();
   preemption();
   failures_and_cancel();
+  numeric();
   queue_time();
   std::printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;

@@ -15,6 +15,7 @@
 import { FloatDType, OpCase, SHORT, opSuite } from './harness';
 import { normal, randInt } from '../util/random';
 import { binding } from '../../lib/binding';
+import { deviceReport } from '../../lib/devices';
 
 const DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
 
@@ -325,18 +326,18 @@ opSuite('sample', cases);
 /** Each row's history: its ids (prompt then generated) and where the generated ones begin. */
 interface History { ids: number[]; start: number }
 
-function cpuSample(vocab: number, logits: Float32Array, rows: Row[], history?: History[]): { tokens: Int32Array; logprobs: Float32Array } {
+function cpuSample(vocab: number, logits: Float32Array, rows: Row[], history?: History[], device = 'cpu'): { tokens: Int32Array; logprobs: Float32Array } {
   const b = binding();
   const batch = rows.length;
-  const tLogits = new b.AddonTensor('cpu', 0, logits.length, logits);
-  const tOut = new b.AddonTensor('cpu', 3, batch, null);
-  const tLogprob = new b.AddonTensor('cpu', 0, batch, null);
+  const tLogits = new b.AddonTensor(device, 0, logits.length, logits);
+  const tOut = new b.AddonTensor(device, 3, batch, null);
+  const tLogprob = new b.AddonTensor(device, 0, batch, null);
   const stride = history ? Math.max(1, ...history.map((h) => h.ids.length)) : 0;
   const hist = new Int32Array(batch * stride);
   history?.forEach((h, i) => hist.set(h.ids, i * stride));
-  const tHistory = history ? new b.AddonTensor('cpu', 3, hist.length, hist) : null;
+  const tHistory = history ? new b.AddonTensor(device, 3, hist.length, hist) : null;
   try {
-    b.runOpSync('sample', 'cpu', {
+    b.runOpSync('sample', device, {
       dtype: 0,
       batch,
       vocab,
@@ -458,3 +459,59 @@ describe('sample (cpu reference)', () => {
   });
 });
 
+// ops.h: a row with a non-finite penalised logit gets token -1 and a NaN log-probability (the engine's ERR_NUMERIC);
+// the other rows of the call are sampled as usual. Every backend, every branch that would otherwise sort, select
+// or draw over the bad values (greedy, top-k, top-p, both, penalties that overflow a finite logit).
+describe('sample: non-finite logits', () => {
+  const devices = ['cpu', 'emu', ...(deviceReport().devices.some((d) => d.kind === 'cuda') ? ['cuda'] : [])];
+  const vocab = 300;
+  const settings: Array<Partial<Row>> = [
+    { temperature: 0 },
+    { temperature: 0.8, topK: 40 },
+    { temperature: 0.8, topP: 0.9 },
+    { temperature: 1, topK: 40, topP: 0.5 },
+    { temperature: 1.2 },
+  ];
+  const bad: Array<[string, (row: Float32Array) => void]> = [
+    ['one NaN', (r) => { r[17] = NaN; }],
+    ['+infinity', (r) => { r[0] = Infinity; }],
+    ['-infinity', (r) => { r[vocab - 1] = -Infinity; }],
+    ['all NaN', (r) => r.fill(NaN)],
+  ];
+  test.each(devices)('%s: the bad rows give -1 and NaN, the good rows their usual token', (device) => {
+    const rows: Row[] = [];
+    const logits: number[] = [];
+    const isBad: boolean[] = [];
+    for (const [si, s] of settings.entries()) {
+      for (const [bi, [, spoil]] of [...bad.entries(), [bad.length, ['none', () => undefined]] as const]) {
+        const l = normal(vocab, 60 + 10 * si + bi, 2);
+        spoil(l);
+        logits.push(...l);
+        rows.push({ temperature: 1, topK: 0, topP: 1, penalty: 1, seed: si, step: bi, ...s });
+        isBad.push(bi < bad.length);
+      }
+    }
+    const got = cpuSample(vocab, Float32Array.from(logits), rows, undefined, device);
+    const good = cpuSample(vocab, Float32Array.from(logits.filter((_, i) => !isBad[Math.floor(i / vocab)])),
+      rows.filter((_, i) => !isBad[i]));
+    let g = 0;
+    rows.forEach((_, i) => {
+      if (isBad[i]) {
+        expect({ row: i, token: got.tokens[i], nan: Number.isNaN(got.logprobs[i]) }).toEqual({ row: i, token: -1, nan: true });
+      } else {
+        expect({ row: i, token: got.tokens[i] }).toEqual({ row: i, token: good.tokens[g++] });
+        expect(got.tokens[i]).toBeGreaterThanOrEqual(0);
+      }
+    });
+  });
+
+  test.each(devices)('%s: a repetition penalty that overflows a finite logit gives -1', (device) => {
+    // 3e38 / 0.01 is +infinity in float32; without the history row 1 is an ordinary row
+    const l = normal(2 * vocab, 99, 1);
+    l[5] = 3e38;
+    l[vocab + 5] = 3e38;
+    const row: Row = { temperature: 0.7, topK: 0, topP: 0.9, penalty: 0.01, seed: 1, step: 0 };
+    const got = cpuSample(vocab, l, [row, row], [{ ids: [5], start: 0 }, { ids: [6], start: 0 }], device);
+    expect(Array.from(got.tokens)).toEqual([-1, 5]);
+  });
+});

@@ -86,6 +86,18 @@ describe('tensor argument errors', () => {
   test('negative dimension', () => {
     expect(() => empty([-1])).toThrow('Expected integer between 0 and 2147483647 for shape[0] but received -1 of type number');
   });
+  test('empty() and tensor() take the same shapes: at most 8 dimensions, a safe element count', () => {
+    const nine = new Array(9).fill(1);
+    expect(() => empty(nine)).toThrow('Expected array of up to 8 non-negative integers for shape but received a value of type array');
+    expect(() => tensor(new Float32Array(1), nine)).toThrow('Expected array of up to 8 non-negative integers for shape');
+    expect(() => empty(new Array(100).fill(1))).toThrow('for shape');
+    expect(() => empty([2 ** 31 - 1, 2 ** 31 - 1, 2 ** 31 - 1])).toThrow('Expected dimensions whose product is at most 2^53 - 1 for shape');
+    expect(empty(new Array(8).fill(1)).shape).toEqual(new Array(8).fill(1));
+  });
+  test('unknown option keys', () => {
+    expect(() => empty([1], { dtyp: 'float32' } as never)).toThrow('Unknown option "dtyp" in options; did you mean "dtype"?');
+    expect(() => tensor(new Float32Array(1), [1], { devce: 'cpu' } as never)).toThrow('Unknown option "devce" in options; did you mean "device"?');
+  });
   test('data type', () => {
     expect(() => tensor([1, 2] as never, [2])).toThrow('Expected Float32Array, Uint16Array, Int32Array or Int8Array for data but received a value of type array');
   });
