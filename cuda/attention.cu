@@ -26,98 +26,14 @@
 //    engine/op_workspace.cpp, chooses the chunks) each block writes its partial (max, sum, unnormalised output) to
 //    the workspace and attention_combine_kernel merges them, one block per (sequence, query head).
 // The workspace layout and eet::attention_workspace_bytes() are in engine/ops.h, computed from the same split.
-#include <cmath>
-
-#include "reduce.cuh"
+// The shared-prefix op (shared_attention.cu) reuses the decode path through attention_decode_run(): key_begin starts
+// each sequence's keys after the ones its group shares, every block writes partials (part_stride = n_chunks + 1
+// slots, the extra one for the shared part of a chunk that the shared length cuts), and the combine merges those.
+#include "attention.cuh"
 
 namespace EET_KNS {
 
-// Tile shapes shared by the prompt and decode kernels. (AttnTile and AttnParams are outside the anonymous namespace:
-// kernels taking them keep external linkage, so the emu's launch trace can name them.)
-struct AttnTile {
-  static constexpr int kWarps = 4;
-  static constexpr int kBlock = kWarps * 32;      // threads per block
-  static constexpr int kRows = 8;                 // prefill: query rows per warp
-  static constexpr int kBq = kWarps * kRows;      // prefill: queries per block
-  static constexpr int kBk = 32;                  // keys per tile: one per lane
-  static constexpr int kHeads = 8;                // decode: query heads per block
-  static constexpr int kPass = kWarps * kBk;      // decode: keys one pass of the block covers, a 32-key slice per warp
-  static_assert(kBk == 32 && kBq == kBk, "lane-per-key score layout; Q and K tiles share the pad loop");
-  static_assert(eet::kAttentionDecodeChunkMin % kPass == 0 && eet::kAttentionDecodeChunkMax % kPass == 0,
-                "decode chunks (engine/ops.h) are whole passes: every warp walks whole 32-key slices");
-};
-
-constexpr int kCombineBlock = 128;
-constexpr float kLog2e = 1.4426950408889634f;
-
-// Everything the kernels read; built once by op_attention.
-struct AttnParams {
-  const void* q;                 // (T, n_heads, D), token stride ldq
-  void* out;                     // (T, n_heads, D), token stride ldo
-  const void* k_cache;
-  const void* v_cache;
-  const int32_t* block_table;    // (batch, max_blocks_per_seq)
-  const int32_t* q_start;        // (batch + 1)
-  const int32_t* ctx_len;        // (batch)
-  float* part_ml;                // decode with n_chunks > 1: (batch, n_heads, n_chunks, 2) chunk max (log2) and sum
-  float* part_acc;               //   (batch, n_heads, n_chunks, D) unnormalised chunk outputs; nullptr otherwise
-  int64_t ldq, ldo, block_stride, head_stride;
-  int32_t block_size, head_dim, n_heads, group, max_blocks_per_seq;  // group = n_heads / n_kv_heads
-  int32_t q_tiles;               // prefill: query tiles per sequence
-  int32_t n_chunks, chunk_len, head_groups;  // decode: context chunks, keys per chunk, blocks per kv head
-  float scale_log2;              // scale * log2(e)
-  bool causal;
-  bool vec;                      // q, caches, D and strides allow 16-byte loads
-};
-
 namespace {
-
-// Element offset of key k of sequence b, kv head kvh, in the cache.
-__device__ __forceinline__ int64_t key_offset(const AttnParams& p, int b, int kvh, int k) {
-  const int64_t blk = p.block_table[int64_t(b) * p.max_blocks_per_seq + k / p.block_size];
-  return blk * p.block_stride + int64_t(kvh) * p.head_stride + int64_t(k % p.block_size) * p.head_dim;
-}
-
-// 16 bytes of T at src (16-byte aligned) as fp32.
-template <typename T>
-__device__ __forceinline__ void load16(const T* src, float* out) {
-  constexpr int VEC = 16 / int(sizeof(T));
-  const uint4 raw = *reinterpret_cast<const uint4*>(src);
-  const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int j = 0; j < VEC; ++j) out[j] = to_f32(e[j]);
-}
-
-// Block-cooperative copy of n_rows rows of D elements into shared fp32 rows of stride ld, times mul. Row r comes
-// from src + row_off(r), or is zeros where row_off(r) < 0. vec: 16-byte loads (every row offset and D are
-// multiples of 16 bytes).
-template <int BLOCK, typename T, typename RowOff>
-__device__ __forceinline__ void load_rows(float* dst, int ld, const T* src, int n_rows, int D, bool vec, float mul,
-                                          RowOff row_off) {
-  if (vec) {
-    constexpr int VEC = 16 / int(sizeof(T));
-    const int per_row = D / VEC;
-    for (int u = threadIdx.x; u < n_rows * per_row; u += BLOCK) {
-      const int r = u / per_row, d = (u - r * per_row) * VEC;
-      const int64_t off = row_off(r);
-      float v[VEC];
-      if (off >= 0) {
-        load16(src + off + d, v);
-      } else {
-#pragma unroll
-        for (int j = 0; j < VEC; ++j) v[j] = 0.0f;
-      }
-#pragma unroll
-      for (int j = 0; j < VEC; ++j) dst[r * ld + d + j] = v[j] * mul;
-    }
-  } else {
-    for (int u = threadIdx.x; u < n_rows * D; u += BLOCK) {
-      const int r = u / D, d = u - r * D;
-      const int64_t off = row_off(r);
-      dst[r * ld + d] = off >= 0 ? to_f32(src[off + d]) * mul : 0.0f;
-    }
-  }
-}
 
 // Decode: one online-softmax step for a row whose 32 scores (one per lane, -inf where masked) are s; at least one
 // lane is unmasked once m is finite or in this step. Returns this lane's probability; rescales the row's state.
@@ -283,13 +199,13 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_decode_kernel(Attn
   const int b = int(blockIdx.x) / p.n_chunks, chunk = int(blockIdx.x) % p.n_chunks;
   const int kvh = int(blockIdx.y) / p.head_groups, hg = int(blockIdx.y) % p.head_groups;
   const int ctx = p.ctx_len[b];
-  const int k_begin = chunk * p.chunk_len;
-  if (k_begin >= ctx) return;  // whole block, before any barrier
-  const int k_end = min(ctx, k_begin + p.chunk_len);
+  const int k_begin = max(p.key_begin ? p.key_begin[b] : 0, chunk * p.chunk_len);
+  const int k_end = min(ctx, (chunk + 1) * p.chunk_len);
+  if (k_begin >= k_end) return;  // whole block, before any barrier
   const int h0 = kvh * p.group + hg * HG, ng = min(HG, p.group - hg * HG);
   const int D = p.head_dim, DP = (D + 3) & ~3;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t q_row = p.q_start[b];
+  const int64_t q_row = p.q_start ? p.q_start[b] : b;  // shared-prefix op: one query per sequence, row b
 
   EXTERN_SHARED(float, smem);
   int64_t* offs = reinterpret_cast<int64_t*>(smem);  // (W, 32) cache offsets of each warp's current keys
@@ -407,7 +323,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_decode_kernel(Attn
   }
 
   T* out = static_cast<T*>(p.out);
-  const int64_t part0 = (int64_t(b) * p.n_heads + h0) * p.n_chunks + chunk;  // partial of head h0 + g: + g*n_chunks
+  const int64_t part0 = (int64_t(b) * p.n_heads + h0) * p.part_stride + chunk;  // head h0 + g: + g*part_stride
   for (int e = threadIdx.x; e < ng * D; e += Tl::kBlock) {
     const int g = e / D, d = e - g * D;
     float mg = wm[g];
@@ -417,7 +333,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_decode_kernel(Attn
     if (p.part_acc == nullptr) {
       out[q_row * p.ldo + int64_t(h0 + g) * D + d] = from_f32<T>(acc[e] / lg);
     } else {
-      const int64_t part = part0 + int64_t(g) * p.n_chunks;
+      const int64_t part = part0 + int64_t(g) * p.part_stride;
       p.part_acc[part * D + d] = acc[e];
       if (d == 0) {
         p.part_ml[part * 2] = mg;
@@ -427,31 +343,46 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_decode_kernel(Attn
   }
 }
 
-// Merges the chunk partials of one (sequence, query head): out = Σ acc_c·2^(m_c−M) / Σ l_c·2^(m_c−M).
+// Slot of partial i (i <= n_chunks) of a sequence with context ctx whose keys from k0 on are its own (k0 = 0 but for
+// the shared-prefix op), or -1 where that partial does not exist. Chunk c (slot c) exists when it lies wholly in the
+// shared keys or has keys of its own; the shared part of a chunk cut by k0 is slot n_chunks.
+__device__ __forceinline__ int combine_slot(const AttnParams& p, int i, int k0, int ctx) {
+  const int L = p.chunk_len, c0 = i * L, c1 = c0 + L;  // < 2^21 + 4096: max_ctx_len <= 2^20 (validate)
+  if (i == p.n_chunks) return k0 % L != 0 ? i : -1;
+  return c1 <= k0 || max(k0, c0) < min(ctx, c1) ? i : -1;
+}
+
+// Merges the partials of one (sequence, query head): out = Σ acc_c·2^(m_c−M) / Σ l_c·2^(m_c−M).
 template <typename T, int BLOCK>
 __global__ __launch_bounds__(BLOCK) void attention_combine_kernel(AttnParams p) {
   const int b = blockIdx.x, h = blockIdx.y, D = p.head_dim;
-  const int n = int(ceil_div(p.ctx_len[b], p.chunk_len));  // chunks this sequence filled
-  const int64_t part0 = (int64_t(b) * p.n_heads + h) * p.n_chunks;
+  const int ctx = p.ctx_len[b], k0 = p.key_begin ? p.key_begin[b] : 0;
+  const int n = p.part_stride;  // candidate slots; combine_slot() says which exist
+  const int64_t part0 = (int64_t(b) * p.n_heads + h) * p.part_stride;
   EXTERN_SHARED(float, smem);
   float* red = smem;     // 32 floats of block_reduce scratch
-  float* w = smem + 32;  // (n_chunks) weight 2^(m_c - M) of each chunk
+  float* w = smem + 32;  // (part_stride) weight 2^(m_c - M) of each slot, 0 for the missing ones
 
   float mx = -INFINITY;
-  for (int c = threadIdx.x; c < n; c += BLOCK) mx = fmaxf(mx, p.part_ml[(part0 + c) * 2]);
+  for (int c = threadIdx.x; c < n; c += BLOCK) {
+    if (combine_slot(p, c, k0, ctx) >= 0) mx = fmaxf(mx, p.part_ml[(part0 + c) * 2]);
+  }
   mx = block_reduce_max<BLOCK>(mx, red);
   float sum = 0.0f;
   for (int c = threadIdx.x; c < n; c += BLOCK) {
-    const float wc = exp2f(p.part_ml[(part0 + c) * 2] - mx);
+    const bool has = combine_slot(p, c, k0, ctx) >= 0;
+    const float wc = has ? exp2f(p.part_ml[(part0 + c) * 2] - mx) : 0.0f;
     w[c] = wc;
-    sum += wc * p.part_ml[(part0 + c) * 2 + 1];
+    if (has) sum += wc * p.part_ml[(part0 + c) * 2 + 1];
   }
   sum = block_reduce_sum<BLOCK>(sum, red);  // its barriers also publish w
   const float inv = 1.0f / sum;
-  T* out = static_cast<T*>(p.out) + int64_t(p.q_start[b]) * p.ldo + int64_t(h) * D;
+  T* out = static_cast<T*>(p.out) + int64_t(p.q_start ? p.q_start[b] : b) * p.ldo + int64_t(h) * D;
   for (int d = threadIdx.x; d < D; d += BLOCK) {
     float a = 0.0f;
-    for (int c = 0; c < n; ++c) a = fmaf(w[c], p.part_acc[(part0 + c) * D + d], a);
+    for (int c = 0; c < n; ++c) {
+      if (w[c] != 0.0f) a = fmaf(w[c], p.part_acc[(part0 + c) * D + d], a);  // missing slots hold stale data
+    }
     out[d] = from_f32<T>(a * inv);
   }
 }
@@ -475,20 +406,23 @@ void attention_decode_launch(const AttnParams& p, int32_t batch, int32_t n_kv_he
   const int D = p.head_dim, DP = (D + 3) & ~3;
   const size_t smem = sizeof(float) * size_t(2 * Tl::kWarps * 32 + Tl::kHeads * DP + Tl::kWarps * Tl::kHeads * 32 +
                                              2 * Tl::kWarps * Tl::kHeads + Tl::kHeads * D);
-  launch(attention_decode_kernel<T, NI>, dim3(unsigned(int64_t(batch) * p.n_chunks), unsigned(n_kv_heads * p.head_groups)),
-         dim3(Tl::kBlock), smem, stream, p);
+  if (p.n_chunks > 0) {
+    launch(attention_decode_kernel<T, NI>, dim3(unsigned(int64_t(batch) * p.n_chunks), unsigned(n_kv_heads * p.head_groups)),
+           dim3(Tl::kBlock), smem, stream, p);
+  }
   if (p.part_acc) {
     launch(attention_combine_kernel<T, kCombineBlock>, dim3(unsigned(batch), unsigned(p.n_heads)), dim3(kCombineBlock),
-           sizeof(float) * size_t(32 + p.n_chunks), stream, p);
+           sizeof(float) * size_t(32 + p.part_stride), stream, p);
   }
 }
 
-template <typename T, int NI>
-void attention_launch(const eet::AttentionArgs& a, AttnParams& p, eet::Stream stream) {
-  if (a.max_q_len > 1) {
-    attention_prefill_launch<T, NI>(p, a.batch, stream);
-  } else {
-    attention_decode_launch<T, NI>(p, a.batch, a.layout.n_kv_heads, stream);
+template <typename T>
+void attention_decode_dispatch(const AttnParams& p, int32_t batch, int32_t n_kv_heads, eet::Stream stream) {
+  const int ni = p.head_dim <= 64 ? 2 : p.head_dim <= 128 ? 4 : 8;
+  switch (ni) {
+    case 2: attention_decode_launch<T, 2>(p, batch, n_kv_heads, stream); break;
+    case 4: attention_decode_launch<T, 4>(p, batch, n_kv_heads, stream); break;
+    default: attention_decode_launch<T, 8>(p, batch, n_kv_heads, stream); break;
   }
 }
 
@@ -534,19 +468,26 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
     if (int64_t(a.batch) * p.n_chunks > INT32_MAX) {
       eet::throw_error(eet::ErrorCode::Unsupported, "attention: batch * context chunks exceeds the grid limit");
     }
+    p.part_stride = p.n_chunks;
     if (p.n_chunks > 1) {  // the workspace layout of engine/ops.h; validate() checked its size
       p.part_ml = static_cast<float*>(a.workspace);
       p.part_acc = p.part_ml + int64_t(a.batch) * a.n_heads * p.n_chunks * 2;
     }
+    attention_decode_run(p, a.dtype, a.batch, l.n_kv_heads, stream);
+    return;
   }
   const int ni = l.head_dim <= 64 ? 2 : l.head_dim <= 128 ? 4 : 8;
   EET_DISPATCH_FLOAT(a.dtype, T, {
     switch (ni) {
-      case 2: attention_launch<T, 2>(a, p, stream); break;
-      case 4: attention_launch<T, 4>(a, p, stream); break;
-      default: attention_launch<T, 8>(a, p, stream); break;
+      case 2: attention_prefill_launch<T, 2>(p, a.batch, stream); break;
+      case 4: attention_prefill_launch<T, 4>(p, a.batch, stream); break;
+      default: attention_prefill_launch<T, 8>(p, a.batch, stream); break;
     }
   });
+}
+
+void attention_decode_run(const AttnParams& p, eet::DType dtype, int32_t batch, int32_t n_kv_heads, eet::Stream stream) {
+  EET_DISPATCH_FLOAT(dtype, T, attention_decode_dispatch<T>(p, batch, n_kv_heads, stream));
 }
 
 }  // namespace EET_KNS

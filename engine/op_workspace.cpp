@@ -28,21 +28,44 @@ size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_di
   return sizeof(float) * size_t(batch) * size_t(n_heads) * size_t(split.n_chunks) * size_t(head_dim + 2);
 }
 
-size_t attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len) {
-  // For a fixed batch the chunk length is a non-decreasing step function of the context, and while it stays put
-  // the chunk count ceil(ctx / len) only grows: so the count peaks at the last context of each step, where
-  // ceil(ctx / want) reaches a multiple of kAttentionDecodeChunkMin, or at max_ctx_len. Those few contexts per
-  // batch are the candidates (the count itself is not monotonic: it drops where the chunk length steps up).
+namespace {
+// The most bytes(b, ctx) over every batch b in [1, max_batch] and context ctx in [1, max_ctx_len], for a size that,
+// at a fixed batch, grows with the decode split's chunk count. For a fixed batch the chunk length is a non-decreasing
+// step function of the context, and while it stays put the chunk count ceil(ctx / len) only grows: so the count
+// peaks at the last context of each step, where ceil(ctx / want) reaches a multiple of kAttentionDecodeChunkMin, or
+// at max_ctx_len. Those few contexts per batch are the candidates (the count itself is not monotonic: it drops
+// where the chunk length steps up).
+template <typename Bytes>
+size_t plan_over_splits(int32_t max_batch, int32_t n_heads, int32_t max_ctx_len, Bytes bytes) {
   size_t most = 0;
   for (int32_t b = 1; b <= max_batch; ++b) {
     const int64_t want = ceil_div(kDecodeTargetItems, int64_t(b) * n_heads);
     for (int64_t len = kAttentionDecodeChunkMin;; len += kAttentionDecodeChunkMin) {
       const int64_t last = len >= kAttentionDecodeChunkMax ? max_ctx_len : std::min<int64_t>(max_ctx_len, len * want);
-      most = std::max(most, attention_workspace_bytes(b, n_heads, head_dim, int32_t(last)));
+      most = std::max(most, bytes(b, int32_t(last)));
       if (last == max_ctx_len) break;
     }
   }
   return most;
+}
+}  // namespace
+
+size_t attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len) {
+  return plan_over_splits(max_batch, n_heads, max_ctx_len, [&](int32_t b, int32_t ctx) {
+    return attention_workspace_bytes(b, n_heads, head_dim, ctx);
+  });
+}
+
+size_t shared_attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len) {
+  const AttentionDecodeSplit split = attention_decode_split(batch, n_heads, max_ctx_len);
+  // n_chunks + 1 slots per (sequence, query head): the chunk slots and the one for a chunk cut by the shared length
+  return sizeof(float) * size_t(batch) * size_t(n_heads) * size_t(split.n_chunks + 1) * size_t(head_dim + 2);
+}
+
+size_t shared_attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len) {
+  return plan_over_splits(max_batch, n_heads, max_ctx_len, [&](int32_t b, int32_t ctx) {
+    return shared_attention_workspace_bytes(b, n_heads, head_dim, ctx);
+  });
 }
 
 size_t sample_workspace_bytes(int64_t batch, int64_t vocab) { return sizeof(float) * size_t(batch) * size_t(vocab); }

@@ -194,6 +194,36 @@ void validate(const AttentionArgs& a) {
   }
 }
 
+void validate(const SharedAttentionArgs& a) {
+  const char* op = "shared_attention";
+  float_dtype(op, a.dtype);
+  validate_kv_layout(op, a.layout);
+  need(op, "q", a.q); need(op, "out", a.out); need(op, "k_cache", a.k_cache); need(op, "v_cache", a.v_cache);
+  need(op, "block_table", a.block_table); need(op, "ctx_len", a.ctx_len); need(op, "shared_len", a.shared_len);
+  need(op, "group_start", a.group_start);
+  range(op, "batch", a.batch, 1, 1 << 20);
+  range(op, "n_heads", a.n_heads, 1, 4096);
+  range(op, "layout.head_dim", a.layout.head_dim, 8, 256);
+  if (a.n_heads % a.layout.n_kv_heads) bad(op, "n_heads", "a multiple of n_kv_heads", a.n_heads);
+  range(op, "max_blocks_per_seq", a.max_blocks_per_seq, 1, 1 << 24);
+  range(op, "max_ctx_len", a.max_ctx_len, 1, int64_t(a.max_blocks_per_seq) * a.layout.block_size);
+  range(op, "max_ctx_len", a.max_ctx_len, 1, 1 << 20);
+  range(op, "max_shared_len", a.max_shared_len, 0, a.max_ctx_len);
+  range(op, "n_groups", a.n_groups, 0, a.batch);
+  if (a.n_groups > 0) {
+    need(op, "group_seqs", a.group_seqs);
+    range(op, "max_group_size", a.max_group_size, 1, a.batch);
+  }
+  int64_t row = int64_t(a.n_heads) * a.layout.head_dim;
+  if (a.ldq < row) bad(op, "ldq", ">= n_heads*head_dim", a.ldq);
+  if (a.ldo < row) bad(op, "ldo", ">= n_heads*head_dim", a.ldo);
+  if (!(a.scale > 0.0f)) throw_error(ErrorCode::InvalidArg, "shared_attention: expected scale > 0");
+  size_t ws = shared_attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
+  if (!a.workspace || a.workspace_bytes < ws) {
+    throw_error(ErrorCode::InvalidArg, "shared_attention: workspace of " + std::to_string(ws) + " bytes is required");
+  }
+}
+
 void validate(const SampleArgs& a) {
   const char* op = "sample";
   float_dtype(op, a.dtype);

@@ -213,6 +213,50 @@ size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_di
 // context (the chunk length steps by kAttentionDecodeChunkMin).
 size_t attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
 
+// ---- shared-prefix decode attention (cascade) ----------------------------------------------------------------------
+// The decode case of fused masked attention (one query per sequence: row b of q, at position ctx_len[b] - 1, so no
+// mask applies) for a batch where groups of sequences share the leading keys of their contexts (prefix caching, the
+// n samples of one prompt). Group g lists sequences group_seqs[group_start[g] .. group_start[g+1]-1]; keys
+// 0..shared_len[b]-1 of each of them are the group's shared keys, read once for the whole group through the block
+// table of its first listed sequence (the leader); keys shared_len[b]..ctx_len[b]-1 are b's own tail, read through
+// its own table. The result is exactly the attention of each query over its whole context:
+//   out[b, h] = softmax(q[b, h]·Kᵀ * scale) · V over keys 0..ctx_len[b]-1 of b, query head h on kv head h / group.
+// The shared part is attended non-causally as one matrix of queries (every query head of every member on one kv
+// head) against the shared keys — so N queries against one memory (cross-attention) are N "sequences" of one group
+// with ctx_len = shared_len. A sequence in no group has shared_len 0 and is plain decode attention.
+// Contract (the op runner checks it from the index tensors; the engine builds it so): 0 <= shared_len[b] <=
+// ctx_len[b]; the members of a group have equal shared_len and the same keys 0..shared_len-1; a sequence is in at most
+// one group, and in one if its shared_len > 0; group sizes <= max_group_size; shared_len <= max_shared_len.
+struct SharedAttentionArgs {
+  DType dtype;
+  const void* q;               // (batch, n_heads, head_dim), token stride ldq
+  void* out;                   // (batch, n_heads, head_dim), token stride ldo
+  const void* k_cache;
+  const void* v_cache;
+  KvLayout layout;
+  const int32_t* block_table;  // (batch, max_blocks_per_seq)
+  const int32_t* ctx_len;      // (batch), 1 <= ctx_len <= max_blocks_per_seq * block_size
+  const int32_t* shared_len;   // (batch)
+  const int32_t* group_start;  // (n_groups + 1), group_start[0] = 0, non-decreasing
+  const int32_t* group_seqs;   // (group_start[n_groups]) sequence indices
+  int64_t ldq, ldo;
+  int32_t batch, n_heads, max_blocks_per_seq, n_groups, max_group_size;
+  int32_t max_ctx_len, max_shared_len;  // host-side bounds over the batch, for grid sizing
+  float scale;
+  void* workspace;             // shared_attention_workspace_bytes() bytes
+  size_t workspace_bytes;
+};
+// Bytes of SharedAttentionArgs::workspace. The keys of every sequence are cut into chunks by the decode split
+// (attention_decode_split(batch, n_heads, max_ctx_len)): chunk c is keys [c*chunk_len, (c+1)*chunk_len). Each
+// (sequence, query head) has n_chunks + 1 partial slots: slot c holds chunk c's partial (from the shared kernel when
+// the chunk lies in the shared keys, from the tail decode otherwise, its tail part when the shared length cuts it),
+// slot n_chunks the shared part of the chunk the shared length cuts. fp32, the second region right after the first:
+//   part_ml   (batch, n_heads, n_chunks + 1, 2)         max score (log2 domain) and sum of exp2(score - max)
+//   part_acc  (batch, n_heads, n_chunks + 1, head_dim)  unnormalised output
+size_t shared_attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
+// The most shared_attention_workspace_bytes() over every batch in [1, max_batch] and context in [1, max_ctx_len].
+size_t shared_attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
+
 // ---- sampling on the device ----------------------------------------------------------------------------------------
 // Per row b of logits (B, V), in this order:
 //   1. penalties over the row's history h = history[b, 0:history_len[b]] (none when history is nullptr), where
@@ -275,22 +319,24 @@ void validate(const RopeArgs&);
 void validate(const KvAppendArgs&);
 void validate(const KvGatherArgs&);
 void validate(const AttentionArgs&);
+void validate(const SharedAttentionArgs&);
 void validate(const SampleArgs&);
 void validate(const CastArgs&);
 
 // X-macro over all ops: name, args struct. Backends, the emu/cuda forwarders and the JS op runner use it.
-#define EET_OPS(X)                 \
-  X(embedding, EmbeddingArgs)      \
-  X(norm, NormArgs)                \
-  X(softmax, SoftmaxArgs)          \
-  X(gemm, GemmArgs)                \
-  X(gemm_q8, GemmQ8Args)           \
-  X(act, ActArgs)                  \
-  X(rope, RopeArgs)                \
-  X(kv_append, KvAppendArgs)       \
-  X(kv_gather, KvGatherArgs)       \
-  X(attention, AttentionArgs)      \
-  X(sample, SampleArgs)            \
+#define EET_OPS(X)                         \
+  X(embedding, EmbeddingArgs)              \
+  X(norm, NormArgs)                        \
+  X(softmax, SoftmaxArgs)                  \
+  X(gemm, GemmArgs)                        \
+  X(gemm_q8, GemmQ8Args)                   \
+  X(act, ActArgs)                          \
+  X(rope, RopeArgs)                        \
+  X(kv_append, KvAppendArgs)               \
+  X(kv_gather, KvGatherArgs)               \
+  X(attention, AttentionArgs)              \
+  X(shared_attention, SharedAttentionArgs) \
+  X(sample, SampleArgs)                    \
   X(cast, CastArgs)
 
 }  // namespace eet

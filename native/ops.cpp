@@ -363,6 +363,89 @@ void run_attention(OpCall& c) {
   c.backend->attention(a);
 }
 
+void run_shared_attention(OpCall& c) {
+  eet::SharedAttentionArgs a{};
+  a.dtype = c.dtype();
+  a.layout = read_layout(c);
+  a.batch = int32_t(get_int(c.p, "batch", 1, 1 << 20));
+  a.n_heads = int32_t(get_int(c.p, "nHeads", 1, 4096));
+  a.n_groups = int32_t(get_int(c.p, "nGroups", 0, a.batch));
+  a.max_blocks_per_seq = int32_t(get_int(c.p, "maxBlocksPerSeq", 1, 1 << 24));
+  a.scale = float(get_number(c.p, "scale"));
+  int64_t row = int64_t(a.n_heads) * a.layout.head_dim;
+  a.ldq = get_int_or(c.p, "ldq", 1, int64_t(1) << 40, row);
+  a.ldo = get_int_or(c.p, "ldo", 1, int64_t(1) << 40, row);
+  a.q = c.tensor("q", a.dtype, extent(a.batch, row, a.ldq));
+  a.out = c.tensor("out", a.dtype, extent(a.batch, row, a.ldo));
+  a.k_cache = c.tensor("kCache", a.dtype, 1);
+  a.v_cache = c.tensor("vCache", a.dtype, 1);
+  a.block_table = static_cast<const int32_t*>(
+      c.tensor("blockTable", DType::I32, eet::checked_mul(a.batch, a.max_blocks_per_seq, "blockTable")));
+  a.ctx_len = static_cast<const int32_t*>(c.tensor("ctxLen", DType::I32, a.batch));
+  a.shared_len = static_cast<const int32_t*>(c.tensor("sharedLen", DType::I32, a.batch));
+  a.group_start = static_cast<const int32_t*>(c.tensor("groupStart", DType::I32, int64_t(a.n_groups) + 1));
+  // The contract of ops.h, from the index tensors: 0 = group_start[0] <= ... <= batch, members distinct and in
+  // range, shared_len within each context, equal in a group, and 0 outside every group.
+  auto gs = c.read_ints(a.group_start, int64_t(a.n_groups) + 1);
+  if (gs[0] != 0) throw make_error(c.env, eet::ErrorCode::InvalidArg, "groupStart must start at 0");
+  for (int32_t g = 0; g < a.n_groups; ++g) {
+    if (gs[size_t(g) + 1] < gs[size_t(g)]) throw make_error(c.env, eet::ErrorCode::InvalidArg, "groupStart must not decrease");
+    a.max_group_size = std::max(a.max_group_size, gs[size_t(g) + 1] - gs[size_t(g)]);
+  }
+  c.check_ints("groupStart", gs, 0, a.batch);
+  std::vector<int32_t> members;
+  if (a.n_groups > 0 && gs[size_t(a.n_groups)] > 0) {
+    a.group_seqs = static_cast<const int32_t*>(c.tensor("groupSeqs", DType::I32, gs[size_t(a.n_groups)]));
+    members = c.read_ints(a.group_seqs, gs[size_t(a.n_groups)]);
+    c.check_ints("groupSeqs", members, 0, a.batch - 1);
+  } else if (a.n_groups > 0) {
+    a.group_seqs = a.group_start;  // every group empty: never read
+  }
+  auto cl = c.read_ints(a.ctx_len, a.batch);
+  auto sl = c.read_ints(a.shared_len, a.batch);
+  int64_t cap = int64_t(a.max_blocks_per_seq) * a.layout.block_size;
+  std::vector<int32_t> leader(static_cast<size_t>(a.batch), -1);
+  for (int32_t g = 0; g < a.n_groups; ++g) {
+    for (int32_t i = gs[size_t(g)]; i < gs[size_t(g) + 1]; ++i) {
+      const int32_t b = members[size_t(i)], first = members[size_t(gs[size_t(g)])];
+      if (leader[size_t(b)] >= 0) {
+        throw make_error(c.env, eet::ErrorCode::InvalidArg, "sequence " + std::to_string(b) + " is in two groups");
+      }
+      leader[size_t(b)] = first;
+      if (sl[size_t(b)] != sl[size_t(first)]) {
+        throw make_error(c.env, eet::ErrorCode::InvalidArg, "group " + std::to_string(g) + ": sharedLen differs between its sequences");
+      }
+    }
+  }
+  for (int32_t b = 0; b < a.batch; ++b) {
+    if (cl[size_t(b)] < 1 || cl[size_t(b)] > cap || sl[size_t(b)] < 0 || sl[size_t(b)] > cl[size_t(b)] ||
+        (sl[size_t(b)] > 0 && leader[size_t(b)] < 0)) {
+      throw make_error(c.env, eet::ErrorCode::InvalidArg,
+                       "sequence " + std::to_string(b) + ": expected 0 <= sharedLen (" + std::to_string(sl[size_t(b)]) +
+                           ") <= ctxLen (" + std::to_string(cl[size_t(b)]) + "), 1 <= ctxLen <= " + std::to_string(cap) +
+                           ", and a group when sharedLen > 0");
+    }
+    a.max_ctx_len = std::max(a.max_ctx_len, cl[size_t(b)]);
+    a.max_shared_len = std::max(a.max_shared_len, sl[size_t(b)]);
+  }
+  int64_t blocks = std::min(cache_blocks(c, "kCache", a.layout), cache_blocks(c, "vCache", a.layout));
+  auto bt = c.read_ints(a.block_table, int64_t(a.batch) * a.max_blocks_per_seq);
+  for (int32_t b = 0; b < a.batch; ++b) {  // the blocks of b's own keys; a leader's cover its group's shared keys
+    int64_t first = sl[size_t(b)] / a.layout.block_size, used = (cl[size_t(b)] + a.layout.block_size - 1) / a.layout.block_size;
+    std::vector<int32_t> mine(bt.begin() + int64_t(b) * a.max_blocks_per_seq + first, bt.begin() + int64_t(b) * a.max_blocks_per_seq + used);
+    c.check_ints("blockTable", mine, 0, blocks - 1);
+  }
+  for (int32_t b = 0; b < a.batch; ++b) {
+    if (leader[size_t(b)] != b) continue;
+    int64_t used = (sl[size_t(b)] + a.layout.block_size - 1) / a.layout.block_size;
+    std::vector<int32_t> shared(bt.begin() + int64_t(b) * a.max_blocks_per_seq, bt.begin() + int64_t(b) * a.max_blocks_per_seq + used);
+    c.check_ints("blockTable", shared, 0, blocks - 1);
+  }
+  a.workspace_bytes = eet::shared_attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
+  a.workspace = c.temp(a.workspace_bytes);
+  c.backend->shared_attention(a);
+}
+
 void run_sample(OpCall& c) {
   eet::SampleArgs a{};
   a.dtype = c.dtype();
@@ -433,6 +516,7 @@ Napi::Value RunOpSync(const Napi::CallbackInfo& info) {
     else if (name == "kv_append") run_kv_append(c);
     else if (name == "kv_gather") run_kv_gather(c);
     else if (name == "attention") run_attention(c);
+    else if (name == "shared_attention") run_shared_attention(c);
     else if (name == "sample") run_sample(c);
     else if (name == "cast") run_cast(c);
     else throw_arg(env, "op", "a known op name", info[0]);

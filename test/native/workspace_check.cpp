@@ -1,6 +1,7 @@
 // The attention workspace plan (engine/op_workspace.cpp) against a brute-force sweep: for model shapes where the
 // decode split's chunk count is not monotonic in the context, every (batch, context) a step can reach must fit in
 // what attention_workspace_plan() reserves, and the plan must be that maximum exactly (no over-reservation).
+// The same for shared_attention_workspace_plan() (the shared-prefix decode op).
 // Issue 11 item 10: 32 heads x 128, maxContext 8192, maxBatch 4 needed 2,146,560 bytes at batch 3, context 5,377
 // while the old plan (the value at the largest context) reserved 2,129,920.
 #include <algorithm>
@@ -49,6 +50,14 @@ int main() {
     std::printf("heads %d x %d, maxContext %d, maxBatch %d: plan %zu, sweep max %zu (batch %d, context %d), at the largest context %zu\n",
                 s.heads, s.head_dim, s.max_ctx, s.max_batch, plan, brute, at_b, at_c, old_plan);
     check(plan == brute, "plan == the sweep's maximum", (long long)plan, (long long)brute);
+    // The shared-prefix op (n_chunks + 1 partial slots, any context): the same sweep against its own plan.
+    size_t shared_brute = 0;
+    for (int32_t b = 1; b <= s.max_batch; ++b) {
+      for (int32_t c = 1; c <= s.max_ctx; ++c) shared_brute = std::max(shared_brute, eet::shared_attention_workspace_bytes(b, s.heads, s.head_dim, c));
+    }
+    const size_t shared_plan = eet::shared_attention_workspace_plan(s.max_batch, s.heads, s.head_dim, s.max_ctx);
+    std::printf("  shared_attention: plan %zu, sweep max %zu\n", shared_plan, shared_brute);
+    check(shared_plan == shared_brute, "shared plan == the sweep's maximum", (long long)shared_plan, (long long)shared_brute);
   }
   // The issue's numbers, from its report (not from the code under test): the shape does need more than the value at
   // the largest context, so the sweep above is a real check.

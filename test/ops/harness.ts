@@ -1,5 +1,6 @@
 // Backend comparison for ops (ggml test-backend-ops style). For each case:
-//   emu vs cpu, emu in reversed thread order vs cpu, and cuda vs cpu when a GPU is present (skipped otherwise).
+//   emu vs cpu, emu in reversed thread order vs cpu, and cuda vs cpu when a GPU is present (skipped otherwise);
+//   and, for cases that name one (OpCase.independent), the cpu reference vs an independent computation by another op.
 // Pass rules (style.md):
 //   float32 outputs:  normalized MSE  sum((dev-cpu)^2) / sum(cpu^2)  <= 1e-7
 //   float16/bfloat16: rms(dev - ref) <= 2 * rms(cpuLowp - ref), where ref is the cpu op on the same values in
@@ -47,6 +48,16 @@ export interface OpCase {
   /** Devices that do not support this case: shown as skipped with "not supported". */
   unsupported?: Array<'emu' | 'cuda'>;
   timeoutMs?: number;
+  /** An independent computation of the same result by another op on the cpu (e.g. plain attention over each whole
+   *  context for the shared-prefix op): the cpu reference's `output` must match that op's `output` by the float32
+   *  rule (for float16/bfloat16 cases, both run in float32 on the same rounded inputs). */
+  independent?: {
+    op: string;
+    params: Record<string, unknown>;
+    inputs: (inputs: Record<string, InputArray>) => Record<string, InputArray>;
+    output: string;
+    numel: number;
+  };
 }
 
 interface WorkerReply {
@@ -260,9 +271,20 @@ export function opSuite(title: string, cases: OpCase[]): void {
     if (failures.length) throw new Error(`${device}${reverse ? ' (reversed thread order)' : ''} vs cpu, ${c.name}:\n  ${failures.join('\n  ')}`);
   };
 
+  const independent = async (c: OpCase) => {
+    const ind = c.independent!;
+    const { inputs, cpu, ref } = await reference(c);
+    const other: OpCase = { ...c, op: ind.op, params: ind.params, outputs: { [ind.output]: { numel: ind.numel } }, inout: undefined, aliases: undefined };
+    const expected = await runOn(worker, other, 'cpu', 'float32', false, ind.inputs(inputs));
+    const got = (c.dtype === 'float32' ? cpu : ref!)[ind.output];
+    const v = compareF32(got as Float32Array, expected[ind.output] as Float32Array);
+    if (!v.ok) throw new Error(`cpu ${c.op} vs cpu ${ind.op}, ${c.name}: ${v.detail}`);
+  };
+
   describe(title, () => {
     afterAll(() => worker.stop());
     for (const c of cases) {
+      if (c.independent) test(`cpu vs ${c.independent.op} (independent): ${c.name}`, () => independent(c));
       const emuOk = !c.unsupported?.includes('emu');
       const cudaOk = !c.unsupported?.includes('cuda');
       (emuOk ? test : test.skip)(`emu vs cpu: ${c.name}${emuOk ? '' : ' (not supported)'}`, () => check(c, 'emu', false));

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-test('engine/op_workspace: attention_workspace_plan() is the maximum over every reachable (batch, context)', () => {
+test('engine/op_workspace: attention_workspace_plan() and shared_attention_workspace_plan() are the maximum over every reachable (batch, context)', () => {
   const root = path.resolve(__dirname, '..', '..');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-ws-'));
   const exe = path.join(dir, 'workspace_check');

@@ -1,0 +1,132 @@
+// Shared-prefix decode attention (engine/ops.h "shared-prefix decode attention"): the cpu reference vs emu (both
+// thread orders) and cuda when present, and — the independent check — the cpu reference vs plain attention (the
+// `attention` op's reference, engine/cpu/attention.cpp) of each sequence over its whole context.
+// Each case is a batch of sharing groups (size, shared length, the members' tail lengths beyond it) and of loose
+// sequences in no group. Sequences are scattered over the batch (a group's members are not adjacent, its leader is
+// not the first index). Members point at the leader's physical blocks for the whole blocks of the shared keys; when
+// the shared length ends inside a block, each member has its own copy of that block whose shared keys equal the
+// leader's and whose later keys are its own (the contract is equal keys, read through the leader's table).
+import { FloatDType, OpCase, opSuite, SHORT } from './harness';
+import { normal, shuffled, uniform } from '../util/random';
+
+interface Group { shared: number; tails: number[] }
+interface Spec {
+  dtype: FloatDType;
+  headDim: number;
+  nHeads: number;
+  nKvHeads: number;
+  blockSize: number;
+  groups: Group[];
+  loose?: number[];  // contexts of sequences in no group
+  timeoutMs?: number;
+}
+
+let nextSeed = 11;
+function sharedCase(s: Spec): OpCase {
+  const seed = (nextSeed += 7919);
+  const D = s.headDim, bs = s.blockSize, row = s.nHeads * D;
+  const headStride = bs * D, blockStride = s.nKvHeads * headStride;
+  // Sequences in creation order: each group's members (leader first), then the loose ones.
+  interface Seq { group: number; member: number; shared: number; ctx: number }
+  const seqs: Seq[] = [];
+  s.groups.forEach((g, gi) => g.tails.forEach((t, m) => seqs.push({ group: gi, member: m, shared: g.shared, ctx: g.shared + t })));
+  for (const ctx of s.loose ?? []) seqs.push({ group: -1, member: 0, shared: 0, ctx });
+  const batch = seqs.length;
+  const slot = shuffled(batch, seed);  // creation index -> batch index
+  const used = seqs.map((q) => Math.ceil(q.ctx / bs));
+  const maxBlocksPerSeq = Math.max(...used) + 1;
+  const nBlocks = used.reduce((a, b) => a + b, 0) + 2;
+  const perm = shuffled(nBlocks, seed + 5);
+  let nextBlock = 0;
+  const blockTable = new Int32Array(batch * maxBlocksPerSeq).fill(-1);
+  const leaderIdx: number[] = [];  // group -> creation index of its leader
+  const copies: Array<[number, number, number]> = [];  // (member block, leader block, keys to copy)
+  seqs.forEach((q, i) => {
+    const b = slot[i];
+    const whole = Math.floor(q.shared / bs);
+    if (q.group >= 0 && q.member === 0) leaderIdx[q.group] = i;
+    for (let k = 0; k < used[i]; k++) {
+      if (q.group >= 0 && q.member > 0 && k < whole) {
+        blockTable[b * maxBlocksPerSeq + k] = blockTable[slot[leaderIdx[q.group]] * maxBlocksPerSeq + k];
+      } else {
+        blockTable[b * maxBlocksPerSeq + k] = perm[nextBlock++];
+        if (q.group >= 0 && q.member > 0 && k === whole && q.shared % bs) {
+          copies.push([blockTable[b * maxBlocksPerSeq + k], blockTable[slot[leaderIdx[q.group]] * maxBlocksPerSeq + k], q.shared % bs]);
+        }
+      }
+    }
+  });
+  const ctxLen = new Int32Array(batch), sharedLen = new Int32Array(batch);
+  seqs.forEach((q, i) => { ctxLen[slot[i]] = q.ctx; sharedLen[slot[i]] = q.shared; });
+  const groupStart = new Int32Array(s.groups.length + 1);
+  const groupSeqs: number[] = [];
+  s.groups.forEach((g, gi) => {
+    seqs.forEach((q, i) => { if (q.group === gi) groupSeqs.push(slot[i]); });
+    groupStart[gi + 1] = groupSeqs.length;
+  });
+  const scale = 1 / Math.sqrt(D);
+  const common = { blockSize: bs, nKvHeads: s.nKvHeads, headDim: D, headStride, blockStride, batch, nHeads: s.nHeads, maxBlocksPerSeq, scale };
+  const fillCache = (seedOff: number) => {
+    const c = uniform(nBlocks * blockStride, seed + seedOff, -1.7, 1.7);
+    for (const [mb, lb, n] of copies) {
+      for (let h = 0; h < s.nKvHeads; h++) {
+        const dst = mb * blockStride + h * headStride, src = lb * blockStride + h * headStride;
+        c.copyWithin(dst, src, src + n * D);
+      }
+    }
+    return c;
+  };
+  const groups = s.groups.map((g) => `${g.tails.length}x${g.shared}+[${g.tails.length > 6 ? `${Math.min(...g.tails)}..${Math.max(...g.tails)}` : g.tails.join(',')}]`);
+  const name = `shared_attention(dtype=${SHORT[s.dtype]}, D=${D}, heads=${s.nHeads}/${s.nKvHeads}, bs=${bs}, ` +
+    `groups=${groups.join(' ')}${s.loose ? `, loose=[${s.loose.join(',')}]` : ''})`;
+  return {
+    name,
+    op: 'shared_attention',
+    dtype: s.dtype,
+    params: { ...common, nGroups: s.groups.length },
+    inputs: () => ({
+      q: normal(batch * row, seed + 1),
+      kCache: fillCache(2),
+      vCache: fillCache(3),
+      blockTable,
+      ctxLen,
+      sharedLen,
+      groupStart,
+      groupSeqs: Int32Array.from(groupSeqs),
+    }),
+    outputs: { out: { numel: batch * row } },
+    timeoutMs: s.timeoutMs,
+    independent: {
+      op: 'attention',
+      params: { ...common, nTokens: batch, causal: true },
+      inputs: (x) => ({
+        q: x.q, kCache: x.kCache, vCache: x.vCache, blockTable: x.blockTable, ctxLen: x.ctxLen,
+        qStart: Int32Array.from({ length: batch + 1 }, (_, i) => i),
+      }),
+      output: 'out',
+      numel: batch * row,
+    },
+  };
+}
+
+const range = (n: number, f: (i: number) => number) => Array.from({ length: n }, (_, i) => f(i));
+const cases: OpCase[] = [
+  // Short shared runs at the block boundary (15 cuts a block, 16 fills one), groups of 1 and 2, tails of 0 (the
+  // query's context is all shared) beside longer ones, loose sequences.
+  sharedCase({ dtype: 'float32', headDim: 64, nHeads: 4, nKvHeads: 2, blockSize: 16, loose: [20, 1],
+    groups: [{ shared: 16, tails: [1, 5] }, { shared: 15, tails: [3] }, { shared: 15, tails: [0, 2] }, { shared: 16, tails: [0] }] }),
+  // 16 sequences over 1000 shared keys (the shared length cuts a decode chunk: slot n_chunks), tails 0..15; a group
+  // that shares nothing (shared length 0).
+  sharedCase({ dtype: 'float32', headDim: 128, nHeads: 8, nKvHeads: 2, blockSize: 16,
+    groups: [{ shared: 1000, tails: range(16, (i) => i) }, { shared: 0, tails: [7, 1, 40] }] }),
+  // 64 sequences on 4096 shared keys, MQA: 128 query rows per kv head, 4 row tiles; one loose long context.
+  sharedCase({ dtype: 'float32', headDim: 64, nHeads: 2, nKvHeads: 1, blockSize: 16, loose: [300],
+    groups: [{ shared: 4096, tails: range(64, (i) => (i * 7) % 33) }], timeoutMs: 120000 }),
+  // Low precision: two groups with long and short shared runs, GQA 4 and none, block size 32.
+  sharedCase({ dtype: 'float16', headDim: 128, nHeads: 4, nKvHeads: 1, blockSize: 16,
+    groups: [{ shared: 4096, tails: [1, 200] }, { shared: 16, tails: [0, 3, 17, 1, 2] }], timeoutMs: 120000 }),
+  sharedCase({ dtype: 'bfloat16', headDim: 64, nHeads: 8, nKvHeads: 8, blockSize: 32, loose: [5],
+    groups: [{ shared: 1000, tails: [1, 130, 0] }, { shared: 15, tails: [4, 4] }] }),
+];
+
+opSuite('shared_attention', cases);
