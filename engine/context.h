@@ -37,6 +37,7 @@ struct ContextConfig {
   int64_t kv_cache_bytes = 0;
   int32_t max_queued = 1024;      // requests waiting for admission before submit() rejects with ERR_BUSY
   bool prefix_caching = true;     // share computed prompt blocks across requests (n > 1 forks share regardless)
+  bool shared_prefix_attention = true;  // decode: read blocks shared by several sequences once (StepRunner)
 };
 
 enum class LogitsMode { None, Last, All };

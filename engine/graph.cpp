@@ -95,6 +95,10 @@ void Graph::attention(int32_t layer, const void* qkv, bool causal) {
   app.ldv = qkv_width;
   be.kv_append(app);
 
+  if (causal && p.n_groups > 0) {
+    shared_attention(layer, qkv);
+    return;
+  }
   AttentionArgs a{};
   a.dtype = dt;
   a.q = qkv;
@@ -118,6 +122,34 @@ void Graph::attention(int32_t layer, const void* qkv, bool causal) {
   a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
   a.workspace_bytes = ws.attn_ws_bytes;
   be.attention(a);
+}
+
+void Graph::shared_attention(int32_t layer, const void* qkv) {
+  SharedAttentionArgs a{};
+  a.dtype = dt;
+  a.q = qkv;
+  a.out = att;
+  a.k_cache = kv.k(layer);
+  a.v_cache = kv.v(layer);
+  a.layout = kv.layout();
+  a.block_table = ints + ws.i_block_table;
+  a.ctx_len = ints + ws.i_ctx_len;
+  a.shared_len = ints + ws.i_shared_len;
+  a.group_start = ints + ws.i_group_start;
+  a.group_seqs = ints + ws.i_group_seqs;
+  a.ldq = qkv_width;
+  a.ldo = q_width;
+  a.batch = p.batch;
+  a.n_heads = cfg.n_heads;
+  a.max_blocks_per_seq = int32_t(ws.max_blocks_per_seq);
+  a.n_groups = p.n_groups;
+  a.max_group_size = p.max_group_size;
+  a.max_ctx_len = p.max_ctx;
+  a.max_shared_len = p.max_shared;
+  a.scale = 1.0f / std::sqrt(float(cfg.head_dim));
+  a.workspace = at(ws.attn_ws);
+  a.workspace_bytes = ws.attn_ws_bytes;
+  be.shared_attention(a);
 }
 
 void apply_norm(const Model& m, NormKind kind, const void* in, const void* residual, const std::string& weight,

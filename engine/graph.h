@@ -21,14 +21,16 @@ struct Workspace {
   size_t attn_ws_bytes, sample_ws_bytes;
   // int32 metadata, offsets in elements (i_types: token types, bert)
   int64_t i_tokens, i_pos, i_kv_slot, i_q_start, i_ctx_len, i_last, i_block_table, i_top_k, i_history_len,
-      i_history_start, i_types, i_out, n_ints;
+      i_history_start, i_types, i_shared_len, i_group_start, i_group_seqs, i_out, n_ints;
   // float metadata (rows_max each, runner.cpp FloatMeta): temperature, top_p, repetition / presence / frequency
   // penalties, logprob out; u64: seed, step
 };
 
-// The shape of one step, computed on the host by the runner.
+// The shape of one step, computed on the host by the runner. n_groups > 0: a decode step with sequences that share
+// leading blocks (i_shared_len, i_group_start, i_group_seqs hold the groups), whose causal attention is shared_attention.
 struct StepPlan {
   int32_t batch = 0, n_tokens = 0, max_q = 0, max_ctx = 0;
+  int32_t n_groups = 0, max_group_size = 0, max_shared = 0;
 };
 
 struct Graph {
@@ -69,7 +71,9 @@ struct Graph {
   // RoPE on the q and k parts of qkv (T, qkv_width) at the step's positions.
   void rope(void* qkv);
   // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache.
+  // Causal decode steps with shared-prefix groups (p.n_groups > 0) run shared_attention instead.
   void attention(int32_t layer, const void* qkv, bool causal);
+  void shared_attention(int32_t layer, const void* qkv);
 };
 
 // y (rows, dim) = norm(in (+ residual)) * weight (+ weight.bias when bias)

@@ -73,10 +73,13 @@ struct StepRunner::Meta {
   std::vector<float> floats;
   std::vector<uint64_t> u64s;
   bool penalty = false;
+  int32_t shared_tokens = 0;  // StepOutput's shared-prefix statistics
+  int64_t shared_keys_saved = 0;
 };
 
-StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens)
-    : model_(std::move(model)) {
+StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens,
+                       bool shared_prefix)
+    : model_(std::move(model)), shared_prefix_(shared_prefix) {
   const ModelConfig& c = model_->config();
   const Architecture& arch = model_->arch();
   Workspace& ws = ws_;
@@ -99,8 +102,12 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
   ws.last_x = p.add(bytes(R, c.dim));
   ws.last_h = p.add(bytes(R, c.dim));
   ws.logits = p.add(decoder ? bytes(R, c.vocab_size) : 0);
-  // The ops' scratch: the most any reachable (batch, context) needs (checked per step by validate()).
+  // The ops' scratch: the most any reachable (batch, context) needs (checked per step by validate()); attention and
+  // shared_attention never run at once, so they share it.
   ws.attn_ws_bytes = attention_workspace_plan(int32_t(R), c.n_heads, c.head_dim, max_context);
+  if (shared_prefix_ && decoder) {
+    ws.attn_ws_bytes = std::max(ws.attn_ws_bytes, shared_attention_workspace_plan(int32_t(R), c.n_heads, c.head_dim, max_context));
+  }
   ws.sample_ws_bytes = decoder ? sample_workspace_bytes(R, c.vocab_size) : 0;
   ws.attn_ws = p.add(ws.attn_ws_bytes);
   ws.sample_ws = p.add(ws.sample_ws_bytes);
@@ -115,7 +122,10 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
   ws.i_history_len = ws.i_top_k + R;
   ws.i_history_start = ws.i_history_len + R;
   ws.i_types = ws.i_history_start + R;
-  ws.i_out = ws.i_types + T;
+  ws.i_shared_len = ws.i_types + T;
+  ws.i_group_start = ws.i_shared_len + R;
+  ws.i_group_seqs = ws.i_group_start + R + 1;
+  ws.i_out = ws.i_group_seqs + R;
   ws.n_ints = ws.i_out + R;
   ws.ints = p.add(size_t(ws.n_ints) * 4);
   ws.floats = p.add(size_t(kFloatArrays * R) * 4);
@@ -174,6 +184,7 @@ StepRunner::Meta StepRunner::prepare(const std::vector<StepEntry>& entries, cons
   I[ws.i_q_start + B] = row;
   m.plan.batch = int32_t(B);
   m.plan.n_tokens = row;
+  if (shared_prefix_ && m.plan.max_q == 1 && B > 1 && token_types.empty()) group_shared_prefixes(entries, m);
   for (size_t r = 0; r < rows.size(); ++r) {
     const SampleRow& sr = rows[r];
     if (sr.entry < 0 || sr.entry >= B) internal("sampled row of entry " + std::to_string(sr.entry));
@@ -196,6 +207,53 @@ StepRunner::Meta StepRunner::prepare(const std::vector<StepEntry>& entries, cons
     m.u64s[size_t(R) + r] = sr.step;
   }
   return m;
+}
+
+// Groups the sequences of a decode step by their leading physical blocks: those whose tables start with the same
+// block form a candidate group, which shares the blocks common to all of its tables (a block is shared memory, so
+// its keys are the same for every table that holds it), up to the shortest member's context. Groups of one, or
+// sharing no key, are left out: their sequences attend as plain decode inside the op (shared_len 0).
+void StepRunner::group_shared_prefixes(const std::vector<StepEntry>& entries, Meta& m) {
+  const Workspace& ws = ws_;
+  const int32_t B = int32_t(entries.size());
+  int32_t* I = m.ints.data();
+  std::vector<int32_t> order(static_cast<size_t>(B));
+  std::iota(order.begin(), order.end(), 0);
+  const auto first_block = [&](int32_t b) { return entries[size_t(b)].seq->blocks[0]; };
+  std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) { return first_block(x) < first_block(y); });
+  int32_t n_groups = 0, listed = 0;
+  for (int32_t i = 0; i < B;) {
+    int32_t j = i + 1;
+    while (j < B && first_block(order[size_t(j)]) == first_block(order[size_t(i)])) ++j;
+    if (j - i > 1) {
+      const std::vector<int32_t>& lead = entries[size_t(order[size_t(i)])].seq->blocks;
+      size_t common = lead.size();
+      int64_t min_ctx = INT64_MAX;
+      for (int32_t k = i; k < j; ++k) {
+        const Sequence& s = *entries[size_t(order[size_t(k)])].seq;
+        size_t n = 0;
+        while (n < common && n < s.blocks.size() && s.blocks[n] == lead[n]) ++n;
+        common = n;
+        min_ctx = std::min<int64_t>(min_ctx, s.computed + entries[size_t(order[size_t(k)])].count);
+      }
+      const int32_t shared = int32_t(std::min<int64_t>(int64_t(common) * KvCache::kBlockSize, min_ctx));
+      if (shared > 0) {
+        I[ws.i_group_start + n_groups] = listed;
+        for (int32_t k = i; k < j; ++k) {
+          I[ws.i_group_seqs + listed++] = order[size_t(k)];
+          I[ws.i_shared_len + order[size_t(k)]] = shared;
+        }
+        ++n_groups;
+        m.plan.max_group_size = std::max(m.plan.max_group_size, j - i);
+        m.plan.max_shared = std::max(m.plan.max_shared, shared);
+        m.shared_tokens += j - i;
+        m.shared_keys_saved += int64_t(shared) * (j - i - 1);
+      }
+    }
+    i = j;
+  }
+  I[ws.i_group_start + n_groups] = listed;
+  m.plan.n_groups = n_groups;
 }
 
 void StepRunner::upload(const Meta& m) {
@@ -228,6 +286,8 @@ StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entr
   Graph g(*model_, kv, ws_, static_cast<uint8_t*>(buffer_->ptr()), m.plan);
   model_->arch().forward(g);
   head_and_sample(m, rows, all_logits, out);
+  out.shared_tokens = m.shared_tokens;
+  out.shared_keys_saved = m.shared_keys_saved;
   return out;
 }
 

@@ -9,6 +9,9 @@
 // causal and length masks are computed inside the attention kernel from those (EET's fused masking), so
 // sequences of any lengths — a prompt chunk of 300 tokens next to three single-token decodes — share one pass, and
 // no (B, T, T) mask is ever built or padded. The encoder (bert) uses the same path, non-causal.
+// Shared prefixes: in a decode step (one new token per sequence), sequences whose block tables start with the same
+// physical blocks (prefix caching, the n samples of a prompt) form groups; the step's causal attention then runs the
+// shared_attention op, which reads each group's shared blocks once for all its members (engine/ops.h).
 //
 // After the layers (Architecture::forward) leave the residual stream x (T, dim):
 //   xl = x[row r's token] for each sampled row r;  logits = output_norm(xl) · headᵀ   (R, vocab)
@@ -51,12 +54,17 @@ struct StepOutput {
   std::vector<float> logits;     // (rows with logits, vocab), in row order
   std::vector<float> all_logits; // (T, vocab) when asked for
   std::vector<std::optional<RawLogprobs>> raw;  // (R), set for the rows with top_logprobs >= 0
+  int32_t shared_tokens = 0;       // sequences attended through the shared-prefix path (ContextStats)
+  int64_t shared_keys_saved = 0;
 };
 
 class StepRunner {
  public:
   // max_rows bounds both the sequences and the sampled rows of a step; max_context the positions of a sequence.
-  StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens);
+  // shared_prefix: decode steps attend the leading blocks that several of their sequences share once for all of
+  // them (the shared_attention op); off, every sequence reads its whole context (the attention op).
+  StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens,
+             bool shared_prefix = true);
   ~StepRunner();
 
   size_t workspace_bytes() const;
@@ -74,6 +82,7 @@ class StepRunner {
   struct Meta;
   Meta prepare(const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
                const std::vector<int32_t>& token_types);
+  void group_shared_prefixes(const std::vector<StepEntry>& entries, Meta& m);
   void upload(const Meta& meta);
   void head_and_sample(const Meta& meta, const std::vector<SampleRow>& rows, bool all_logits, StepOutput& out);
   void final_norm(const void* in, void* y, int64_t rows);
@@ -81,6 +90,7 @@ class StepRunner {
 
   std::shared_ptr<const Model> model_;
   Workspace ws_{};
+  bool shared_prefix_;
   std::unique_ptr<DeviceBuffer> buffer_;
 };
 

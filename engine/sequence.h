@@ -84,6 +84,9 @@ struct ContextStats {
   int32_t waiting = 0;            // requests not admitted yet + preempted sequences waiting to resume
   int64_t steps = 0, prompt_tokens_computed = 0, prompt_tokens_cached = 0, generated_tokens = 0;
   int64_t preemptions = 0, prefix_cache_hits = 0, prefix_cache_queries = 0;
+  // Decode tokens whose attention read blocks shared with other sequences of their step once for the group (the
+  // shared_attention op), and the key reads per layer that saved: sum over groups of shared keys * (members - 1).
+  int64_t shared_prefix_tokens = 0, shared_prefix_keys_saved = 0;
 };
 
 // What one step of the engine loop hands to its listener.

@@ -124,6 +124,8 @@ export interface AddonContextOptions {
   maxQueued?: number;
   /** Share computed prompt blocks across requests (default true). */
   prefixCaching?: boolean;
+  /** Decode steps read KV blocks shared by several sequences once for all of them (default true). */
+  sharedPrefixAttention?: boolean;
 }
 
 export interface AddonContextConfig {
@@ -135,6 +137,7 @@ export interface AddonContextConfig {
   kvCacheBytes: number;
   maxQueued: number;
   prefixCaching: boolean;
+  sharedPrefixAttention: boolean;
 }
 
 /** One prompt for the engine loop; its events come to the context's listener. */
@@ -181,6 +184,11 @@ export interface AddonContextStats {
   preemptions: number;
   prefixCacheHits: number;
   prefixCacheQueries: number;
+  /** Decode tokens whose attention read the KV blocks they share with other sequences of their step once for the
+   *  group (the shared-prefix path; see ContextOptions.sharedPrefixAttention). */
+  sharedPrefixTokens: number;
+  /** Key reads per layer that path saved: for each group and step, its shared keys × (its sequences − 1). */
+  sharedPrefixKeysSaved: number;
 }
 
 /**

@@ -40,6 +40,13 @@ export interface ContextOptions {
    * baseline, or tenants that must not observe each other's cache timing); n > 1 samples still share their prompt.
    */
   prefixCaching?: boolean;
+  /**
+   * Decode steps attend the KV blocks that several running sequences share (a common prompt prefix, the n samples of
+   * one prompt) once for all of them, and each sequence's own blocks as usual, merging the two exactly (default
+   * true). Off: every sequence reads its whole context. The same attention either way, summed in another order;
+   * stats().sharedPrefixTokens counts the tokens that took the shared path.
+   */
+  sharedPrefixAttention?: boolean;
   /** A stream whose consumer has not asked for its next event for this long is cancelled (default 60 000). */
   streamIdleTimeoutMs?: number;
 }
@@ -47,7 +54,7 @@ export interface ContextOptions {
 /** Every context option: any other key is rejected (with the nearest of these). */
 export const CONTEXT_OPTION_KEYS: OptionKeys<ContextOptions> = {
   maxBatch: true, maxSeqLen: true, maxStepTokens: true, prefillChunk: true, kvCacheTokens: true, kvCacheBytes: true,
-  maxQueued: true, prefixCaching: true, streamIdleTimeoutMs: true,
+  maxQueued: true, prefixCaching: true, sharedPrefixAttention: true, streamIdleTimeoutMs: true,
 };
 
 /** Input shared by several prompts: computed once (its KV blocks shared through the prefix cache), then each prompt after it. */

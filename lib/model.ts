@@ -335,6 +335,10 @@ function resolveContextOptions(o: Record<string, unknown>, device: string, maxSe
     if (typeof o.prefixCaching !== 'boolean') throw invalid('prefixCaching', 'boolean', o.prefixCaching);
     native.prefixCaching = o.prefixCaching;
   }
+  if (o.sharedPrefixAttention !== undefined) {
+    if (typeof o.sharedPrefixAttention !== 'boolean') throw invalid('sharedPrefixAttention', 'boolean', o.sharedPrefixAttention);
+    native.sharedPrefixAttention = o.sharedPrefixAttention;
+  }
   const streamIdleTimeoutMs = o.streamIdleTimeoutMs === undefined ? 60_000 : integerIn('streamIdleTimeoutMs', o.streamIdleTimeoutMs, 1, 2 ** 31 - 1);
   return { native, streamIdleTimeoutMs };
 }

@@ -46,6 +46,7 @@ eet::ContextConfig parse_options(const Napi::Value& v) {
   c.kv_cache_bytes = get_int_or(o, "kvCacheBytes", 0, big, 0);
   c.max_queued = int32_t(get_int_or(o, "maxQueued", 0, INT32_MAX, c.max_queued));
   c.prefix_caching = get_bool_or(o, "prefixCaching", true);
+  c.shared_prefix_attention = get_bool_or(o, "sharedPrefixAttention", true);
   return c;
 }
 
@@ -154,6 +155,8 @@ Napi::Object stats_object(Napi::Env env, const eet::ContextStats& s) {
   o.Set("preemptions", double(s.preemptions));
   o.Set("prefixCacheHits", double(s.prefix_cache_hits));
   o.Set("prefixCacheQueries", double(s.prefix_cache_queries));
+  o.Set("sharedPrefixTokens", double(s.shared_prefix_tokens));
+  o.Set("sharedPrefixKeysSaved", double(s.shared_prefix_keys_saved));
   return o;
 }
 
@@ -432,6 +435,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
       o.Set("kvCacheBytes", double(c.kv_cache_bytes));
       o.Set("maxQueued", c.max_queued);
       o.Set("prefixCaching", c.prefix_caching);
+      o.Set("sharedPrefixAttention", c.shared_prefix_attention);
       return o;
     });
   }
