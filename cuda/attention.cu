@@ -12,11 +12,10 @@
 // 1. Prompt pass (any n_q; max_q_len > 1): attention_prefill_kernel, flash-attention style with online softmax.
 //    One block of 128 threads (4 warps) per (32-query tile, head, sequence); grid.x = batch * q_tiles with
 //    q_tiles = ceil(max_q_len / 32), tiles past a sequence's n_q return at once (whole block, before any barrier).
-//    The Q tile and each 32-key K/V tile, read through the block table, sit in shared memory as fp32. A warp owns
-//    8 query rows: for the scores a lane owns one key (8 running dot products, q read as float4 broadcasts, the K
-//    tile's odd row stride keeps the lane-per-key reads conflict-free); for the online softmax 4 lanes own a row
-//    (8 scores each, 2 shuffle steps per reduction); for P·V a lane owns dims lane + 32*i (i < NI, NI = 2/4/8 for
-//    D <= 64/128/256) of its 8 output rows, in registers. Causal tiles stop at the key of the tile's last query:
+//    The Q tile and each 32-key K/V tile, read through the block table, sit in shared memory as fp32; the tile walk
+//    (RowTiles, attention.cuh) gives a warp 8 query rows: for the scores a lane owns one key, for the online softmax
+//    4 lanes own a row, for P·V a lane owns dims lane + 32*i (i < NI, NI = 2/4/8 for D <= 64/128/256) of its 8
+//    output rows, in registers. Causal tiles stop at the key of the tile's last query:
 //    later keys are skipped, not masked. The longest causal tiles are scheduled first.
 // 2. Decode (every n_q == 1; max_q_len == 1): flash-decoding. One block of 4 warps per (sequence, kv head, group
 //    of up to 8 of its query heads, chunk of the context): K/V are read once for all query heads of a kv head
@@ -61,122 +60,29 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
   const int q_begin = p.q_start[b], n_q = p.q_start[b + 1] - q_begin, ctx = p.ctx_len[b];
   const int qt0 = tile * Tl::kBq;
   if (qt0 >= n_q) return;  // whole block, before any barrier
-  const int D = p.head_dim, DP = (D + 3) & ~3, kvh = h / p.group;
+  const int D = p.head_dim, kvh = h / p.group;
   const int rows = min(Tl::kBq, n_q - qt0);
   const int pos0 = ctx - n_q + qt0;  // position of the tile's first query
   const int key_end = p.causal ? min(ctx, pos0 + rows) : ctx;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row0 = warp * Tl::kRows;
 
   EXTERN_SHARED(float, smem);
-  float* qs = smem;                      // (kBq, DP) queries * scale * log2(e), zero-padded to DP
-  float* ks = qs + Tl::kBq * DP;         // (kBk, DP + 1) key tile; the odd stride: conflict-free lane-per-key reads
-  float* vs = ks + Tl::kBk * (DP + 1);   // (kBk, D) value tile
-  float* ps = vs + Tl::kBk * D;          // (kBq, kBk) scores, then probabilities, of each warp's rows
-  float* rs = ps + Tl::kBq * Tl::kBk;    // (kBq) per row: this tile's rescale factor; at the end 1 / sum
-
+  RowTiles<NI> t(smem, D);
+  const int64_t q_row0 = int64_t(q_begin) + qt0;
+  t.load_queries(static_cast<const T*>(p.q), p.vec, p.scale_log2,
+                 [&](int r) -> int64_t { return r < rows ? (q_row0 + r) * p.ldq + int64_t(h) * D : -1; });
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
-  const int64_t q_row0 = int64_t(q_begin) + qt0;
-  load_rows<Tl::kBlock>(qs, DP, static_cast<const T*>(p.q), Tl::kBq, D, p.vec, p.scale_log2,
-                        [&](int r) -> int64_t { return r < rows ? (q_row0 + r) * p.ldq + int64_t(h) * D : -1; });
-  const int pad = DP - D;  // zero the pad columns of Q and K once; tile loads never write them
-  for (int u = threadIdx.x; u < Tl::kBq * pad; u += Tl::kBlock) {
-    const int r = u / pad, j = D + u % pad;
-    qs[r * DP + j] = 0.0f;
-    ks[r * (DP + 1) + j] = 0.0f;
-  }
-
-  // Softmax state: the kLanesPerRow lanes of row my_row hold its running max (log2 domain) and sum.
-  constexpr int kLanesPerRow = 32 / Tl::kRows, kKeysPerLane = Tl::kBk / kLanesPerRow;
-  static_assert(kLanesPerRow * Tl::kRows == 32 && (kLanesPerRow & (kLanesPerRow - 1)) == 0, "row lane groups");
-  const int my_row = row0 + lane / kLanesPerRow, my_c0 = lane % kLanesPerRow * kKeysPerLane;
-  float m_row = -INFINITY, l_row = 0.0f;
-  float o[Tl::kRows][NI];
-#pragma unroll
-  for (int r = 0; r < Tl::kRows; ++r) {
-#pragma unroll
-    for (int i = 0; i < NI; ++i) o[r][i] = 0.0f;
-  }
-
-  for (int kt = 0; kt < key_end; kt += Tl::kBk) {
-    __syncthreads();  // the previous tile's readers are done; Q and the pads are written
+  for (int kt = 0; kt < key_end; kt += Tl::kBk) {  // key 0 is visible to every row, in the first tile
     const int nk = min(Tl::kBk, key_end - kt);
-    const auto key_off = [&](int r) -> int64_t { return r < nk ? key_offset(p, b, kvh, kt + r) : -1; };
-    load_rows<Tl::kBlock>(ks, DP + 1, kc, Tl::kBk, D, p.vec, 1.0f, key_off);
-    load_rows<Tl::kBlock>(vs, D, vc, Tl::kBk, D, p.vec, 1.0f, key_off);
-    __syncthreads();
-
-    float s[Tl::kRows];
-#pragma unroll
-    for (int r = 0; r < Tl::kRows; ++r) s[r] = 0.0f;
-    const float* kr = ks + lane * (DP + 1);
-    for (int d = 0; d < DP; d += 4) {
-      const float k0 = kr[d], k1 = kr[d + 1], k2 = kr[d + 2], k3 = kr[d + 3];
-#pragma unroll
-      for (int r = 0; r < Tl::kRows; ++r) {
-        const float4 qv = *reinterpret_cast<const float4*>(qs + (row0 + r) * DP + d);
-        s[r] = fmaf(qv.w, k3, fmaf(qv.z, k2, fmaf(qv.y, k1, fmaf(qv.x, k0, s[r]))));
-      }
-    }
-    const int key = kt + lane;
-#pragma unroll
-    for (int r = 0; r < Tl::kRows; ++r) {
-      const bool visible = lane < nk && (!p.causal || key <= pos0 + row0 + r);
-      ps[(row0 + r) * Tl::kBk + lane] = visible ? s[r] : -INFINITY;
-    }
-    __syncwarp(kFullMask);
-    {  // online softmax, lanes regrouped by row: kKeysPerLane scores each, 2-step shuffles within the row's lanes.
-       // Key 0 is visible to every row and is in the first tile, so the running max is finite from then on.
-      float* prow = ps + my_row * Tl::kBk + my_c0;
-      float sv[kKeysPerLane], mx = -INFINITY;
-#pragma unroll
-      for (int j = 0; j < kKeysPerLane; ++j) {
-        sv[j] = prow[j];
-        mx = fmaxf(mx, sv[j]);
-      }
-#pragma unroll
-      for (int x = 1; x < kLanesPerRow; x <<= 1) mx = fmaxf(mx, __shfl_xor_sync(kFullMask, mx, x));
-      const float m_new = fmaxf(m_row, mx);
-      float sum = 0.0f;
-#pragma unroll
-      for (int j = 0; j < kKeysPerLane; ++j) {
-        prow[j] = exp2f(sv[j] - m_new);
-        sum += prow[j];
-      }
-#pragma unroll
-      for (int x = 1; x < kLanesPerRow; x <<= 1) sum += __shfl_xor_sync(kFullMask, sum, x);
-      const float alpha = exp2f(m_row - m_new);  // 0 on the first tile
-      l_row = l_row * alpha + sum;
-      m_row = m_new;
-      if (my_c0 == 0) rs[my_row] = alpha;
-    }
-    __syncwarp(kFullMask);
-#pragma unroll
-    for (int r = 0; r < Tl::kRows; ++r) {
-      const float alpha = rs[row0 + r];
-#pragma unroll
-      for (int i = 0; i < NI; ++i) o[r][i] *= alpha;
-    }
-
-    for (int c = 0; c < nk; ++c) {
-      float v[NI];
-#pragma unroll
-      for (int i = 0; i < NI; ++i) {
-        const int d = lane + 32 * i;
-        v[i] = d < D ? vs[c * D + d] : 0.0f;
-      }
-#pragma unroll
-      for (int r = 0; r < Tl::kRows; ++r) {
-        const float pr = ps[(row0 + r) * Tl::kBk + c];
-#pragma unroll
-        for (int i = 0; i < NI; ++i) o[r][i] = fmaf(pr, v[i], o[r][i]);
-      }
-    }
+    t.tile(kc, vc, p.vec, nk, [&](int r) -> int64_t { return r < nk ? key_offset(p, b, kvh, kt + r) : -1; },
+           [&](int r, int lane) { return lane < nk && (!p.causal || kt + lane <= pos0 + t.row0 + r); });
   }
 
   __syncwarp(kFullMask);  // every lane has read the last tile's rescale factors
-  if (my_c0 == 0) rs[my_row] = 1.0f / l_row;
+  if (t.my_c0 == 0) t.rs[t.my_row] = 1.0f / t.l_row;
   __syncwarp(kFullMask);
+  const int row0 = t.row0, lane = t.lane;
+  const float* rs = t.rs;
   T* out = static_cast<T*>(p.out);
 #pragma unroll
   for (int r = 0; r < Tl::kRows; ++r) {
@@ -186,7 +92,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
 #pragma unroll
     for (int i = 0; i < NI; ++i) {
       const int d = lane + 32 * i;
-      if (d < D) orow[d] = from_f32<T>(o[r][i] * inv);
+      if (d < D) orow[d] = from_f32<T>(t.o[r][i] * inv);
     }
   }
 }
@@ -393,9 +299,7 @@ namespace {
 template <typename T, int NI>
 void attention_prefill_launch(const AttnParams& p, int32_t batch, eet::Stream stream) {
   using Tl = AttnTile;
-  const int D = p.head_dim, DP = (D + 3) & ~3;
-  const size_t smem =
-      sizeof(float) * size_t(Tl::kBq * DP + Tl::kBk * (DP + 1) + Tl::kBk * D + Tl::kBq * Tl::kBk + Tl::kBq);
+  const size_t smem = sizeof(float) * tile_smem_floats(p.head_dim);
   launch(attention_prefill_kernel<T, NI>, dim3(unsigned(int64_t(batch) * p.q_tiles), unsigned(p.n_heads)),
          dim3(Tl::kBlock), smem, stream, p);
 }
@@ -431,29 +335,11 @@ void attention_decode_dispatch(const AttnParams& p, int32_t batch, int32_t n_kv_
 void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
   using Tl = AttnTile;
   const eet::KvLayout& l = a.layout;
-  AttnParams p{};
-  p.q = a.q;
-  p.out = a.out;
-  p.k_cache = a.k_cache;
-  p.v_cache = a.v_cache;
-  p.block_table = a.block_table;
+  AttnParams p = attn_params(a.dtype, a.q, a.out, a.k_cache, a.v_cache, l, a.block_table, a.ldq, a.ldo, a.n_heads,
+                             a.max_blocks_per_seq, a.scale);
   p.q_start = a.q_start;
   p.ctx_len = a.ctx_len;
-  p.ldq = a.ldq;
-  p.ldo = a.ldo;
-  p.block_stride = l.block_stride;
-  p.head_stride = l.head_stride;
-  p.block_size = l.block_size;
-  p.head_dim = l.head_dim;
-  p.n_heads = a.n_heads;
-  p.group = a.n_heads / l.n_kv_heads;
-  p.max_blocks_per_seq = a.max_blocks_per_seq;
-  p.scale_log2 = a.scale * kLog2e;
   p.causal = a.causal;
-  const int64_t vec = 16 / int64_t(eet::dtype_size(a.dtype));
-  bool aligned = l.head_dim % vec == 0 && a.ldq % vec == 0 && l.head_stride % vec == 0 && l.block_stride % vec == 0;
-  for (const void* ptr : {a.q, a.k_cache, a.v_cache}) aligned = aligned && reinterpret_cast<uintptr_t>(ptr) % 16 == 0;
-  p.vec = aligned;
 
   if (a.max_q_len > 1) {
     p.q_tiles = int32_t(ceil_div(a.max_q_len, Tl::kBq));

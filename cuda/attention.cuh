@@ -3,6 +3,7 @@
 // addressing and the cooperative row loads; and the decode + combine launcher that both ops use.
 #pragma once
 #include <cmath>
+#include <initializer_list>
 
 #include "reduce.cuh"
 
@@ -101,6 +102,166 @@ __device__ __forceinline__ void load_rows(float* dst, int ld, const T* src, int 
 }
 
 }  // namespace
+
+// The prompt-style tile walk shared by attention_prefill_kernel and shared_attention_partial_kernel: a block of
+// kWarps warps holds kBq query rows in shared memory (warp w owns rows 8w..8w+7) and attends them to 32-key tiles.
+// Scores: lane = key (8 running dot products, q read as float4 broadcasts; the K tile's odd row stride keeps the
+// lane-per-key reads conflict-free). Online softmax: 4 lanes per row (8 scores each, 2 shuffle steps per reduction),
+// state m_row (running max, log2 domain) and l_row (sum) held by the row's lanes. P·V: lane = dims lane + 32*i
+// (i < NI) of the warp's 8 rows, unnormalised, in o. Shared memory: tile_smem_floats(D) floats. (Outside the
+// anonymous namespace, like AttnParams: the kernels' lambdas capture it and keep external linkage.)
+template <int NI>
+struct RowTiles {
+  using Tl = AttnTile;
+  static constexpr int kLanesPerRow = 32 / Tl::kRows, kKeysPerLane = Tl::kBk / kLanesPerRow;
+  static_assert(kLanesPerRow * Tl::kRows == 32 && (kLanesPerRow & (kLanesPerRow - 1)) == 0, "row lane groups");
+
+  float* qs;  // (kBq, DP) query rows * scale * log2(e), zero-padded to DP
+  float* ks;  // (kBk, DP + 1) key tile
+  float* vs;  // (kBk, D) value tile
+  float* ps;  // (kBq, kBk) scores, then probabilities, of each warp's rows
+  float* rs;  // (kBq) per row: the current tile's rescale factor (free for the caller after the walk)
+  int D, DP, lane, row0, my_row, my_c0;
+  float m_row = -INFINITY, l_row = 0.0f;
+  float o[Tl::kRows][NI];
+
+  __device__ __forceinline__ RowTiles(float* smem, int head_dim) : D(head_dim), DP((head_dim + 3) & ~3) {
+    qs = smem;
+    ks = qs + Tl::kBq * DP;
+    vs = ks + Tl::kBk * (DP + 1);
+    ps = vs + Tl::kBk * D;
+    rs = ps + Tl::kBq * Tl::kBk;
+    lane = threadIdx.x % 32;
+    row0 = threadIdx.x / 32 * Tl::kRows;
+    my_row = row0 + lane / kLanesPerRow;
+    my_c0 = lane % kLanesPerRow * kKeysPerLane;
+#pragma unroll
+    for (int r = 0; r < Tl::kRows; ++r) {
+#pragma unroll
+      for (int i = 0; i < NI; ++i) o[r][i] = 0.0f;
+    }
+  }
+
+  // Loads the kBq query rows (row r from q + q_off(r), zeros where q_off(r) < 0), scaled by mul, and zeroes the pad
+  // columns of Q and K once (tile loads never write them). The first tile() call's barrier publishes them.
+  template <typename T, typename RowOff>
+  __device__ __forceinline__ void load_queries(const T* q, bool vec, float mul, RowOff q_off) {
+    load_rows<Tl::kBlock>(qs, DP, q, Tl::kBq, D, vec, mul, q_off);
+    const int pad = DP - D;
+    for (int u = threadIdx.x; u < Tl::kBq * pad; u += Tl::kBlock) {
+      const int r = u / pad, j = D + u % pad;
+      qs[r * DP + j] = 0.0f;
+      ks[r * (DP + 1) + j] = 0.0f;
+    }
+  }
+
+  // One tile: keys 0..nk-1 (nk >= 1) at cache offsets key_off(r) (-1 past nk); visible(r, lane): whether row
+  // row0 + r sees key lane. Every row must see a key in the first tile, so the running max is finite from then on.
+  template <typename T, typename KeyOff, typename Visible>
+  __device__ __forceinline__ void tile(const T* kc, const T* vc, bool vec, int nk, KeyOff key_off, Visible visible) {
+    __syncthreads();  // the previous tile's readers are done; Q and the pads are written
+    load_rows<Tl::kBlock>(ks, DP + 1, kc, Tl::kBk, D, vec, 1.0f, key_off);
+    load_rows<Tl::kBlock>(vs, D, vc, Tl::kBk, D, vec, 1.0f, key_off);
+    __syncthreads();
+
+    float s[Tl::kRows];
+#pragma unroll
+    for (int r = 0; r < Tl::kRows; ++r) s[r] = 0.0f;
+    const float* kr = ks + lane * (DP + 1);
+    for (int d = 0; d < DP; d += 4) {
+      const float k0 = kr[d], k1 = kr[d + 1], k2 = kr[d + 2], k3 = kr[d + 3];
+#pragma unroll
+      for (int r = 0; r < Tl::kRows; ++r) {
+        const float4 qv = *reinterpret_cast<const float4*>(qs + (row0 + r) * DP + d);
+        s[r] = fmaf(qv.w, k3, fmaf(qv.z, k2, fmaf(qv.y, k1, fmaf(qv.x, k0, s[r]))));
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < Tl::kRows; ++r) ps[(row0 + r) * Tl::kBk + lane] = visible(r, lane) ? s[r] : -INFINITY;
+    __syncwarp(kFullMask);
+    {  // online softmax, lanes regrouped by row: kKeysPerLane scores each, shuffles within the row's lanes
+      float* prow = ps + my_row * Tl::kBk + my_c0;
+      float sv[kKeysPerLane], mx = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kKeysPerLane; ++j) {
+        sv[j] = prow[j];
+        mx = fmaxf(mx, sv[j]);
+      }
+#pragma unroll
+      for (int x = 1; x < kLanesPerRow; x <<= 1) mx = fmaxf(mx, __shfl_xor_sync(kFullMask, mx, x));
+      const float m_new = fmaxf(m_row, mx);
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kKeysPerLane; ++j) {
+        prow[j] = exp2f(sv[j] - m_new);
+        sum += prow[j];
+      }
+#pragma unroll
+      for (int x = 1; x < kLanesPerRow; x <<= 1) sum += __shfl_xor_sync(kFullMask, sum, x);
+      const float alpha = exp2f(m_row - m_new);  // 0 on the first tile
+      l_row = l_row * alpha + sum;
+      m_row = m_new;
+      if (my_c0 == 0) rs[my_row] = alpha;
+    }
+    __syncwarp(kFullMask);
+#pragma unroll
+    for (int r = 0; r < Tl::kRows; ++r) {
+      const float alpha = rs[row0 + r];
+#pragma unroll
+      for (int i = 0; i < NI; ++i) o[r][i] *= alpha;
+    }
+
+    for (int c = 0; c < nk; ++c) {
+      float v[NI];
+#pragma unroll
+      for (int i = 0; i < NI; ++i) {
+        const int d = lane + 32 * i;
+        v[i] = d < D ? vs[c * D + d] : 0.0f;
+      }
+#pragma unroll
+      for (int r = 0; r < Tl::kRows; ++r) {
+        const float pr = ps[(row0 + r) * Tl::kBk + c];
+#pragma unroll
+        for (int i = 0; i < NI; ++i) o[r][i] = fmaf(pr, v[i], o[r][i]);
+      }
+    }
+  }
+};
+
+// Dynamic shared memory of RowTiles for head_dim D, in floats.
+inline size_t tile_smem_floats(int D) {
+  using Tl = AttnTile;
+  const int DP = (D + 3) & ~3;
+  return size_t(Tl::kBq * DP + Tl::kBk * (DP + 1) + Tl::kBk * D + Tl::kBq * Tl::kBk + Tl::kBq);
+}
+
+// The fields every attention op fills alike: pointers, cache layout, strides, heads, scale and whether 16-byte loads
+// are possible (q, caches, D and strides aligned).
+inline AttnParams attn_params(eet::DType dtype, const void* q, void* out, const void* k_cache, const void* v_cache,
+                              const eet::KvLayout& l, const int32_t* block_table, int64_t ldq, int64_t ldo,
+                              int32_t n_heads, int32_t max_blocks_per_seq, float scale) {
+  AttnParams p{};
+  p.q = q;
+  p.out = out;
+  p.k_cache = k_cache;
+  p.v_cache = v_cache;
+  p.block_table = block_table;
+  p.ldq = ldq;
+  p.ldo = ldo;
+  p.block_stride = l.block_stride;
+  p.head_stride = l.head_stride;
+  p.block_size = l.block_size;
+  p.head_dim = l.head_dim;
+  p.n_heads = n_heads;
+  p.group = n_heads / l.n_kv_heads;
+  p.max_blocks_per_seq = max_blocks_per_seq;
+  p.scale_log2 = scale * kLog2e;
+  const int64_t vec = 16 / int64_t(eet::dtype_size(dtype));
+  bool aligned = l.head_dim % vec == 0 && ldq % vec == 0 && l.head_stride % vec == 0 && l.block_stride % vec == 0;
+  for (const void* ptr : {q, k_cache, v_cache}) aligned = aligned && reinterpret_cast<uintptr_t>(ptr) % 16 == 0;
+  p.vec = aligned;
+  return p;
+}
 
 // The decode path of cuda/attention.cu: attention_decode_kernel over chunks 0..n_chunks-1 of every sequence's keys
 // from key_begin[b] (none when n_chunks is 0), then, when p.part_acc is set, attention_combine_kernel over the
