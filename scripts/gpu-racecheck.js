@@ -2,7 +2,8 @@
 // A few norm and attention calls on one device, for `compute-sanitizer --tool racecheck` (scripts/gpu-suite.sh):
 // shared-memory hazards only show up when the kernels run, so this drives every path once — RMS and layer norm
 // at a row that fits one pass and a folded 12288-wide row; attention as a prompt pass (several queries, causal,
-// unequal lengths) and as decode (one query, long context: the split-KV path) — and checks the outputs are finite.
+// unequal lengths), as decode (one query, long context: the split-KV path) and as shared-prefix decode — and checks
+// the outputs are finite.
 // Usage: node scripts/gpu-racecheck.js [device]   (default cuda; the suite's dry run uses emu)
 'use strict';
 const path = require('path');
@@ -61,6 +62,25 @@ for (const dtype of [F32, BF16]) {
       finite('attention', out, dtype);
     }]);
   }
+  // Shared-prefix decode: a group of 3 on 992 shared keys (62 blocks, the leader's; the shared kernel, a chunk the
+  // shared length cuts), tails of 0, 17 and 300 keys (the decode kernel from key_begin), a loose sequence; the
+  // combine merges them.
+  calls.push([`shared_attention(dtype=${dt}, group of 3 on 992 keys, tails 0/17/300, one loose)`, () => {
+    const ctxLens = [992, 1009, 1292, 77], sharedLens = [992, 992, 992, 0], batch = 4, leader = 2;
+    const maxBlocksPerSeq = Math.ceil(Math.max(...ctxLens) / blockSize);
+    const blocks = batch * maxBlocksPerSeq;
+    const cacheElems = blocks * nKvHeads * blockSize * headDim;
+    const table = Array.from({ length: blocks }, (_, i) => blocks - 1 - i);
+    for (const b of [0, 1]) for (let k = 0; k < 992 / blockSize; k++) table[b * maxBlocksPerSeq + k] = table[leader * maxBlocksPerSeq + k];
+    const out = empty(batch * nHeads * headDim, dtype);
+    addon.runOpSync('shared_attention', device, {
+      dtype, blockSize, nKvHeads, headDim, batch, nHeads, nGroups: 1, maxBlocksPerSeq, scale: 1 / Math.sqrt(headDim),
+      q: floats(batch * nHeads * headDim, dtype), out, kCache: floats(cacheElems, dtype), vCache: floats(cacheElems, dtype),
+      blockTable: ints(table), ctxLen: ints(ctxLens), sharedLen: ints(sharedLens), groupStart: ints([0, 3]),
+      groupSeqs: ints([leader, 0, 1]),
+    });
+    finite('shared_attention', out, dtype);
+  }]);
 }
 
 let failed = 0;

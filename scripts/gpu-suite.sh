@@ -11,7 +11,7 @@
 #   models     model tests and the serving engine's tests on cuda (dry run: a few cpu/emu cases)
 #   fixtures   scripts/make_hf_fixtures.py -> $OUT/hf-fixtures.tar.gz (skipped without torch)
 #   memcheck   compute-sanitizer --tool memcheck over a short `eet generate` (dry run: the generate on cpu, no sanitizer)
-#   racecheck  compute-sanitizer --tool racecheck over scripts/gpu-racecheck.js (norm, attention) (dry run: on emu)
+#   racecheck  compute-sanitizer --tool racecheck over scripts/gpu-racecheck.js (norm, attention, shared_attention) (dry run: on emu)
 #   bench      `eet bench --json`: the grid over the built-in shapes (GPT-2 included)
 #   serving    `eet bench --no-grid --scenarios all --json`: concurrency, shared document, busy event loop (one model)
 #   hf-bench   scripts/hf_bench.py, HF eager and static-cache + torch.compile (skipped without torch)
