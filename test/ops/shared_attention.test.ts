@@ -6,6 +6,7 @@
 // not the first index). Members point at the leader's physical blocks for the whole blocks of the shared keys; when
 // the shared length ends inside a block, each member has its own copy of that block whose shared keys equal the
 // leader's and whose later keys are its own (the contract is equal keys, read through the leader's table).
+import { binding } from '../../lib/binding';
 import { FloatDType, OpCase, opSuite, SHORT } from './harness';
 import { normal, shuffled, uniform } from '../util/random';
 
@@ -130,3 +131,38 @@ const cases: OpCase[] = [
 ];
 
 opSuite('shared_attention', cases);
+
+// The op runner checks the contract of ops.h from the index tensors before any kernel runs: a coded error, never a
+// read out of bounds. 3 sequences of 20 keys, 2 blocks of 16 each, 8 query heads on 4 kv heads of 8 dims.
+describe('shared_attention: the op runner refuses arguments that break the contract', () => {
+  const b = binding();
+  const run = (over: { ctx?: number[]; shared?: number[]; groupStart?: number[]; groupSeqs?: number[] }) => {
+    const D = 8, nHeads = 8, nKv = 4, bs = 16, batch = 3;
+    const f32 = (n: number) => new b.AddonTensor('cpu', 0, n, normal(n, 3));
+    const i32 = (a: number[]) => new b.AddonTensor('cpu', 3, a.length, Int32Array.from(a));
+    const groupStart = over.groupStart ?? [0, 2];
+    b.runOpSync('shared_attention', 'cpu', {
+      dtype: 0, blockSize: bs, nKvHeads: nKv, headDim: D, batch, nHeads, nGroups: groupStart.length - 1, maxBlocksPerSeq: 2,
+      scale: 0.3, q: f32(batch * nHeads * D), out: new b.AddonTensor('cpu', 0, batch * nHeads * D, null),
+      kCache: f32(6 * nKv * bs * D), vCache: f32(6 * nKv * bs * D), blockTable: i32([0, 1, 0, 2, 3, 4]),
+      ctxLen: i32(over.ctx ?? [20, 20, 20]), sharedLen: i32(over.shared ?? [16, 16, 0]), groupStart: i32(groupStart),
+      groupSeqs: i32(over.groupSeqs ?? [0, 1]),
+    });
+  };
+  test('a valid call runs; each broken rule is an ERR_INVALID_ARG naming it', () => {
+    expect(() => run({})).not.toThrow();
+    const refused = (over: Parameters<typeof run>[0], message: string | RegExp) => {
+      let err: (Error & { code?: string }) | undefined;
+      try { run(over); } catch (e) { err = e as Error & { code?: string }; }
+      expect(err?.code).toBe('ERR_INVALID_ARG');
+      expect(err?.message).toMatch(message);
+    };
+    refused({ shared: [16, 16, 4] }, /sequence 2: expected 0 <= sharedLen \(4\) <= ctxLen \(20\).*a group when sharedLen > 0/);
+    refused({ shared: [21, 21, 0] }, /sequence 0: expected 0 <= sharedLen \(21\) <= ctxLen \(20\)/);
+    refused({ shared: [16, 8, 0] }, 'group 0: sharedLen differs between its sequences');
+    refused({ groupStart: [0, 2, 3], groupSeqs: [0, 1, 1] }, 'sequence 1 is in two groups');
+    refused({ groupSeqs: [0, 3] }, 'Expected groupSeqs[1] in [0, 2] but received 3');
+    refused({ groupStart: [0, 4] }, /groupStart/);
+    refused({ ctx: [20, 20, 40] }, /sequence 2: .*1 <= ctxLen <= 32/);
+  });
+});
