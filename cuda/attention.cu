@@ -3,8 +3,9 @@
 //                         its ctx_len[b]-token context; query i of b sits at position ctx_len[b] - n_q + i
 //   K, V paged cache: key k of sequence b is token k % block_size of block block_table[b][k / block_size]
 //   out  (T, n_heads, D)  softmax(q·Kᵀ * scale) · V, per query head h over kv head h / (n_heads / n_kv_heads)
-// Causal: query at position pos sees keys 0..pos; otherwise (BERT) all ctx_len[b] keys. Both masks and the per-
-// sequence lengths are applied in the kernels; no mask tensor exists. D is any value in [8, 256].
+// The mask (eet::AttnMask): a query at position pos sees all ctx_len[b] keys (bidirectional, BERT), keys 0..pos
+// (causal) or keys pos..ctx_len[b]-1 (anti-causal, DecBERT). Masks and per-sequence lengths are applied in the
+// kernels; no mask tensor exists. D is any value in [8, 256].
 //
 // All math is fp32 (scores kept in the log2 domain: q is pre-scaled by scale * log2(e), softmax uses exp2f), the
 // output is rounded once to the dtype. Two paths, chosen by the host from max_q_len:
@@ -16,15 +17,19 @@
 //    8 query rows: for the scores a lane owns one key (8 running dot products, q read as float4 broadcasts, the K
 //    tile's odd row stride keeps the lane-per-key reads conflict-free); for the online softmax 4 lanes own a row
 //    (8 scores each, 2 shuffle steps per reduction); for P·V a lane owns dims lane + 32*i (i < NI, NI = 2/4/8 for
-//    D <= 64/128/256) of its 8 output rows, in registers. Causal tiles stop at the key of the tile's last query:
-//    later keys are skipped, not masked. The longest causal tiles are scheduled first.
+//    D <= 64/128/256) of its 8 output rows, in registers. Causal tiles stop at the key of the tile's last query and
+//    anti-causal tiles start at the key of its first query: keys no row of the tile sees are skipped, not masked, so
+//    only key tiles crossing the diagonal are masked partially (anti-causal: exactly the first). The tiles with the
+//    most keys are scheduled first (a sequence's last query tiles when causal, its first when anti-causal).
 // 2. Decode (every n_q == 1; max_q_len == 1): flash-decoding. One block of 4 warps per (sequence, kv head, group
 //    of up to 8 of its query heads, chunk of the context): K/V are read once for all query heads of a kv head
 //    (GQA/MQA). Each warp walks 32-key slices of the chunk (lane = key for the scores, with 16-byte K loads when
 //    aligned; lane = dims for P·V, V rows read coalesced), the 4 warps' states are merged in shared memory. With
 //    one chunk the block writes the output; with several (long contexts, small batch: eet::attention_decode_split(),
 //    engine/op_workspace.cpp, chooses the chunks) each block writes its partial (max, sum, unnormalised output) to
-//    the workspace and attention_combine_kernel merges them, one block per (sequence, query head).
+//    the workspace and attention_combine_kernel merges them, one block per (sequence, query head). No mask: a lone
+//    query at the end of its context sees every key when bidirectional or causal, and validate() admits anti-causal
+//    here only for 1-token contexts, where the masks agree.
 // The workspace layout and eet::attention_workspace_bytes() are in engine/ops.h, computed from the same split.
 #include <cmath>
 
@@ -66,7 +71,7 @@ struct AttnParams {
   int32_t q_tiles;               // prefill: query tiles per sequence
   int32_t n_chunks, chunk_len, head_groups;  // decode: context chunks, keys per chunk, blocks per kv head
   float scale_log2;              // scale * log2(e)
-  bool causal;
+  eet::AttnMask mask;
   bool vec;                      // q, caches, D and strides allow 16-byte loads
 };
 
@@ -139,8 +144,9 @@ __device__ __forceinline__ float online_softmax_step(float s, float& m, float& l
 template <typename T, int NI>
 __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(AttnParams p) {
   using Tl = AttnTile;
-  const int b = int(blockIdx.x) / p.q_tiles;
-  const int tile = p.q_tiles - 1 - int(blockIdx.x) % p.q_tiles;  // the longest causal tiles first
+  const bool anti = p.mask == eet::AttnMask::AntiCausal, causal = p.mask == eet::AttnMask::Causal;
+  const int b = int(blockIdx.x) / p.q_tiles, order = int(blockIdx.x) % p.q_tiles;
+  const int tile = anti ? order : p.q_tiles - 1 - order;  // the tiles with the most keys first
   const int h = blockIdx.y;
   const int q_begin = p.q_start[b], n_q = p.q_start[b + 1] - q_begin, ctx = p.ctx_len[b];
   const int qt0 = tile * Tl::kBq;
@@ -148,7 +154,8 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
   const int D = p.head_dim, DP = (D + 3) & ~3, kvh = h / p.group;
   const int rows = min(Tl::kBq, n_q - qt0);
   const int pos0 = ctx - n_q + qt0;  // position of the tile's first query
-  const int key_end = p.causal ? min(ctx, pos0 + rows) : ctx;
+  const int key_begin = anti ? pos0 : 0;                           // no query of the tile sees a key before
+  const int key_end = causal ? min(ctx, pos0 + rows) : ctx;        // ... or after these
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row0 = warp * Tl::kRows;
 
   EXTERN_SHARED(float, smem);
@@ -182,7 +189,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
     for (int i = 0; i < NI; ++i) o[r][i] = 0.0f;
   }
 
-  for (int kt = 0; kt < key_end; kt += Tl::kBk) {
+  for (int kt = key_begin; kt < key_end; kt += Tl::kBk) {
     __syncthreads();  // the previous tile's readers are done; Q and the pads are written
     const int nk = min(Tl::kBk, key_end - kt);
     const auto key_off = [&](int r) -> int64_t { return r < nk ? key_offset(p, b, kvh, kt + r) : -1; };
@@ -205,12 +212,14 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
     const int key = kt + lane;
 #pragma unroll
     for (int r = 0; r < Tl::kRows; ++r) {
-      const bool visible = lane < nk && (!p.causal || key <= pos0 + row0 + r);
+      const int qpos = pos0 + min(row0 + r, rows - 1);  // pad rows (past n_q) mask as the tile's last query
+      const bool visible = lane < nk && (causal ? key <= qpos : !anti || key >= qpos);
       ps[(row0 + r) * Tl::kBk + lane] = visible ? s[r] : -INFINITY;
     }
     __syncwarp(kFullMask);
     {  // online softmax, lanes regrouped by row: kKeysPerLane scores each, 2-step shuffles within the row's lanes.
-       // Key 0 is visible to every row and is in the first tile, so the running max is finite from then on.
+       // Every row sees a key of the first tile (key 0; anti-causal: its own position, < key_begin + kBk), so the
+       // running max is finite from then on.
       float* prow = ps + my_row * Tl::kBk + my_c0;
       float sv[kKeysPerLane], mx = -INFINITY;
 #pragma unroll
@@ -515,7 +524,7 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
   p.group = a.n_heads / l.n_kv_heads;
   p.max_blocks_per_seq = a.max_blocks_per_seq;
   p.scale_log2 = a.scale * kLog2e;
-  p.causal = a.causal;
+  p.mask = a.mask;
   const int64_t vec = 16 / int64_t(eet::dtype_size(a.dtype));
   bool aligned = l.head_dim % vec == 0 && a.ldq % vec == 0 && l.head_stride % vec == 0 && l.block_stride % vec == 0;
   for (const void* ptr : {a.q, a.k_cache, a.v_cache}) aligned = aligned && reinterpret_cast<uintptr_t>(ptr) % 16 == 0;

@@ -75,7 +75,7 @@ class Bert final : public Architecture {
     g.norm(NormKind::Layer, g.h, g.buf1, "token_embd_norm", true, g.x, g.T);
     for (int32_t l = 0; l < c.n_layers; ++l) {
       g.gemm(g.x, dim, layer_name(l, "attn_q"), true, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);
-      g.attention(l, g.buf1, false);
+      g.attention(l, g.buf1, AttnMask::Bidirectional);
       g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), true, dim, g.q_width, g.h, dim, g.x);
       g.norm(NormKind::Layer, g.h, nullptr, layer_name(l, "attn_output_norm"), true, g.x, g.T);
       g.gemm(g.x, dim, layer_name(l, "ffn_up"), true, hid, dim, g.buf1, hid, nullptr);

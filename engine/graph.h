@@ -68,8 +68,8 @@ struct Graph {
   void act(ActKind kind, void* y, int64_t n, int64_t ld);
   // RoPE on the q and k parts of qkv (T, qkv_width) at the step's positions.
   void rope(void* qkv);
-  // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache.
-  void attention(int32_t layer, const void* qkv, bool causal);
+  // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache under mask.
+  void attention(int32_t layer, const void* qkv, AttnMask mask);
 };
 
 // y (rows, dim) = norm(in (+ residual)) * weight (+ weight.bias when bias)

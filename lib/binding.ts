@@ -43,6 +43,9 @@ export type AddonRopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 
+/** An attention mask (engine/ops.h AttnMask): a query sees all of its sequence, itself and earlier tokens, or itself and later ones. */
+export type AddonAttentionMaskMode = 'bidirectional' | 'causal' | 'anticausal';
+
 export interface AddonModelConfig {
   /**
    * A registered engine architecture (engine/arch_*.cpp; binding().architectures() lists them; lib/arch/ describes

@@ -91,6 +91,15 @@ bool get_bool_or(const Napi::Object& o, const char* name, bool fallback) {
   return v.As<Napi::Boolean>().Value();
 }
 
+eet::AttnMask to_attn_mask(Napi::Env env, const std::string& name, const Napi::Value& v) {
+  constexpr eet::AttnMask kAll[] = {eet::AttnMask::Bidirectional, eet::AttnMask::Causal, eet::AttnMask::AntiCausal};
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  for (eet::AttnMask m : kAll) {
+    if (s == eet::attn_mask_name(m)) return m;
+  }
+  throw_arg(env, name, "'bidirectional', 'causal' or 'anticausal'", v);
+}
+
 std::string get_string(const Napi::Object& o, const char* name) {
   Napi::Value v = o.Get(name);
   if (!v.IsString()) throw_arg(o.Env(), name, "string", v);
