@@ -71,6 +71,11 @@ export interface AddonModelConfig {
   qkvBias?: boolean;
   /** bert: rows of the token type table (type_vocab_size). */
   nTokenTypes?: number;
+  /**
+   * bert: each layer's attention mask, nLayers entries (DecBERT: causal or anti-causal layers); absent: every layer
+   * bidirectional. Decoders take none (they attend causally).
+   */
+  attentionMaskModes?: AddonAttentionMaskMode[];
   /** llama, gpt2: the LM head is token_embd (else 'output'). Ignored by bert. */
   tiedEmbeddings: boolean;
   /** Compute and storage dtype on the device. */

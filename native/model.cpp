@@ -74,6 +74,15 @@ eet::ModelConfig parse_config(const Napi::Object& o) {
   c.qkv_bias = get_bool_or(o, "qkvBias", false);
   parse_rope_scaling(o, c);
   c.n_token_types = int32_t(get_int_or(o, "nTokenTypes", 0, big, 0));
+  Napi::Value masks = o.Get("attentionMaskModes");  // encoders: one mask per layer; absent: all bidirectional
+  if (!masks.IsUndefined() && !masks.IsNull()) {
+    if (!masks.IsArray()) throw_arg(env, "attentionMaskModes", "array of mask names", masks);
+    Napi::Array a = masks.As<Napi::Array>();
+    if (a.Length() > uint32_t(eet::Limits::maxLayers)) throw_arg(env, "attentionMaskModes.length", "at most maxLayers", Napi::Number::New(env, a.Length()));
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      c.attention_masks.push_back(to_attn_mask(env, "attentionMaskModes[" + std::to_string(i) + "]", a.Get(i)));
+    }
+  }
   Napi::Value tied = o.Get("tiedEmbeddings");
   if (!tied.IsBoolean()) throw_arg(env, "tiedEmbeddings", "boolean", tied);
   c.tied_embeddings = tied.As<Napi::Boolean>().Value();
