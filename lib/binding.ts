@@ -311,6 +311,7 @@ export interface AddonLimits {
   maxPenalty: number;
   maxRepetitionPenalty: number;
   maxTopLogprobs: number;
+  maxThreads: number;
   kvBlockSize: number;
 }
 
@@ -320,7 +321,8 @@ export interface AddonBinding {
   limits(): AddonLimits;
   architectures(): string[];
   AddonTensor: AddonTensorConstructor;
-  devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[] };
+  /** cpuIsa: the fast cpu kernels' instruction set ('avx512' | 'avx2' | 'generic'); cpuThreads: their default thread count (physical cores). */
+  devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[]; cpuIsa: string; cpuThreads: number };
   setEmuOptions(options: { reverseOrder?: boolean }): void;
   emuSelfTestCases(): string[];
   /** EET_TEST_HOOKS=1 only: loses the device's CUDA context on purpose (the GPU suite's lost-context check). */
