@@ -79,6 +79,8 @@ export interface AddonModelConfig {
    */
   q8Weights?: string[];
   device: string;
+  /** Threads of the cpu backend's ops (ignored on other devices); 0 or absent: the physical cores. */
+  threads?: number;
 }
 
 /** A tensor's bytes in a file: read off the JS thread, converted to the model dtype, uploaded. */

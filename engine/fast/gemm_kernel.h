@@ -19,26 +19,45 @@ constexpr int kNR = 4;  // weight rows per register tile
 
 struct WRowF32 {
   const float* p;
+  const void* addr(int64_t k) const { return p + k; }
   typename V::F vec(int64_t k) const { return V::load(p + k); }
   float at(int64_t k) const { return p[k]; }
 };
 struct WRowF16 {
   const uint16_t* p;
+  const void* addr(int64_t k) const { return p + k; }
   typename V::F vec(int64_t k) const { return V::load_f16(p + k); }
   float at(int64_t k) const { return V::f16_to_f32(p[k]); }
 };
 struct WRowBF16 {
   const uint16_t* p;
+  const void* addr(int64_t k) const { return p + k; }
   typename V::F vec(int64_t k) const { return V::load_bf16(p + k); }
   float at(int64_t k) const { return eet::bf16_to_f32(p[k]); }
 };
 // Q8_0: d * q is exact in fp32 (an 11-bit by 8-bit product), so this equals the packed fp32 weight bit for bit.
+// ds: the row's scales already in fp32 (q8_scales below), so a step costs a broadcast, not a conversion.
 struct WRowQ8 {
   const int8_t* q;
   const uint16_t* d;
-  typename V::F vec(int64_t k) const { return V::mul(V::load_i8(q + k), V::set1(V::f16_to_f32(d[k >> 5]))); }
-  float at(int64_t k) const { return float(q[k]) * V::f16_to_f32(d[k >> 5]); }
+  const float* ds;
+  const void* addr(int64_t k) const { return q + k; }
+  typename V::F vec(int64_t k) const { return V::mul(V::load_i8(q + k), V::set1(ds[k >> 5])); }
+  float at(int64_t k) const { return float(q[k]) * ds[k >> 5]; }
 };
+
+// Converts the float16 scales of rows w[0..n) into buf (n × K/32 floats) and points the rows at them; other
+// weight types have nothing to prepare.
+template <class WR>
+void prepare_rows(WR*, int64_t, int64_t, float*) {}
+inline void prepare_rows(WRowQ8* w, int64_t n, int64_t K, float* buf) {
+  const int64_t nb = K / 32;
+  for (int64_t r = 0; r < n; ++r) {
+    float* ds = buf + r * nb;
+    for (int64_t b = 0; b < nb; ++b) ds[b] = V::f16_to_f32(w[r].d[b]);
+    w[r].ds = ds;
+  }
+}
 
 inline float gemm_load(eet::DType t, const void* p, int64_t i) {
   switch (t) {
@@ -65,8 +84,11 @@ inline void gemm_out(const eet::fast::GemmJob& j, int64_t m, int64_t n, float s)
 }
 
 // One MR × NR tile: rows m0.. of x, weight rows w[0..NR) for outputs n0..
+// prefetch > 0 (decode, weights streamed from memory): each step also asks for the same columns of the weight
+// rows `prefetch` bytes further on (the next tile's rows), so the memory has the next rows in flight while this
+// tile computes: rows of a few KB are too short for the hardware prefetcher to ramp up on its own.
 template <int MR, int NR, class WR>
-void gemm_tile(const eet::fast::GemmJob& j, int64_t m0, int64_t n0, const WR* w) {
+void gemm_tile(const eet::fast::GemmJob& j, int64_t m0, int64_t n0, const WR* w, int64_t prefetch = 0) {
   using F = typename V::F;
   const float* x = j.x + m0 * j.ldx;
   const int64_t K = j.k, ldx = j.ldx;
@@ -77,6 +99,10 @@ void gemm_tile(const eet::fast::GemmJob& j, int64_t m0, int64_t n0, const WR* w)
     for (int c = 0; c < NR; ++c) acc[i][c] = V::zero();
   int64_t k = 0;
   for (; k + V::W <= K; k += V::W) {
+    if (prefetch) {
+#pragma GCC unroll 8
+      for (int c = 0; c < NR; ++c) __builtin_prefetch(static_cast<const char*>(w[c].addr(k)) + prefetch);
+    }
     F xv[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) xv[i] = V::load(x + i * ldx + k);
@@ -98,14 +124,14 @@ void gemm_tile(const eet::fast::GemmJob& j, int64_t m0, int64_t n0, const WR* w)
 
 // A tile of mr (<= MR) rows by nr (<= kNR) weight rows: the remainders use smaller instances of the same code.
 template <int MR, class WR>
-void gemm_tile_any(const eet::fast::GemmJob& j, int64_t m0, int mr, int64_t n0, int nr, const WR* w) {
+void gemm_tile_any(const eet::fast::GemmJob& j, int64_t m0, int mr, int64_t n0, int nr, const WR* w, int64_t prefetch = 0) {
   static_assert(MR <= 4 && kNR == 4, "instances below cover MR, kNR <= 4");
 #define EET_TILE_NR(M)                                  \
   switch (nr) {                                         \
-    case 1: gemm_tile<M, 1>(j, m0, n0, w); return;      \
-    case 2: gemm_tile<M, 2>(j, m0, n0, w); return;      \
-    case 3: gemm_tile<M, 3>(j, m0, n0, w); return;      \
-    default: gemm_tile<M, 4>(j, m0, n0, w); return;     \
+    case 1: gemm_tile<M, 1>(j, m0, n0, w, prefetch); return;      \
+    case 2: gemm_tile<M, 2>(j, m0, n0, w, prefetch); return;      \
+    case 3: gemm_tile<M, 3>(j, m0, n0, w, prefetch); return;      \
+    default: gemm_tile<M, 4>(j, m0, n0, w, prefetch); return;     \
   }
   switch (mr) {
     case 1: EET_TILE_NR(1)
@@ -139,11 +165,16 @@ template <int MR, class WR, class RowOf>
 void gemm_range(const eet::fast::GemmJob& j, int64_t n0, int64_t n1, float* scratch, RowOf row) {
   const int64_t M = j.m, K = j.k;
   WR w[kNR];
+  thread_local std::vector<float> scales;  // Q8_0: fp32 scales of the rows in use (prepare_rows)
+  if (int64_t(scales.size()) < 64 * (K / 32 + 1)) scales.resize(size_t(64 * (K / 32 + 1)));
   if (M <= MR) {  // decode: stream the weights once, converted in registers
+    // bytes from a weight row to the same column kNR rows on (rows are contiguous; Q8_0: the int8 part)
+    const int64_t ahead = static_cast<const char*>(row(kNR).addr(0)) - static_cast<const char*>(row(0).addr(0));
     for (int64_t n = n0; n < n1; n += kNR) {
       const int nr = int(std::min<int64_t>(kNR, n1 - n));
       for (int c = 0; c < nr; ++c) w[c] = row(n + c);
-      gemm_tile_any<MR>(j, 0, int(M), n, nr, w);
+      prepare_rows(w, nr, K, scales.data());
+      gemm_tile_any<MR>(j, 0, int(M), n, nr, w, ahead);
     }
     return;
   }
@@ -156,6 +187,7 @@ void gemm_range(const eet::fast::GemmJob& j, int64_t n0, int64_t n1, float* scra
     const int64_t rows = std::min<int64_t>(NB, n1 - nb);
     if (kPack) {
       for (int64_t r = 0; r < rows; ++r) block[r] = row(nb + r);
+      prepare_rows(block, rows, K, scales.data());
       gemm_pack(block, rows, K, scratch);
     }
     for (int64_t mb = 0; mb < M; mb += MB) {
@@ -166,6 +198,7 @@ void gemm_range(const eet::fast::GemmJob& j, int64_t n0, int64_t n1, float* scra
           if (kPack) wf[c] = WRowF32{scratch + (n - nb + c) * K};
           else w[c] = row(n + c);
         }
+        if (!kPack) prepare_rows(w, nr, K, scales.data());
         for (int64_t m = mb; m < m_end; m += MR) {
           const int mr = int(std::min<int64_t>(MR, m_end - m));
           if (kPack) gemm_tile_any<MR>(j, m, mr, n, nr, wf);
@@ -199,7 +232,7 @@ void gemm_entry(const eet::fast::GemmJob& j, int64_t n0, int64_t n1, float* scra
     case WKind::Q8: {
       const int8_t* q = static_cast<const int8_t*>(j.w);
       const uint16_t* d = j.wscale;
-      gemm_range<MR, WRowQ8>(j, n0, n1, scratch, [&](int64_t n) { return WRowQ8{q + n * K, d + n * (K / 32)}; });
+      gemm_range<MR, WRowQ8>(j, n0, n1, scratch, [&](int64_t n) { return WRowQ8{q + n * K, d + n * (K / 32), nullptr}; });
       break;
     }
   }
