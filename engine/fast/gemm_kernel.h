@@ -18,18 +18,24 @@
 constexpr int kNR = 4;  // weight rows per register tile
 
 struct WRowF32 {
+  static constexpr int kDecodeRows = 1;
+  static constexpr int kBytes = 4;  // bytes per weight (of the int8 part for Q8_0)
   const float* p;
   const void* addr(int64_t k) const { return p + k; }
   typename V::F vec(int64_t k) const { return V::load(p + k); }
   float at(int64_t k) const { return p[k]; }
 };
 struct WRowF16 {
+  static constexpr int kDecodeRows = 1;
+  static constexpr int kBytes = 2;
   const uint16_t* p;
   const void* addr(int64_t k) const { return p + k; }
   typename V::F vec(int64_t k) const { return V::load_f16(p + k); }
   float at(int64_t k) const { return V::f16_to_f32(p[k]); }
 };
 struct WRowBF16 {
+  static constexpr int kDecodeRows = 1;
+  static constexpr int kBytes = 2;
   const uint16_t* p;
   const void* addr(int64_t k) const { return p + k; }
   typename V::F vec(int64_t k) const { return V::load_bf16(p + k); }
@@ -38,6 +44,8 @@ struct WRowBF16 {
 // Q8_0: d * q is exact in fp32 (an 11-bit by 8-bit product), so this equals the packed fp32 weight bit for bit.
 // ds: the row's scales already in fp32 (q8_scales below), so a step costs a broadcast, not a conversion.
 struct WRowQ8 {
+  static constexpr int kDecodeRows = 4;
+  static constexpr int kBytes = 1;
   const int8_t* q;
   const uint16_t* d;
   const float* ds;
@@ -99,7 +107,7 @@ void gemm_tile(const eet::fast::GemmJob& j, int64_t m0, int64_t n0, const WR* w,
     for (int c = 0; c < NR; ++c) acc[i][c] = V::zero();
   int64_t k = 0;
   for (; k + V::W <= K; k += V::W) {
-    if (prefetch) {
+    if (prefetch && (k * WR::kBytes) % 64 == 0) {  // once per 64-byte line
 #pragma GCC unroll 8
       for (int c = 0; c < NR; ++c) __builtin_prefetch(static_cast<const char*>(w[c].addr(k)) + prefetch);
     }
@@ -170,8 +178,13 @@ void gemm_range(const eet::fast::GemmJob& j, int64_t n0, int64_t n1, float* scra
   if (M <= MR) {  // decode: stream the weights once, converted in registers
     // bytes from a weight row to the same column kNR rows on (rows are contiguous; Q8_0: the int8 part)
     const int64_t ahead = static_cast<const char*>(row(kNR).addr(0)) - static_cast<const char*>(row(0).addr(0));
-    for (int64_t n = n0; n < n1; n += kNR) {
-      const int nr = int(std::min<int64_t>(kNR, n1 - n));
+    // As few weight rows at a time as keep the FMA chains ahead of the memory (WR::kDecodeRows: one fp32 row, a
+    // 64-byte line per dependent FMA; more rows for the narrower types, whose FMAs cover fewer bytes each): the
+    // rows are contiguous, so fewer rows at once is closer to one sequential stream, which the hardware prefetcher
+    // follows best.
+    constexpr int R = WR::kDecodeRows;
+    for (int64_t n = n0; n < n1; n += R) {
+      const int nr = int(std::min<int64_t>(R, n1 - n));
       for (int c = 0; c < nr; ++c) w[c] = row(n + c);
       prepare_rows(w, nr, K, scales.data());
       gemm_tile_any<MR>(j, 0, int(M), n, nr, w, ahead);
