@@ -53,6 +53,9 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
   float* kb = sum + R;              // (kKT, Dp) this key tile's K in fp32, zero-padded
   float* vt = kb + kKT * Dp;        // (kKT, Dp) and its V
   float* p = vt + kKT * Dp;         // (kKT) one row's probabilities
+  const float* krow[kKT];           // this tile's key and value rows in fp32 (in kb / vt, or in the cache)
+  const float* vrow[kKT];
+  const bool direct = a.dtype == eet::DType::F32 && D == Dp;
 
   for (int64_t r = 0; r < R; ++r) {
     const int64_t t = it.q0 + r / group, h = int64_t(it.kv_head) * group + r % group;
@@ -72,8 +75,17 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
       const int64_t key = k0 + j;
       const int64_t off = int64_t(table[key / l.block_size]) * l.block_stride + int64_t(it.kv_head) * l.head_stride +
                           (key % l.block_size) * D;
-      attn_row_f32(a.dtype, static_cast<const char*>(a.k_cache) + off * int64_t(es), D, Dp, kb + j * Dp);
-      attn_row_f32(a.dtype, static_cast<const char*>(a.v_cache) + off * int64_t(es), D, Dp, vt + j * Dp);
+      const char* kp = static_cast<const char*>(a.k_cache) + off * int64_t(es);
+      const char* vp = static_cast<const char*>(a.v_cache) + off * int64_t(es);
+      if (direct) {  // fp32 rows of whole vectors: read in place
+        krow[j] = reinterpret_cast<const float*>(kp);
+        vrow[j] = reinterpret_cast<const float*>(vp);
+      } else {
+        attn_row_f32(a.dtype, kp, D, Dp, kb + j * Dp);
+        attn_row_f32(a.dtype, vp, D, Dp, vt + j * Dp);
+        krow[j] = kb + j * Dp;
+        vrow[j] = vt + j * Dp;
+      }
     }
     for (int64_t r = 0; r < R; ++r) {
       const int64_t visible = a.causal ? pos0 + r / group + 1 : ctx;  // keys [0, visible) for this row
@@ -82,7 +94,7 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
       const float* qr = q + r * Dp;
       for (int64_t j = 0; j < valid; ++j) {
         F dot = V::zero();
-        for (int64_t d = 0; d < Dp; d += V::W) dot = V::fma(V::load(qr + d), V::load(kb + j * Dp + d), dot);
+        for (int64_t d = 0; d < Dp; d += V::W) dot = V::fma(V::load(qr + d), V::load(krow[j] + d), dot);
         p[j] = V::hsum(dot);
       }
       F s[kKT / V::W];
@@ -107,7 +119,7 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
       const F c = V::set1(corr);
       for (int64_t d = 0; d < Dp; d += V::W) {
         F o = V::mul(V::load(ar + d), c);
-        for (int64_t j = 0; j < valid; ++j) o = V::fma(V::set1(p[j]), V::load(vt + j * Dp + d), o);
+        for (int64_t j = 0; j < valid; ++j) o = V::fma(V::set1(p[j]), V::load(vrow[j] + d), o);
         V::store(ar + d, o);
       }
     }
