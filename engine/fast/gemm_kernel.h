@@ -176,8 +176,10 @@ void gemm_range(const eet::fast::GemmJob& j, int64_t n0, int64_t n1, float* scra
   thread_local std::vector<float> scales;  // Q8_0: fp32 scales of the rows in use (prepare_rows)
   if (int64_t(scales.size()) < 64 * (K / 32 + 1)) scales.resize(size_t(64 * (K / 32 + 1)));
   if (M <= MR) {  // decode: stream the weights once, converted in registers
-    // bytes from a weight row to the same column kNR rows on (rows are contiguous; Q8_0: the int8 part)
-    const int64_t ahead = static_cast<const char*>(row(kNR).addr(0)) - static_cast<const char*>(row(0).addr(0));
+    // Prefetch distance: whole rows (they are contiguous; Q8_0: the int8 part), at least kNR of them and at least
+    // 8 KiB, about what must be in flight to cover the memory latency at full bandwidth.
+    const int64_t row_bytes = static_cast<const char*>(row(1).addr(0)) - static_cast<const char*>(row(0).addr(0));
+    const int64_t ahead = row_bytes * std::max<int64_t>(kNR, (8192 + row_bytes - 1) / std::max<int64_t>(row_bytes, 1));
     // As few weight rows at a time as keep the FMA chains ahead of the memory (WR::kDecodeRows: one fp32 row, a
     // 64-byte line per dependent FMA; more rows for the narrower types, whose FMAs cover fewer bytes each): the
     // rows are contiguous, so fewer rows at once is closer to one sequential stream, which the hardware prefetcher

@@ -23,20 +23,11 @@
 namespace eet::fast::avx2 {
 namespace {
 #include "vec_avx2.h"
-#include "gemm_kernel.h"
-#include "attention_kernel.h"
-#include "elementwise_kernel.h"
-
-void gemm(const GemmJob& j, int64_t n0, int64_t n1, float* scratch) { gemm_entry<2>(j, n0, n1, scratch); }
-int64_t pack_floats(int64_t k) { return gemm_pack_floats(k); }
-int64_t attn_floats(const AttentionArgs& a) { return attention_scratch_floats(a); }
-void attention(const AttentionArgs& a, const AttentionItem& it, float* s) { attention_item(a, it, s); }
-void norm(const NormArgs& a, int64_t r0, int64_t r1) { norm_rows(a, r0, r1); }
-void act(const ActArgs& a, int64_t r0, int64_t r1) { act_rows(a, r0, r1); }
-
-void to_f32(DType t, const void* x, int64_t ldx, int64_t m, int64_t k, float* d) { rows_to_f32(t, x, ldx, m, k, d); }
-
-const Kernels table{"avx2", to_f32, 2, pack_floats, gemm, attn_floats, attention, norm, act};
+#define EET_ISA_NAME "avx2"
+#define EET_ISA_ROWS 2
+#include "kernel_table.h"
+#undef EET_ISA_NAME
+#undef EET_ISA_ROWS
 }  // namespace
 }  // namespace eet::fast::avx2
 
