@@ -9,7 +9,7 @@ import { DisposedError, InvalidArgumentError } from './errors';
 import { Call, CallPrompt, GenerateResult, StreamEvent } from './generate/call';
 import { GenerateOptions, Prompt, SamplesOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
 import type { TokenDecoder } from './generate/text';
-import { limits } from './limits';
+import { checkTextLength, limits } from './limits';
 import { invalid, is, type OptionKeys } from './validate';
 
 export interface ContextOptions {
@@ -218,6 +218,7 @@ export class Context {
 
   #encode(p: unknown, name: string, continuation: boolean): Int32Array {
     if (typeof p === 'string') {
+      checkTextLength(name, p, this.config.maxContext);
       const ids = continuation ? this.#codec.encodeContinuation(p) : this.#codec.encode(p);
       if (ids.length === 0) throw invalid(name, 'text that encodes to at least one token', p);
       return Int32Array.from(ids);

@@ -12,7 +12,8 @@ import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, Unsu
 import type { GenerateResult, StreamEvent } from './generate/call';
 import { promptIds, type GenerateOptions, type Prompt, type SamplesOptions } from './generate/options';
 import type { TokenDecoder } from './generate/text';
-import { limits } from './limits';
+import { checkTextLength, limits } from './limits';
+import { statModelPath } from './loaders/files';
 import { readGGUFModel } from './loaders/gguf';
 import { readHfModel } from './loaders/hf';
 import { readLlama2cCheckpoint } from './loaders/llama2c';
@@ -154,9 +155,14 @@ export class Model {
       eos: tokenizer.eos ?? EOS,
       encode: (text: string): number[] => {
         if (!is.string(text)) throw invalid('text', 'string', text);
+        checkTextLength('text', text, config.maxSeqLen);
         return tokenizer.encode(text);
       },
-      decode: (ids: readonly number[], prev: number | undefined = hf ? undefined : (tokenizer.bos ?? BOS)): string => tokenizer.decode(ids, prev),
+      decode: (ids: readonly number[], prev: number | undefined = hf ? undefined : (tokenizer.bos ?? BOS)): string => {
+        checkIds('ids', ids, tokenizer.vocabSize);
+        if (prev !== undefined) integerIn('prev', prev, 0, tokenizer.vocabSize - 1);
+        return tokenizer.decode(ids, prev);
+      },
     });
   }
 
@@ -201,8 +207,12 @@ export class Model {
     return this.#context().stream(prompts, options);
   }
 
-  /** Renders the chat template (Hugging Face tokenizer_config.json) for messages. */
-  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string {
+  /**
+   * Renders the chat template (Hugging Face tokenizer_config.json) for messages. The template comes with the model,
+   * so it runs off the JS thread within a time and memory budget (lib/tokenizers/template.ts): ModelFormatError when
+   * it fails or runs over.
+   */
+  async applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): Promise<string> {
     if (!this.#hf) throw new UnsupportedError('This model has no chat template (chat templates come from a Hugging Face folder\'s tokenizer_config.json)');
     return this.#hf.applyChatTemplate(messages, optionsObject('options', options, CHAT_OPTION_KEYS) as ChatTemplateOptions);
   }
@@ -211,14 +221,15 @@ export class Model {
    * The conversation as the model reads it: the chat template with the generation prompt (or without, for
    * `addGenerationPrompt: false`), encoded without adding special tokens — the template writes them.
    */
-  encodeChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions): number[] {
-    const text = this.applyChatTemplate(messages, { addGenerationPrompt: true, ...options });
+  async encodeChat(messages: readonly ChatMessage[], options?: ChatTemplateOptions): Promise<number[]> {
+    const text = await this.applyChatTemplate(messages, { addGenerationPrompt: true, ...options });
+    checkTextLength('messages (the rendered chat template)', text, this.config.maxSeqLen);
     return this.#hf!.encode(text, false);
   }
 
   /** Generates the assistant's reply to a conversation: the chat template with the generation prompt, then generate(). */
   async chat(messages: readonly ChatMessage[], options?: GenerateOptions): Promise<GenerateResult> {
-    return this.generate(this.encodeChat(messages), options);
+    return this.generate(await this.encodeChat(messages), options);
   }
 
   /**
@@ -237,6 +248,7 @@ export class Model {
     const longest = Math.min(this.config.maxContext, this.config.maxStepTokens);
     const seqs = Array.from(list, (t, i) => { // holes of a sparse array are checked as undefined
       if (!is.string(t) && !Array.isArray(t)) throw invalid(`texts[${i}]`, 'string or array of token ids', t);
+      if (is.string(t)) checkTextLength(`texts[${i}]`, t, longest);
       const ids = is.string(t) ? this.#tok.encode(t) : Array.from(promptIds(`texts[${i}]`, t as number[], this.#tok.vocabSize));
       if (ids.length === 0 || ids.length > longest) {
         throw new InvalidArgumentError(`Expected 1 to ${longest} tokens (maxSeqLen, maxStepTokens) for texts[${i}] but received ${ids.length} tokens`);
@@ -352,12 +364,8 @@ export async function loadModel(file: string, options?: LoadModelOptions): Promi
   if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason });
 
   const resolved = path.resolve(file);
-  let stat: fs.Stats;
-  try {
-    stat = await fs.promises.stat(resolved);
-  } catch (e) {
-    throw new ModelFormatError(`Cannot open the model ${resolved}: ${(e as Error).message}`, { cause: e });
-  }
+  // A FIFO or a device is refused here, before anything opens it (opening a FIFO blocks until a writer comes).
+  const stat = await statModelPath(resolved, 'model', true);
   if (stat.isDirectory() && !fs.existsSync(path.join(resolved, 'config.json'))) {
     throw new UnsupportedError(`${resolved} is a directory without config.json; expected a Hugging Face model folder or a llama2.c checkpoint (.bin)`);
   }
@@ -367,16 +375,17 @@ export async function loadModel(file: string, options?: LoadModelOptions): Promi
   let info: Pick<ModelConfig, 'format' | 'tokenizerPath' | 'modelType' | 'stopIds'>;
   if (stat.isDirectory()) {
     if (o.tokenizer !== undefined) throw new InvalidArgumentError('The tokenizer option is for llama2.c checkpoints; a Hugging Face folder uses its tokenizer.json');
-    const hf = await readHfModel(resolved);
+    const hf = await readHfModel(resolved, signal);
     fileConfig = hf.config;
     tensors = hf.tensors;
-    const tok = await loadHfTokenizer(resolved, { bos: hf.bosTokenId, eos: hf.eosTokenIds.length ? hf.eosTokenIds[0] : null });
+    const tok = await loadHfTokenizer(resolved, { bos: hf.bosTokenId, eos: hf.eosTokenIds.length ? hf.eosTokenIds[0] : null },
+      { vocabSize: hf.config.vocabSize, signal });
     tokenizer = tok;
     const stopIds = hf.stopIds.length ? hf.stopIds : tok.eos >= 0 ? [tok.eos] : [];
     info = { format: 'hf', tokenizerPath: path.join(resolved, 'tokenizer.json'), modelType: hf.modelType, stopIds };
   } else if (resolved.toLowerCase().endsWith('.gguf')) {
     if (o.tokenizer !== undefined) throw new InvalidArgumentError('The tokenizer option is for llama2.c checkpoints; a GGUF file has its tokenizer in its metadata');
-    const g = await readGGUFModel(resolved);
+    const g = await readGGUFModel(resolved, signal);
     if (!g.tokenizer) throw new UnsupportedError(`${resolved}: ${g.tokenizerProblem ?? 'no tokenizer'}`);
     fileConfig = g.config;
     tensors = g.tensors;
@@ -384,12 +393,16 @@ export async function loadModel(file: string, options?: LoadModelOptions): Promi
     // GGUF models stop on EOS only, as llama.cpp does (run.c also stops on BOS: llama2.c checkpoints below).
     info = { format: 'gguf', tokenizerPath: resolved, modelType: g.architecture, stopIds: [g.tokenizer.eos] };
   } else {
-    const ckpt = await readLlama2cCheckpoint(resolved);
+    const ckpt = await readLlama2cCheckpoint(resolved, signal);
     fileConfig = ckpt.config;
     tensors = ckpt.tensors;
     const tokenizerPath = o.tokenizer !== undefined ? path.resolve(o.tokenizer) : findTokenizer(resolved, ckpt.config.vocabSize);
-    tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize);
+    tokenizer = await loadLlama2cTokenizer(tokenizerPath, ckpt.config.vocabSize, signal);
     info = { format: 'llama2c', tokenizerPath, stopIds: [EOS, BOS] };
+  }
+  const badStop = info.stopIds.find((id) => id >= fileConfig.vocabSize);
+  if (badStop !== undefined) {
+    throw new ModelFormatError(`Invalid model ${resolved}: the end-of-generation token id ${badStop} is not below the model's vocabulary of ${fileConfig.vocabSize}`);
   }
   return buildModel({ config: fileConfig, tensors, tokenizer, info, path: resolved }, o as LoadModelOptions, device, dtype, start);
 }
@@ -458,6 +471,12 @@ class NoText implements TextCodec {
   encode(): number[] { throw new UnsupportedError('This model has no tokenizer: pass prompts as token ids'); }
   decode(): string { return ''; }
   decoder(): TokenDecoder { return { push: () => '', flush: () => '' }; }
+}
+
+/** Token ids given to decode(): an array (or Int32Array) of integers in [0, vocabSize). */
+function checkIds(name: string, ids: unknown, vocabSize: number): void {
+  if (!Array.isArray(ids) && !(ids instanceof Int32Array)) throw invalid(name, 'array of token ids', ids);
+  for (let i = 0; i < ids.length; i++) integerIn(`${name}[${i}]`, ids[i], 0, vocabSize - 1);
 }
 
 function findTokenizer(modelPath: string, vocabSize: number): string {

@@ -4,9 +4,11 @@
 //   2. nvcc and cmake are available                                -> cmake-js: cpu + emu + cuda backends
 //   3. otherwise                                                   -> npm's node-gyp with binding.gyp: cpu + emu
 // `--force` skips step 1. EET_CUDA_ARCHS overrides the CUDA architectures (CMake syntax, e.g. "90" or
-// "80-real;90"); EET_BUILD=gyp forces step 3. Exits non-zero with the build tool's output when a build fails.
+// "80-real;90"); EET_BUILD=gyp forces step 3; EET_BUILD=cuda makes step 2 required (release prebuilds: fail rather
+// than fall back to a build without CUDA). Exits non-zero with the build tool's output when a build fails.
+// Step 1 needs no compiler at all: a user with a matching prebuild installs with node alone.
 'use strict';
-const { spawnSync, execFileSync } = require('child_process');
+const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
@@ -17,21 +19,41 @@ function log(msg) {
   process.stderr.write(`eet: ${msg}\n`);
 }
 
+// The prebuild node-gyp-build picks for this platform, if it loads; null otherwise. PREBUILDS_ONLY makes
+// node-gyp-build ignore build/ (it is read when node-gyp-build is first required, so set it before).
 function prebuildLoads() {
   const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-  if (!fs.existsSync(dir)) return false;
+  if (!fs.existsSync(dir)) {
+    log(`no prebuilt binary for ${process.platform}-${process.arch} in this package; building from source`);
+    return null;
+  }
   try {
-    require('node-gyp-build')(root);
-    return true;
+    process.env.PREBUILDS_ONLY = '1';
+    const gypBuild = require('node-gyp-build');
+    const file = gypBuild.resolve(root);
+    require(file);
+    return file;
   } catch (e) {
     log(`prebuild did not load (${e.message.split('\n')[0]}); building from source`);
-    return false;
+    return null;
+  } finally {
+    delete process.env.PREBUILDS_ONLY;
   }
 }
 
+// An executable on PATH, found without a shell (install must work with node alone on PATH).
 function which(cmd) {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : null;
+  for (const dir of (process.env.PATH || '').split(path.delimiter)) {
+    if (!dir) continue;
+    const file = path.join(dir, cmd);
+    try {
+      fs.accessSync(file, fs.constants.X_OK);
+      if (fs.statSync(file).isFile()) return file;
+    } catch {
+      // not here
+    }
+  }
+  return null;
 }
 
 function findNvcc() {
@@ -66,22 +88,45 @@ function buildGyp() {
   return false;
 }
 
+// A build tool can exit 0 without building (a stray `node-gyp` shim on PATH did): the addon must be there, new.
+function builtSince(start) {
+  const file = path.join(root, 'build', 'Release', 'eet.node');
+  try {
+    if (fs.statSync(file).mtimeMs >= start - 2000) return true;
+  } catch {
+    // missing
+  }
+  log(`the build reported success but did not produce ${path.relative(root, file)}`);
+  return false;
+}
+
 function main() {
-  if (!force && prebuildLoads()) {
-    log('using the prebuilt binary');
+  const mode = process.env.EET_BUILD || '';
+  if (!['', 'gyp', 'cuda'].includes(mode)) {
+    log(`EET_BUILD must be "gyp" or "cuda", got ${JSON.stringify(mode)}`);
+    return 1;
+  }
+  const prebuild = force ? null : prebuildLoads();
+  if (prebuild) {
+    log(`using the prebuilt binary ${path.relative(root, prebuild)}; nothing to compile`);
     return 0;
   }
-  const nvcc = process.env.EET_BUILD === 'gyp' ? null : findNvcc();
-  const cmake = which('cmake');
+  const start = Date.now();
+  const nvcc = mode === 'gyp' ? null : findNvcc();
+  const cmake = mode === 'gyp' ? null : which('cmake');
   if (nvcc && cmake) {
     log(`building with CUDA (nvcc: ${nvcc})`);
-    if (buildCmake(nvcc)) return 0;
+    if (buildCmake(nvcc) && builtSince(start)) return 0;
     log('the CUDA build failed; see the output above');
     return 1;
   }
-  log(nvcc ? 'cmake not found: building without CUDA (cpu and emu backends only)'
-           : 'nvcc not found: building without CUDA (cpu and emu backends only)');
-  return buildGyp() ? 0 : 1;
+  const why = mode === 'gyp' ? 'EET_BUILD=gyp' : nvcc ? 'cmake not found' : 'nvcc not found';
+  if (mode === 'cuda') {
+    log(`EET_BUILD=cuda but ${why}: not building without CUDA`);
+    return 1;
+  }
+  log(`${why}: building without CUDA (cpu and emu backends only)`);
+  return buildGyp() && builtSince(start) ? 0 : 1;
 }
 
 try {

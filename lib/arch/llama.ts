@@ -27,6 +27,11 @@ function hfRope(r: HfConfigReader): { field: string; o: Record<string, unknown> 
   return null;
 }
 
+/** The engine holds RoPE numbers as float32: 1e308 would become Infinity there, 1e-300 zero. */
+function isFloat32Positive(v: unknown): v is number {
+  return typeof v === 'number' && Math.fround(v) > 0 && Number.isFinite(Math.fround(v));
+}
+
 /** rope_theta, or (transformers 5) rope_parameters.rope_theta; 10000 when neither is there. */
 function hfRopeTheta(r: HfConfigReader): number {
   const top = r.raw('rope_theta');
@@ -34,7 +39,7 @@ function hfRopeTheta(r: HfConfigReader): number {
   const p = r.raw('rope_parameters');
   const v = p !== null && typeof p === 'object' && !Array.isArray(p) ? (p as Record<string, unknown>).rope_theta : undefined;
   if (v === undefined || v === null) return 10000;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) r.invalid(`rope_parameters.rope_theta is ${JSON.stringify(v)}, expected a positive number`);
+  if (!isFloat32Positive(v)) r.invalid(`rope_parameters.rope_theta is ${JSON.stringify(v)}, expected a positive number a float32 holds`);
   return v;
 }
 
@@ -46,17 +51,19 @@ function hfRopeScaling(r: HfConfigReader, maxPos: number): AddonRopeScaling | nu
   const type = o.rope_type ?? o.type;
   const pos = (field: string, dflt?: number): number => {
     const x = o[field] ?? dflt;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) r.invalid(`${name}.${field} is ${JSON.stringify(o[field])}, expected a positive number`);
+    if (!isFloat32Positive(x)) r.invalid(`${name}.${field} is ${JSON.stringify(o[field])}, expected a positive number a float32 holds`);
     return x;
   };
   if (type === undefined && name === 'rope_parameters') return null;
   if (type === 'default') return null;
   if (type === 'linear') return { type: 'linear', factor: pos('factor') };
   if (type === 'llama3') {
-    return {
-      type: 'llama3', factor: pos('factor'), lowFreqFactor: pos('low_freq_factor'), highFreqFactor: pos('high_freq_factor'),
+    const s = {
+      type: 'llama3' as const, factor: pos('factor'), lowFreqFactor: pos('low_freq_factor'), highFreqFactor: pos('high_freq_factor'),
       originalMaxPositionEmbeddings: pos('original_max_position_embeddings', maxPos),
     };
+    if (!(s.highFreqFactor > s.lowFreqFactor)) r.invalid(`${name}.high_freq_factor (${s.highFreqFactor}) is not above low_freq_factor (${s.lowFreqFactor})`);
+    return s;
   }
   return r.unsupported(`Unsupported ${name} type ${JSON.stringify(type)} in ${r.file} (supported: linear, llama3)`);
 }

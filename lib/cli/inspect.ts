@@ -101,7 +101,7 @@ export async function inspectModel(file: string): Promise<ModelInfo> {
     let tokenizer: ModelInfo['tokenizer'];
     let chatTemplate = false;
     try {
-      const tok = await loadHfTokenizer(resolved, { bos: hf.bosTokenId, eos: hf.eosTokenIds.length ? hf.eosTokenIds[0] : null });
+      const tok = await loadHfTokenizer(resolved, { bos: hf.bosTokenId, eos: hf.eosTokenIds.length ? hf.eosTokenIds[0] : null }, { vocabSize: hf.config.vocabSize });
       tokenizer = { kind: 'hf', vocabSize: tok.vocabSize };
       chatTemplate = tok.chatTemplate !== null;
     } catch (e) {

@@ -12,6 +12,7 @@
 import * as fs from 'fs';
 import type { AddonFileSource } from '../binding';
 import { ModelFormatError, UnsupportedError } from '../errors';
+import { openRegularFile, throwIfAborted } from '../loaders/files';
 
 export const GGUF_MAGIC = 'GGUF';
 export const GGUF_DEFAULT_ALIGNMENT = 32;
@@ -113,7 +114,8 @@ class BoundedReader {
   private bufStart = 0; // file position of buf[0]
   private bufEnd = 0; // file position after the last valid byte in buf
   pos = 0;
-  constructor(private readonly fh: fs.promises.FileHandle, readonly size: number, readonly file: string) {}
+  constructor(private readonly fh: fs.promises.FileHandle, readonly size: number, readonly file: string,
+    private readonly signal?: AbortSignal) {}
 
   get remaining(): number { return this.size - this.pos; }
 
@@ -121,6 +123,7 @@ class BoundedReader {
   async need(n: number, what: string): Promise<number> {
     if (n > this.remaining) fail(this.file, `truncated: ${what} needs ${n} bytes at offset ${this.pos} but the file has ${this.remaining} left`);
     if (this.bufEnd - this.pos < n) {
+      throwIfAborted(this.signal, 'GGUF file');
       const kept = this.bufEnd - this.pos;
       this.buf.copyWithin(0, this.pos - this.bufStart, this.bufEnd - this.bufStart);
       this.bufStart = this.pos;
@@ -152,7 +155,8 @@ class BoundedReader {
     let done = Math.max(0, Math.min(n, this.bufEnd - this.pos));
     out.set(this.buf.subarray(this.pos - this.bufStart, this.pos - this.bufStart + done));
     while (done < n) {
-      const { bytesRead } = await this.fh.read(out, done, n - done, this.pos + done);
+      throwIfAborted(this.signal, 'GGUF file');
+      const { bytesRead } = await this.fh.read(out, done, Math.min(n - done, 16 * CHUNK), this.pos + done);
       if (bytesRead === 0) fail(this.file, `truncated: the file ended while reading ${what}`);
       done += bytesRead;
     }
@@ -347,17 +351,10 @@ async function parseGGUF(r: BoundedReader): Promise<GGUFFile> {
 }
 
 /** Reads and validates a GGUF file's metadata and tensor infos (never the tensor data). */
-export async function readGGUF(file: string): Promise<GGUFFile> {
-  let fh: fs.promises.FileHandle;
+export async function readGGUF(file: string, signal?: AbortSignal): Promise<GGUFFile> {
+  const { fh, size } = await openRegularFile(file, 'GGUF file');
   try {
-    fh = await fs.promises.open(file, 'r');
-  } catch (e) {
-    throw new ModelFormatError(`Cannot open the GGUF file ${file}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) fail(file, 'not a regular file');
-    return await parseGGUF(new BoundedReader(fh, st.size, file));
+    return await parseGGUF(new BoundedReader(fh, size, file, signal));
   } finally {
     await fh.close();
   }

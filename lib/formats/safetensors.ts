@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { AddonFileSource } from '../binding';
 import { ModelFormatError } from '../errors';
+import { openRegularFile, readExactly, readRegularFile, statModelPath } from '../loaders/files';
 
 /** The reference implementation's bound on the header length. */
 export const SAFETENSORS_MAX_HEADER_BYTES = 100_000_000;
@@ -169,37 +170,23 @@ export function parseSafetensorsHeader(file: string, json: string, headerBytes: 
   return { path: file, metadata, tensors: order.map((i) => tensors[i]), headerBytes, fileBytes };
 }
 
-async function openFile(file: string, kind: string): Promise<fs.promises.FileHandle> {
-  try {
-    return await fs.promises.open(file, 'r');
-  } catch (e) {
-    throw new ModelFormatError(`Cannot open the ${kind} ${file}: ${(e as Error).message}`, { cause: e });
-  }
-}
-
 /** Reads and validates one .safetensors file's header (the header bytes only, never the data). */
-export async function readSafetensors(file: string): Promise<SafetensorsFile> {
-  const fh = await openFile(file, 'safetensors file');
+export async function readSafetensors(file: string, signal?: AbortSignal): Promise<SafetensorsFile> {
+  const { fh, size } = await openRegularFile(file, 'safetensors file');
   try {
-    const st = await fh.stat();
-    if (!st.isFile()) fail(file, 'not a regular file');
-    if (st.size < 8) fail(file, `truncated: ${st.size} bytes, fewer than the 8-byte header length`);
-    const lenBuf = Buffer.alloc(8);
-    await fh.read(lenBuf, 0, 8, 0);
-    const n = lenBuf.readBigUInt64LE(0);
+    if (size < 8) fail(file, `truncated: ${size} bytes, fewer than the 8-byte header length`);
+    const n = (await readExactly(fh, file, 'safetensors file', 0, 8, signal)).readBigUInt64LE(0);
     if (n > BigInt(SAFETENSORS_MAX_HEADER_BYTES)) fail(file, `header length ${n} exceeds the limit of ${SAFETENSORS_MAX_HEADER_BYTES} bytes`);
-    if (n > BigInt(st.size - 8)) fail(file, `truncated: header length ${n} but only ${st.size - 8} bytes follow the length field`);
+    if (n > BigInt(size - 8)) fail(file, `truncated: header length ${n} but only ${size - 8} bytes follow the length field`);
     const headerBytes = Number(n);
-    const buf = Buffer.alloc(headerBytes);
-    const { bytesRead } = await fh.read(buf, 0, headerBytes, 8);
-    if (bytesRead !== headerBytes) fail(file, `truncated: read ${bytesRead} of the ${headerBytes} header bytes`);
+    const buf = await readExactly(fh, file, 'safetensors file', 8, headerBytes, signal);
     let json: string;
     try {
       json = new TextDecoder('utf-8', { fatal: true }).decode(buf);
     } catch (e) {
       fail(file, 'the header is not valid UTF-8', e);
     }
-    return parseSafetensorsHeader(file, json, headerBytes, st.size);
+    return parseSafetensorsHeader(file, json, headerBytes, size);
   } finally {
     await fh.close();
   }
@@ -212,17 +199,8 @@ const MAX_INDEX_BYTES = SAFETENSORS_MAX_HEADER_BYTES;
  * Reads a sharded checkpoint: the index's weight_map (tensor name → shard file in the index's directory), then each
  * shard's header. Every tensor of weight_map must be in the shard it names, and every tensor of a shard in weight_map.
  */
-export async function readSafetensorsIndex(indexFile: string): Promise<SafetensorsModel> {
-  const fh = await openFile(indexFile, 'safetensors index');
-  let text: string;
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) fail(indexFile, 'not a regular file');
-    if (st.size > MAX_INDEX_BYTES) fail(indexFile, `the index is ${st.size} bytes, over the limit of ${MAX_INDEX_BYTES}`);
-    text = (await fh.readFile()).toString('utf8');
-  } finally {
-    await fh.close();
-  }
+export async function readSafetensorsIndex(indexFile: string, signal?: AbortSignal): Promise<SafetensorsModel> {
+  const text = (await readRegularFile(indexFile, 'safetensors index', MAX_INDEX_BYTES, signal)).toString('utf8');
   const index = parseJson(indexFile, text, 'index');
   if (!isPlainObject(index)) fail(indexFile, 'the index is not a JSON object');
   const weightMap = index.weight_map;
@@ -241,7 +219,7 @@ export async function readSafetensorsIndex(indexFile: string): Promise<Safetenso
   const files: SafetensorsFile[] = [];
   const tensors: SafetensorsTensor[] = [];
   for (const shard of shardNames) {
-    const f = await readSafetensors(path.join(dir, shard));
+    const f = await readSafetensors(path.join(dir, shard), signal);
     files.push(f);
     const present = new Set<string>();
     for (const t of f.tensors) {
@@ -263,17 +241,15 @@ export async function readSafetensorsIndex(indexFile: string): Promise<Safetenso
  * Reads the weights of a Hugging Face model: a directory (model.safetensors.index.json when present, else
  * model.safetensors), an index file (*.json) or a single .safetensors file.
  */
-export async function readSafetensorsModel(location: string): Promise<SafetensorsModel> {
+export async function readSafetensorsModel(location: string, signal?: AbortSignal): Promise<SafetensorsModel> {
   let file = location;
-  const st = await fs.promises.stat(location).catch((e: Error) => {
-    throw new ModelFormatError(`Cannot open the model ${location}: ${e.message}`, { cause: e });
-  });
+  const st = await statModelPath(location, 'model', true);
   if (st.isDirectory()) {
     const index = path.join(location, 'model.safetensors.index.json');
     file = fs.existsSync(index) ? index : path.join(location, 'model.safetensors');
   }
-  if (file.endsWith('.json')) return readSafetensorsIndex(file);
-  const f = await readSafetensors(file);
+  if (file.endsWith('.json')) return readSafetensorsIndex(file, signal);
+  const f = await readSafetensors(file, signal);
   return { files: [f], tensors: f.tensors, metadata: f.metadata };
 }
 

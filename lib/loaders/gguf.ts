@@ -43,7 +43,8 @@ function positiveInt(f: GGUFFile, key: string, fallback?: number): number {
 /** A positive number; a float32 value as its shortest decimal that rounds back to it (1e-5, not 9.9999997e-6). */
 function positiveNumber(f: GGUFFile, key: string, fallback?: number): number {
   const v = ggufMeta(f, key, 'number', fallback);
-  if (!(v > 0) || !Number.isFinite(v)) fail(f.path, `metadata "${key}" = ${v}, expected a positive number`);
+  // The engine holds these as float32: a float64 1e308 would become Infinity there, 1e-300 zero.
+  if (!(Math.fround(v) > 0) || !Number.isFinite(Math.fround(v))) fail(f.path, `metadata "${key}" = ${v}, expected a positive number a float32 holds`);
   if (f.metadata.get(key)?.type !== 'float32') return v;
   for (let p = 1; p < 9; p++) {
     const short = Number(v.toPrecision(p));
@@ -112,8 +113,8 @@ export function ggufModelFromFile(f: GGUFFile): GGUFModel {
 }
 
 /** Reads a GGUF model file's header and maps it (no tensor data is read). */
-export async function readGGUFModel(file: string): Promise<GGUFModel> {
-  return ggufModelFromFile(await readGGUF(file));
+export async function readGGUFModel(file: string, signal?: AbortSignal): Promise<GGUFModel> {
+  return ggufModelFromFile(await readGGUF(file, signal));
 }
 
 const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
@@ -186,6 +187,9 @@ export function ggufLlamaTokenizer(f: GGUFFile, vocabSize: number): Llama2cToken
   if (missing >= 0) {
     fail(file, `the tokenizer has no byte piece <0x${missing.toString(16).toUpperCase().padStart(2, '0')}> (SentencePiece byte fallback)`);
   }
+  // Encoding starts every non-empty text with the "▁" piece (SentencePiece's dummy prefix): a vocabulary without it
+  // would load and then fail every prompt.
+  if (!pieces.includes(' ')) fail(file, 'the tokenizer has no "▁" piece (the dummy prefix every encoded text starts with)');
   const maxLen = pieces.reduce((m, p) => Math.max(m, p.length), 1);
   return new Llama2cTokenizer(pieces, scores, maxLen, {
     bos: tokenId(f, 'tokenizer.ggml.bos_token_id', 1, list.length),

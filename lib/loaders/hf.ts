@@ -12,6 +12,7 @@ import { HF_MODEL_TYPES, archForHfModelType, hfModelTypeOfClass, tensorList, typ
 import type { HfConfigReader, ModelFileConfig } from '../arch/types';
 import { ModelFormatError, UnsupportedError } from '../errors';
 import { SafetensorsTensor, readSafetensorsModel, safetensorsSource } from '../formats/safetensors';
+import { READ_LIMITS, readRegularFile } from './files';
 
 export type { HfModelType };
 
@@ -33,21 +34,22 @@ export interface HfModel extends HfConfig {
 }
 
 type Json = Record<string, unknown>;
+const FLOAT32_MAX = 3.4028234663852886e38;
+const FLOAT32_MIN = 1.401298464324817e-45;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function fail(file: string, what: string): never {
   throw new ModelFormatError(`Invalid Hugging Face config ${file}: ${what}`);
 }
 
-/** Reads a JSON object file; absent → null when optional. */
-export async function readJsonObject(file: string, optional: boolean): Promise<Json | null> {
-  let text: string;
-  try {
-    text = await fs.promises.readFile(file, 'utf8');
-  } catch (e) {
-    if (optional && (e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new ModelFormatError(`Cannot read ${file}: ${(e as Error).message}`, { cause: e });
-  }
+/**
+ * Reads a JSON object file of at most `maxBytes` (READ_LIMITS: config files by default); absent → null when
+ * optional. A path that exists but is not a regular file (a directory, a FIFO) is an error, optional or not.
+ */
+export async function readJsonObject(file: string, optional: boolean,
+  { maxBytes = READ_LIMITS.configJson, signal }: { maxBytes?: number; signal?: AbortSignal } = {}): Promise<Json | null> {
+  if (optional && !fs.existsSync(file)) return null;
+  const text = (await readRegularFile(file, 'file', maxBytes, signal)).toString('utf8');
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -119,7 +121,10 @@ function configReader(file: string, json: Json, modelType: string): HfConfigRead
     num(field, dflt) {
       const v = json[field];
       if (v === undefined || v === null) return dflt;
-      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(file, `${field} is ${JSON.stringify(v)}, expected a positive number`);
+      // The engine holds these as float32: 1e308 would become Infinity there, 1e-300 zero.
+      if (typeof v !== 'number' || !(Math.fround(v) > 0) || !Number.isFinite(Math.fround(v))) {
+        fail(file, `${field} is ${JSON.stringify(v)}, expected a positive number a float32 holds (${FLOAT32_MIN} to ${FLOAT32_MAX})`);
+      }
       return v;
     },
     bool(field, dflt) {
@@ -167,14 +172,14 @@ export function mapHfTensors(dir: string, config: ModelFileConfig, tensors: Safe
 }
 
 /** Reads a model directory: config.json, generation_config.json (optional), the safetensors headers. */
-export async function readHfModel(dir: string): Promise<HfModel> {
+export async function readHfModel(dir: string, signal?: AbortSignal): Promise<HfModel> {
   const configFile = path.join(dir, 'config.json');
-  const json = (await readJsonObject(configFile, false))!;
+  const json = (await readJsonObject(configFile, false, { signal }))!;
   const parsed = parseHfConfig(configFile, json);
   const genFile = path.join(dir, 'generation_config.json');
-  const gen = await readJsonObject(genFile, true);
+  const gen = await readJsonObject(genFile, true, { signal });
   const stopIds = [...new Set([...(gen ? tokenIds(genFile, gen, 'eos_token_id') : []), ...parsed.eosTokenIds])];
-  const st = await readSafetensorsModel(dir);
+  const st = await readSafetensorsModel(dir, signal);
   const tensors = mapHfTensors(dir, parsed.config, st.tensors);
   return { ...parsed, dir, tensors, stopIds };
 }

@@ -12,11 +12,11 @@
 // order, the shapes and the header → config mapping are the llama description's (lib/arch/llama.ts, the one
 // description with a llama2c part).
 import { checkConfigLimits } from '../limits';
-import * as fs from 'fs';
 import type { AddonFileSource } from '../binding';
 import { ARCHITECTURES } from '../arch';
 import type { Llama2cHeader, ModelFileConfig } from '../arch/types';
 import { ModelFormatError } from '../errors';
+import { openRegularFile, readExactly } from './files';
 
 export const LLAMA2C_HEADER_BYTES = 28;
 const INT32_MAX = 2 ** 31 - 1;
@@ -106,22 +106,13 @@ export function layoutLlama2c(file: string, h: Llama2cHeader, fileBytes: number)
 }
 
 /** Reads and validates a checkpoint's header; returns the config and the tensor sources. */
-export async function readLlama2cCheckpoint(file: string): Promise<Llama2cCheckpoint> {
-  let fh: fs.promises.FileHandle;
+export async function readLlama2cCheckpoint(file: string, signal?: AbortSignal): Promise<Llama2cCheckpoint> {
+  const { fh, size } = await openRegularFile(file, 'model');
   try {
-    fh = await fs.promises.open(file, 'r');
-  } catch (e) {
-    throw new ModelFormatError(`Cannot open the model ${file}: ${(e as Error).message}`, { cause: e });
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) fail(file, 'not a regular file');
-    if (st.size < LLAMA2C_HEADER_BYTES) fail(file, `truncated: ${st.size} bytes, fewer than the ${LLAMA2C_HEADER_BYTES}-byte header`);
-    const buf = Buffer.alloc(LLAMA2C_HEADER_BYTES);
-    const { bytesRead } = await fh.read(buf, 0, LLAMA2C_HEADER_BYTES, 0);
-    if (bytesRead !== LLAMA2C_HEADER_BYTES) fail(file, `truncated: read ${bytesRead} of the ${LLAMA2C_HEADER_BYTES} header bytes`);
+    if (size < LLAMA2C_HEADER_BYTES) fail(file, `truncated: ${size} bytes, fewer than the ${LLAMA2C_HEADER_BYTES}-byte header`);
+    const buf = await readExactly(fh, file, 'model', 0, LLAMA2C_HEADER_BYTES, signal);
     const raw = Array.from({ length: 7 }, (_, i) => buf.readInt32LE(4 * i));
-    return layoutLlama2c(file, parseLlama2cHeader(file, raw), st.size);
+    return layoutLlama2c(file, parseLlama2cHeader(file, raw), size);
   } finally {
     await fh.close();
   }

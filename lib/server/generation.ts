@@ -101,8 +101,8 @@ export function checkIds(ids: readonly number[], vocab: number, param: string): 
   if (bad >= 0) throw badRequest(`Expected token ids below the vocabulary size ${vocab} but ${param}.${bad} is ${ids[bad]}`, `${param}.${bad}`);
 }
 
-function prompts(b: Body, model: Model, chat: boolean): number[][] {
-  if (chat) return [model.encodeChat(chatMessages(b))];
+async function prompts(b: Body, model: Model, chat: boolean): Promise<number[][]> {
+  if (chat) return [await model.encodeChat(chatMessages(b))];
   const p = b.prompt;
   const V = model.config.vocabSize;
   if (typeof p === 'string') return [model.tokenizer.encode(p)];
@@ -117,10 +117,10 @@ function prompts(b: Body, model: Model, chat: boolean): number[][] {
   });
 }
 
-export function jobOf(b: Body, model: Model, chat: boolean, signal: AbortSignal): Job {
+export async function jobOf(b: Body, model: Model, chat: boolean, signal: AbortSignal): Promise<Job> {
   refuseUnsupported(b, chat);
   if (chat && typeof b.top_logprobs === 'number' && b.logprobs !== true) throw badRequest('top_logprobs requires logprobs: true', 'top_logprobs');
-  const ps = prompts(b, model, chat);
+  const ps = await prompts(b, model, chat);
   const logprobs = chat ? (b.logprobs === true ? (typeof b.top_logprobs === 'number' ? b.top_logprobs : 0) : null)
     : (typeof b.logprobs === 'number' ? b.logprobs : null);
   const so = b.stream_options as { include_usage?: boolean } | null | undefined;
@@ -289,7 +289,7 @@ export function generationHandler(deps: GenerationDeps, chat: boolean, track: (a
     // The client went away before the response finished: cancel its sequences.
     reply.raw.once('close', () => { if (!reply.raw.writableFinished) ac.abort(); });
     try {
-      const job = jobOf(b, model, chat, ac.signal);
+      const job = await jobOf(b, model, chat, ac.signal);
       if (job.stream) {
         await streamResponse(job, deps, model, reply, arrived);
         return reply;

@@ -146,7 +146,7 @@ export const eetRoutes: FastifyPluginAsync<EetRouteOptions> = async (app: Fastif
     const b = request.body as { model?: string; prompt?: string; messages?: Array<{ role: string; content: string }>; add_generation_prompt?: boolean; add_special_tokens?: boolean };
     if (b.model !== undefined && b.model !== state.modelName) return notFound(reply, b.model, state.modelName);
     let tokens: number[];
-    if (b.messages) tokens = m.encodeChat(b.messages.map((x) => ({ role: x.role, content: typeof x.content === 'string' ? x.content : '' })), { addGenerationPrompt: b.add_generation_prompt ?? true });
+    if (b.messages) tokens = await m.encodeChat(b.messages.map((x) => ({ role: x.role, content: typeof x.content === 'string' ? x.content : '' })), { addGenerationPrompt: b.add_generation_prompt ?? true });
     else if (typeof b.prompt === 'string') tokens = m.tokenizer.encode(b.prompt);
     else throw badRequest('Expected prompt or messages', 'prompt');
     if (b.add_special_tokens === false && tokens[0] === m.tokenizer.bos) tokens = tokens.slice(1);

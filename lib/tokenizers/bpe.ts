@@ -5,6 +5,7 @@
 // bytes_to_unicode table) and assembles UTF-8 across tokens (streaming-safe). Control tokens print nothing.
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { ModelFormatError, UnsupportedError } from '../errors';
+import { integerIn } from '../validate';
 import type { TextTokenizer } from './types';
 
 /**
@@ -41,6 +42,7 @@ export class ByteLevelBpeTokenizer implements TextTokenizer {
   readonly eos: number;
   readonly addBos: boolean;
   readonly #hf: HFTokenizer;
+  readonly #file: string;
   /** What each id prints; null for control tokens. */
   readonly #bytes: (Uint8Array | null)[];
 
@@ -48,6 +50,7 @@ export class ByteLevelBpeTokenizer implements TextTokenizer {
     if (!(pre in PRE_REGEX)) {
       throw new UnsupportedError(`${file}: tokenizer.ggml.pre "${pre}" is not supported (supported: ${BPE_PRE_TOKENIZERS.join(', ')})`);
     }
+    this.#file = file;
     this.vocabSize = tokens.length;
     this.bos = special.bos;
     this.eos = special.eos;
@@ -64,8 +67,15 @@ export class ByteLevelBpeTokenizer implements TextTokenizer {
       }
       return out;
     });
-    const vocab: Record<string, number> = {};
+    const vocab: Record<string, number> = Object.create(null);
     tokens.forEach((t, id) => { if (!(t in vocab)) vocab[t] = id; });
+    // A merge whose parts or result are not tokens would make the library drop text silently.
+    merges.forEach((m, i) => {
+      const [a, b] = m.split(' ');
+      if (!(a in vocab) || !(b in vocab) || !(a + b in vocab)) {
+        throw new ModelFormatError(`${file}: tokenizer.ggml.merges[${i}] = ${JSON.stringify(m)} merges into or from a string that is not a token`);
+      }
+    });
     const added = tokens.flatMap((t, id) => (types && (types[id] === 3 || types[id] === 4)
       ? [{ id, content: t, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === 3 }] : []));
     const regex = PRE_REGEX[pre];
@@ -96,7 +106,15 @@ export class ByteLevelBpeTokenizer implements TextTokenizer {
 
   /** BOS first when addBos, then the BPE ids of the text (control tokens in the text are matched whole). */
   encode(text: string): number[] {
-    const ids = text.length > 0 ? this.#hf.encode(text, { add_special_tokens: false }).ids : [];
+    let ids: number[] = [];
+    try {
+      if (text.length > 0) ids = this.#hf.encode(text, { add_special_tokens: false }).ids;
+    } catch (e) {
+      throw new ModelFormatError(`${this.#file}: the BPE tokenizer failed to encode the text: ${(e as Error).message}`, { cause: e });
+    }
+    if (ids.some((id) => !Number.isInteger(id) || id < 0 || id >= this.vocabSize)) {
+      throw new ModelFormatError(`${this.#file}: the BPE tokenizer has no token for part of the text`);
+    }
     return this.addBos ? [this.bos, ...ids] : ids;
   }
 
@@ -112,9 +130,7 @@ export class ByteLevelBpeTokenizer implements TextTokenizer {
     const utf8 = new TextDecoder('utf-8', { fatal: false });
     return {
       push: (id: number): string => {
-        if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-          throw new RangeError(`Expected a token id between 0 and ${this.vocabSize - 1} but received ${id}`);
-        }
+        integerIn('token id', id, 0, this.vocabSize - 1);
         const b = this.#bytes[id];
         return b && b.length ? utf8.decode(b, { stream: true }) : '';
       },

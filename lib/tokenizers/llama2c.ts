@@ -12,8 +12,10 @@
 // one byte that is neither printable ASCII nor whitespace is dropped (run.c's safe_printf). One departure:
 // run.c also drops single bytes >= 0x80, so it cannot print byte-fallback UTF-8; here they are kept and
 // assembled into characters (a partial character waits for its next bytes: streaming-safe).
-import * as fs from 'fs';
 import { ModelFormatError } from '../errors';
+import { READ_LIMITS, readRegularFile } from '../loaders/files';
+import { integerIn } from '../validate';
+import { mergePairs } from './merge';
 
 export const BOS = 1;
 export const EOS = 2;
@@ -90,33 +92,9 @@ export class Llama2cTokenizer {
     return this.addBos ? [this.bos, ...merged] : merged;
   }
 
-  /** Greedy merges: the highest-scoring pair, leftmost on ties (strict >), until no pair is a piece. */
+  /** Greedy merges: the highest-scoring pair, leftmost on ties (run.c's rule; lib/tokenizers/merge.ts). */
   #merge(tokens: number[]): number[] {
-    const n = tokens.length;
-    // best[i]: the id of tokens[i] + tokens[i+1], or -1. Only the neighbours of a merge change.
-    const pairId = (a: number, b: number): number => this.#ids.get(this.#pieces[a] + this.#pieces[b]) ?? -1;
-    const pair = new Int32Array(Math.max(n - 1, 0));
-    for (let i = 0; i + 1 < n; i++) pair[i] = pairId(tokens[i], tokens[i + 1]);
-    let len = n;
-    for (;;) {
-      let bestScore = -1e10;
-      let bestIdx = -1;
-      for (let i = 0; i + 1 < len; i++) {
-        const id = pair[i];
-        if (id !== -1 && this.#scores[id] > bestScore) {
-          bestScore = this.#scores[id];
-          bestIdx = i;
-        }
-      }
-      if (bestIdx === -1) break;
-      tokens[bestIdx] = pair[bestIdx];
-      tokens.splice(bestIdx + 1, 1);
-      pair.copyWithin(bestIdx + 1, bestIdx + 2, len - 1);
-      len--;
-      if (bestIdx > 0) pair[bestIdx - 1] = pairId(tokens[bestIdx - 1], tokens[bestIdx]);
-      if (bestIdx + 1 < len) pair[bestIdx] = pairId(tokens[bestIdx], tokens[bestIdx + 1]);
-    }
-    return tokens;
+    return mergePairs(tokens, (a, b) => this.#ids.get(this.#pieces[a] + this.#pieces[b]) ?? -1, (id) => this.#scores[id]);
   }
 
   /** The bytes run.c prints for `id` after `prev` (empty when dropped). */
@@ -151,9 +129,7 @@ export class Llama2cTokenizer {
   }
 
   #check(id: number): void {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-      throw new RangeError(`Expected a token id between 0 and ${this.vocabSize - 1} but received ${id}`);
-    }
+    integerIn('token id', id, 0, this.vocabSize - 1);
   }
 }
 
@@ -202,6 +178,8 @@ export function parseLlama2cTokenizer(buf: Buffer, file = 'tokenizer', expectedV
     fail(`it has ${pieces.length} pieces but the model's vocab_size is ${expectedVocab}`);
   }
   if (pieces.length < 259) fail(`it has ${pieces.length} pieces; ids 0..258 (unk, BOS, EOS, 256 byte pieces) are required`);
+  // run.c's encode starts every non-empty text with the " " piece (the dummy prefix): without it no prompt encodes.
+  if (!pieces.includes(' ')) fail('it has no " " piece (the dummy prefix every encoded text starts with)');
   for (let b = 0; b < 256; b++) {
     const m = BYTE_PIECE.exec(pieces[b + 3]);
     if (!m || parseInt(m[1], 16) !== b) fail(`piece ${b + 3} should be the byte piece <0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
@@ -209,12 +187,8 @@ export function parseLlama2cTokenizer(buf: Buffer, file = 'tokenizer', expectedV
   return new Llama2cTokenizer(pieces, Float32Array.from(scores), maxLen);
 }
 
-export async function loadLlama2cTokenizer(file: string, expectedVocab?: number): Promise<Llama2cTokenizer> {
-  let buf: Buffer;
-  try {
-    buf = await fs.promises.readFile(file);
-  } catch (e) {
-    throw new ModelFormatError(`Cannot read the tokenizer ${file}: ${(e as Error).message}`, { cause: e });
-  }
+/** Reads and parses a tokenizer file (a regular file of at most READ_LIMITS.llama2cTokenizer bytes). */
+export async function loadLlama2cTokenizer(file: string, expectedVocab?: number, signal?: AbortSignal): Promise<Llama2cTokenizer> {
+  const buf = await readRegularFile(file, 'tokenizer', READ_LIMITS.llama2cTokenizer, signal);
   return parseLlama2cTokenizer(buf, file, expectedVocab);
 }

@@ -227,8 +227,8 @@ describe('llama family from a Hugging Face folder', () => {
 
   test('chat template rendering and chat()', async () => {
     const messages = [{ role: 'user', content: 'hello world' }];
-    expect(model.applyChatTemplate(messages)).toBe('<s><|user|>hello world<|assistant|>');
-    expect(model.applyChatTemplate(messages, { addGenerationPrompt: false })).toBe('<s><|user|>hello world');
+    expect(await model.applyChatTemplate(messages)).toBe('<s><|user|>hello world<|assistant|>');
+    expect(await model.applyChatTemplate(messages, { addGenerationPrompt: false })).toBe('<s><|user|>hello world');
     const r = await model.chat(messages, { maxNewTokens: 2, temperature: 0, logits: true });
     // The rendered text holds <s> already: no second BOS is added.
     const ids = [1, 3, 13, 34, 20, 41, 4];

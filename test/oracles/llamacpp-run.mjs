@@ -15,7 +15,10 @@ import * as fs from 'fs';
 
 const [jobFile, outFile] = process.argv.slice(2);
 const job = JSON.parse(fs.readFileSync(jobFile, 'utf8'));
-const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+// node-llama-cpp is not in the lockfile (scripts/oracles.js says why); `npm test` installs it first.
+const { getLlama, LlamaLogLevel } = await import('node-llama-cpp').catch((e) => {
+  throw new Error(`node-llama-cpp is missing: run \`node scripts/oracles.js\` (npm test does)\n${e.message}`);
+});
 
 const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, logger: (_level, msg) => process.stderr.write(msg) });
 const model = await llama.loadModel({ modelPath: job.model, gpuLayers: 0 });

@@ -4,7 +4,10 @@
 //        node test/util/llamacpp-logits.mjs <model.gguf> --tokenize <texts as JSON>   (token ids of each text, no BOS)
 //        node test/util/llamacpp-logits.mjs <model.gguf> --greedy <n> <prompt ids as JSON>  (n greedy tokens)
 // Settings from ../shared/oracles.md: one thread, no flash attention, F32 KV cache (exact comparisons).
-import { getLlama, LlamaLogLevel } from 'node-llama-cpp';
+// node-llama-cpp is not in the lockfile (scripts/oracles.js says why); `npm test` installs it first.
+const { getLlama, LlamaLogLevel } = await import('node-llama-cpp').catch((e) => {
+  throw new Error(`node-llama-cpp is missing: run \`node scripts/oracles.js\` (npm test does)\n${e.message}`);
+});
 
 const [file, tokensJson] = process.argv.slice(2);
 const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error });
