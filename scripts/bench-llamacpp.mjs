@@ -91,6 +91,7 @@ function vocabulary(n) {
   const tokens = ['<unk>', '<s>', '</s>'];
   const types = [2, 3, 3];
   for (let b = 0; b < 256; b++) { tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`); types.push(6); }
+  tokens.push('▁'); types.push(1); // the SentencePiece dummy prefix, which the GGUF loader requires
   for (let i = 0; tokens.length < n; i++) { tokens.push(`▁w${i}`); types.push(1); }
   return { tokens, types, scores: tokens.map((_, i) => -i) };
 }

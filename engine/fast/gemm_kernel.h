@@ -19,6 +19,7 @@ constexpr int kNR = 4;  // weight rows per register tile
 
 struct WRowF32 {
   static constexpr int kDecodeRows = 1;
+  static constexpr bool kPrefetch = false;
   static constexpr int kBytes = 4;  // bytes per weight (of the int8 part for Q8_0)
   const float* p;
   const void* addr(int64_t k) const { return p + k; }
@@ -27,6 +28,7 @@ struct WRowF32 {
 };
 struct WRowF16 {
   static constexpr int kDecodeRows = 1;
+  static constexpr bool kPrefetch = true;
   static constexpr int kBytes = 2;
   const uint16_t* p;
   const void* addr(int64_t k) const { return p + k; }
@@ -35,6 +37,7 @@ struct WRowF16 {
 };
 struct WRowBF16 {
   static constexpr int kDecodeRows = 1;
+  static constexpr bool kPrefetch = true;
   static constexpr int kBytes = 2;
   const uint16_t* p;
   const void* addr(int64_t k) const { return p + k; }
@@ -45,6 +48,7 @@ struct WRowBF16 {
 // ds: the row's scales already in fp32 (q8_scales below), so a step costs a broadcast, not a conversion.
 struct WRowQ8 {
   static constexpr int kDecodeRows = 4;
+  static constexpr bool kPrefetch = true;
   static constexpr int kBytes = 1;
   const int8_t* q;
   const uint16_t* d;
@@ -176,10 +180,13 @@ void gemm_range(const eet::fast::GemmJob& j, int64_t n0, int64_t n1, float* scra
   thread_local std::vector<float> scales;  // Q8_0: fp32 scales of the rows in use (prepare_rows)
   if (int64_t(scales.size()) < 64 * (K / 32 + 1)) scales.resize(size_t(64 * (K / 32 + 1)));
   if (M <= MR) {  // decode: stream the weights once, converted in registers
-    // Prefetch distance: whole rows (they are contiguous; Q8_0: the int8 part), at least kNR of them and at least
-    // 8 KiB, about what must be in flight to cover the memory latency at full bandwidth.
+    // Software prefetch, when WR::kPrefetch: whole rows ahead (they are contiguous; Q8_0: the int8 part), at least
+    // kNR of them and at least 8 KiB, about what must be in flight to cover the memory latency at full bandwidth.
+    // fp32 rows go one at a time as one sequential stream, which the hardware prefetcher follows better alone
+    // (measured on the 85M F32 model, 1 thread: ~5% faster decode without; Q8_0's four short rows at once are 2x
+    // slower without).
     const int64_t row_bytes = static_cast<const char*>(row(1).addr(0)) - static_cast<const char*>(row(0).addr(0));
-    const int64_t ahead = row_bytes * std::max<int64_t>(kNR, (8192 + row_bytes - 1) / std::max<int64_t>(row_bytes, 1));
+    const int64_t ahead = !WR::kPrefetch ? 0 : row_bytes * std::max<int64_t>(kNR, (8192 + row_bytes - 1) / std::max<int64_t>(row_bytes, 1));
     // As few weight rows at a time as keep the FMA chains ahead of the memory (WR::kDecodeRows: one fp32 row, a
     // 64-byte line per dependent FMA; more rows for the narrower types, whose FMAs cover fewer bytes each): the
     // rows are contiguous, so fewer rows at once is closer to one sequential stream, which the hardware prefetcher
