@@ -87,6 +87,8 @@ export interface AddonModelConfig {
    */
   q8Weights?: string[];
   device: string;
+  /** Threads of the cpu backend's ops (ignored on other devices); 0 or absent: the physical cores. */
+  threads?: number;
 }
 
 /** A tensor's bytes in a file: read off the JS thread, converted to the model dtype, uploaded. */
@@ -319,6 +321,7 @@ export interface AddonLimits {
   maxPenalty: number;
   maxRepetitionPenalty: number;
   maxTopLogprobs: number;
+  maxThreads: number;
   kvBlockSize: number;
 }
 
@@ -328,7 +331,8 @@ export interface AddonBinding {
   limits(): AddonLimits;
   architectures(): string[];
   AddonTensor: AddonTensorConstructor;
-  devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[] };
+  /** cpuIsa: the fast cpu kernels' instruction set ('avx512' | 'avx2' | 'generic'); cpuThreads: their default thread count (physical cores). */
+  devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[]; cpuIsa: string; cpuThreads: number };
   setEmuOptions(options: { reverseOrder?: boolean }): void;
   emuSelfTestCases(): string[];
   /** EET_TEST_HOOKS=1 only: loses the device's CUDA context on purpose (the GPU suite's lost-context check). */

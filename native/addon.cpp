@@ -114,7 +114,8 @@ Napi::Value SetErrorFactory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// devices(): { cudaCompiled, cudaUsable, reason, cuda: [{index, name, computeCapability, totalMemory, smCount}] }
+// devices(): { cudaCompiled, cudaUsable, reason, cuda: [{index, name, computeCapability, totalMemory, smCount}],
+//              cpuIsa, cpuThreads } (the fast cpu kernels' instruction set, the default thread count)
 Napi::Value Devices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
@@ -135,6 +136,8 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
       list.Set(uint32_t(i), o);
     }
     out.Set("cuda", list);
+    out.Set("cpuIsa", eet::cpu_isa());
+    out.Set("cpuThreads", eet::cpu_default_threads());
     return out;
   });
 }

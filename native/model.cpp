@@ -183,7 +183,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       if (!info[0].IsObject()) throw_arg(env, "config", "object", info[0]);
       Napi::Object o = info[0].As<Napi::Object>();
       eet::ModelConfig c = parse_config(o);
-      auto backend = eet::backend_for(get_string(o, "device"));
+      const int threads = int(get_int_or(o, "threads", 0, eet::Limits::maxThreads, 0));
+      auto backend = eet::backend_for(get_string(o, "device"), threads);
       model_ = std::make_shared<eet::Model>(c, backend);
     });
     cleanup_ = std::make_unique<EnvCleanup>(env, [this] { Release(); });
