@@ -4,7 +4,7 @@
 // One work item = one sequence, one kv head, a tile of up to kQT of its query tokens; its rows are those tokens ×
 // the query heads that read that kv head (GQA: every key is converted once for all of them). Keys go by tiles of
 // kKT: the tile's K and V rows are converted once to fp32 (zero-padded to the vector width); each row's kKT
-// scores are vector dot products; the causal / length mask, e^x and the online softmax (running max and sum,
+// scores are vector dot products; the mask (ops.h AttnMask) and the lengths, e^x and the online softmax (running max and sum,
 // flash-attention style) work on whole vectors of scores, and V is accumulated with one broadcast-FMA per key and
 // vector. The output is acc / sum, rounded once to the dtype.
 #pragma once
@@ -64,13 +64,17 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
     mx[r] = -INFINITY;
     sum[r] = 0.0f;
   }
+  // Keys a row sees (ops.h AttnMask): bidirectional all ctx; causal 0..pos; anti-causal pos..ctx-1. The item's key
+  // loop covers the union over its rows: [k_first, k_end).
   const int64_t last_pos = pos0 + (it.q1 - it.q0) - 1;
-  const int64_t n_keys = a.causal ? last_pos + 1 : ctx;
+  const bool causal = a.mask == eet::AttnMask::Causal, anti = a.mask == eet::AttnMask::AntiCausal;
+  const int64_t k_first = anti ? pos0 : 0;
+  const int64_t k_end = causal ? last_pos + 1 : ctx;
   const int32_t* table = a.block_table + int64_t(b) * a.max_blocks_per_seq;
   const size_t es = eet::dtype_size(a.dtype);
 
-  for (int64_t k0 = 0; k0 < n_keys; k0 += kKT) {
-    const int64_t nk = std::min<int64_t>(kKT, n_keys - k0);
+  for (int64_t k0 = k_first; k0 < k_end; k0 += kKT) {
+    const int64_t nk = std::min<int64_t>(kKT, k_end - k0);
     for (int64_t j = 0; j < nk; ++j) {
       const int64_t key = k0 + j;
       const int64_t off = int64_t(table[key / l.block_size]) * l.block_stride + int64_t(it.kv_head) * l.head_stride +
@@ -88,11 +92,14 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
       }
     }
     for (int64_t r = 0; r < R; ++r) {
-      const int64_t visible = a.causal ? pos0 + r / group + 1 : ctx;  // keys [0, visible) for this row
+      const int64_t pos = pos0 + r / group;
+      const int64_t visible = causal ? pos + 1 : ctx;  // keys [lo, visible) for this row
       const int64_t valid = std::min<int64_t>(nk, visible - k0);
-      if (valid <= 0) continue;
+      const int64_t lo = anti ? std::max<int64_t>(0, pos - k0) : 0;  // tile keys before the row's own: masked
+      if (valid <= lo) continue;
       const float* qr = q + r * Dp;
-      for (int64_t j = 0; j < valid; ++j) {
+      for (int64_t j = 0; j < lo; ++j) p[j] = -INFINITY;  // e^-inf = 0: they add nothing to the sum or to P·V
+      for (int64_t j = lo; j < valid; ++j) {
         F dot = V::zero();
         for (int64_t d = 0; d < Dp; d += V::W) dot = V::fma(V::load(qr + d), V::load(krow[j] + d), dot);
         p[j] = V::hsum(dot);
@@ -119,7 +126,7 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
       const F c = V::set1(corr);
       for (int64_t d = 0; d < Dp; d += V::W) {
         F o = V::mul(V::load(ar + d), c);
-        for (int64_t j = 0; j < valid; ++j) o = V::fma(V::set1(p[j]), V::load(vrow[j] + d), o);
+        for (int64_t j = lo; j < valid; ++j) o = V::fma(V::set1(p[j]), V::load(vrow[j] + d), o);
         V::store(ar + d, o);
       }
     }
