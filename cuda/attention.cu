@@ -3,8 +3,9 @@
 //                         its ctx_len[b]-token context; query i of b sits at position ctx_len[b] - n_q + i
 //   K, V paged cache: key k of sequence b is token k % block_size of block block_table[b][k / block_size]
 //   out  (T, n_heads, D)  softmax(q·Kᵀ * scale) · V, per query head h over kv head h / (n_heads / n_kv_heads)
-// Causal: query at position pos sees keys 0..pos; otherwise (BERT) all ctx_len[b] keys. Both masks and the per-
-// sequence lengths are applied in the kernels; no mask tensor exists. D is any value in [8, 256].
+// The mask (eet::AttnMask): a query at position pos sees all ctx_len[b] keys (bidirectional, BERT), keys 0..pos
+// (causal) or keys pos..ctx_len[b]-1 (anti-causal, DecBERT). Masks and per-sequence lengths are applied in the
+// kernels; no mask tensor exists. D is any value in [8, 256].
 //
 // All math is fp32 (scores kept in the log2 domain: q is pre-scaled by scale * log2(e), softmax uses exp2f), the
 // output is rounded once to the dtype. Two paths, chosen by the host from max_q_len:
@@ -15,15 +16,19 @@
 //    The Q tile and each 32-key K/V tile, read through the block table, sit in shared memory as fp32; the tile walk
 //    (RowTiles, attention.cuh) gives a warp 8 query rows: for the scores a lane owns one key, for the online softmax
 //    4 lanes own a row, for P·V a lane owns dims lane + 32*i (i < NI, NI = 2/4/8 for D <= 64/128/256) of its 8
-//    output rows, in registers. Causal tiles stop at the key of the tile's last query:
-//    later keys are skipped, not masked. The longest causal tiles are scheduled first.
+//    output rows, in registers. Causal tiles stop at the key of the tile's last query and anti-causal tiles start at
+//    the key of its first query: keys no row of the tile sees are skipped, not masked, so only key tiles crossing the
+//    diagonal are masked partially (anti-causal: exactly the first). The tiles with the most keys are scheduled first
+//    (a sequence's last query tiles when causal, its first when anti-causal).
 // 2. Decode (every n_q == 1; max_q_len == 1): flash-decoding. One block of 4 warps per (sequence, kv head, group
 //    of up to 8 of its query heads, chunk of the context): K/V are read once for all query heads of a kv head
 //    (GQA/MQA). Each warp walks 32-key slices of the chunk (lane = key for the scores, with 16-byte K loads when
 //    aligned; lane = dims for P·V, V rows read coalesced), the 4 warps' states are merged in shared memory. With
 //    one chunk the block writes the output; with several (long contexts, small batch: eet::attention_decode_split(),
 //    engine/op_workspace.cpp, chooses the chunks) each block writes its partial (max, sum, unnormalised output) to
-//    the workspace and attention_combine_kernel merges them, one block per (sequence, query head).
+//    the workspace and attention_combine_kernel merges them, one block per (sequence, query head). No mask: a lone
+//    query at the end of its context sees every key when bidirectional or causal, and validate() admits anti-causal
+//    here only for 1-token contexts, where the masks agree.
 // The workspace layout and eet::attention_workspace_bytes() are in engine/ops.h, computed from the same split.
 // The shared-prefix op (shared_attention.cu) reuses the decode path through attention_decode_run(): key_begin starts
 // each sequence's keys after the ones its group shares, every block writes partials (part_stride = n_chunks + 1
@@ -54,8 +59,9 @@ __device__ __forceinline__ float online_softmax_step(float s, float& m, float& l
 template <typename T, int NI>
 __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(AttnParams p) {
   using Tl = AttnTile;
-  const int b = int(blockIdx.x) / p.q_tiles;
-  const int tile = p.q_tiles - 1 - int(blockIdx.x) % p.q_tiles;  // the longest causal tiles first
+  const bool anti = p.mask == eet::AttnMask::AntiCausal, causal = p.mask == eet::AttnMask::Causal;
+  const int b = int(blockIdx.x) / p.q_tiles, order = int(blockIdx.x) % p.q_tiles;
+  const int tile = anti ? order : p.q_tiles - 1 - order;  // the tiles with the most keys first
   const int h = blockIdx.y;
   const int q_begin = p.q_start[b], n_q = p.q_start[b + 1] - q_begin, ctx = p.ctx_len[b];
   const int qt0 = tile * Tl::kBq;
@@ -63,7 +69,8 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
   const int D = p.head_dim, kvh = h / p.group;
   const int rows = min(Tl::kBq, n_q - qt0);
   const int pos0 = ctx - n_q + qt0;  // position of the tile's first query
-  const int key_end = p.causal ? min(ctx, pos0 + rows) : ctx;
+  const int key_begin = anti ? pos0 : 0;                           // no query of the tile sees a key before
+  const int key_end = causal ? min(ctx, pos0 + rows) : ctx;        // ... or after these
 
   EXTERN_SHARED(float, smem);
   RowTiles<NI> t(smem, D);
@@ -72,10 +79,15 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
                  [&](int r) -> int64_t { return r < rows ? (q_row0 + r) * p.ldq + int64_t(h) * D : -1; });
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
-  for (int kt = 0; kt < key_end; kt += Tl::kBk) {  // key 0 is visible to every row, in the first tile
+  // Every row sees a key of the first tile (key 0; anti-causal: its own position, < key_begin + kBk), so the
+  // running max is finite from then on. Pad rows (past n_q) mask as the tile's last query.
+  for (int kt = key_begin; kt < key_end; kt += Tl::kBk) {
     const int nk = min(Tl::kBk, key_end - kt);
     t.tile(kc, vc, p.vec, nk, [&](int r) -> int64_t { return r < nk ? key_offset(p, b, kvh, kt + r) : -1; },
-           [&](int r, int lane) { return lane < nk && (!p.causal || kt + lane <= pos0 + t.row0 + r); });
+           [&](int r, int lane) {
+             const int key = kt + lane, qpos = pos0 + min(t.row0 + r, rows - 1);
+             return lane < nk && (causal ? key <= qpos : !anti || key >= qpos);
+           });
   }
 
   __syncwarp(kFullMask);  // every lane has read the last tile's rescale factors
@@ -339,7 +351,7 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
                              a.max_blocks_per_seq, a.scale);
   p.q_start = a.q_start;
   p.ctx_len = a.ctx_len;
-  p.causal = a.causal;
+  p.mask = a.mask;
 
   if (a.max_q_len > 1) {
     p.q_tiles = int32_t(ceil_div(a.max_q_len, Tl::kBq));

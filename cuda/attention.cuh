@@ -48,7 +48,7 @@ struct AttnParams {
   int32_t n_chunks, chunk_len, head_groups;  // decode: context chunks, keys per chunk, blocks per kv head
   int32_t part_stride;           // decode: partial slots per (sequence, query head): n_chunks, or n_chunks + 1
   float scale_log2;              // scale * log2(e)
-  bool causal;
+  eet::AttnMask mask;
   bool vec;                      // q, caches, D and strides allow 16-byte loads
 };
 

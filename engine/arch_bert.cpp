@@ -1,10 +1,12 @@
-// BERT encoder: weights and layers (GGUF's bert tensor names). Post-LN blocks, bidirectional attention:
+// BERT encoder: weights and layers (GGUF's bert tensor names). Post-LN blocks, attention bidirectional unless the
+// config gives per-layer masks (DecBERT: causal or anti-causal layers):
 //   e = token_embd[tokens] + position_embd[positions]                       (T, C)
 //   x = layernorm(e + token_types[types]) * token_embd_norm + bias          (the norm's fused residual add)
 //   per layer l:
 //     qkv = x · [Wq | Wk | Wv]ᵀ + [bq | bk | bv]                            (T, 3C)  one GEMM
-//     kv_append(k, v); att = attention(q, cache), not causal: each query sees its whole sequence, whose length
-//                      comes from ctx_len (no mask tensor)
+//     kv_append(k, v); att = attention(q, cache) under layer l's mask: a query sees its whole sequence
+//                      (bidirectional), its earlier tokens (causal) or its later ones (anti-causal), itself
+//                      included; lengths come from ctx_len (no mask tensor). Each pass holds whole sequences.
 //     h   = att · attn_outputᵀ + bias + x;   x = layernorm(h) * attn_output_norm + bias
 //     u   = gelu_erf(x · ffn_upᵀ + bias)                                    (T, hidden)
 //     h   = u · ffn_downᵀ + bias + x;        x = layernorm(h) * layer_output_norm + bias
@@ -75,7 +77,7 @@ class Bert final : public Architecture {
     g.norm(NormKind::Layer, g.h, g.buf1, "token_embd_norm", true, g.x, g.T);
     for (int32_t l = 0; l < c.n_layers; ++l) {
       g.gemm(g.x, dim, layer_name(l, "attn_q"), true, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);
-      g.attention(l, g.buf1, false);
+      g.attention(l, g.buf1, c.attention_masks.empty() ? AttnMask::Bidirectional : c.attention_masks[size_t(l)]);
       g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), true, dim, g.q_width, g.h, dim, g.x);
       g.norm(NormKind::Layer, g.h, nullptr, layer_name(l, "attn_output_norm"), true, g.x, g.T);
       g.gemm(g.x, dim, layer_name(l, "ffn_up"), true, hid, dim, g.buf1, hid, nullptr);

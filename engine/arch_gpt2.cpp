@@ -67,7 +67,7 @@ class Gpt2 final : public Architecture {
     for (int32_t l = 0; l < c.n_layers; ++l) {
       g.norm(NormKind::Layer, g.x, nullptr, layer_name(l, "attn_norm"), true, g.h, g.T);
       g.gemm(g.h, dim, layer_name(l, "attn_qkv"), true, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);
-      g.attention(l, g.buf1, true);
+      g.attention(l, g.buf1, AttnMask::Causal);
       g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), true, dim, g.q_width, g.x, dim, g.x);
       g.norm(NormKind::Layer, g.x, nullptr, layer_name(l, "ffn_norm"), true, g.h, g.T);
       g.gemm(g.h, dim, layer_name(l, "ffn_up"), true, hid, dim, g.buf1, hid, nullptr);

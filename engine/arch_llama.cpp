@@ -123,7 +123,7 @@ class Llama final : public Architecture {
       // q|k|v (and their biases) are adjacent: one GEMM over the group starting at attn_q.
       g.gemm(g.h, dim, layer_name(l, "attn_q"), c.qkv_bias, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);
       g.rope(g.buf1);
-      g.attention(l, g.buf1, true);
+      g.attention(l, g.buf1, AttnMask::Causal);
       g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), false, dim, g.q_width, g.x, dim, g.x);
       g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "ffn_norm"), false, g.h, g.T);
       g.gemm(g.h, dim, layer_name(l, "ffn_gate"), false, 2 * hid, dim, g.buf1, 2 * hid, nullptr);  // gate|up adjacent

@@ -6,26 +6,29 @@
 
 namespace eet {
 
-std::shared_ptr<Backend> backend_for(const std::string& device) {
+std::shared_ptr<Backend> backend_for(const std::string& device, int threads) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<Backend>> made;
-  std::string key = device == "cuda" ? "cuda:0" : device;
+  if (device == "cpu" && threads <= 0) threads = cpu_default_threads();
+  std::string key = device == "cuda" ? "cuda:0" : device == "cpu" ? "cpu/" + std::to_string(threads) : device;
   std::lock_guard<std::mutex> lock(mu);
   auto it = made.find(key);
   if (it != made.end()) return it->second;
   std::shared_ptr<Backend> b;
-  if (key == "cpu") {
-    b = make_cpu_backend();
+  if (device == "cpu") {
+    b = make_cpu_backend(threads);
+  } else if (key == "cpu-ref") {
+    b = make_cpu_ref_backend();
   } else if (key == "emu") {
     b = make_emu_backend();
   } else if (key.rfind("cuda:", 0) == 0) {
     const std::string idx = key.substr(5);
     if (idx.empty() || idx.size() > 3 || idx.find_first_not_of("0123456789") != std::string::npos) {
-      throw_error(ErrorCode::InvalidArg, "Expected 'cpu', 'emu', 'cuda' or 'cuda:N' for device but received '" + device + "'");
+      throw_error(ErrorCode::InvalidArg, "Expected 'cpu', 'cpu-ref', 'emu', 'cuda' or 'cuda:N' for device but received '" + device + "'");
     }
     b = make_cuda_backend(std::stoi(idx));
   } else {
-    throw_error(ErrorCode::InvalidArg, "Expected 'cpu', 'emu', 'cuda' or 'cuda:N' for device but received '" + device + "'");
+    throw_error(ErrorCode::InvalidArg, "Expected 'cpu', 'cpu-ref', 'emu', 'cuda' or 'cuda:N' for device but received '" + device + "'");
   }
   made[key] = b;
   return b;

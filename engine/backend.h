@@ -1,5 +1,6 @@
 // One interface, three implementations (design.md "Backends"):
-//   cpu  — engine/backend_cpu.cpp: engine/cpu/*.cpp, the threaded reference of every op
+//   cpu  — engine/backend_cpu.cpp: engine/fast/ (vectorised, threaded) where it has the op, else engine/cpu/
+//   cpu-ref — engine/backend_cpu.cpp: engine/cpu/*.cpp, the plain reference of every op (the op tests' baseline)
 //   emu  — cuda/backend_emu.cpp: cuda/*.cu compiled by the host compiler against the SIMT emulator (cuda/emu/)
 //   cuda — cuda/backend_cuda.cpp: cuda/*.cu compiled by nvcc (only in builds where nvcc was found)
 // engine/ declares the emu and cuda factories and controls below and cuda/ defines them: cuda/ implements this
@@ -88,7 +89,11 @@ class Backend {
   FairMutex mu_;
 };
 
-std::shared_ptr<Backend> make_cpu_backend();
+// threads: how many threads its ops use (0: cpu_default_threads(), the physical cores).
+std::shared_ptr<Backend> make_cpu_backend(int threads);
+std::shared_ptr<Backend> make_cpu_ref_backend();
+int cpu_default_threads();
+std::string cpu_isa();  // the instruction set of the fast cpu kernels here: "avx512", "avx2" or "generic"
 std::shared_ptr<Backend> make_emu_backend();
 std::shared_ptr<Backend> make_cuda_backend(int device_index);  // ERR_UNSUPPORTED when not built with CUDA
 CudaStatus cuda_status();
@@ -107,7 +112,8 @@ void set_emu_reverse_order(bool reverse);
 std::vector<std::string> emu_selftest_cases();
 std::string emu_selftest(const std::string& name);
 
-// Parses 'cpu' | 'emu' | 'cuda' | 'cuda:N' and returns a shared backend for it (one per device per process).
-std::shared_ptr<Backend> backend_for(const std::string& device);
+// Parses 'cpu' | 'cpu-ref' | 'emu' | 'cuda' | 'cuda:N' and returns a shared backend for it (one per device per
+// process; for 'cpu', one per thread count: threads 0 means the default). threads is ignored by other devices.
+std::shared_ptr<Backend> backend_for(const std::string& device, int threads = 0);
 
 }  // namespace eet

@@ -80,7 +80,7 @@ void Graph::rope(void* qkv) {
   be.rope(r);
 }
 
-void Graph::attention(int32_t layer, const void* qkv, bool causal) {
+void Graph::attention(int32_t layer, const void* qkv, AttnMask mask) {
   void* qkv_mut = const_cast<void*>(qkv);
   KvAppendArgs app{};
   app.dtype = dt;
@@ -95,7 +95,7 @@ void Graph::attention(int32_t layer, const void* qkv, bool causal) {
   app.ldv = qkv_width;
   be.kv_append(app);
 
-  if (causal && p.n_groups > 0) {
+  if (mask == AttnMask::Causal && p.n_groups > 0) {  // decoders only: shared groups exist in decode steps
     shared_attention(layer, qkv);
     return;
   }
@@ -118,7 +118,7 @@ void Graph::attention(int32_t layer, const void* qkv, bool causal) {
   a.max_q_len = p.max_q;
   a.max_ctx_len = p.max_ctx;
   a.scale = 1.0f / std::sqrt(float(cfg.head_dim));
-  a.causal = causal;
+  a.mask = mask;
   a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
   a.workspace_bytes = ws.attn_ws_bytes;
   be.attention(a);

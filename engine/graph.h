@@ -70,9 +70,9 @@ struct Graph {
   void act(ActKind kind, void* y, int64_t n, int64_t ld);
   // RoPE on the q and k parts of qkv (T, qkv_width) at the step's positions.
   void rope(void* qkv);
-  // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache.
+  // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache under mask.
   // Causal decode steps with shared-prefix groups (p.n_groups > 0) run shared_attention instead.
-  void attention(int32_t layer, const void* qkv, bool causal);
+  void attention(int32_t layer, const void* qkv, AttnMask mask);
   void shared_attention(int32_t layer, const void* qkv);
 };
 

@@ -25,6 +25,7 @@
   X(maxPenalty, 2, "presence / frequency penalty magnitude (OpenAI's range)")                             \
   X(maxRepetitionPenalty, 100, "repetition penalty: at most this, at least its inverse (beyond, logits overflow)") \
   X(maxTopLogprobs, 20, "most likely ids reported per generated token (topLogprobs)")                     \
+  X(maxThreads, 1024, "cpu backend threads (threads)")                                                   \
   X(kvBlockSize, 16, "tokens per KV cache block (not a bound: the paging granularity)")
 
 namespace eet {

@@ -32,6 +32,9 @@ void validate_config(const ModelConfig& c) {
   config_range("maxSeqLen", c.max_seq_len, 1, Limits::maxSeqLen);
   if (!(c.norm_eps >= 0.0f) || !std::isfinite(c.norm_eps)) throw_error(ErrorCode::InvalidArg, "Expected a finite number >= 0 for normEps");
   if (!is_float(c.dtype)) throw_error(ErrorCode::Unsupported, std::string("model dtype ") + dtype_name(c.dtype) + " is not supported");
+  if (!c.attention_masks.empty() && c.attention_masks.size() != size_t(c.n_layers)) {
+    bad_config("attentionMaskModes.length", "nLayers (" + std::to_string(c.n_layers) + ")", int64_t(c.attention_masks.size()));
+  }
 }
 
 std::map<std::string, std::unique_ptr<Architecture>>& registry() {
@@ -71,6 +74,12 @@ Model::Model(const ModelConfig& config, std::shared_ptr<Backend> backend)
     : cfg_(config), arch_(&architecture_or_throw(config.arch)), backend_(std::move(backend)),
       weights_(config.dtype, config.q8_weights) {
   validate_config(cfg_);
+  if (arch_->has_lm_head() && !cfg_.attention_masks.empty()) {
+    // A decoder generates over its KV cache one token at a time: only the causal mask it was trained with works.
+    throw_error(ErrorCode::InvalidArg, std::string("Expected no attentionMaskModes for a ") + arch_->name() +
+                                           " model (a decoder attends causally) but received " +
+                                           std::to_string(cfg_.attention_masks.size()) + " entries");
+  }
   arch_->validate(cfg_);
   arch_->plan_weights(cfg_, weights_);
   weights_.check_q8_names();

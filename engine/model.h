@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "arch.h"
 #include "weights.h"
@@ -32,6 +33,8 @@ struct ModelConfig {
   float rope_factor = 1.0f, rope_low_freq_factor = 1.0f, rope_high_freq_factor = 4.0f;
   int32_t rope_original_max_pos = 0;
   int32_t n_token_types = 0;  // bert: rows of token_types
+  // Encoders (bert): each layer's attention mask (DecBERT); empty = every layer bidirectional. Decoders: empty.
+  std::vector<AttnMask> attention_masks;
   // Matrix weights kept in Q8_0 on the device (weights.h) and multiplied by gemm_q8, whatever the dtype.
   std::set<std::string> q8_weights;
   DType dtype = DType::F32;

@@ -18,6 +18,15 @@ const char* dtype_name(DType t) {
   return "unknown";
 }
 
+const char* attn_mask_name(AttnMask m) {
+  switch (m) {
+    case AttnMask::Bidirectional: return "bidirectional";
+    case AttnMask::Causal: return "causal";
+    case AttnMask::AntiCausal: return "anticausal";
+  }
+  return "unknown";
+}
+
 namespace {
 
 [[noreturn]] void bad(const char* op, const char* field, const std::string& expected, int64_t got) {
@@ -184,6 +193,11 @@ void validate(const AttentionArgs& a) {
   range(op, "max_ctx_len", a.max_ctx_len, 1, int64_t(a.max_blocks_per_seq) * a.layout.block_size);
   range(op, "max_ctx_len", a.max_ctx_len, 1, 1 << 20);
   range(op, "max_q_len", a.max_q_len, 1, a.max_ctx_len);
+  range(op, "mask", int64_t(a.mask), int64_t(AttnMask::Bidirectional), int64_t(AttnMask::AntiCausal));
+  if (a.mask == AttnMask::AntiCausal && a.max_q_len == 1 && a.max_ctx_len != 1) {
+    // A decode step over a cache: the query would see itself alone. Only 1-token contexts (all masks agree) pass.
+    bad(op, "max_ctx_len", "1 with mask anticausal on the decode path (every n_q = 1)", a.max_ctx_len);
+  }
   int64_t row = int64_t(a.n_heads) * a.layout.head_dim;
   if (a.ldq < row) bad(op, "ldq", ">= n_heads*head_dim", a.ldq);
   if (a.ldo < row) bad(op, "ldo", ">= n_heads*head_dim", a.ldo);

@@ -166,11 +166,19 @@ struct KvGatherArgs {
 // ---- fused masked attention over the paged cache -----------------------------------------------------------------
 // Sequences are packed: the queries of sequence b are rows q_start[b] .. q_start[b+1]-1 of q, and are the LAST
 // n_q = q_start[b+1]-q_start[b] tokens of its context of ctx_len[b] tokens (whose k/v are already in the cache).
-// Query i of b sits at position ctx_len[b] - n_q + i; causal: it sees keys 0..that position; otherwise all
-// ctx_len[b] keys (BERT). No mask tensor: both masks come from these lengths inside the kernel.
+// Query i of b sits at position p = ctx_len[b] - n_q + i and sees, by `mask`:
+//   Bidirectional  all ctx_len[b] keys (BERT)
+//   Causal         keys 0..p (decoders)
+//   AntiCausal     keys p..ctx_len[b]-1 (DecBERT's encoder layers that look ahead only)
+// No mask tensor: the masks come from these lengths inside the kernel. AntiCausal is for whole-sequence passes:
+// on the decode path (every n_q = 1) it is accepted only when every context is 1 token (where the three masks
+// agree); a decode step over a longer cache would let the query see itself alone.
 // GQA/MQA: query head h reads kv head h / (n_heads / n_kv_heads).
 // The prompt pass (any n_q) runs a tiled flash-style kernel; when every n_q is 1 (decode) a split-KV
 // flash-decoding kernel runs instead, using `workspace` for its partial results.
+enum class AttnMask : int32_t { Bidirectional = 0, Causal = 1, AntiCausal = 2 };
+const char* attn_mask_name(AttnMask m);  // "bidirectional", "causal", "anticausal" (the config and op-runner spelling)
+
 struct AttentionArgs {
   DType dtype;
   const void* q;           // (T, n_heads, head_dim), token stride ldq
@@ -185,7 +193,7 @@ struct AttentionArgs {
   int32_t batch, n_heads, max_blocks_per_seq;
   int32_t max_q_len, max_ctx_len;  // host-side bounds over the batch, for grid sizing
   float scale;             // usually 1/sqrt(head_dim)
-  bool causal;
+  AttnMask mask;
   void* workspace;         // scratch for the decode kernel, attention_workspace_bytes() bytes
   size_t workspace_bytes;
 };

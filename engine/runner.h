@@ -8,7 +8,8 @@
 // sequence's rows begin), ctx_len (its context after this step) and its block table into the paged cache. The
 // causal and length masks are computed inside the attention kernel from those (EET's fused masking), so
 // sequences of any lengths — a prompt chunk of 300 tokens next to three single-token decodes — share one pass, and
-// no (B, T, T) mask is ever built or padded. The encoder (bert) uses the same path, non-causal.
+// no (B, T, T) mask is ever built or padded. The encoder (bert) uses the same path with its layers' masks
+// (bidirectional, or DecBERT's causal / anti-causal), always over whole sequences.
 // Shared prefixes: in a decode step (one new token per sequence), sequences whose block tables start with the same
 // physical blocks (prefix caching, the n samples of a prompt) form groups; the step's causal attention then runs the
 // shared_attention op, which reads each group's shared blocks once for all its members (engine/ops.h).
@@ -74,7 +75,7 @@ class StepRunner {
 
   StepOutput run(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
                  bool all_logits);
-  // Encoders: the final hidden states (T, dim), float32, of one non-causal pass over the entries.
+  // Encoders: the final hidden states (T, dim), float32, of one pass over the entries (each a whole sequence).
   std::vector<float> hidden(const KvCache& kv, const std::vector<StepEntry>& entries,
                             const std::vector<int32_t>& token_types);
 

@@ -43,6 +43,9 @@ export type AddonRopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 
+/** An attention mask (engine/ops.h AttnMask): a query sees all of its sequence, itself and earlier tokens, or itself and later ones. */
+export type AddonAttentionMaskMode = 'bidirectional' | 'causal' | 'anticausal';
+
 export interface AddonModelConfig {
   /**
    * A registered engine architecture (engine/arch_*.cpp; binding().architectures() lists them; lib/arch/ describes
@@ -68,6 +71,11 @@ export interface AddonModelConfig {
   qkvBias?: boolean;
   /** bert: rows of the token type table (type_vocab_size). */
   nTokenTypes?: number;
+  /**
+   * bert: each layer's attention mask, nLayers entries (DecBERT: causal or anti-causal layers); absent: every layer
+   * bidirectional. Decoders take none (they attend causally).
+   */
+  attentionMaskModes?: AddonAttentionMaskMode[];
   /** llama, gpt2: the LM head is token_embd (else 'output'). Ignored by bert. */
   tiedEmbeddings: boolean;
   /** Compute and storage dtype on the device. */
@@ -79,6 +87,8 @@ export interface AddonModelConfig {
    */
   q8Weights?: string[];
   device: string;
+  /** Threads of the cpu backend's ops (ignored on other devices); 0 or absent: the physical cores. */
+  threads?: number;
 }
 
 /** A tensor's bytes in a file: read off the JS thread, converted to the model dtype, uploaded. */
@@ -319,6 +329,7 @@ export interface AddonLimits {
   maxPenalty: number;
   maxRepetitionPenalty: number;
   maxTopLogprobs: number;
+  maxThreads: number;
   kvBlockSize: number;
 }
 
@@ -328,7 +339,8 @@ export interface AddonBinding {
   limits(): AddonLimits;
   architectures(): string[];
   AddonTensor: AddonTensorConstructor;
-  devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[] };
+  /** cpuIsa: the fast cpu kernels' instruction set ('avx512' | 'avx2' | 'generic'); cpuThreads: their default thread count (physical cores). */
+  devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[]; cpuIsa: string; cpuThreads: number };
   setEmuOptions(options: { reverseOrder?: boolean }): void;
   emuSelfTestCases(): string[];
   /** EET_TEST_HOOKS=1 only: loses the device's CUDA context on purpose (the GPU suite's lost-context check). */

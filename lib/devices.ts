@@ -38,7 +38,7 @@ export function resolveDevice(device: unknown): Device {
 }
 
 export function parseDevice(device: unknown): Device {
-  if (device === 'cpu' || device === 'emu' || device === 'cuda') return device;
+  if (device === 'cpu' || device === 'cpu-ref' || device === 'emu' || device === 'cuda') return device;
   if (typeof device === 'string' && /^cuda:\d{1,3}$/.test(device)) return device as Device;
-  throw invalid('device', "'cpu', 'emu', 'cuda', 'cuda:N' or 'auto'", device);
+  throw invalid('device', "'cpu', 'cpu-ref', 'emu', 'cuda', 'cuda:N' or 'auto'", device);
 }

@@ -40,6 +40,11 @@ export interface LoadProgress {
 export interface LoadModelOptions extends ContextOptions {
   /** 'auto' (default): the first usable GPU, else 'cpu'. Also 'cpu', 'emu', 'cuda', 'cuda:N'. */
   device?: string;
+  /**
+   * Threads the cpu backend's ops use (device 'cpu' only; ignored elsewhere): an integer in [1, limits().maxThreads].
+   * Default: the physical cores available to the process (hyper-threads not counted), or EET_CPU_THREADS.
+   */
+  threads?: number;
   /** Weights and compute dtype. Default: 'float16' on a GPU, 'float32' on cpu and emu. */
   dtype?: ModelDType;
   /** llama2.c tokenizer file. Default: tok<vocab>.bin, then tokenizer.bin, next to the model (HF folders: tokenizer.json; GGUF: its metadata). */
@@ -50,7 +55,7 @@ export interface LoadModelOptions extends ContextOptions {
 }
 
 const LOAD_OPTION_KEYS: OptionKeys<LoadModelOptions> = {
-  ...CONTEXT_OPTION_KEYS, device: true, dtype: true, tokenizer: true, signal: true, onProgress: true,
+  ...CONTEXT_OPTION_KEYS, device: true, threads: true, dtype: true, tokenizer: true, signal: true, onProgress: true,
 };
 const EMBED_OPTION_KEYS: OptionKeys<EmbedOptions> = { pooling: true, normalize: true };
 const CHAT_OPTION_KEYS: OptionKeys<ChatTemplateOptions> = { addGenerationPrompt: true };
@@ -423,6 +428,7 @@ export interface ModelParts {
 export async function buildModel(parts: ModelParts, o: LoadModelOptions & { loadConcurrency?: number }, device: string,
   dtype: ModelDType, start = performance.now()): Promise<Model> {
   const { signal } = o;
+  const threads = o.threads === undefined ? binding().devices().cpuThreads : integerIn('threads', o.threads, 1, limits().maxThreads);
   const throwIfAborted = (): void => { if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason }); };
   // The default context's options are checked before any weight is read.
   const contextOptions: ContextOptions = contextOptionsOf(o as Record<string, unknown>);
@@ -435,7 +441,7 @@ export async function buildModel(parts: ModelParts, o: LoadModelOptions & { load
   resolveContextOptions(contextOptions as Record<string, unknown>, device, parts.config.maxSeqLen);
   throwIfAborted();
 
-  const config: AddonModelConfig = { ...parts.config, dtype, device };
+  const config: AddonModelConfig = { ...parts.config, dtype, device, threads };
   const native = new (binding().AddonModel)(config);
   try {
     const { tensors } = parts;

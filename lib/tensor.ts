@@ -7,7 +7,8 @@ import { describe, integerIn, invalid, optionsObject, oneOf, type OptionKeys } f
 import { parseDevice } from './devices';
 
 export type DType = 'float32' | 'float16' | 'bfloat16' | 'int32' | 'int8';
-export type Device = 'cpu' | 'emu' | 'cuda' | `cuda:${number}`;
+/** 'cpu-ref': the cpu's plain reference ops (slow; what the fast cpu kernels are checked against). */
+export type Device = 'cpu' | 'cpu-ref' | 'emu' | 'cuda' | `cuda:${number}`;
 export const DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16', 'int32', 'int8'];
 
 export const dtypeCode: Record<DType, AddonDTypeCode> = { float32: 0, float16: 1, bfloat16: 2, int32: 3, int8: 4 };

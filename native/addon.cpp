@@ -91,6 +91,15 @@ bool get_bool_or(const Napi::Object& o, const char* name, bool fallback) {
   return v.As<Napi::Boolean>().Value();
 }
 
+eet::AttnMask to_attn_mask(Napi::Env env, const std::string& name, const Napi::Value& v) {
+  constexpr eet::AttnMask kAll[] = {eet::AttnMask::Bidirectional, eet::AttnMask::Causal, eet::AttnMask::AntiCausal};
+  const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  for (eet::AttnMask m : kAll) {
+    if (s == eet::attn_mask_name(m)) return m;
+  }
+  throw_arg(env, name, "'bidirectional', 'causal' or 'anticausal'", v);
+}
+
 std::string get_string(const Napi::Object& o, const char* name) {
   Napi::Value v = o.Get(name);
   if (!v.IsString()) throw_arg(o.Env(), name, "string", v);
@@ -105,7 +114,8 @@ Napi::Value SetErrorFactory(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// devices(): { cudaCompiled, cudaUsable, reason, cuda: [{index, name, computeCapability, totalMemory, smCount}] }
+// devices(): { cudaCompiled, cudaUsable, reason, cuda: [{index, name, computeCapability, totalMemory, smCount}],
+//              cpuIsa, cpuThreads } (the fast cpu kernels' instruction set, the default thread count)
 Napi::Value Devices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
@@ -126,6 +136,8 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
       list.Set(uint32_t(i), o);
     }
     out.Set("cuda", list);
+    out.Set("cpuIsa", eet::cpu_isa());
+    out.Set("cpuThreads", eet::cpu_default_threads());
     return out;
   });
 }

@@ -72,6 +72,8 @@ double get_number(const Napi::Object& o, const char* name);
 double get_number_or(const Napi::Object& o, const char* name, double fallback);
 bool get_bool_or(const Napi::Object& o, const char* name, bool fallback);
 std::string get_string(const Napi::Object& o, const char* name);
+// An attention mask by its name (eet::attn_mask_name: 'bidirectional', 'causal', 'anticausal'); name is the field.
+eet::AttnMask to_attn_mask(Napi::Env env, const std::string& name, const Napi::Value& v);
 
 // Device memory owned by a backend, freed when the last reference goes.
 struct Buffer {

@@ -74,6 +74,15 @@ eet::ModelConfig parse_config(const Napi::Object& o) {
   c.qkv_bias = get_bool_or(o, "qkvBias", false);
   parse_rope_scaling(o, c);
   c.n_token_types = int32_t(get_int_or(o, "nTokenTypes", 0, big, 0));
+  Napi::Value masks = o.Get("attentionMaskModes");  // encoders: one mask per layer; absent: all bidirectional
+  if (!masks.IsUndefined() && !masks.IsNull()) {
+    if (!masks.IsArray()) throw_arg(env, "attentionMaskModes", "array of mask names", masks);
+    Napi::Array a = masks.As<Napi::Array>();
+    if (a.Length() > uint32_t(eet::Limits::maxLayers)) throw_arg(env, "attentionMaskModes.length", "at most maxLayers", Napi::Number::New(env, a.Length()));
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      c.attention_masks.push_back(to_attn_mask(env, "attentionMaskModes[" + std::to_string(i) + "]", a.Get(i)));
+    }
+  }
   Napi::Value tied = o.Get("tiedEmbeddings");
   if (!tied.IsBoolean()) throw_arg(env, "tiedEmbeddings", "boolean", tied);
   c.tied_embeddings = tied.As<Napi::Boolean>().Value();
@@ -174,7 +183,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       if (!info[0].IsObject()) throw_arg(env, "config", "object", info[0]);
       Napi::Object o = info[0].As<Napi::Object>();
       eet::ModelConfig c = parse_config(o);
-      auto backend = eet::backend_for(get_string(o, "device"));
+      const int threads = int(get_int_or(o, "threads", 0, eet::Limits::maxThreads, 0));
+      auto backend = eet::backend_for(get_string(o, "device"), threads);
       model_ = std::make_shared<eet::Model>(c, backend);
     });
     cleanup_ = std::make_unique<EnvCleanup>(env, [this] { Release(); });

@@ -319,7 +319,7 @@ void run_attention(OpCall& c) {
   a.n_tokens = get_int(c.p, "nTokens", 1, int64_t(1) << 31);
   a.max_blocks_per_seq = int32_t(get_int(c.p, "maxBlocksPerSeq", 1, 1 << 24));
   a.scale = float(get_number(c.p, "scale"));
-  a.causal = get_bool_or(c.p, "causal", true);
+  a.mask = to_attn_mask(c.env, "mask", c.p.Get("mask"));
   int64_t row = int64_t(a.n_heads) * a.layout.head_dim;
   a.ldq = get_int_or(c.p, "ldq", 1, int64_t(1) << 40, row);
   a.ldo = get_int_or(c.p, "ldo", 1, int64_t(1) << 40, row);

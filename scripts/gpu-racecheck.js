@@ -55,7 +55,7 @@ for (const dtype of [F32, BF16]) {
       for (const n of qLens) qStart.push(qStart[qStart.length - 1] + n);
       const out = empty(nTokens * nHeads * headDim, dtype);
       addon.runOpSync('attention', device, {
-        dtype, blockSize, nKvHeads, headDim, batch, nHeads, nTokens, maxBlocksPerSeq, scale: 1 / Math.sqrt(headDim), causal: true,
+        dtype, blockSize, nKvHeads, headDim, batch, nHeads, nTokens, maxBlocksPerSeq, scale: 1 / Math.sqrt(headDim), mask: 'causal',
         q: floats(nTokens * nHeads * headDim, dtype), out, kCache: floats(cacheElems, dtype), vCache: floats(cacheElems, dtype),
         blockTable: ints(Array.from({ length: blocks }, (_, i) => blocks - 1 - i)), qStart: ints(qStart), ctxLen: ints(ctxLens),
       });

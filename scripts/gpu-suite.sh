@@ -7,7 +7,7 @@
 # Steps (each with its own timeout, all inside one suite deadline; a failing step is recorded, never fatal):
 #   addon      the addon loads; which devices it sees
 #   tsc        compiles lib/ to dist/ when dist/ is missing or older than lib/ (dist/ does not travel)
-#   ops        op tests `cuda vs cpu` (dry run: a few `emu vs cpu` cases)
+#   ops        op tests `cuda vs cpu-ref` (dry run: a few `emu vs cpu-ref` cases)
 #   models     model tests and the serving engine's tests on cuda (dry run: a few cpu/emu cases)
 #   fixtures   scripts/make_hf_fixtures.py -> $OUT/hf-fixtures.tar.gz (skipped without torch)
 #   memcheck   compute-sanitizer --tool memcheck over a short `eet generate` (dry run: the generate on cpu, no sanitizer)
@@ -43,7 +43,7 @@ export UV_THREADPOOL_SIZE=${UV_THREADPOOL_SIZE:-16}
 
 if [ $dry = 1 ]; then
   dev=cpu
-  ops_args=(test/ops/norm.test.ts -t "${SUITE_OPS_PATTERN:-emu vs cpu: norm\(kind=rms, residual=no.*cols=(33|4096|12288)\)}")
+  ops_args=(test/ops/norm.test.ts -t "${SUITE_OPS_PATTERN:-emu vs cpu-ref: norm\(kind=rms, residual=no.*cols=(33|4096|12288)\)}")
   models_args=(test/models/stories260k.test.ts -t "${SUITE_MODELS_PATTERN:-cpu}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tiny,gpt2-124m}" --device cpu --batch "${SUITE_BENCH_BATCH:-1,2}"
     --prompt "${SUITE_BENCH_PROMPT:-8}" --new "${SUITE_BENCH_NEW:-4}" --dtype "${SUITE_BENCH_DTYPE:-float32}" --bandwidth-bytes 16777216)
@@ -51,7 +51,7 @@ if [ $dry = 1 ]; then
   hf_args=(--device cpu --variants eager --budget 60)
 else
   dev=cuda
-  ops_args=(test/ops -t "${SUITE_OPS_PATTERN:-cuda vs cpu}" --maxWorkers=4)
+  ops_args=(test/ops -t "${SUITE_OPS_PATTERN:-cuda vs cpu-ref}" --maxWorkers=4)
   # The serving engine's cuda cases (concurrency, prefix cache, forks, preemption) run with the model tests.
   models_args=(test/models test/api/serving.test.ts test/api/numeric.test.ts test/api/cuda-lost.test.ts -t "${SUITE_MODELS_PATTERN:-cuda}")
   bench_args=(--model "${SUITE_BENCH_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l,gpt2-124m,gpt2-1.5b}" --device cuda

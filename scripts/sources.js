@@ -15,7 +15,7 @@ const list = (dir, ext) =>
 
 const what = process.argv[2];
 if (what === 'host') {
-  const files = ['native', 'engine', 'engine/cpu', 'cuda', 'cuda/emu'].flatMap((d) => list(d, '.cpp'));
+  const files = ['native', 'engine', 'engine/cpu', 'engine/fast', 'cuda', 'cuda/emu'].flatMap((d) => list(d, '.cpp'));
   process.stdout.write(files.map(rel).join('\n') + '\n');
 } else if (what === 'emu') {
   const outDir = path.join(root, 'build', 'emu-gen');

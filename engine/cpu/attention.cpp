@@ -1,7 +1,7 @@
 // cpu reference of fused masked attention over the paged KV cache (engine/ops.h "fused masked attention").
 // One work item per (query token t, head h): find t's sequence b, its position pos = ctx_len[b] - n_q + i, the
-// keys it sees (0..pos when causal, all ctx_len[b] otherwise), read them through the block table, and compute
-// softmax(q·kᵀ * scale) · v in double. The output is rounded once to the dtype.
+// keys it sees (by the mask: all ctx_len[b], 0..pos, or pos..ctx_len[b]-1), read them through the block table, and
+// compute softmax(q·kᵀ * scale) · v in double. The output is rounded once to the dtype.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -24,14 +24,17 @@ void op_attention(const AttentionArgs& a) {
     const int32_t b = seq_of[size_t(t)];
     const int64_t n_q = a.q_start[b + 1] - a.q_start[b], ctx = a.ctx_len[b];
     const int64_t pos = ctx - n_q + (t - a.q_start[b]);
-    const int64_t n_keys = a.causal ? pos + 1 : ctx;
+    const int64_t k_begin = a.mask == AttnMask::AntiCausal ? pos : 0;
+    const int64_t k_end = a.mask == AttnMask::Causal ? pos + 1 : ctx;
+    const int64_t n_keys = k_end - k_begin;
     std::vector<double> q(static_cast<size_t>(D)), acc(static_cast<size_t>(D), 0.0), score(static_cast<size_t>(n_keys));
     std::vector<int64_t> off(static_cast<size_t>(n_keys));
     for (int64_t d = 0; d < D; ++d) q[size_t(d)] = load(a.dtype, a.q, t * a.ldq + h * D + d);
     double mx = -INFINITY;
     for (int64_t k = 0; k < n_keys; ++k) {
-      const int64_t blk = a.block_table[int64_t(b) * a.max_blocks_per_seq + k / l.block_size];
-      off[size_t(k)] = blk * l.block_stride + kvh * l.head_stride + (k % l.block_size) * D;
+      const int64_t key = k_begin + k;
+      const int64_t blk = a.block_table[int64_t(b) * a.max_blocks_per_seq + key / l.block_size];
+      off[size_t(k)] = blk * l.block_stride + kvh * l.head_stride + (key % l.block_size) * D;
       double dot = 0;
       for (int64_t d = 0; d < D; ++d) dot += q[size_t(d)] * load(a.dtype, a.k_cache, off[size_t(k)] + d);
       score[size_t(k)] = dot * double(a.scale);

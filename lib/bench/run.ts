@@ -74,7 +74,8 @@ export function deviceName(device: string): string {
     const index = device === 'cuda' ? 0 : Number(device.slice(5));
     return binding().devices().cuda.find((d) => d.index === index)?.name ?? device;
   }
-  return device === 'emu' ? 'SIMT emulator (emu)' : `${os.cpus()[0]?.model ?? 'cpu'} (cpu reference)`;
+  if (device === 'emu') return 'SIMT emulator (emu)';
+  return `${os.cpus()[0]?.model ?? 'cpu'} (${device === 'cpu-ref' ? 'cpu reference' : `cpu ${binding().devices().cpuIsa}`})`;
 }
 
 /** The grid context's sizes (and how long a built-in shape must be for the scenarios too). */

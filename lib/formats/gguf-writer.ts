@@ -141,11 +141,7 @@ function writeValue(s: Sink, v: GGUFValue, key: string): void {
 /** The bytes of a tensor in its GGML type. */
 function ggmlBytes(t: GGUFWriterTensor): Uint8Array {
   const numel = t.shape.reduce((a, b) => a * b, 1);
-  const { blockSize, blockBytes } = GGML_TYPES[t.type];
-  if (blockSize > 1 && (t.shape[t.shape.length - 1] ?? 1) % blockSize !== 0) {
-    throw new InvalidArgumentError(`Tensor "${t.name}": ${t.type} needs the innermost dimension to be a multiple of ${blockSize}`);
-  }
-  const expected = (numel / blockSize) * blockBytes;
+  const expected = tensorByteLength(t);
   let b: Uint8Array;
   if (t.raw || t.type !== 'Q8_0') b = tensorBytes({ name: t.name, dtype: t.type, shape: t.shape, data: t.data, raw: t.raw });
   else {
@@ -156,18 +152,36 @@ function ggmlBytes(t: GGUFWriterTensor): Uint8Array {
   return b;
 }
 
-/** Encodes a GGUF v3 file. */
-export function encodeGGUF(opts: GGUFWriteOptions): Buffer {
+/** A tensor of a streamed file: its bytes in its GGML type are asked for once, when it is written. */
+export interface GGUFLazyTensor {
+  name: string;
+  type: GGMLType;
+  /** Outermost first. */
+  shape: number[];
+  bytes: () => Uint8Array;
+}
+
+function tensorByteLength(t: { name: string; type: GGMLType; shape: number[] }): number {
+  const numel = t.shape.reduce((a, b) => a * b, 1);
+  const { blockSize, blockBytes } = GGML_TYPES[t.type];
+  if (blockSize > 1 && (t.shape[t.shape.length - 1] ?? 1) % blockSize !== 0) {
+    throw new InvalidArgumentError(`Tensor "${t.name}": ${t.type} needs the innermost dimension to be a multiple of ${blockSize}`);
+  }
+  return (numel / blockSize) * blockBytes;
+}
+
+/** Header, metadata and tensor table (padded to the alignment), and the alignment the data then follows. */
+function encodeHeader(metadataIn: Iterable<[string, GGUFValue]> | undefined, tensors: ReadonlyArray<{ name: string; type: GGMLType; shape: number[] }>,
+  sizes: readonly number[], alignmentIn: number | undefined): { header: Buffer; alignment: number } {
   const metadata = new Map<string, GGUFValue>();
-  for (const [k, v] of opts.metadata ?? []) {
+  for (const [k, v] of metadataIn ?? []) {
     if (metadata.has(k)) throw new InvalidArgumentError(`Duplicate metadata key "${k}"`);
     metadata.set(k, v);
   }
-  let alignment = opts.alignment ?? GGUF_DEFAULT_ALIGNMENT;
+  let alignment = alignmentIn ?? GGUF_DEFAULT_ALIGNMENT;
   const al = metadata.get('general.alignment');
   if (al && al.type === 'uint32') alignment = al.value;
   else if (!al && alignment !== GGUF_DEFAULT_ALIGNMENT) metadata.set('general.alignment', gv.u32(alignment));
-  const tensors = opts.tensors ?? [];
   const s = new Sink();
   s.bytes(Buffer.from('GGUF', 'latin1'));
   s.u32(3);
@@ -178,7 +192,6 @@ export function encodeGGUF(opts: GGUFWriteOptions): Buffer {
     s.u32(typeId(v.type));
     writeValue(s, v, k);
   }
-  const blobs = tensors.map(ggmlBytes);
   let at = 0;
   tensors.forEach((t, i) => {
     s.string(t.name);
@@ -186,9 +199,19 @@ export function encodeGGUF(opts: GGUFWriteOptions): Buffer {
     for (const d of t.shape.slice().reverse()) s.u64(d);
     s.u32(GGML_TYPES[t.type].id);
     s.u64(at);
-    at += Math.ceil(blobs[i].byteLength / alignment) * alignment;
+    at += Math.ceil(sizes[i] / alignment) * alignment;
   });
   s.pad(alignment);
+  return { header: s.concat(), alignment };
+}
+
+/** Encodes a GGUF v3 file. */
+export function encodeGGUF(opts: GGUFWriteOptions): Buffer {
+  const tensors = opts.tensors ?? [];
+  const blobs = tensors.map(ggmlBytes);
+  const { header, alignment } = encodeHeader(opts.metadata, tensors, blobs.map((b) => b.byteLength), opts.alignment);
+  const s = new Sink();
+  s.bytes(header);
   for (const b of blobs) {
     s.bytes(b);
     s.pad(alignment);
@@ -198,4 +221,26 @@ export function encodeGGUF(opts: GGUFWriteOptions): Buffer {
 
 export async function writeGGUF(file: string, opts: GGUFWriteOptions): Promise<void> {
   await fs.promises.writeFile(file, encodeGGUF(opts));
+}
+
+/**
+ * Writes a GGUF v3 file tensor by tensor (the same bytes encodeGGUF would make): only one tensor's bytes are in
+ * memory at a time, for files larger than memory allows to build whole (benchmark models of a few GB).
+ */
+export async function writeGGUFStreaming(file: string, opts: { metadata?: Iterable<[string, GGUFValue]>; tensors: GGUFLazyTensor[]; alignment?: number }): Promise<void> {
+  const sizes = opts.tensors.map(tensorByteLength);
+  const { header, alignment } = encodeHeader(opts.metadata, opts.tensors, sizes, opts.alignment);
+  const fh = await fs.promises.open(file, 'w');
+  try {
+    await fh.write(header);
+    for (const [i, t] of opts.tensors.entries()) {
+      const b = t.bytes();
+      if (b.byteLength !== sizes[i]) throw new InvalidArgumentError(`Tensor "${t.name}" has ${b.byteLength} bytes, expected ${sizes[i]}`);
+      await fh.write(b);
+      const pad = (alignment - (b.byteLength % alignment)) % alignment;
+      if (pad) await fh.write(new Uint8Array(pad));
+    }
+  } finally {
+    await fh.close();
+  }
 }

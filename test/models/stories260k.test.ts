@@ -1,6 +1,6 @@
 // Issue 3's "Done when": stories260K through the native engine reproduces llama2.c run.c's greedy output
-// (../shared/models/stories260K/README.md, parsed at test time) byte for byte, on cpu, on emu, and on cuda when
-// a GPU is present (skipped otherwise). Plus batching invariance, float16/bfloat16 against the reference
+// (../shared/models/stories260K/README.md, parsed at test time) byte for byte, on cpu (the fast kernels), on
+// cpu-ref (the plain reference ops), on emu, and on cuda when a GPU is present (skipped otherwise). Plus batching invariance, float16/bfloat16 against the reference
 // (vLLM's top-5 rule), the event loop staying free, abort, stop strings and dispose on the real engine.
 import { monitorEventLoopDelay } from 'perf_hooks';
 import { deviceReport } from '../../lib/devices';
@@ -14,6 +14,7 @@ const hasGpu = deviceReport().devices.some((d) => d.kind === 'cuda');
 // step, and the float16/bfloat16 comparisons beyond one prompt run on cpu and cuda only).
 const DEVICES: Array<{ device: string; run: boolean; slow: boolean }> = [
   { device: 'cpu', run: true, slow: false },
+  { device: 'cpu-ref', run: true, slow: false },
   { device: 'emu', run: true, slow: true },
   { device: 'cuda', run: hasGpu, slow: false },
 ];

@@ -1,22 +1,25 @@
 // Fused masked attention over the paged KV cache (engine/ops.h "fused masked attention"), against the cpu reference.
 // Every case packs several sequences of different lengths, reads K/V through shuffled (non-contiguous) block
 // tables whose unused entries are -1, and names its geometry:
-//   prompt pass: n_q = ctx (prefill) or n_q < ctx (a continuation chunk over cached tokens), causal or not
+//   prompt pass: n_q = ctx (prefill) or n_q < ctx (a continuation chunk over cached tokens), under each mask:
+//                bidirectional, causal, anticausal (DecBERT: a query sees itself and later keys)
 //   decode:      every n_q = 1; long contexts split across blocks and are merged by the combine kernel
 // Layouts: 'dense' (default strides), 'fused' (q rows strided as in a fused QKV buffer, padded cache strides,
 // 16-byte loads still possible), 'odd' (odd strides everywhere: scalar loads; out strided, so `out` is an in/out
 // tensor whose gaps must stay untouched).
+import { binding, type AddonAttentionMaskMode } from '../../lib/binding';
 import { FloatDType, OpCase, opSuite, SHORT } from './harness';
 import { normal, shuffled, uniform } from '../util/random';
 
 type Layout = 'dense' | 'fused' | 'odd';
+type Mask = AddonAttentionMaskMode;
 
 interface Spec {
   dtype: FloatDType;
   headDim: number;
   nHeads: number;
   nKvHeads: number;
-  causal: boolean;
+  mask: Mask;
   blockSize: number;
   ctx: number[];
   nq: number[];
@@ -49,7 +52,7 @@ function attentionCase(s: Spec): OpCase {
   const decode = s.nq.every((n) => n === 1);
   const name =
     `attention(${decode ? 'decode' : 'prompt'}, dtype=${SHORT[s.dtype]}, D=${D}, heads=${s.nHeads}/${s.nKvHeads}, ` +
-    `${s.causal ? 'causal' : 'full'}, bs=${bs}, ctx=${list(s.ctx)}${decode ? '' : `, nq=${list(s.nq)}`}, layout=${layout})`;
+    `${s.mask}, bs=${bs}, ctx=${list(s.ctx)}${decode ? '' : `, nq=${list(s.nq)}`}, layout=${layout})`;
   const outIsInout = layout === 'odd';
   return {
     name,
@@ -57,7 +60,7 @@ function attentionCase(s: Spec): OpCase {
     dtype: s.dtype,
     params: {
       blockSize: bs, nKvHeads: s.nKvHeads, headDim: D, headStride, blockStride, batch, nHeads: s.nHeads, nTokens,
-      maxBlocksPerSeq, scale: 1 / Math.sqrt(D), causal: s.causal, ldq, ldo,
+      maxBlocksPerSeq, scale: 1 / Math.sqrt(D), mask: s.mask, ldq, ldo,
     },
     inputs: () => ({
       q: normal(nTokens * ldq, seed + 1),
@@ -78,43 +81,119 @@ const dtypes: FloatDType[] = ['float32', 'float16', 'bfloat16'];
 const cases: OpCase[] = [];
 const add = (s: Spec) => cases.push(attentionCase(s));
 const prefill = [1, 7, 33, 100];
+const ones = (n: number) => new Array(n).fill(1);
 
 // Prompt pass, every dtype and head_dim (NI = 2/4/8 variants, 16-byte and scalar loads).
 for (const dtype of dtypes) {
   for (const headDim of [8, 64, 80, 128, 256]) {
-    add({ dtype, headDim, nHeads: 4, nKvHeads: 2, causal: true, blockSize: 16, ctx: prefill, nq: prefill });
+    add({ dtype, headDim, nHeads: 4, nKvHeads: 2, mask: 'causal', blockSize: 16, ctx: prefill, nq: prefill });
   }
 }
 // GQA ratios 1, 2, 8 and MQA, causal and not, continuation chunks (n_q < ctx) beside full prompts.
 const ratios: Array<[number, number]> = [[4, 4], [4, 2], [16, 2], [6, 1]];
+const masks: Mask[] = ['causal', 'bidirectional', 'anticausal'];
 ratios.forEach(([nHeads, nKvHeads], i) => {
-  for (const causal of [true, false]) {
-    add({ dtype: dtypes[(i + (causal ? 0 : 1)) % 3], headDim: i === 2 ? 96 : 64, nHeads, nKvHeads, causal, blockSize: 16,
+  masks.forEach((mask, j) => {
+    add({ dtype: dtypes[(i + j) % 3], headDim: i === 2 ? 96 : 64, nHeads, nKvHeads, mask, blockSize: 16,
           ctx: [40, 17, 3, 100], nq: [5, 17, 1, 37] });
-  }
+  });
 });
 // Block sizes 7 and 32, strided q/out/cache.
-add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 2, causal: true, blockSize: 7, ctx: [50, 9, 64], nq: [50, 4, 33], layout: 'fused' });
-add({ dtype: 'bfloat16', headDim: 100, nHeads: 3, nKvHeads: 1, causal: true, blockSize: 32, ctx: [70, 33], nq: [12, 33], layout: 'odd' });
-add({ dtype: 'float32', headDim: 80, nHeads: 2, nKvHeads: 2, causal: false, blockSize: 32, ctx: [65, 1], nq: [65, 1], layout: 'odd' });
+add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 2, mask: 'causal', blockSize: 7, ctx: [50, 9, 64], nq: [50, 4, 33], layout: 'fused' });
+add({ dtype: 'bfloat16', headDim: 100, nHeads: 3, nKvHeads: 1, mask: 'causal', blockSize: 32, ctx: [70, 33], nq: [12, 33], layout: 'odd' });
+add({ dtype: 'float32', headDim: 80, nHeads: 2, nKvHeads: 2, mask: 'bidirectional', blockSize: 32, ctx: [65, 1], nq: [65, 1], layout: 'odd' });
 // Long prompts: causal S = 4096 (tile skipping), and a BERT-style full-attention batch.
-add({ dtype: 'float16', headDim: 64, nHeads: 1, nKvHeads: 1, causal: true, blockSize: 16, ctx: [4096], nq: [4096], timeoutMs: 300000 });
-add({ dtype: 'bfloat16', headDim: 64, nHeads: 2, nKvHeads: 2, causal: false, blockSize: 16, ctx: [1024, 77], nq: [1024, 77], timeoutMs: 300000 });
+add({ dtype: 'float16', headDim: 64, nHeads: 1, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [4096], nq: [4096], timeoutMs: 300000 });
+add({ dtype: 'bfloat16', headDim: 64, nHeads: 2, nKvHeads: 2, mask: 'bidirectional', blockSize: 16, ctx: [1024, 77], nq: [1024, 77], timeoutMs: 300000 });
+
+// Encoder masks (DecBERT) over whole sequences, as an encoder runs them: every dtype, head_dim 64 and 128, GQA, odd
+// lengths (one query tile, several, a partial last one). Anti-causal starts each query tile's keys at its first
+// query, so only its first key tile is masked; strided layouts and a 1025-token prompt (33 query tiles) too.
+for (const mask of ['bidirectional', 'anticausal'] as const) {
+  for (const dtype of dtypes) {
+    for (const headDim of [64, 128]) {
+      add({ dtype, headDim, nHeads: 4, nKvHeads: 2, mask, blockSize: 16, ctx: [1, 7, 33, 77, 101], nq: [1, 7, 33, 77, 101] });
+    }
+  }
+}
+add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 2, mask: 'anticausal', blockSize: 7, ctx: [50, 9, 64], nq: [50, 4, 33], layout: 'fused' });
+add({ dtype: 'bfloat16', headDim: 100, nHeads: 3, nKvHeads: 1, mask: 'anticausal', blockSize: 32, ctx: [70, 33], nq: [12, 33], layout: 'odd' });
+add({ dtype: 'float16', headDim: 64, nHeads: 1, nKvHeads: 1, mask: 'anticausal', blockSize: 16, ctx: [1025, 3], nq: [1025, 3], timeoutMs: 300000 });
+// A batch of 1-token texts takes the decode path under every mask (where they agree).
+for (const mask of masks) add({ dtype: 'float32', headDim: 64, nHeads: 4, nKvHeads: 2, mask, blockSize: 16, ctx: [1, 1, 1], nq: ones(3) });
 
 // Decode: several sequences, contexts long enough to split (combine kernel) beside 1-token contexts.
 const decodeCtx = [1, 17, 1025, 4096];
-const ones = (n: number) => new Array(n).fill(1);
 for (const dtype of dtypes) {
   for (const headDim of [64, 128]) {
-    add({ dtype, headDim, nHeads: 8, nKvHeads: 2, causal: true, blockSize: 16, ctx: decodeCtx, nq: ones(4), timeoutMs: 120000 });
+    add({ dtype, headDim, nHeads: 8, nKvHeads: 2, mask: 'causal', blockSize: 16, ctx: decodeCtx, nq: ones(4), timeoutMs: 120000 });
   }
 }
-add({ dtype: 'float32', headDim: 8, nHeads: 4, nKvHeads: 4, causal: true, blockSize: 16, ctx: [3, 300, 129], nq: ones(3) });
-add({ dtype: 'bfloat16', headDim: 256, nHeads: 2, nKvHeads: 1, causal: true, blockSize: 16, ctx: [1025, 2], nq: ones(2) });
-add({ dtype: 'float16', headDim: 80, nHeads: 16, nKvHeads: 1, causal: true, blockSize: 16, ctx: [5, 300, 1025], nq: ones(3) });  // MQA, 2 head groups
-add({ dtype: 'float16', headDim: 100, nHeads: 6, nKvHeads: 2, causal: false, blockSize: 7, ctx: [700, 1], nq: ones(2), layout: 'odd' });
-add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 4, causal: true, blockSize: 32, ctx: [1, 2, 5, 100], nq: ones(4), layout: 'fused' });  // one chunk: no combine
-add({ dtype: 'float16', headDim: 128, nHeads: 4, nKvHeads: 4, causal: true, blockSize: 16, ctx: [4096], nq: [1], timeoutMs: 120000 });
-add({ dtype: 'bfloat16', headDim: 64, nHeads: 4, nKvHeads: 1, causal: true, blockSize: 16, ctx: [32768], nq: [1], timeoutMs: 300000 });
+add({ dtype: 'float32', headDim: 8, nHeads: 4, nKvHeads: 4, mask: 'causal', blockSize: 16, ctx: [3, 300, 129], nq: ones(3) });
+add({ dtype: 'bfloat16', headDim: 256, nHeads: 2, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [1025, 2], nq: ones(2) });
+add({ dtype: 'float16', headDim: 80, nHeads: 16, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [5, 300, 1025], nq: ones(3) });  // MQA, 2 head groups
+add({ dtype: 'float16', headDim: 100, nHeads: 6, nKvHeads: 2, mask: 'bidirectional', blockSize: 7, ctx: [700, 1], nq: ones(2), layout: 'odd' });
+add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 4, mask: 'causal', blockSize: 32, ctx: [1, 2, 5, 100], nq: ones(4), layout: 'fused' });  // one chunk: no combine
+add({ dtype: 'float16', headDim: 128, nHeads: 4, nKvHeads: 4, mask: 'causal', blockSize: 16, ctx: [4096], nq: [1], timeoutMs: 120000 });
+add({ dtype: 'bfloat16', headDim: 64, nHeads: 4, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [32768], nq: [1], timeoutMs: 300000 });
 
 opSuite('attention', cases);
+
+/** Runs one float32 case directly (no harness) on a device with some params replaced; returns `out`. */
+function runCase(c: OpCase, device: string, params: Record<string, unknown> = {}): Float32Array {
+  const b = binding();
+  const tensors = Object.entries(c.inputs()).map(([name, data]) => [name, new b.AddonTensor(device, data instanceof Int32Array ? 3 : 0, data.length, data as Float32Array | Int32Array)] as const);
+  const out = new b.AddonTensor(device, 0, c.outputs.out.numel, null, 'poison');
+  try {
+    b.runOpSync('attention', device, { ...c.params, dtype: 0, ...Object.fromEntries(tensors), out, ...params });
+    return out.readSync() as Float32Array;
+  } finally {
+    for (const [, t] of tensors) t.dispose();
+    out.dispose();
+  }
+}
+
+describe('attention masks by their definition (independent of the cpu reference)', () => {
+  // One sequence of 37 whole-prompt queries, 2 heads over 1 kv head: row t, head h of out is out[(t * 2 + h) * D ...].
+  const D = 64, n = 37;
+  const spec = { dtype: 'float32' as const, headDim: D, nHeads: 2, nKvHeads: 1, blockSize: 16, ctx: [n], nq: [n] };
+  const base = attentionCase({ ...spec, mask: 'bidirectional' });
+  const v = base.inputs().vCache;  // one kv head, blockSize * D per block, blocks as the block table says
+  const bt = base.inputs().blockTable as Int32Array;
+  const valueRow = (k: number) => v.subarray(bt[Math.floor(k / 16)] * 16 * D + (k % 16) * D, bt[Math.floor(k / 16)] * 16 * D + (k % 16 + 1) * D);
+  const outRow = (out: Float32Array, t: number, h: number) => out.subarray((t * 2 + h) * D, (t * 2 + h + 1) * D);
+  const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a, (x, i) => Math.abs(x - b[i])).reduce((m, d) => Math.max(m, d), 0);
+
+  test.each(['cpu', 'emu'])('%s: the first causal query and the last anticausal one see only themselves; the masks differ', (device) => {
+    const out = Object.fromEntries((['bidirectional', 'causal', 'anticausal'] as const).map((mask) => [mask, runCase(base, device, { mask })]));
+    for (const h of [0, 1]) {
+      expect(maxDiff(outRow(out.causal, 0, h), valueRow(0))).toBeLessThan(1e-6);
+      expect(maxDiff(outRow(out.anticausal, n - 1, h), valueRow(n - 1))).toBeLessThan(1e-6);
+      // The other end of each sees every key, as the bidirectional mask does.
+      expect(maxDiff(outRow(out.causal, n - 1, h), outRow(out.bidirectional, n - 1, h))).toBeLessThan(1e-5);
+      expect(maxDiff(outRow(out.anticausal, 0, h), outRow(out.bidirectional, 0, h))).toBeLessThan(1e-5);
+      // In between the three differ.
+      expect(maxDiff(outRow(out.causal, 18, h), outRow(out.bidirectional, 18, h))).toBeGreaterThan(1e-2);
+      expect(maxDiff(outRow(out.anticausal, 18, h), outRow(out.bidirectional, 18, h))).toBeGreaterThan(1e-2);
+      expect(maxDiff(outRow(out.anticausal, 18, h), outRow(out.causal, 18, h))).toBeGreaterThan(1e-2);
+    }
+  });
+
+  const refused = (f: () => unknown, message: RegExp) => {
+    let err: unknown;
+    try {
+      f();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(message) });
+  };
+
+  test.each(['cpu', 'emu'])('%s: anticausal on the decode path over a longer cache, and unknown masks, are refused', (device) => {
+    const decode = attentionCase({ ...spec, mask: 'anticausal', ctx: [5, 1], nq: [1, 1] });
+    refused(() => runCase(decode, device), /expected 1 with mask anticausal on the decode path \(every n_q = 1\) for max_ctx_len but received 5/);
+    expect(runCase(attentionCase({ ...spec, mask: 'anticausal', ctx: [1, 1], nq: [1, 1] }), device).every(Number.isFinite)).toBe(true);
+    refused(() => runCase(base, device, { mask: 'lower' }), /Expected 'bidirectional', 'causal' or 'anticausal' for mask but received lower of type string/);
+    refused(() => runCase(base, device, { mask: undefined, causal: true }), /for mask but received undefined/);
+  });
+});

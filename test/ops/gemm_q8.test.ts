@@ -108,7 +108,7 @@ function quantWeights(n: number, k: number, seed: number, dtype: FloatDType): Fl
 describe('gemm_q8 vs float gemm (ggml Q8_0 quantization)', () => {
   const worker = new OpWorker();
   afterAll(() => worker.stop());
-  const devices = ['cpu', 'emu', ...(hasGpu ? ['cuda'] : [])];
+  const devices = ['cpu-ref', 'cpu', 'emu', ...(hasGpu ? ['cuda'] : [])];
   const floatTensor = (dtype: FloatDType, data: Float32Array) =>
     dtype === 'float32' ? { dtype: 0, data } : { dtype: CODE[dtype], data: toHalfBits(data, dtype) };
   // float32 outputs come back as Float32Array, float16/bfloat16 as their bits (Uint16Array)
@@ -132,7 +132,7 @@ describe('gemm_q8 vs float gemm (ggml Q8_0 quantization)', () => {
           if (reply.error) throw new Error(`${device} ${op}: ${reply.error.code}: ${reply.error.message}`);
           return read(dtype, reply.outputs!.y as Float32Array | Uint16Array);
         };
-        const yf = await run('gemm', 'cpu', floatTensor(dtype, w));
+        const yf = await run('gemm', 'cpu-ref', floatTensor(dtype, w));
         const u = dtype === 'float32' ? 0 : dtype === 'float16' ? pow(2, -11) : pow(2, -8);
         for (const device of devices) {
           const yq = await run('gemm_q8', device, { dtype: 4, data: qw.blob });

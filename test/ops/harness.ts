@@ -1,6 +1,10 @@
-// Backend comparison for ops (ggml test-backend-ops style). For each case:
-//   emu vs cpu, emu in reversed thread order vs cpu, and cuda vs cpu when a GPU is present (skipped otherwise);
-//   and, for cases that name one (OpCase.independent), the cpu reference vs an independent computation by another op.
+// Backend comparison for ops (ggml test-backend-ops style). The reference is the cpu-ref backend (engine/cpu/: the
+// plain loops in fp64). For each case:
+//   emu vs cpu-ref, emu in reversed thread order vs cpu-ref, cuda vs cpu-ref when a GPU is present (skipped
+//   otherwise), and, for the ops the fast cpu backend implements itself (FAST_CPU_OPS), cpu vs cpu-ref once per
+//   instruction set this machine can run (avx512, avx2, generic: EET_CPU_ISA in a worker of its own, two
+//   threads). The cpu backend runs the reference code itself for the other ops.
+//   And, for cases that name one (OpCase.independent), the cpu reference vs an independent computation by another op.
 // Pass rules (style.md):
 //   float32 outputs:  normalized MSE  sum((dev-cpu)^2) / sum(cpu^2)  <= 1e-7
 //   float16/bfloat16: rms(dev - ref) <= 2 * rms(cpuLowp - ref), where ref is the cpu op on the same values in
@@ -69,15 +73,32 @@ interface WorkerReply {
   error?: { code: string; message: string };
 }
 
+/** Ops with their own kernels in the fast cpu backend (engine/backend_cpu.cpp FastOp). */
+export const FAST_CPU_OPS = new Set(['gemm', 'gemm_q8', 'attention', 'norm', 'act', 'rope']);
+
+/** Instruction sets of the fast cpu kernels this machine runs, the best (the default) first. */
+export const CPU_ISAS: string[] = (() => {
+  const all = ['avx512', 'avx2', 'generic'];
+  let native = 'generic';
+  try {
+    native = binding().devices().cpuIsa;
+  } catch { /* no addon: the op tests fail on their own */ }
+  return all.slice(Math.max(0, all.indexOf(native)));
+})();
+
 export class OpWorker {
   private child: ChildProcess | null = null;
+  /** Extra environment of the child (EET_CPU_ISA, EET_CPU_THREADS). */
+  constructor(private readonly env: Record<string, string> = {}) {}
   private ready: Promise<void> | null = null;
   private nextId = 1;
   private pending = new Map<number, { resolve: (r: WorkerReply) => void; reject: (e: Error) => void }>();
 
   private start(): Promise<void> {
     if (this.ready) return this.ready;
-    const child = fork(path.join(__dirname, 'worker.js'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(path.join(__dirname, 'worker.js'), [], {
+      serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...this.env },
+    });
     this.child = child;
     this.ready = new Promise<void>((resolve, reject) => {
       child.on('message', (m: WorkerReply) => {
@@ -247,8 +268,8 @@ export function opSuite(title: string, cases: OpCase[]): void {
     if (!r) {
       r = (async () => {
         const inputs = roundInputs(c.inputs(), c);
-        const cpu = await runOn(worker, c, 'cpu', c.dtype, false, inputs);
-        const ref = c.dtype === 'float32' || c.exact ? null : await runOn(worker, c, 'cpu', 'float32', false, inputs);
+        const cpu = await runOn(worker, c, 'cpu-ref', c.dtype, false, inputs);
+        const ref = c.dtype === 'float32' || c.exact ? null : await runOn(worker, c, 'cpu-ref', 'float32', false, inputs);
         return { inputs, cpu, ref };
       })();
       refs.set(c.name, r);
@@ -256,9 +277,18 @@ export function opSuite(title: string, cases: OpCase[]): void {
     return r;
   };
 
-  const check = async (c: OpCase, device: string, reverse: boolean) => {
+  // The fast cpu kernels: one worker per instruction set (and thread count, EET_CPU_THREADS).
+  const cpuWorkers = new Map<string, OpWorker>();
+  const cpuWorker = (isa: string, threads: number) => {
+    const key = `${isa}/${threads}`;
+    let w = cpuWorkers.get(key);
+    if (!w) cpuWorkers.set(key, (w = new OpWorker({ EET_CPU_ISA: isa, EET_CPU_THREADS: String(threads) })));
+    return w;
+  };
+
+  const check = async (c: OpCase, device: string, reverse: boolean, runner: OpWorker = worker) => {
     const { inputs, cpu, ref } = await reference(c);
-    const dev = await runOn(worker, c, device, c.dtype, reverse, inputs);
+    const dev = await runOn(runner, c, device, c.dtype, reverse, inputs);
     const failures: string[] = [];
     for (const name of Object.keys(dev)) {
       const d = dev[name];
@@ -268,31 +298,41 @@ export function opSuite(title: string, cases: OpCase[]): void {
       else v = compareLowp(d as Float32Array, cpu[name] as Float32Array, ref[name] as Float32Array);
       if (!v.ok) failures.push(`${name}: ${v.detail}`);
     }
-    if (failures.length) throw new Error(`${device}${reverse ? ' (reversed thread order)' : ''} vs cpu, ${c.name}:\n  ${failures.join('\n  ')}`);
+    if (failures.length) throw new Error(`${device}${reverse ? ' (reversed thread order)' : ''} vs cpu-ref, ${c.name}:\n  ${failures.join('\n  ')}`);
   };
 
   const independent = async (c: OpCase) => {
     const ind = c.independent!;
     const { inputs, cpu, ref } = await reference(c);
     const other: OpCase = { ...c, op: ind.op, params: ind.params, outputs: { [ind.output]: { numel: ind.numel } }, inout: undefined, aliases: undefined };
-    const expected = await runOn(worker, other, 'cpu', 'float32', false, ind.inputs(inputs));
+    const expected = await runOn(worker, other, 'cpu-ref', 'float32', false, ind.inputs(inputs));
     const got = (c.dtype === 'float32' ? cpu : ref!)[ind.output];
     const v = compareF32(got as Float32Array, expected[ind.output] as Float32Array);
-    if (!v.ok) throw new Error(`cpu ${c.op} vs cpu ${ind.op}, ${c.name}: ${v.detail}`);
+    if (!v.ok) throw new Error(`cpu-ref ${c.op} vs cpu-ref ${ind.op}, ${c.name}: ${v.detail}`);
   };
 
   describe(title, () => {
-    afterAll(() => worker.stop());
+    afterAll(() => {
+      worker.stop();
+      for (const w of cpuWorkers.values()) w.stop();
+    });
     for (const c of cases) {
-      if (c.independent) test(`cpu vs ${c.independent.op} (independent): ${c.name}`, () => independent(c));
+      if (c.independent) test(`cpu-ref vs ${c.independent.op} (independent): ${c.name}`, () => independent(c));
       const emuOk = !c.unsupported?.includes('emu');
       const cudaOk = !c.unsupported?.includes('cuda');
-      (emuOk ? test : test.skip)(`emu vs cpu: ${c.name}${emuOk ? '' : ' (not supported)'}`, () => check(c, 'emu', false));
-      (emuOk ? test : test.skip)(`emu(reversed) vs cpu: ${c.name}${emuOk ? '' : ' (not supported)'}`, async () => {
+      if (FAST_CPU_OPS.has(c.op)) {
+        // every instruction set, on two threads (products too small to split run on one; test/api/cpu-threads
+        // checks that one and two threads give identical results)
+        for (const isa of CPU_ISAS) {
+          test(`cpu(${isa}) vs cpu-ref: ${c.name}`, () => check(c, 'cpu', false, cpuWorker(isa, 2)));
+        }
+      }
+      (emuOk ? test : test.skip)(`emu vs cpu-ref: ${c.name}${emuOk ? '' : ' (not supported)'}`, () => check(c, 'emu', false));
+      (emuOk ? test : test.skip)(`emu(reversed) vs cpu-ref: ${c.name}${emuOk ? '' : ' (not supported)'}`, async () => {
         await check(c, 'emu', true);
         if (!(hasGpu && cudaOk)) refs.delete(c.name); // the last user of this case's reference
       });
-      (hasGpu && cudaOk ? test : test.skip)(`cuda vs cpu: ${c.name}${cudaOk ? '' : ' (not supported)'}`, async () => {
+      (hasGpu && cudaOk ? test : test.skip)(`cuda vs cpu-ref: ${c.name}${cudaOk ? '' : ' (not supported)'}`, async () => {
         await check(c, 'cuda', false);
         refs.delete(c.name);
       });

@@ -99,7 +99,7 @@ function sharedCase(s: Spec): OpCase {
     timeoutMs: s.timeoutMs,
     independent: {
       op: 'attention',
-      params: { ...common, nTokens: batch, causal: true },
+      params: { ...common, nTokens: batch, mask: 'causal' },
       inputs: (x) => ({
         q: x.q, kCache: x.kCache, vCache: x.vCache, blockTable: x.blockTable, ctxLen: x.ctxLen,
         qStart: Int32Array.from({ length: batch + 1 }, (_, i) => i),

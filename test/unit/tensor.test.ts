@@ -77,7 +77,7 @@ describe('tensor argument errors', () => {
   });
   test('bad device', () => {
     expect(() => tensor(new Float32Array(1), [1], { device: 'gpu' as never })).toThrow(
-      "Expected 'cpu', 'emu', 'cuda', 'cuda:N' or 'auto' for device but received \"gpu\" of type string",
+      "Expected 'cpu', 'cpu-ref', 'emu', 'cuda', 'cuda:N' or 'auto' for device but received \"gpu\" of type string",
     );
   });
   test('Uint16Array needs a half dtype', () => {

@@ -44,7 +44,10 @@ export function specConfig(s: TinySpec): ModelFileConfig {
     ropeLayout: s.arch === 'qwen2' ? 'half' : 'adjacent', tiedEmbeddings: s.tied,
   };
   if (s.arch === 'qwen2') c.qkvBias = true;
-  if (s.arch === 'bert') c.nTokenTypes = 2;
+  if (s.arch === 'bert') {
+    c.nTokenTypes = 2;
+    c.attentionMaskModes = new Array(s.nLayers).fill('bidirectional'); // GGUF's bert has no per-layer masks
+  }
   return c;
 }
 
