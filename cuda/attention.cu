@@ -5,7 +5,9 @@
 //   out  (T, n_heads, D)  softmax(q·Kᵀ * scale) · V, per query head h over kv head h / (n_heads / n_kv_heads)
 // The mask (eet::AttnMask): a query at position pos sees all ctx_len[b] keys (bidirectional, BERT), keys 0..pos
 // (causal) or keys pos..ctx_len[b]-1 (anti-causal, DecBERT). Masks and per-sequence lengths are applied in the
-// kernels; no mask tensor exists. D is any value in [8, 256].
+// kernels; no mask tensor exists. T5's relative position bias (AttentionArgs::rel_bias) is computed there too, from
+// the key and query positions (t5_relative_bucket, engine/relpos.h) and a per-head table: added to the score, times
+// log2(e) as the scores are in the log2 domain. D is any value in [8, 256].
 //
 // All math is fp32 (scores kept in the log2 domain: q is pre-scaled by scale * log2(e), softmax uses exp2f), the
 // output is rounded once to the dtype. Two paths, chosen by the host from max_q_len:
@@ -83,11 +85,17 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
   // running max is finite from then on. Pad rows (past n_q) mask as the tile's last query.
   for (int kt = key_begin; kt < key_end; kt += Tl::kBk) {
     const int nk = min(Tl::kBk, key_end - kt);
-    t.tile(kc, vc, p.vec, nk, [&](int r) -> int64_t { return r < nk ? key_offset(p, b, kvh, kt + r) : -1; },
-           [&](int r, int lane) {
-             const int key = kt + lane, qpos = pos0 + min(t.row0 + r, rows - 1);
-             return lane < nk && (causal ? key <= qpos : !anti || key >= qpos);
-           });
+    const auto key_off = [&](int r) -> int64_t { return r < nk ? key_offset(p, b, kvh, kt + r) : -1; };
+    const auto visible = [&](int r, int lane) {
+      const int key = kt + lane, qpos = pos0 + min(t.row0 + r, rows - 1);
+      return lane < nk && (causal ? key <= qpos : !anti || key >= qpos);
+    };
+    if (p.rel.table) {
+      t.tile(kc, vc, p.vec, nk, key_off, visible,
+             [&](int r, int lane) { return rel_bias_log2(p, h, kt + lane - (pos0 + min(t.row0 + r, rows - 1))); });
+    } else {
+      t.tile(kc, vc, p.vec, nk, key_off, visible);
+    }
   }
 
   __syncwarp(kFullMask);  // every lane has read the last tile's rescale factors
@@ -157,6 +165,12 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_decode_kernel(Attn
     float s[HG];
 #pragma unroll
     for (int g = 0; g < HG; ++g) s[g] = 0.0f;
+    if (valid && p.rel.table) {  // T5: the query sits at ctx - 1
+#pragma unroll
+      for (int g = 0; g < HG; ++g) {
+        if (g < ng) s[g] = rel_bias_log2(p, h0 + g, key - (ctx - 1));
+      }
+    }
     if (valid) {
       const T* kr = kc + off;
       if (p.vec) {
@@ -352,6 +366,7 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
   p.q_start = a.q_start;
   p.ctx_len = a.ctx_len;
   p.mask = a.mask;
+  p.rel = a.rel_bias;
 
   if (a.max_q_len > 1) {
     p.q_tiles = int32_t(ceil_div(a.max_q_len, Tl::kBq));

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <initializer_list>
 
+#include "../engine/relpos.h"
 #include "reduce.cuh"
 
 namespace EET_KNS {
@@ -48,6 +49,8 @@ struct AttnParams {
   int32_t n_chunks, chunk_len, head_groups;  // decode: context chunks, keys per chunk, blocks per kv head
   int32_t part_stride;           // decode: partial slots per (sequence, query head): n_chunks, or n_chunks + 1
   float scale_log2;              // scale * log2(e)
+  eet::AttnRelBias rel;          // T5 relative position bias (rel.table nullptr: none); the kernels add
+                                 //   table[h, bucket] * log2(e): scores are in the log2 domain
   eet::AttnMask mask;
   bool vec;                      // q, caches, D and strides allow 16-byte loads
 };
@@ -100,6 +103,18 @@ __device__ __forceinline__ void load_rows(float* dst, int ld, const T* src, int 
     }
   }
 }
+
+// T5's relative position bias of head h for key - query = rel, in the log2 domain of the scores (0 without a table).
+__device__ __forceinline__ float rel_bias_log2(const AttnParams& p, int h, int rel) {
+  if (p.rel.table == nullptr) return 0.0f;
+  const int bucket = t5_relative_bucket(rel, p.rel.bidirectional, p.rel.num_buckets, p.rel.max_distance);
+  return p.rel.table[int64_t(h) * p.rel.num_buckets + bucket] * kLog2e;
+}
+
+// No bias: RowTiles::tile's default.
+struct NoScoreBias {
+  __device__ __forceinline__ float operator()(int, int) const { return 0.0f; }
+};
 
 }  // namespace
 
@@ -156,9 +171,11 @@ struct RowTiles {
   }
 
   // One tile: keys 0..nk-1 (nk >= 1) at cache offsets key_off(r) (-1 past nk); visible(r, lane): whether row
-  // row0 + r sees key lane. Every row must see a key in the first tile, so the running max is finite from then on.
-  template <typename T, typename KeyOff, typename Visible>
-  __device__ __forceinline__ void tile(const T* kc, const T* vc, bool vec, int nk, KeyOff key_off, Visible visible) {
+  // row0 + r sees key lane; bias(r, lane): added to that visible score (log2 domain). Every row must see a key in
+  // the first tile, so the running max is finite from then on.
+  template <typename T, typename KeyOff, typename Visible, typename Bias = NoScoreBias>
+  __device__ __forceinline__ void tile(const T* kc, const T* vc, bool vec, int nk, KeyOff key_off, Visible visible,
+                                       Bias bias = Bias()) {
     __syncthreads();  // the previous tile's readers are done; Q and the pads are written
     load_rows<Tl::kBlock>(ks, DP + 1, kc, Tl::kBk, D, vec, 1.0f, key_off);
     load_rows<Tl::kBlock>(vs, D, vc, Tl::kBk, D, vec, 1.0f, key_off);
@@ -177,7 +194,7 @@ struct RowTiles {
       }
     }
 #pragma unroll
-    for (int r = 0; r < Tl::kRows; ++r) ps[(row0 + r) * Tl::kBk + lane] = visible(r, lane) ? s[r] : -INFINITY;
+    for (int r = 0; r < Tl::kRows; ++r) ps[(row0 + r) * Tl::kBk + lane] = visible(r, lane) ? s[r] + bias(r, lane) : -INFINITY;
     __syncwarp(kFullMask);
     {  // online softmax, lanes regrouped by row: kKeysPerLane scores each, shuffles within the row's lanes
       float* prow = ps + my_row * Tl::kBk + my_c0;

@@ -15,6 +15,7 @@
   X(maxHeadDim, 256, "largest head size (headDim): the attention kernels' upper bound")                   \
   X(maxVocab, 1 << 24, "vocabulary size (vocabSize)")                                                     \
   X(maxSeqLen, 1 << 20, "positions per sequence (maxSeqLen, maxContext)")                                 \
+  X(maxRelPosBuckets, 1024, "T5 relative position buckets (relative_attention_num_buckets)")              \
   X(maxTokenTypes, 1 << 16, "BERT token types (nTokenTypes)")                                             \
   X(maxBatch, 4096, "sequences running at once in a context (maxBatch)")                                  \
   X(maxStepTokens, 1 << 20, "tokens one forward step carries (maxStepTokens)")                            \

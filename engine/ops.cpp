@@ -3,6 +3,7 @@
 #include <string>
 
 #include "error.h"
+#include "limits.h"
 #include "ops.h"
 
 namespace eet {
@@ -202,6 +203,12 @@ void validate(const AttentionArgs& a) {
   if (a.ldq < row) bad(op, "ldq", ">= n_heads*head_dim", a.ldq);
   if (a.ldo < row) bad(op, "ldo", ">= n_heads*head_dim", a.ldo);
   if (!(a.scale > 0.0f)) throw_error(ErrorCode::InvalidArg, "attention: expected scale > 0");
+  if (a.rel_bias.table) {
+    const AttnRelBias& r = a.rel_bias;
+    range(op, "rel_bias.num_buckets", r.num_buckets, r.bidirectional ? 4 : 2, Limits::maxRelPosBuckets);
+    const int32_t exact = (r.bidirectional ? r.num_buckets / 2 : r.num_buckets) / 2;  // t5_relative_bucket's
+    range(op, "rel_bias.max_distance", r.max_distance, exact + 1, Limits::maxSeqLen);
+  }
   size_t ws = attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
   if (ws && (!a.workspace || a.workspace_bytes < ws)) {
     throw_error(ErrorCode::InvalidArg, "attention: workspace of " + std::to_string(ws) + " bytes is required");

@@ -179,6 +179,16 @@ struct KvGatherArgs {
 enum class AttnMask : int32_t { Bidirectional = 0, Causal = 1, AntiCausal = 2 };
 const char* attn_mask_name(AttnMask m);  // "bidirectional", "causal", "anticausal" (the config and op-runner spelling)
 
+// T5's relative position bias (optional): score(query at position i, key j of head h) += table[h, bucket(j - i)],
+// bucket = t5_relative_bucket() (engine/relpos.h), added to q·k * scale before the softmax. Computed in the kernels
+// from positions, as the masks are: no (T, T) bias tensor exists. T5 uses it with scale = 1.
+struct AttnRelBias {
+  const float* table;      // (n_heads, num_buckets) fp32 whatever the dtype, or nullptr: no bias
+  int32_t num_buckets;     // [2, Limits::maxRelPosBuckets], >= 4 when bidirectional
+  int32_t max_distance;    // > the exact range (num_buckets / 2, or / 4 when bidirectional)
+  bool bidirectional;      // encoder: keys after the query get buckets of their own
+};
+
 struct AttentionArgs {
   DType dtype;
   const void* q;           // (T, n_heads, head_dim), token stride ldq
@@ -192,10 +202,11 @@ struct AttentionArgs {
   int64_t n_tokens, ldq, ldo;
   int32_t batch, n_heads, max_blocks_per_seq;
   int32_t max_q_len, max_ctx_len;  // host-side bounds over the batch, for grid sizing
-  float scale;             // usually 1/sqrt(head_dim)
+  float scale;             // usually 1/sqrt(head_dim); 1 for T5
   AttnMask mask;
   void* workspace;         // scratch for the decode kernel, attention_workspace_bytes() bytes
   size_t workspace_bytes;
+  AttnRelBias rel_bias;    // table nullptr: none
 };
 
 // Decode split (flash-decoding): on the decode path every sequence's context is cut into n_chunks chunks of

@@ -319,6 +319,7 @@ export interface AddonLimits {
   maxHeadDim: number;
   maxVocab: number;
   maxSeqLen: number;
+  maxRelPosBuckets: number;
   maxTokenTypes: number;
   maxBatch: number;
   maxStepTokens: number;

@@ -358,6 +358,15 @@ void run_attention(OpCall& c) {
     std::vector<int32_t> mine(bt.begin() + int64_t(b) * a.max_blocks_per_seq, bt.begin() + int64_t(b) * a.max_blocks_per_seq + used);
     c.check_ints("blockTable", mine, 0, blocks - 1);
   }
+  // T5's relative position bias: relBiasTable (nHeads, relBuckets) float32, with relBuckets, relMaxDistance and
+  // relBidirectional; validate() checks the numbers.
+  if (!c.p.Get("relBiasTable").IsUndefined()) {
+    a.rel_bias.num_buckets = int32_t(get_int(c.p, "relBuckets", 1, eet::Limits::maxRelPosBuckets));
+    a.rel_bias.max_distance = int32_t(get_int(c.p, "relMaxDistance", 1, eet::Limits::maxSeqLen));
+    a.rel_bias.bidirectional = get_bool_or(c.p, "relBidirectional", false);
+    a.rel_bias.table = static_cast<const float*>(
+        c.tensor("relBiasTable", DType::F32, int64_t(a.n_heads) * a.rel_bias.num_buckets));
+  }
   a.workspace_bytes = eet::attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
   a.workspace = a.workspace_bytes ? c.temp(a.workspace_bytes) : nullptr;
   c.backend->attention(a);

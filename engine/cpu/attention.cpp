@@ -1,7 +1,8 @@
 // cpu reference of fused masked attention over the paged KV cache (engine/ops.h "fused masked attention").
 // One work item per (query token t, head h): find t's sequence b, its position pos = ctx_len[b] - n_q + i, the
 // keys it sees (by the mask: all ctx_len[b], 0..pos, or pos..ctx_len[b]-1), read them through the block table, and
-// compute softmax(q·kᵀ * scale) · v in double. The output is rounded once to the dtype.
+// compute softmax(q·kᵀ * scale + bias) · v in double, bias = T5's relative position bias when rel_bias.table is set
+// (engine/relpos.h). The output is rounded once to the dtype.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "element.h"
 #include "parallel.h"
 #include "reference.h"
+#include "../relpos.h"
 
 namespace eet::cpu {
 
@@ -38,6 +40,10 @@ void op_attention(const AttentionArgs& a) {
       double dot = 0;
       for (int64_t d = 0; d < D; ++d) dot += q[size_t(d)] * load(a.dtype, a.k_cache, off[size_t(k)] + d);
       score[size_t(k)] = dot * double(a.scale);
+      if (const AttnRelBias& r = a.rel_bias; r.table) {
+        const int32_t bucket = t5_relative_bucket(int32_t(key - pos), r.bidirectional, r.num_buckets, r.max_distance);
+        score[size_t(k)] += double(r.table[h * r.num_buckets + bucket]);
+      }
       mx = std::max(mx, score[size_t(k)]);
     }
     double sum = 0;

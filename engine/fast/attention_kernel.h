@@ -6,7 +6,8 @@
 // kKT: the tile's K and V rows are converted once to fp32 (zero-padded to the vector width); each row's kKT
 // scores are vector dot products; the mask (ops.h AttnMask) and the lengths, e^x and the online softmax (running max and sum,
 // flash-attention style) work on whole vectors of scores, and V is accumulated with one broadcast-FMA per key and
-// vector. The output is acc / sum, rounded once to the dtype.
+// vector. T5's relative position bias (rel_bias.table set) is added to each score before the softmax, its bucket
+// from t5_relative_bucket() (engine/relpos.h). The output is acc / sum, rounded once to the dtype.
 #pragma once
 
 constexpr int kQT = eet::fast::kAttentionQueryTile;
@@ -103,6 +104,12 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
         F dot = V::zero();
         for (int64_t d = 0; d < Dp; d += V::W) dot = V::fma(V::load(qr + d), V::load(krow[j] + d), dot);
         p[j] = V::hsum(dot);
+      }
+      if (const eet::AttnRelBias& rb = a.rel_bias; rb.table) {
+        const float* trow = rb.table + (int64_t(it.kv_head) * group + r % group) * rb.num_buckets;
+        for (int64_t j = lo; j < valid; ++j) {
+          p[j] += trow[t5_relative_bucket(int32_t(k0 + j - pos), rb.bidirectional, rb.num_buckets, rb.max_distance)];
+        }
       }
       F s[kKT / V::W];
       float m_tile = -INFINITY;

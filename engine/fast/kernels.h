@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "../ops.h"
+#include "../relpos.h"
 
 namespace eet::fast {
 

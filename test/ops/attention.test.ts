@@ -6,7 +6,9 @@
 //   decode:      every n_q = 1; long contexts split across blocks and are merged by the combine kernel
 // Layouts: 'dense' (default strides), 'fused' (q rows strided as in a fused QKV buffer, padded cache strides,
 // 16-byte loads still possible), 'odd' (odd strides everywhere: scalar loads; out strided, so `out` is an in/out
-// tensor whose gaps must stay untouched).
+// tensor whose gaps must stay untouched). T5's relative position bias (a per-head bucket table, buckets computed in
+// the kernels from positions) is checked against the reference on both paths, and by its definition against buckets
+// HF computed (test/fixtures/hf-t5/reference.json).
 import { binding, type AddonAttentionMaskMode } from '../../lib/binding';
 import { FloatDType, OpCase, opSuite, SHORT } from './harness';
 import { normal, shuffled, uniform } from '../util/random';
@@ -25,6 +27,8 @@ interface Spec {
   nq: number[];
   layout?: Layout;
   timeoutMs?: number;
+  /** T5's relative position bias: a random (nHeads, buckets) table; scale 1 when `t5Scale` (else 1/sqrt(D)). */
+  rel?: { buckets: number; maxDistance: number; bidirectional: boolean; t5Scale?: boolean };
 }
 
 const list = (xs: number[]) => (xs.length > 6 ? `${xs.length}x` : `[${xs.join(',')}]`);
@@ -50,9 +54,15 @@ function attentionCase(s: Spec): OpCase {
   for (let b = 0; b < batch; b++) qStart[b + 1] = qStart[b] + s.nq[b];
   const nTokens = qStart[batch];
   const decode = s.nq.every((n) => n === 1);
+  const rel = s.rel
+    ? `, rel=${s.rel.bidirectional ? 'bi' : 'uni'}/${s.rel.buckets}/${s.rel.maxDistance}${s.rel.t5Scale ? ', scale=1' : ''}`
+    : '';
   const name =
     `attention(${decode ? 'decode' : 'prompt'}, dtype=${SHORT[s.dtype]}, D=${D}, heads=${s.nHeads}/${s.nKvHeads}, ` +
-    `${s.mask}, bs=${bs}, ctx=${list(s.ctx)}${decode ? '' : `, nq=${list(s.nq)}`}, layout=${layout})`;
+    `${s.mask}, bs=${bs}, ctx=${list(s.ctx)}${decode ? '' : `, nq=${list(s.nq)}`}, layout=${layout}${rel})`;
+  const relParams = s.rel
+    ? { relBuckets: s.rel.buckets, relMaxDistance: s.rel.maxDistance, relBidirectional: s.rel.bidirectional }
+    : {};
   const outIsInout = layout === 'odd';
   return {
     name,
@@ -60,7 +70,7 @@ function attentionCase(s: Spec): OpCase {
     dtype: s.dtype,
     params: {
       blockSize: bs, nKvHeads: s.nKvHeads, headDim: D, headStride, blockStride, batch, nHeads: s.nHeads, nTokens,
-      maxBlocksPerSeq, scale: 1 / Math.sqrt(D), mask: s.mask, ldq, ldo,
+      maxBlocksPerSeq, scale: s.rel?.t5Scale ? 1 : 1 / Math.sqrt(D), mask: s.mask, ldq, ldo, ...relParams,
     },
     inputs: () => ({
       q: normal(nTokens * ldq, seed + 1),
@@ -70,7 +80,9 @@ function attentionCase(s: Spec): OpCase {
       qStart,
       ctxLen: Int32Array.from(s.ctx),
       ...(outIsInout ? { out: normal(nTokens * ldo, seed + 4) } : {}),
+      ...(s.rel ? { relBiasTable: normal(s.nHeads * s.rel.buckets, seed + 5) } : {}),
     }),
+    f32Inputs: s.rel ? ['relBiasTable'] : undefined,
     outputs: outIsInout ? {} : { out: { numel: nTokens * ldo } },
     inout: outIsInout ? ['out'] : undefined,
     timeoutMs: s.timeoutMs,
@@ -137,6 +149,21 @@ add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 4, mask: 'causal', blo
 add({ dtype: 'float16', headDim: 128, nHeads: 4, nKvHeads: 4, mask: 'causal', blockSize: 16, ctx: [4096], nq: [1], timeoutMs: 120000 });
 add({ dtype: 'bfloat16', headDim: 64, nHeads: 4, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [32768], nq: [1], timeoutMs: 300000 });
 
+// T5's relative position bias: bidirectional buckets under the encoder's mask, unidirectional under the causal one
+// (prefill, continuation chunks and decode with split contexts), GQA off and on, odd lengths, positions far beyond
+// max_distance (all in the last bucket), small tables whose log range starts early, T5's scale of 1.
+const t5Bi = { buckets: 32, maxDistance: 128, bidirectional: true };
+const t5Uni = { buckets: 32, maxDistance: 128, bidirectional: false };
+for (const dtype of dtypes) {
+  add({ dtype, headDim: 64, nHeads: 4, nKvHeads: 2, mask: 'bidirectional', blockSize: 16, ctx: [1, 7, 33, 300], nq: [1, 7, 33, 300], rel: t5Bi });
+  add({ dtype, headDim: 64, nHeads: 4, nKvHeads: 4, mask: 'causal', blockSize: 16, ctx: [40, 17, 3, 200], nq: [5, 17, 1, 200], rel: t5Uni });
+  add({ dtype, headDim: 64, nHeads: 8, nKvHeads: 2, mask: 'causal', blockSize: 16, ctx: [1, 17, 300, 1025], nq: ones(4), rel: t5Uni });
+}
+add({ dtype: 'float32', headDim: 8, nHeads: 3, nKvHeads: 3, mask: 'bidirectional', blockSize: 7, ctx: [50, 9, 29], nq: [50, 9, 29], layout: 'odd', rel: { buckets: 6, maxDistance: 7, bidirectional: true, t5Scale: true } });
+add({ dtype: 'float32', headDim: 16, nHeads: 4, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [70, 2, 33], nq: [70, 1, 12], layout: 'fused', rel: { buckets: 8, maxDistance: 20, bidirectional: false, t5Scale: true } });
+add({ dtype: 'float32', headDim: 16, nHeads: 4, nKvHeads: 2, mask: 'causal', blockSize: 16, ctx: [3, 300, 129], nq: ones(3), rel: { buckets: 8, maxDistance: 20, bidirectional: false, t5Scale: true } });
+add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 2, mask: 'bidirectional', blockSize: 16, ctx: [2, 1], nq: ones(2), rel: t5Bi });
+
 opSuite('attention', cases);
 
 /** Runs one float32 case directly (no harness) on a device with some params replaced; returns `out`. */
@@ -196,4 +223,66 @@ describe('attention masks by their definition (independent of the cpu reference)
     refused(() => runCase(base, device, { mask: 'lower' }), /Expected 'bidirectional', 'causal' or 'anticausal' for mask but received lower of type string/);
     refused(() => runCase(base, device, { mask: undefined, causal: true }), /for mask but received undefined/);
   });
+});
+
+describe("T5's relative position buckets by HF's definition (test/fixtures/hf-t5/reference.json)", () => {
+  // HF's T5Attention._relative_position_bucket for key - query in [-200, 200], per (bidirectional, buckets, max
+  // distance). With q = 0 every score is the bias alone, so out[i, h] = Σ_j softmax_j(table[h, bucket(j - i)]) v[j],
+  // computed here in double from HF's buckets: one wrong bucket among the keys moves an output by ~1e-3.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ref = require('../fixtures/hf-t5/reference.json') as {
+    buckets: Array<{ bidirectional: boolean; num_buckets: number; max_distance: number; relative_position_from: number; bucket: number[] }>;
+  };
+  const D = 8, H = 2, bs = 16;
+
+  const expected = (c: OpCase, table: Float32Array, hfBucket: (rel: number) => number, ctx: number[], nq: number[]) => {
+    const inputs = c.inputs();
+    const v = inputs.vCache as Float32Array, bt = inputs.blockTable as Int32Array;
+    const maxBlocks = c.params.maxBlocksPerSeq as number, blockStride = c.params.blockStride as number;
+    const causal = c.params.mask === 'causal';
+    const out: number[] = [];
+    ctx.forEach((n, b) => {
+      for (let i = n - nq[b]; i < n; i++) {
+        for (let h = 0; h < H; h++) {
+          const keys = causal ? i + 1 : n;
+          const w = Array.from({ length: keys }, (_, j) => table[h * (c.params.relBuckets as number) + hfBucket(j - i)]);
+          const mx = Math.max(...w);
+          const e = w.map((x) => Math.exp(x - mx));
+          const sum = e.reduce((a, x) => a + x, 0);
+          for (let d = 0; d < D; d++) {
+            let acc = 0;
+            for (let j = 0; j < keys; j++) acc += e[j] * v[bt[b * maxBlocks + Math.floor(j / bs)] * blockStride + (j % bs) * D + d];
+            out.push(acc / sum);
+          }
+        }
+      }
+    });
+    return out;
+  };
+
+  for (const t of ref.buckets) {
+    const hfBucket = (rel: number) => t.bucket[rel - t.relative_position_from];
+    const rel = { buckets: t.num_buckets, maxDistance: t.max_distance, bidirectional: t.bidirectional, t5Scale: true };
+    // prompt: one 201-token sequence, every key - query in [-200, 200]; decode: queries at 200, 150, 0 (keys <= it).
+    const geometries = [
+      { path: 'prompt', mask: 'bidirectional' as const, ctx: [201], nq: [201] },
+      { path: 'decode', mask: 'causal' as const, ctx: [201, 151, 1], nq: [1, 1, 1] },
+    ];
+    for (const g of geometries) {
+      test.each(['cpu-ref', 'cpu', 'emu'])(
+        `%s: ${g.path}, ${t.bidirectional ? 'bidirectional' : 'unidirectional'} ${t.num_buckets} buckets, max distance ${t.max_distance}`,
+        (device) => {
+          const c = attentionCase({ dtype: 'float32', headDim: D, nHeads: H, nKvHeads: 1, mask: g.mask, blockSize: bs, ctx: g.ctx, nq: g.nq, rel });
+          const table = Float32Array.from(normal(H * t.num_buckets, 99), (x) => 3 * x);
+          const nTokens = g.nq.reduce((a, x) => a + x, 0);
+          const zeroQ = { ...c, inputs: () => ({ ...c.inputs(), q: new Float32Array(nTokens * H * D), relBiasTable: table }) };
+          const got = runCase(zeroQ, device);
+          const want = expected(c, table, hfBucket, g.ctx, g.nq);
+          const diff = Array.from(want, (x, i) => Math.abs(x - got[i])).reduce((m, d) => Math.max(m, d), 0);
+          expect(got.length).toBe(want.length);
+          expect(diff).toBeLessThan(1e-5);
+        },
+      );
+    }
+  }
 });
