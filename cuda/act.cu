@@ -2,8 +2,10 @@
 //   gelu_tanh: y = 0.5 h (1 + tanh(sqrt(2/pi) (h + 0.044715 h^3)))   h = x + bias (bias optional, (N))
 //   gelu_erf:  y = 0.5 h (1 + erf(h / sqrt(2)))
 //   silu:      y = h / (1 + exp(-h))
+//   relu:      y = max(h, 0)
 //   swiglu:    y = silu(x) * up       x = gate projection (M, N) stride ldx, up (M, N) stride ldu; with
 //                                     x = buf, up = buf + F, ldx = ldu = 2F it reads the halves of a fused gate-up
+//   geglu_tanh: y = gelu_tanh(x) * up (T5 v1.1's gated-gelu), laid out as swiglu
 // Evaluated without cancellation in the negative tail: 0.5 (1 + tanh(z)) = 1 / (1 + exp(-2z)) and
 // 1 + erf(u) = erfc(-u), so tiny outputs (h < -4) keep their relative accuracy.
 // x: (M, N) row stride ldx;  y: (M, N) row stride ldy, may alias x (each element is read before it is written,
@@ -23,7 +25,9 @@ constexpr int kActBlock = 256;
 
 __device__ __forceinline__ float act_apply(eet::ActKind kind, float h) {
   switch (kind) {
-    case eet::ActKind::GeluTanh: return h / (1.0f + expf(-1.5957691216057308f * (h + 0.044715f * h * h * h)));
+    case eet::ActKind::Relu: return fmaxf(h, 0.0f);
+    case eet::ActKind::GeluTanh:
+    case eet::ActKind::GegluTanh: return h / (1.0f + expf(-1.5957691216057308f * (h + 0.044715f * h * h * h)));
     case eet::ActKind::GeluErf: return 0.5f * h * erfcf(-0.7071067811865476f * h);
     default: return h / (1.0f + expf(-h));  // Silu, and the gate of SwiGlu
   }
@@ -34,7 +38,7 @@ __global__ void __launch_bounds__(BLOCK)
     act_kernel(eet::ActKind kind,
                const T* x,                    // (M, N) stride ldx
                const T* __restrict__ bias,    // (N) or nullptr
-               const T* __restrict__ up,      // (M, N) stride ldu, swiglu only
+               const T* __restrict__ up,      // (M, N) stride ldu, gated kinds only
                T* y,                          // (M, N) stride ldy, may alias x
                int64_t m, int64_t n, int64_t ldx, int64_t ldu, int64_t ldy, int shift) {
   const int64_t g = int64_t(blockIdx.x) * BLOCK + threadIdx.x;
@@ -46,7 +50,7 @@ __global__ void __launch_bounds__(BLOCK)
     for (int64_t u = lane; u < units; u += tpr) {
       const int64_t c = u * W;
       Pack<T, W> v = load_pack<T, W>(x + r * ldx + c);
-      if (kind == eet::ActKind::SwiGlu) {
+      if (eet::act_gated(kind)) {
         const Pack<T, W> g = load_pack<T, W>(up + r * ldu + c);
 #pragma unroll
         for (int j = 0; j < W; ++j) v.e[j] = from_f32<T>(act_apply(kind, to_f32(v.e[j])) * to_f32(g.e[j]));
@@ -66,9 +70,9 @@ __global__ void __launch_bounds__(BLOCK)
 template <typename T>
 void act_launch(const eet::ActArgs& a, eet::Stream stream) {
   constexpr int V = kVec<T>;
-  const bool swiglu = a.kind == eet::ActKind::SwiGlu;
-  const T* bias = swiglu ? nullptr : static_cast<const T*>(a.bias);
-  const T* up = swiglu ? static_cast<const T*>(a.up) : nullptr;
+  const bool gated = eet::act_gated(a.kind);
+  const T* bias = gated ? nullptr : static_cast<const T*>(a.bias);
+  const T* up = gated ? static_cast<const T*>(a.up) : nullptr;
   const bool vec = a.n % V == 0 && a.ldx % V == 0 && a.ldy % V == 0 && aligned16(a.x) && aligned16(a.y) &&
                    (!bias || aligned16(bias)) && (!up || (a.ldu % V == 0 && aligned16(up)));
   const RowTiling tiling(a.m, vec ? a.n / V : a.n, kActBlock);

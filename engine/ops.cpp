@@ -127,16 +127,16 @@ void validate(const GemmQ8Args& a) {
 void validate(const ActArgs& a) {
   const char* op = "act";
   float_dtype(op, a.dtype);
-  if (int32_t(a.kind) < 0 || int32_t(a.kind) > 3) bad(op, "kind", "0..3", int64_t(a.kind));
+  if (int32_t(a.kind) < 0 || int32_t(a.kind) > 5) bad(op, "kind", "0..5", int64_t(a.kind));
   need(op, "x", a.x); need(op, "y", a.y);
   range(op, "m", a.m, 0, kMaxDim);
   range(op, "n", a.n, 1, kMaxDim);
   if (a.ldx < a.n) bad(op, "ldx", ">= n", a.ldx);
   if (a.ldy < a.n) bad(op, "ldy", ">= n", a.ldy);
-  if (a.kind == ActKind::SwiGlu) {
+  if (act_gated(a.kind)) {
     need(op, "up", a.up);
     if (a.ldu < a.n) bad(op, "ldu", ">= n", a.ldu);
-    if (a.bias) throw_error(ErrorCode::InvalidArg, "act: swiglu takes no bias");
+    if (a.bias) throw_error(ErrorCode::InvalidArg, "act: the gated kinds (swiglu, geglu_tanh) take no bias");
   }
   elems(op, "m*ldx", a.m, a.ldx);
 }

@@ -100,15 +100,18 @@ struct GemmQ8Args {
 };
 
 // ---- elementwise activations ---------------------------------------------------------------------------------
-// gelu_tanh / gelu_erf / silu: y = act(x + bias)
-// swiglu:                      y = silu(x) * up            (x is the gate projection)
-enum class ActKind : int32_t { GeluTanh = 0, GeluErf = 1, Silu = 2, SwiGlu = 3 };
+// gelu_tanh / gelu_erf / silu / relu: y = act(x + bias)
+// swiglu:                      y = silu(x) * up            (x is the gate projection; LLaMA)
+// geglu_tanh:                  y = gelu_tanh(x) * up       (T5 v1.1 / Flan-T5's gated-gelu, HF's gelu_new)
+enum class ActKind : int32_t { GeluTanh = 0, GeluErf = 1, Silu = 2, SwiGlu = 3, Relu = 4, GegluTanh = 5 };
+// The gated kinds: y = act(x) * up, no bias. (constexpr: the CUDA kernels call it too.)
+constexpr bool act_gated(ActKind k) { return k == ActKind::SwiGlu || k == ActKind::GegluTanh; }
 struct ActArgs {
   ActKind kind;
   DType dtype;
   const void* x;           // (M, N), row stride ldx
-  const void* bias;        // (N) or nullptr (not used by swiglu)
-  const void* up;          // (M, N), row stride ldu; swiglu only
+  const void* bias;        // (N) or nullptr (not used by the gated kinds)
+  const void* up;          // (M, N), row stride ldu; gated kinds only
   void* y;                 // (M, N), row stride ldy; may alias x
   int64_t m, n, ldx, ldu, ldy;
 };

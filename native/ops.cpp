@@ -240,7 +240,9 @@ void run_act(OpCall& c) {
   else if (kind == "gelu_erf") a.kind = eet::ActKind::GeluErf;
   else if (kind == "silu") a.kind = eet::ActKind::Silu;
   else if (kind == "swiglu") a.kind = eet::ActKind::SwiGlu;
-  else throw_arg(c.env, "kind", "'gelu_tanh', 'gelu_erf', 'silu' or 'swiglu'", c.p.Get("kind"));
+  else if (kind == "relu") a.kind = eet::ActKind::Relu;
+  else if (kind == "geglu_tanh") a.kind = eet::ActKind::GegluTanh;
+  else throw_arg(c.env, "kind", "'gelu_tanh', 'gelu_erf', 'silu', 'relu', 'swiglu' or 'geglu_tanh'", c.p.Get("kind"));
   a.dtype = c.dtype();
   a.m = get_int(c.p, "m", 0, int64_t(1) << 31);
   a.n = get_int(c.p, "n", 1, int64_t(1) << 31);

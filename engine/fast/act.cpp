@@ -1,4 +1,4 @@
-// Fast cpu activations (ops.h ActArgs: gelu_tanh, gelu_erf, silu, swiglu): rows split over the thread pool, each
+// Fast cpu activations (ops.h ActArgs: gelu_tanh, gelu_erf, silu, relu, swiglu, geglu_tanh): rows split over the thread pool, each
 // range run by the ISA's kernel (elementwise_kernel.h).
 #include "../cpu/parallel.h"
 #include "fast.h"

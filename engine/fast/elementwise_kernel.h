@@ -115,9 +115,18 @@ inline void act_rows(const eet::ActArgs& a, int64_t r0, int64_t r1) {
         F h = row_load(t, a.x, r * a.ldx + c), y;
         switch (a.kind) {
           case eet::ActKind::SwiGlu: y = V::mul(sigmoid_times(h, h), row_load(t, a.up, r * a.ldu + c)); break;
+          case eet::ActKind::GegluTanh: {
+            const F inner = V::fma(V::mul(V::set1(0.044715f), h), V::mul(h, h), h);
+            y = V::mul(sigmoid_times(V::mul(V::set1(k_gelu), inner), h), row_load(t, a.up, r * a.ldu + c));
+            break;
+          }
           case eet::ActKind::Silu:
             if (a.bias) h = V::add(h, row_load(t, a.bias, c));
             y = sigmoid_times(h, h);
+            break;
+          case eet::ActKind::Relu:
+            if (a.bias) h = V::add(h, row_load(t, a.bias, c));
+            y = V::max(h, V::zero());
             break;
           default: {  // GeluTanh
             if (a.bias) h = V::add(h, row_load(t, a.bias, c));
@@ -130,9 +139,13 @@ inline void act_rows(const eet::ActArgs& a, int64_t r0, int64_t r1) {
     }
     for (; c < a.n; ++c) {
       float h = gemm_load(t, a.x, r * a.ldx + c), y;
-      if (a.kind != eet::ActKind::SwiGlu && a.bias) h += gemm_load(t, a.bias, c);
+      if (!eet::act_gated(a.kind) && a.bias) h += gemm_load(t, a.bias, c);
       switch (a.kind) {
         case eet::ActKind::SwiGlu: y = h / (1.0f + std::exp(-h)) * gemm_load(t, a.up, r * a.ldu + c); break;
+        case eet::ActKind::GegluTanh:
+          y = h / (1.0f + std::exp(-k_gelu * (h + 0.044715f * h * h * h))) * gemm_load(t, a.up, r * a.ldu + c);
+          break;
+        case eet::ActKind::Relu: y = h > 0.0f ? h : 0.0f; break;
         case eet::ActKind::Silu: y = h / (1.0f + std::exp(-h)); break;
         case eet::ActKind::GeluTanh: y = h / (1.0f + std::exp(-k_gelu * (h + 0.044715f * h * h * h))); break;
         default: y = 0.5f * h * std::erfc(-h * 0.7071067811865476f);
