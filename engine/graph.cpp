@@ -80,7 +80,7 @@ void Graph::rope(void* qkv) {
   be.rope(r);
 }
 
-void Graph::attention(int32_t layer, const void* qkv, AttnMask mask) {
+void Graph::attention(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel, float scale) {
   void* qkv_mut = const_cast<void*>(qkv);
   KvAppendArgs app{};
   app.dtype = dt;
@@ -95,7 +95,7 @@ void Graph::attention(int32_t layer, const void* qkv, AttnMask mask) {
   app.ldv = qkv_width;
   be.kv_append(app);
 
-  if (mask == AttnMask::Causal && p.n_groups > 0) {  // decoders only: shared groups exist in decode steps
+  if (mask == AttnMask::Causal && p.n_groups > 0 && rel == nullptr) {  // decoders only: shared groups exist in decode steps
     shared_attention(layer, qkv);
     return;
   }
@@ -117,8 +117,9 @@ void Graph::attention(int32_t layer, const void* qkv, AttnMask mask) {
   a.max_blocks_per_seq = int32_t(ws.max_blocks_per_seq);
   a.max_q_len = p.max_q;
   a.max_ctx_len = p.max_ctx;
-  a.scale = 1.0f / std::sqrt(float(cfg.head_dim));
+  a.scale = scale > 0.0f ? scale : 1.0f / std::sqrt(float(cfg.head_dim));
   a.mask = mask;
+  if (rel) a.rel_bias = *rel;
   a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
   a.workspace_bytes = ws.attn_ws_bytes;
   be.attention(a);

@@ -71,8 +71,9 @@ struct Graph {
   // RoPE on the q and k parts of qkv (T, qkv_width) at the step's positions.
   void rope(void* qkv);
   // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache under mask.
-  // Causal decode steps with shared-prefix groups (p.n_groups > 0) run shared_attention instead.
-  void attention(int32_t layer, const void* qkv, AttnMask mask);
+  // Causal decode steps with shared-prefix groups (p.n_groups > 0) run shared_attention instead. T5: rel (its
+  // relative position bias) and scale 1; scale 0 = 1/sqrt(head_dim).
+  void attention(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel = nullptr, float scale = 0.0f);
   void shared_attention(int32_t layer, const void* qkv);
 };
 

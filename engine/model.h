@@ -33,6 +33,10 @@ struct ModelConfig {
   float rope_factor = 1.0f, rope_low_freq_factor = 1.0f, rope_high_freq_factor = 4.0f;
   int32_t rope_original_max_pos = 0;
   int32_t n_token_types = 0;  // bert: rows of token_types
+  // t5: relative position buckets and the distance beyond which all share the last (AttnRelBias); the FFN's
+  // activation (Relu: v1.0, GegluTanh: v1.1's gated-gelu).
+  int32_t rel_buckets = 0, rel_max_distance = 0;
+  ActKind ffn_act = ActKind::Relu;
   // Encoders (bert): each layer's attention mask (DecBERT); empty = every layer bidirectional. Decoders: empty.
   std::vector<AttnMask> attention_masks;
   // Matrix weights kept in Q8_0 on the device (weights.h) and multiplied by gemm_q8, whatever the dtype.

@@ -49,7 +49,7 @@ export type AddonAttentionMaskMode = 'bidirectional' | 'causal' | 'anticausal';
 export interface AddonModelConfig {
   /**
    * A registered engine architecture (engine/arch_*.cpp; binding().architectures() lists them; lib/arch/ describes
-   * each): 'llama' covers Llama 2/3, Mistral, Qwen2 (qkvBias); 'gpt2'; 'bert' (encoder: embed() instead of step()).
+   * each): 'llama' covers Llama 2/3, Mistral, Qwen2 (qkvBias); 'gpt2'; 'bert' (encoder: embed() instead of step()); 't5' (its encoder, for now).
    */
   arch: string;
   dim: number;
@@ -71,6 +71,11 @@ export interface AddonModelConfig {
   qkvBias?: boolean;
   /** bert: rows of the token type table (type_vocab_size). */
   nTokenTypes?: number;
+  /** t5: relative position buckets (relative_attention_num_buckets) and the distance where the last begins. */
+  relBuckets?: number;
+  relMaxDistance?: number;
+  /** t5: the FFN: 'relu' (T5 v1.0) or 'geglu_tanh' (v1.1 / Flan-T5 gated-gelu). */
+  ffnActivation?: 'relu' | 'geglu_tanh';
   /**
    * bert: each layer's attention mask, nLayers entries (DecBERT: causal or anti-causal layers); absent: every layer
    * bidirectional. Decoders take none (they attend causally).

@@ -74,6 +74,19 @@ eet::ModelConfig parse_config(const Napi::Object& o) {
   c.qkv_bias = get_bool_or(o, "qkvBias", false);
   parse_rope_scaling(o, c);
   c.n_token_types = int32_t(get_int_or(o, "nTokenTypes", 0, big, 0));
+  c.rel_buckets = int32_t(get_int_or(o, "relBuckets", 0, big, 0));  // t5 (its validate() checks them)
+  c.rel_max_distance = int32_t(get_int_or(o, "relMaxDistance", 0, big, 0));
+  Napi::Value ffn = o.Get("ffnActivation");
+  if (!ffn.IsUndefined()) {
+    std::string f = ffn.IsString() ? ffn.As<Napi::String>().Utf8Value() : "";
+    if (f == "relu") {
+      c.ffn_act = eet::ActKind::Relu;
+    } else if (f == "geglu_tanh") {
+      c.ffn_act = eet::ActKind::GegluTanh;
+    } else {
+      throw_arg(env, "ffnActivation", "'relu' or 'geglu_tanh'", ffn);
+    }
+  }
   Napi::Value masks = o.Get("attentionMaskModes");  // encoders: one mask per layer; absent: all bidirectional
   if (!masks.IsUndefined() && !masks.IsNull()) {
     if (!masks.IsArray()) throw_arg(env, "attentionMaskModes", "array of mask names", masks);

@@ -4,9 +4,12 @@ teacher-forced decoder logits, greedy ids, and T5's relative-position bucket fun
 
 Two tiny random T5ForConditionalGeneration models (2 encoder + 2 decoder layers, 32 relative-position buckets, max
 distance 128) share one Unigram tokenizer (pieces listed here, not trained, so every run writes the same file):
-  v1_0  T5 v1.0: ReLU feed-forward, lm_head tied to the shared embedding (HF then scales the decoder output by
-        d_model^-0.5 before the head), n_heads * d_kv == d_model
-  v1_1  T5 v1.1 / Flan-T5: gated-GELU feed-forward (gelu_new = tanh GELU), separate lm_head, n_heads * d_kv != d_model
+  v1_0  T5 v1.0: ReLU feed-forward, lm_head = the shared embedding, the decoder output scaled by d_model^-0.5 before
+        it, n_heads * d_kv == d_model
+  v1_1  T5 v1.1 / Flan-T5's FFN: gated-GELU (gelu_new = tanh GELU), n_heads * d_kv != d_model. Its head: transformers 5
+        always ties lm_head to `shared` (T5Config turns tie_word_embeddings=False into scale_decoder_outputs=False and
+        writes tie_word_embeddings: true), so this model's head is `shared` WITHOUT the d_model^-0.5 scale; config.json
+        says so by scale_decoder_outputs: false. An untied head (v4-era v1.1 checkpoints' lm_head.weight) is not covered.
 Weights are drawn here (fixed seed) rather than left at HF's init: the relative-attention tables and the query
 projections are made large enough that a wrong bucket, a missing bias or a stray 1/sqrt(d) scale moves the outputs
 clearly (checked below). Expected values are computed in float64; the stored weights are float32.
@@ -50,6 +53,7 @@ CORPUS = " ".join(TEXTS + [TARGET]).replace(".", " .").replace(",", " ,").replac
 BUCKET_CASES = [(True, 32, 128), (False, 32, 128), (True, 8, 20), (False, 8, 20), (True, 6, 7)]
 MODELS = {
     "v1_0": dict(d_model=32, d_kv=8, num_heads=4, d_ff=48, feed_forward_proj="relu", tie_word_embeddings=True),
+    # tie_word_embeddings=False: scale_decoder_outputs=False under transformers 5 (see the docstring)
     "v1_1": dict(d_model=32, d_kv=16, num_heads=3, d_ff=24, feed_forward_proj="gated-gelu", tie_word_embeddings=False),
 }
 

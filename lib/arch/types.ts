@@ -16,6 +16,7 @@ export type ModelFileConfig = Omit<AddonModelConfig, 'dtype' | 'device'>;
 export type ArchShape = Pick<
   ModelFileConfig,
   'arch' | 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'maxSeqLen' | 'tiedEmbeddings' | 'qkvBias' | 'nTokenTypes'
+  | 'relBuckets' | 'ffnActivation'
 >;
 
 /**

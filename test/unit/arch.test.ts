@@ -100,7 +100,8 @@ describe.each(SHAPES.map((c) => [`${c.arch} (tied ${c.tiedEmbeddings}, qkvBias $
       const dims = t.role === 'matrix' || t.role === 'embedding' ? 2 : 1;
       expect([t.name, t.role, t.shape.length]).toEqual([t.name, t.role, dims]);
       expect(t.shape.every((d) => Number.isInteger(d) && d > 0)).toBe(true);
-      if (t.hfConv1D) expect(t.role).toBe('matrix');
+      // Transposed on load: 2-D only (GPT-2's Conv1D matrices, T5's (num_buckets, n_heads) position-bias table).
+      if (t.hfConv1D) expect(t.shape.length).toBe(2);
     }
   });
 
@@ -112,15 +113,19 @@ describe.each(SHAPES.map((c) => [`${c.arch} (tied ${c.tiedEmbeddings}, qkvBias $
       expect([t.name, t.shape]).toEqual([t.name, [owner.shape[0]]]);
     }
     const layout = ARCHITECTURES.find((a) => a.arch === c.arch)!.tensors(c);
-    const strip = (l: number) => layout.block(l).map((t) => [t.name.replace(`blk.${l}.`, ''), t.shape, t.role]);
-    expect(layout.block(0).every((t) => t.name.startsWith('blk.0.'))).toBe(true);
+    // T5's blocks are its encoder's, enc.blk.N.* (llama.cpp's t5 names).
+    const pre = c.arch === 't5' ? 'enc.' : '';
+    const strip = (l: number) => layout.block(l).map((t) => [t.name.replace(`${pre}blk.${l}.`, ''), t.shape, t.role]);
+    expect(layout.block(0).every((t) => t.name.startsWith(`${pre}blk.0.`))).toBe(true);
     expect(strip(1)).toEqual(strip(0));
-    expect([...layout.before, ...layout.after].some((t) => t.name.startsWith('blk.'))).toBe(false);
+    // Outside the blocks, only T5's relative-position table carries a block's name: layer 0 holds it for all layers.
+    const blockNamed = [...layout.before, ...layout.after].filter((t) => /(^|\.)blk\./.test(t.name)).map((t) => t.name);
+    expect(blockNamed).toEqual(c.arch === 't5' ? ['enc.blk.0.attn_rel_b'] : []);
   });
 
-  test('the head: an untied decoder has output (vocab × dim), a tied one and bert have none', () => {
+  test('the head: an untied decoder has output (vocab × dim), a tied one and the encoders (bert, t5 for now) have none', () => {
     const out = list.find((t) => t.name === 'output');
-    if (c.arch === 'bert' || c.tiedEmbeddings) expect(out).toBeUndefined();
+    if (c.arch === 'bert' || c.arch === 't5' || c.tiedEmbeddings) expect(out).toBeUndefined();
     else expect(out).toMatchObject({ shape: [c.vocabSize, c.dim], role: 'matrix' });
   });
 });

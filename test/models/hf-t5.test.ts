@@ -1,0 +1,62 @@
+// T5's encoder against Hugging Face transformers (test/fixtures/hf-t5, scripts/make_hf_t5_fixture.py): two tiny
+// random models, T5 v1.0 (ReLU FFN) and v1.1 (gated-gelu, 3 heads of d_kv 16 over d_model 32), loaded from their HF
+// folders (config.json + safetensors + a Unigram tokenizer.json); for two texts of different lengths (8 and 29
+// tokens, one call) the encoder output's mean and first row (embed()'s 'mean' and 'cls' pooling) must match HF's
+// float64 encoder output by the style.md rule (normalized MSE <= 1e-7 for fp32) and within 1e-5 of its largest value.
+import * as fs from 'fs';
+import * as path from 'path';
+import { loadModel } from '../../lib/model';
+import { readHfModel } from '../../lib/loaders/hf';
+import { relDiff } from '../util/engine-helpers';
+
+const DIR = path.join(__dirname, '..', 'fixtures', 'hf-t5');
+interface Input { inputIds: number[]; encoderOutput: number[][] }
+const REF = JSON.parse(fs.readFileSync(path.join(DIR, 'reference.json'), 'utf8')) as {
+  transformers: string; torch: string; texts: string[]; models: Record<'v1_0' | 'v1_1', { inputs: Input[] }>;
+};
+const MODELS = ['v1_0', 'v1_1'] as const;
+
+function nmse(a: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    num += (a[i] - ref[i]) ** 2;
+    den += ref[i] ** 2;
+  }
+  return num / den;
+}
+
+/** Mean and first row of each text's encoder output, concatenated. */
+const pooled = (inputs: Input[]): number[] =>
+  inputs.flatMap(({ encoderOutput: e }) => [...e[0].map((_, c) => e.reduce((s, row) => s + row[c], 0) / e.length), ...e[0]]);
+
+describe(`T5 fixture (transformers ${REF.transformers}, torch ${REF.torch})`, () => {
+  test.each(MODELS)('%s: config.json reads as the engine\'s t5 with its FFN, buckets and head size', async (name) => {
+    const { config } = await readHfModel(path.join(DIR, name));
+    expect(config).toMatchObject({
+      arch: 't5', dim: 32, nLayers: 2, relBuckets: 32, relMaxDistance: 128, normEps: 1e-6,
+      ...(name === 'v1_0' ? { ffnActivation: 'relu', nHeads: 4, headDim: 8, hiddenDim: 48 }
+        : { ffnActivation: 'geglu_tanh', nHeads: 3, headDim: 16, hiddenDim: 24 }),
+      tiedEmbeddings: true,  // transformers 5 writes true for both (make_hf_t5_fixture.py's docstring)
+    });
+    expect(REF.models[name].inputs.map((x) => x.inputIds.length)).toEqual([8, 29]);
+  });
+});
+
+describe.each(['cpu', 'emu'])('T5 encoder on %s equals transformers\'', (device) => {
+  test.each(MODELS)('%s: two texts of different lengths in one call, mean and first-row pooling', async (name) => {
+    const model = await loadModel(path.join(DIR, name), { device, dtype: 'float32', maxBatch: 2 });
+    try {
+      const inputs = REF.models[name].inputs;
+      expect(REF.texts.map((t) => model.tokenizer.encode(t))).toEqual(inputs.map((x) => x.inputIds));
+      const ids = inputs.map((x) => x.inputIds);
+      const mean = await model.embed(ids, { pooling: 'mean', normalize: false });
+      const cls = await model.embed(ids, { pooling: 'cls', normalize: false });
+      const ours = ids.flatMap((_, i) => [...mean[i], ...cls[i]]);
+      const ref = pooled(inputs);
+      expect(nmse(ours, ref)).toBeLessThanOrEqual(1e-7);
+      expect(relDiff(ours, ref)).toBeLessThan(1e-5);
+    } finally {
+      await model.dispose();
+    }
+  });
+});
