@@ -91,6 +91,16 @@ inline void attention_item(const eet::AttentionArgs& a, const eet::fast::Attenti
         vrow[j] = vt + j * Dp;
       }
     }
+    // The next tile's K and V rows, asked for now: a tile is at most a block or two of the paged cache, runs of a
+    // few KB that the hardware prefetcher does not pick up by itself before the tile is read.
+    for (int64_t key = k0 + kKT; key < std::min<int64_t>(k0 + 2 * kKT, k_end); ++key) {
+      const int64_t off = int64_t(table[key / l.block_size]) * l.block_stride + int64_t(it.kv_head) * l.head_stride +
+                          (key % l.block_size) * D;
+      for (int64_t byte = 0; byte < D * int64_t(es); byte += 64) {
+        __builtin_prefetch(static_cast<const char*>(a.k_cache) + off * int64_t(es) + byte);
+        __builtin_prefetch(static_cast<const char*>(a.v_cache) + off * int64_t(es) + byte);
+      }
+    }
     for (int64_t r = 0; r < R; ++r) {
       const int64_t pos = pos0 + r / group;
       const int64_t visible = causal ? pos + 1 : ctx;  // keys [lo, visible) for this row
