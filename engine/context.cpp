@@ -74,9 +74,8 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
   option_range("kvCacheBytes", cfg_.kv_cache_bytes, 0, int64_t(1) << 50);
 
   const size_t block_bytes = KvCache::block_bytes(mc.dtype, mc.n_layers, mc.n_kv_heads, mc.head_dim);
-  if (cfg_.shared_prefix_attention < 0) cfg_.shared_prefix_attention = model_->backend()->kind() != DeviceKind::Cpu;
   runner_ = std::make_unique<StepRunner>(model_, cfg_.max_batch, cfg_.max_context, cfg_.max_step_tokens,
-                                         cfg_.shared_prefix_attention != 0);
+                                         cfg_.shared_prefix_attention);
   int64_t blocks = 0;
   if (cfg_.kv_cache_tokens > 0) {
     blocks = (cfg_.kv_cache_tokens + kB - 1) / kB;

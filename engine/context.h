@@ -37,10 +37,7 @@ struct ContextConfig {
   int64_t kv_cache_bytes = 0;
   int32_t max_queued = 1024;      // requests waiting for admission before submit() rejects with ERR_BUSY
   bool prefix_caching = true;     // share computed prompt blocks across requests (n > 1 forks share regardless)
-  // Decode: read KV blocks shared by several sequences once for all of them (StepRunner). 1 on, 0 off, -1 (default)
-  // where it pays: cuda, and emu (which runs the cuda kernels), not cpu, whose shared_attention is the plain reference
-  // loop (slower there than the fast cpu attention reading each sequence's context).
-  int8_t shared_prefix_attention = -1;
+  bool shared_prefix_attention = true;  // decode: read blocks shared by several sequences once (StepRunner)
 };
 
 enum class LogitsMode { None, Last, All };

@@ -42,11 +42,9 @@ export interface ContextOptions {
   prefixCaching?: boolean;
   /**
    * Decode steps attend the KV blocks that several running sequences share (a common prompt prefix, the n samples of
-   * one prompt) once for all of them, and each sequence's own blocks as usual, merging the two exactly. Default: on
-   * for cuda (and emu, which runs the cuda kernels), off for cpu, whose shared-prefix attention is the plain
-   * reference loop and slower than its fast per-sequence attention. Off: every sequence reads its whole context.
-   * The same attention either way, summed in another order; stats().sharedPrefixTokens counts the tokens that took
-   * the shared path.
+   * one prompt) once for all of them, and each sequence's own blocks as usual, merging the two exactly (default
+   * true). Off: every sequence reads its whole context. The same attention either way, summed in another order;
+   * stats().sharedPrefixTokens counts the tokens that took the shared path.
    */
   sharedPrefixAttention?: boolean;
   /** A stream whose consumer has not asked for its next event for this long is cancelled (default 60 000). */

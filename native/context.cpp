@@ -46,7 +46,7 @@ eet::ContextConfig parse_options(const Napi::Value& v) {
   c.kv_cache_bytes = get_int_or(o, "kvCacheBytes", 0, big, 0);
   c.max_queued = int32_t(get_int_or(o, "maxQueued", 0, INT32_MAX, c.max_queued));
   c.prefix_caching = get_bool_or(o, "prefixCaching", true);
-  c.shared_prefix_attention = o.Get("sharedPrefixAttention").IsUndefined() ? -1 : int8_t(get_bool_or(o, "sharedPrefixAttention", true));
+  c.shared_prefix_attention = get_bool_or(o, "sharedPrefixAttention", true);
   return c;
 }
 
@@ -435,7 +435,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
       o.Set("kvCacheBytes", double(c.kv_cache_bytes));
       o.Set("maxQueued", c.max_queued);
       o.Set("prefixCaching", c.prefix_caching);
-      o.Set("sharedPrefixAttention", c.shared_prefix_attention != 0);
+      o.Set("sharedPrefixAttention", c.shared_prefix_attention);
       return o;
     });
   }

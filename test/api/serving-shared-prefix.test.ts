@@ -107,8 +107,8 @@ describe('shared-prefix attention: the option', () => {
     }
   });
 
-  test('default: off on cpu (its shared_attention is the reference loop), on for emu (the cuda kernels); explicit wins', async () => {
-    for (const [device, expected] of [['cpu', false], ['emu', true]] as const) {
+  test('default: on, on every backend; false turns it off', async () => {
+    for (const [device, expected] of [['cpu', true], ['emu', true]] as const) {
       const model = await loadModel(MODEL, { device, dtype: 'float32', maxBatch: 1 });
       try {
         expect([device, model.createContext({ maxBatch: 1 }).config.sharedPrefixAttention]).toEqual([device, expected]);

@@ -15,7 +15,7 @@ let model: Model;
 let server: EetServer;
 let url: string;
 beforeAll(async () => {
-  model = await loadModel(MODEL, { device: 'cpu', maxBatch: 16, sharedPrefixAttention: true }); // cpu's default is off
+  model = await loadModel(MODEL, { device: 'cpu', maxBatch: 16 });
   server = await createServer(model, { modelName: 'stories' });
   url = await server.listen({ port: 0 });
 });
