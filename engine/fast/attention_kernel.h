@@ -65,9 +65,11 @@ inline void attn_load_tile(const eet::KvLayout& l, eet::DType dtype, const void*
     }
   }
   for (int64_t key = k0 + kKT; key < std::min<int64_t>(k0 + 2 * kKT, k_end); ++key) {
+    const char* kp = at(k_cache, key);
+    const char* vp = at(v_cache, key);
     for (int64_t byte = 0; byte < D * es; byte += 64) {
-      __builtin_prefetch(at(k_cache, key) + byte);
-      __builtin_prefetch(at(v_cache, key) + byte);
+      __builtin_prefetch(kp + byte);
+      __builtin_prefetch(vp + byte);
     }
   }
 }
