@@ -49,6 +49,7 @@ template <class Args> struct FastOp { static constexpr void (*fn)(const Args&) =
 template <> struct FastOp<GemmArgs> { static constexpr void (*fn)(const GemmArgs&) = fast::op_gemm; };
 template <> struct FastOp<GemmQ8Args> { static constexpr void (*fn)(const GemmQ8Args&) = fast::op_gemm_q8; };
 template <> struct FastOp<AttentionArgs> { static constexpr void (*fn)(const AttentionArgs&) = fast::op_attention; };
+template <> struct FastOp<SharedAttentionArgs> { static constexpr void (*fn)(const SharedAttentionArgs&) = fast::op_shared_attention; };
 template <> struct FastOp<NormArgs> { static constexpr void (*fn)(const NormArgs&) = fast::op_norm; };
 template <> struct FastOp<ActArgs> { static constexpr void (*fn)(const ActArgs&) = fast::op_act; };
 template <> struct FastOp<RopeArgs> { static constexpr void (*fn)(const RopeArgs&) = fast::op_rope; };

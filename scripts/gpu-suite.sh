@@ -13,7 +13,8 @@
 #   memcheck   compute-sanitizer --tool memcheck over a short `eet generate` (dry run: the generate on cpu, no sanitizer)
 #   racecheck  compute-sanitizer --tool racecheck over scripts/gpu-racecheck.js (norm, attention, shared_attention) (dry run: on emu)
 #   bench      `eet bench --json`: the grid over the built-in shapes (GPT-2 included)
-#   serving    `eet bench --no-grid --scenarios all --json`: concurrency, shared document, busy event loop (one model)
+#   serving    `eet bench --no-grid --scenarios all --json`: concurrency, shared document, busy event loop, http, pid
+#              (one document of 1000 tokens, S = 1, 16, 64 sub-tasks) on one model
 #   hf-bench   scripts/hf_bench.py, HF eager and static-cache + torch.compile (skipped without torch)
 #   llama-cpp  skipped: node-llama-cpp comes with the GGUF issue
 # Output under $OUT (default ./gpu-suite-out; the device returns at most 8 files): report.md, report.json,
@@ -121,8 +122,8 @@ else
 fi
 
 step bench 240 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/bench.json"' bench "${bench_args[@]}"
-step serving 150 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/serving.json"' serving "${serving_args[@]}" \
-  --no-grid --scenarios "${SUITE_SERVING_SCENARIOS:-all}"
+step serving 180 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/serving.json"' serving "${serving_args[@]}" \
+  --no-grid --scenarios "${SUITE_SERVING_SCENARIOS:-all}" --pid-documents 1000 --pid-subtasks 1,16,64
 
 grid_of() { node -p "const r = require('$work/bench.json'); $1" 2> /dev/null; }
 if [ $have_torch = 0 ]; then

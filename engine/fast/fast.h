@@ -9,6 +9,7 @@ namespace eet::fast {
 void op_gemm(const GemmArgs& a);
 void op_gemm_q8(const GemmQ8Args& a);
 void op_attention(const AttentionArgs& a);
+void op_shared_attention(const SharedAttentionArgs& a);
 void op_norm(const NormArgs& a);
 void op_act(const ActArgs& a);
 void op_rope(const RopeArgs& a);

@@ -39,6 +39,14 @@ struct AttentionItem {
 
 constexpr int kAttentionQueryTile = 16;  // query tokens per AttentionItem at most
 
+// Shared-prefix decode attention (ops.h SharedAttentionArgs) of one group of sequences (or one sequence in none) and
+// one kv head: the group's shared keys once for every member's query heads, then each member's own keys.
+struct SharedItem {
+  int32_t kv_head;
+  int32_t n;             // members
+  const int32_t* seqs;   // (n) their sequence indices, the group leader first
+};
+
 struct Kernels {
   const char* name;
   // dst (m, k) fp32 = x (m, k) of dtype, row stride ldx
@@ -49,6 +57,9 @@ struct Kernels {
   // scratch: attention_scratch_floats(a) floats
   int64_t (*attention_scratch_floats)(const AttentionArgs& a);
   void (*attention)(const AttentionArgs& a, const AttentionItem& item, float* scratch);
+  // scratch: shared_attention_scratch_floats(a) floats
+  int64_t (*shared_attention_scratch_floats)(const SharedAttentionArgs& a);
+  void (*shared_attention)(const SharedAttentionArgs& a, const SharedItem& item, float* scratch);
   void (*norm)(const NormArgs& a, int64_t r0, int64_t r1);
   void (*act)(const ActArgs& a, int64_t r0, int64_t r1);
 };

@@ -2,6 +2,7 @@
 import type { HttpWay } from './http';
 import type { CellResult } from './grid';
 import type { BenchReport, ModelBench } from './run';
+import type { PidResult } from './pid';
 import type { BusyResult, ConcurrencyResult, ConcurrencyVariant, ScenarioContext, ScenarioResults, SharedResult, SharedRun } from './scenarios';
 
 const f = (x: number | null | undefined, digits = 1): string => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits));
@@ -123,9 +124,26 @@ function httpTable(h: NonNullable<ScenarioResults['http']>): Table {
   };
 }
 
+function pidTable(p: PidResult): Table {
+  const rows = p.cases.flatMap((c) => c.runs.map((r) => [String(c.documentTokens), String(c.subtasks), r.way, f(r.wallMs, 1),
+    String(r.promptTokensComputed), f(r.decodeMsPerStep, 3), String(r.sharedPrefixTokens), `${r.sameAsIndependent}/${c.subtasks}`,
+    r.way === 'pid+shared' ? `${f(c.speedup, 2)}×` : '']));
+  return {
+    title: `pid (encode once, decode many): one document of D tokens + S sub-task prompts of ${p.promptTokens[0]}–${p.promptTokens[1]} tokens, ` +
+      `${p.newTokens} new tokens each; each way in a fresh context`,
+    head: ['D', 'S', 'way', 'wall ms', 'prompt tokens computed', 'decode ms/step', 'shared-path tokens', 'same answers', 'speedup'],
+    rows,
+    bars: [3, 4, 5, 7],
+    left: 3,
+    notes: ['independent: whole prompts, prefix cache off; pid: { input, prompts } (the document prefilled once, its KV blocks shared), ' +
+      'shared-prefix attention off; pid+shared: the same with it on (decode reads the shared blocks once per group).',
+      'speedup = independent wall ÷ pid+shared wall; same answers: greedy tokens equal to the independent way\'s.'],
+  };
+}
+
 function scenarioTables(s: ScenarioResults): Table[] {
   return [s.concurrency && concurrencyTable(s.concurrency), s.shared && sharedTable(s.shared), s.busy && busyTable(s.busy),
-    s.http && httpTable(s.http)].filter((t): t is Table => t !== undefined);
+    s.http && httpTable(s.http), s.pid && pidTable(s.pid)].filter((t): t is Table => t !== undefined);
 }
 
 export function formatText(r: BenchReport): string {

@@ -11,16 +11,19 @@
 //                loop is native, so a busy event loop should only delay when tokens are seen, not the steps.
 //   http         the OpenAI server on loopback under C streaming clients, against the same load sent to the engine
 //                directly: the HTTP layer's cost (lib/bench/http.ts).
+//   pid          one document + S sub-task prompts: independent requests vs encode once, decode many, with the
+//                shared-prefix attention off and on (lib/bench/pid.ts).
 import type { AddonContextConfig } from '../binding';
 import type { ContextOptions, Context } from '../context';
 import { InternalError, InvalidArgumentError } from '../errors';
 import type { GenerateResult, Model } from '../model';
 import { batchTimes, benchOptions, expectLength } from './grid';
 import { httpScenario, type HttpResult, type HttpSettings } from './http';
+import { fitPid, pidDefaults, pidPositions, pidScenario, type PidResult, type PidSettings } from './pid';
 import type { TokenSource } from './random';
 import { median, percentiles, type Percentiles } from './stats';
 
-export const SCENARIO_NAMES = ['concurrency', 'shared', 'busy', 'http'] as const;
+export const SCENARIO_NAMES = ['concurrency', 'shared', 'busy', 'http', 'pid'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 export interface ScenarioSettings {
@@ -28,6 +31,7 @@ export interface ScenarioSettings {
   shared: { documentTokens: number; questions: number; questionTokens: [number, number]; newTokens: number };
   busy: { batch: number; promptTokens: number; newTokens: number; busyMs: number; freeMs: number; runs: number };
   http: HttpSettings;
+  pid: PidSettings;
 }
 
 /** GPU sizes as the brief of each scenario says; cpu / emu ones that finish in seconds on a tiny model. */
@@ -37,6 +41,7 @@ export function scenarioDefaults(gpu: boolean): ScenarioSettings {
     shared: { documentTokens: gpu ? 1000 : 256, questions: 16, questionTokens: [8, 24], newTokens: gpu ? 16 : 8 },
     busy: { batch: 4, promptTokens: 16, newTokens: 128, busyMs: 10, freeMs: 10, runs: 3 },
     http: { clients: gpu ? 64 : 16, requests: gpu ? 256 : 64, promptTokens: [16, 128], newTokens: gpu ? 64 : 16 },
+    pid: pidDefaults(gpu),
   };
 }
 
@@ -47,6 +52,7 @@ export function scenarioPositions(s: ScenarioSettings, names: readonly ScenarioN
     shared: s.shared.documentTokens + s.shared.questionTokens[1] + s.shared.newTokens,
     busy: s.busy.promptTokens + s.busy.newTokens,
     http: s.http.promptTokens[1] + s.http.newTokens,
+    pid: pidPositions(s.pid),
   };
   return Math.max(1, ...names.map((n) => need[n]));
 }
@@ -65,6 +71,7 @@ export function fitScenarios(s: ScenarioSettings, maxSeqLen: number): ScenarioSe
     shared: { ...d, documentTokens: room('shared document', Math.min(d.documentTokens, maxSeqLen - d.questionTokens[1] - d.newTokens)) },
     busy: { ...b, promptTokens: room('busy-loop prompts', Math.min(b.promptTokens, maxSeqLen - b.newTokens)) },
     http: { ...h, promptTokens: [Math.min(h.promptTokens[0], hh), hh] },
+    pid: fitPid(s.pid, maxSeqLen),
   };
 }
 
@@ -140,6 +147,7 @@ export interface ScenarioResults {
   shared?: SharedResult;
   busy?: BusyResult;
   http?: HttpResult & { context: ScenarioContext };
+  pid?: PidResult;
 }
 
 /** What the scenarios' contexts take from the bench's flags (step size, prefill chunk). */
@@ -163,6 +171,12 @@ export async function runScenarios(model: Model, names: readonly ScenarioName[],
       const { value, context } = await withContext(open, h.clients, h.promptTokens[1] + h.newTokens, source,
         (ctx) => httpScenario(model, ctx, h, source));
       out.http = { ...value, context };
+    }
+    if (name === 'pid') {
+      out.pid = await pidScenario((maxBatch, maxSeqLen, more) => model.createContext({
+        maxBatch, maxSeqLen, ...step, ...more,
+        ...(step.maxStepTokens !== undefined ? { maxStepTokens: Math.max(maxBatch, step.maxStepTokens) } : {}),
+      }), s.pid, source, log);
     }
   }
   return out;

@@ -9,7 +9,7 @@ import { gridCells, parseList } from '../bench/grid';
 import { BenchDType } from '../bench/roofline';
 import { formatText } from '../bench/format';
 import { runBench } from '../bench/run';
-import { SCENARIO_NAMES, ScenarioName } from '../bench/scenarios';
+import { SCENARIO_NAMES, ScenarioName, scenarioDefaults } from '../bench/scenarios';
 import { BUILTIN_SHAPES } from '../bench/shapes';
 
 interface BenchFlags {
@@ -21,6 +21,8 @@ interface BenchFlags {
   new?: string;
   grid: boolean;
   scenarios?: string;
+  pidDocuments?: string;
+  pidSubtasks?: string;
   repeat?: number;
   maxStepTokens?: number;
   prefillChunk?: number;
@@ -66,6 +68,9 @@ async function bench(flags: BenchFlags): Promise<void> {
     newTokens: parseList('--new', flags.new ?? (gpu ? '128' : '8'), L.maxSeqLen - 1),
   } : null;
   if (grid) gridCells(grid); // validates before anything loads
+  const settings = scenarioDefaults(gpu);
+  if (flags.pidDocuments !== undefined) settings.pid.documentTokens = parseList('--pid-documents', flags.pidDocuments, L.maxSeqLen - 1);
+  if (flags.pidSubtasks !== undefined) settings.pid.subtasks = parseList('--pid-subtasks', flags.pidSubtasks, L.maxBatch);
   const report = await runBench({
     models: (flags.model ?? (gpu ? 'llama-7b' : 'tiny')).split(',').map((m) => m.trim()).filter(Boolean),
     device,
@@ -78,6 +83,7 @@ async function bench(flags: BenchFlags): Promise<void> {
     seed: flags.seed,
     bandwidthBytes: flags.bandwidthBytes,
     scenarios,
+    scenarioSettings: settings,
     log: (line) => process.stderr.write(`eet bench: ${line}\n`),
   });
   process.stdout.write(flags.json ? JSON.stringify(report, null, 1) + '\n' : formatText(report) + '\n');
@@ -100,6 +106,8 @@ export function registerBench(cmd: Command): void {
     .option('-n, --new <list>', 'new tokens per sequence, >= 2 (default: 128 on a GPU, 8 elsewhere)')
     .option('--no-grid', 'skip the grid (run only --scenarios)')
     .option('-s, --scenarios <list>', `serving scenarios to run after the grid: ${SCENARIO_NAMES.join(', ')} or all (default: none)`)
+    .option('--pid-documents <list>', 'pid scenario: document lengths D (default: 1000,4000 on a GPU, 1000 elsewhere)')
+    .option('--pid-subtasks <list>', 'pid scenario: sub-task counts S (default: 1,4,16,64)')
     .option('--repeat <n>', 'timed runs per grid cell; the median is reported (default: 3 on cpu, else 1)', positive)
     .option('--max-step-tokens <n>', "the contexts' step size in tokens (grid default: its largest batch x prompt, capped; scenarios: the engine's)", positive)
     .option('--prefill-chunk <n>', 'most prompt tokens of one sequence per step (default: the step size)', positive)

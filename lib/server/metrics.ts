@@ -50,6 +50,8 @@ export class ServerMetrics {
     counter('eet_prefix_cache_hits_total', 'Full prompt blocks found in the prefix cache.', 'prefixCacheHits');
     counter('eet_num_preemptions_total', 'Sequences preempted (blocks freed, recomputed later).', 'preemptions');
     counter('eet_engine_steps_total', 'Engine steps run.', 'steps');
+    counter('eet_shared_prefix_tokens_total', 'Decode tokens whose attention read shared KV blocks once for their group.', 'sharedPrefixTokens');
+    counter('eet_shared_prefix_keys_saved_total', 'Key reads per layer the shared-prefix path saved: for each group and step, its shared keys × (its sequences − 1).', 'sharedPrefixKeysSaved');
     const histogram = (name: string, help: string): client.Histogram => new client.Histogram({ name, help, buckets: LATENCY, registers: [r] });
     this.ttft = histogram('eet_time_to_first_token_seconds', 'From the request arriving to its first token.');
     this.itl = histogram('eet_inter_token_latency_seconds', 'Between two tokens of a sequence, as the server sees them.');

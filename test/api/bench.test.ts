@@ -96,16 +96,16 @@ describe('eet bench', () => {
   });
 
   test('--no-grid --scenarios all: each scenario\'s fields, with token counts that add up', () => {
-    const r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--no-grid', '--scenarios', 'all', '--json');
+    const r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--no-grid', '--scenarios', 'all', '--pid-documents', '64', '--pid-subtasks', '1,4', '--json');
     expect(r.status).toBe(0);
     const report: BenchReport = JSON.parse(r.stdout);
     expect(report.grid).toBeNull();
-    expect(report.scenarios).toEqual(['concurrency', 'shared', 'busy', 'http']);
+    expect(report.scenarios).toEqual(['concurrency', 'shared', 'busy', 'http', 'pid']);
     const [m] = report.models;
     expect(m.status).toBe('ok');
     expect(m.results).toEqual([]);
     const defaults = scenarioDefaults(false);
-    const { concurrency: c, shared: s, busy: b, http: h } = m.scenarios!;
+    const { concurrency: c, shared: s, busy: b, http: h, pid } = m.scenarios!;
 
     expect(c!.prompts).toBe(32);
     expect(c!.promptTokens.min).toBeGreaterThanOrEqual(16);
@@ -150,6 +150,27 @@ describe('eet bench', () => {
     }
     expect(h!.overhead).toBeCloseTo(h!.ways[1].tokPerSec / h!.ways[0].tokPerSec, 9);
 
+    // pid: a 64-token document (4 full KV blocks of 16) and S = 1, 4 sub-tasks, three ways each.
+    expect(pid!.cases.map((x) => [x.documentTokens, x.subtasks, x.runs.map((r) => r.way)])).toEqual([
+      [64, 1, ['independent', 'pid', 'pid+shared']], [64, 4, ['independent', 'pid', 'pid+shared']]]);
+    for (const x of pid!.cases) {
+      const [ind, off, on] = x.runs;
+      const S = x.subtasks, newTokens = defaults.pid.newTokens;
+      // Every way computes each sub-task prompt once; independent computes the document S times, pid once.
+      const promptTokens = ind.promptTokensComputed - S * 64;
+      expect(promptTokens).toBeGreaterThanOrEqual(S * defaults.pid.promptTokens[0]);
+      expect(promptTokens).toBeLessThanOrEqual(S * defaults.pid.promptTokens[1]);
+      expect(off.promptTokensComputed).toBe(64 + promptTokens);
+      expect(on.promptTokensComputed).toBe(64 + promptTokens);
+      // Greedy f32 on cpu: sharing changes what is read, not the answers.
+      expect(x.runs.map((r) => r.sameAsIndependent)).toEqual([S, S, S]);
+      // The shared path is taken only with it on and a group of 2 or more: every decode step after the first token.
+      expect([ind.sharedPrefixTokens, off.sharedPrefixTokens, on.sharedPrefixTokens]).toEqual([0, 0, S > 1 ? S * (newTokens - 1) : 0]);
+      expect(ind.decodeMsPerStep).toBeNull();
+      for (const r of [off, on]) expect(finitePositive(r.decodeMsPerStep!)).toBe(true);
+      expect(x.speedup).toBeCloseTo(ind.wallMs / on.wallMs, 9);
+    }
+
     const text = formatText(report);
     expect(text).toMatch(/concurrency: 32 prompts of \d+–\d+ tokens \(\d+ in all\), 16 new tokens each/);
     expect(text).toMatch(/^32 concurrent stream\(\) calls +│ +[\d.]+ +\d+ │/m);
@@ -159,6 +180,9 @@ describe('eet bench', () => {
     expect(text).toMatch(/speedup [\d.]+× · identical answers 16\/16/);
     expect(text).toMatch(/busy event loop: 4 × 128 new tokens .* median of 3 runs each/);
     expect(text).toMatch(/ratio busy ÷ idle [\d.]+ \(target ≥ 0\.9/);
+    expect(text).toMatch(/pid \(encode once, decode many\): one document of D tokens \+ S sub-task prompts of 8–24 tokens, 8 new tokens each/);
+    expect(text).toMatch(/^64 +4 +pid\+shared +│ +[\d.]+ +│ +\d+ +│ +[\d.]+ +28 +│ +4\/4 +[\d.]+×$/m);
+    expect(text).toMatch(/^64 +4 +independent +│ +[\d.]+ +│ +\d+ +│ +n\/a +0 +│ +4\/4 *$/m);
     expect(text).not.toContain('% roofline = '); // no grid, no grid footnote
   });
 
@@ -171,7 +195,7 @@ describe('eet bench', () => {
     expect(r.stderr).toMatch(/new tokens >= 2/);
     r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--scenarios', 'concurrency,nope');
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/Expected a comma-separated list of concurrency, shared, busy, http \(or all\) for --scenarios but received "concurrency,nope"/);
+    expect(r.stderr).toMatch(/Expected a comma-separated list of concurrency, shared, busy, http, pid \(or all\) for --scenarios but received "concurrency,nope"/);
     r = eet('bench', '--model', 'tiny', '--device', 'cpu', '--no-grid');
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/--no-grid needs --scenarios/);
@@ -262,16 +286,19 @@ describe('the bench measures the path users take', () => {
       shared: { documentTokens: 1000, questions: 3, questionTokens: [8, 24], newTokens: 4 },
       busy: { batch: 2, promptTokens: 8, newTokens: 16, busyMs: 2, freeMs: 2, runs: 1 },
       http: { clients: 2, requests: 4, promptTokens: [8, 600], newTokens: 4 },
+      pid: { documentTokens: [1000], subtasks: [2], promptTokens: [8, 24], newTokens: 4 },
     };
     const { model } = await loadBenchModel(MODEL, 'cpu', 'float32', 1, { maxBatch: 1, positions: 1 });
     try {
-      const s = await runScenarios(model, ['concurrency', 'shared', 'busy'], settings, new TokenSource(512, 3), {}, () => {});
+      const s = await runScenarios(model, ['concurrency', 'shared', 'busy', 'pid'], settings, new TokenSource(512, 3), {}, () => {});
       expect(s.concurrency!.promptTokens.max).toBeLessThanOrEqual(512 - 4);
       expect(s.concurrency!.variants.every((v) => v.generatedTokens === 16)).toBe(true);
       expect(s.shared!.documentTokens).toBe(512 - 24 - 4);
       expect(s.shared!.shared.promptTokensComputed).toBeLessThan(s.shared!.unshared.promptTokensComputed);
       expect(s.shared!.identicalAnswers).toBe(3);
       expect(s.busy).toMatchObject({ batch: 2, newTokens: 16, runs: 1 });
+      expect(s.pid!.cases.map((c) => [c.documentTokens, c.subtasks])).toEqual([[512 - 24 - 4, 2]]);
+      expect(s.pid!.cases[0].runs.map((r) => r.sameAsIndependent)).toEqual([2, 2, 2]);
       expect(model.stats()).toMatchObject({ requests: 0, running: 0 }); // the scenarios' contexts are their own
     } finally {
       await model.dispose();

@@ -62,6 +62,6 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(report.serving!.grid).toBeNull();
     const [serving] = report.serving!.models;
     expect(serving.status).toBe('ok');
-    expect(Object.keys(serving.scenarios!)).toEqual(['concurrency', 'shared', 'busy', 'http']);
+    expect(Object.keys(serving.scenarios!)).toEqual(['concurrency', 'shared', 'busy', 'http', 'pid']);
   });
 });

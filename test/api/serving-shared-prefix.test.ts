@@ -31,7 +31,7 @@ const same = (a: GenerateResult, b: GenerateResult): void => {
 
 /** Runs fn in a fresh context with sharing on and in one with it off; returns both results and the contexts' stats. */
 async function onAndOff<T>(model: Model, opts: ContextOptions, fn: (ctx: Context) => Promise<T>) {
-  const on = model.createContext(opts);
+  const on = model.createContext({ ...opts, sharedPrefixAttention: true });
   const off = model.createContext({ ...opts, sharedPrefixAttention: false });
   try {
     const a = await fn(on);
@@ -102,9 +102,20 @@ describe('shared-prefix attention: the option', () => {
     try {
       expect(() => model.createContext({ sharedPrefixAttention: 1 as unknown as boolean })).toThrow(
         'Expected boolean for sharedPrefixAttention but received 1 of type number');
-      expect(model.createContext({ maxBatch: 1 }).config.sharedPrefixAttention).toBe(true);
     } finally {
       await model.dispose();
+    }
+  });
+
+  test('default: on, on every backend; false turns it off', async () => {
+    for (const [device, expected] of [['cpu', true], ['emu', true]] as const) {
+      const model = await loadModel(MODEL, { device, dtype: 'float32', maxBatch: 1 });
+      try {
+        expect([device, model.createContext({ maxBatch: 1 }).config.sharedPrefixAttention]).toEqual([device, expected]);
+        expect(model.createContext({ maxBatch: 1, sharedPrefixAttention: !expected }).config.sharedPrefixAttention).toBe(!expected);
+      } finally {
+        await model.dispose();
+      }
     }
   });
 });

@@ -65,6 +65,25 @@ test('a client that disconnects mid-stream: its sequence leaves the engine', asy
   expect(await metric('eet_generation_tokens_total') - generated).toBeLessThan(400); // cut, not run to the end
 });
 
+test('n > 1 decodes through the shared-prefix path: /metrics counts it with the block arithmetic', async () => {
+  // A 60-token prompt of run.c's own ids (BOS first): 3 full 16-token KV blocks shared by the n = 4 forks; each of
+  // the 7 decode steps after the prompt pass attends them once for all 4 (48 keys × 3 other forks saved).
+  const prompt = [1, ...REFS[0].printedIds.slice(0, 59)];
+  const tokens0 = await metric('eet_shared_prefix_tokens_total');
+  const saved0 = await metric('eet_shared_prefix_keys_saved_total');
+  const r = await fetch(`${url}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'stories', prompt, max_tokens: 8, temperature: 0, n: 4, ignore_eos: true }),
+  });
+  expect(r.status).toBe(200);
+  const body = await r.json() as { choices: Array<{ text: string; finish_reason: string }> };
+  expect(body.choices).toHaveLength(4);
+  expect(new Set(body.choices.map((c) => c.text)).size).toBe(1); // greedy: the 4 samples agree
+  if (body.choices[0].finish_reason !== 'length') throw new Error(`expected 8 tokens, finished by ${body.choices[0].finish_reason}`);
+  expect(await metric('eet_shared_prefix_tokens_total') - tokens0).toBe(4 * 7);
+  expect(await metric('eet_shared_prefix_keys_saved_total') - saved0).toBe(48 * 3 * 7);
+});
+
 test('overload: past maxQueued requests get 429 with Retry-After; the rest complete', async () => {
   const small = await loadModel(MODEL, { device: 'cpu', maxBatch: 1, maxQueued: 4 });
   const s = await createServer(small, { modelName: 'small' });
