@@ -21,7 +21,10 @@ void op_attention(const AttentionArgs& a) {
     }
   }
   const int64_t floats = kn.attention_scratch_floats(a);
-  cpu::run_chunks(int64_t(items.size()), [&](int64_t c) {
+  int64_t work = 0;  // query rows × keys × head_dim, an upper bound (causal rows see fewer keys)
+  for (const AttentionItem& it : items) work += int64_t(it.q1 - it.q0) * a.ctx_len[it.seq];
+  work *= int64_t(a.n_heads / a.layout.n_kv_heads) * a.layout.head_dim;
+  cpu::run_items(int64_t(items.size()), work, [&](int64_t c) {
     thread_local std::vector<float> scratch;
     if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
     kn.attention(a, items[size_t(c)], scratch.data());

@@ -27,7 +27,10 @@ void op_shared_attention(const SharedAttentionArgs& a) {
   for (const int32_t& b : loose)
     for (int32_t h = 0; h < a.layout.n_kv_heads; ++h) items.push_back({h, 1, &b});
   const int64_t floats = kn.shared_attention_scratch_floats(a);
-  cpu::run_chunks(int64_t(items.size()), [&](int64_t c) {
+  int64_t work = 0;  // rows × keys × head_dim
+  for (int32_t b = 0; b < a.batch; ++b) work += a.ctx_len[b];
+  work *= int64_t(a.n_heads) * a.layout.head_dim;
+  cpu::run_items(int64_t(items.size()), work, [&](int64_t c) {
     thread_local std::vector<float> scratch;
     if (int64_t(scratch.size()) < floats) scratch.resize(size_t(floats));
     kn.shared_attention(a, items[size_t(c)], scratch.data());

@@ -100,9 +100,10 @@ function sharedTable(s: SharedResult): Table {
 
 function busyTable(b: BusyResult): Table {
   return {
-    title: `busy event loop: ${b.batch} × ${b.newTokens} new tokens (prompts of ${b.promptTokens}); the JS thread spins ${b.busyMs} ms, ` +
+    title: `busy event loop: ${b.rounds} batches of ${b.batch} × ${b.newTokens} new tokens (prompts of ${b.promptTokens}) submitted together; ` +
+      `the JS thread spins ${b.busyMs} ms, ` +
       `then frees the loop ${b.freeMs} ms (measured ${f(100 * b.busyFraction, 0)}% busy); median of ${b.runs} runs each; ${contextText(b.context)}`,
-    head: ['event loop', 'decode tok/s'],
+    head: ['event loop', 'tok/s'],
     rows: [['idle', f(b.idleTokPerSec, 1)], ['busy', f(b.busyTokPerSec, 1)]],
     bars: [1],
     left: 1,
