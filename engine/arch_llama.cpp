@@ -127,20 +127,7 @@ class Llama final : public Architecture {
       g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), false, dim, g.q_width, g.x, dim, g.x);
       g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "ffn_norm"), false, g.h, g.T);
       g.gemm(g.h, dim, layer_name(l, "ffn_gate"), false, 2 * hid, dim, g.buf1, 2 * hid, nullptr);  // gate|up adjacent
-
-      ActArgs act{};
-      act.kind = ActKind::SwiGlu;
-      act.dtype = g.dt;
-      act.x = g.buf1;
-      act.up = g.elems(g.buf1, hid);
-      act.y = g.buf1;
-      act.m = g.T;
-      act.n = hid;
-      act.ldx = 2 * hid;
-      act.ldu = 2 * hid;
-      act.ldy = 2 * hid;
-      g.be.act(act);
-
+      g.act_gated(ActKind::SwiGlu, g.buf1, hid);
       g.gemm(g.buf1, 2 * hid, layer_name(l, "ffn_down"), false, dim, hid, g.x, dim, g.x);
     }
   }

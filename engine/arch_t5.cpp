@@ -108,16 +108,7 @@ class T5 final : public Architecture {
       g.norm(NormKind::Rms, g.h, nullptr, enc_name(l, "ffn_norm"), false, g.x, g.T);
       if (c.ffn_act == ActKind::GegluTanh) {
         g.gemm(g.x, dim, enc_name(l, "ffn_gate"), false, 2 * hid, dim, g.buf1, 2 * hid, nullptr);  // gate|up adjacent
-        ActArgs act{};
-        act.kind = ActKind::GegluTanh;
-        act.dtype = g.dt;
-        act.x = g.buf1;
-        act.up = g.elems(g.buf1, hid);
-        act.y = g.buf1;
-        act.m = g.T;
-        act.n = hid;
-        act.ldx = act.ldu = act.ldy = 2 * hid;
-        g.be.act(act);
+        g.act_gated(ActKind::GegluTanh, g.buf1, hid);
         g.gemm(g.buf1, 2 * hid, enc_name(l, "ffn_down"), false, dim, hid, g.h, dim, g.h);
       } else {
         g.gemm(g.x, dim, enc_name(l, "ffn_up"), false, hid, dim, g.buf1, hid, nullptr);

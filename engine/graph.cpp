@@ -62,6 +62,19 @@ void Graph::act(ActKind kind, void* y, int64_t n, int64_t ld) {
   be.act(a);
 }
 
+void Graph::act_gated(ActKind kind, void* gate_up, int64_t n) {
+  ActArgs a{};
+  a.kind = kind;
+  a.dtype = dt;
+  a.x = gate_up;
+  a.up = elems(gate_up, n);
+  a.y = gate_up;
+  a.m = T;
+  a.n = n;
+  a.ldx = a.ldu = a.ldy = 2 * n;
+  be.act(a);
+}
+
 void Graph::rope(void* qkv) {
   RopeArgs r{};
   r.layout = cfg.rope_layout;
@@ -95,8 +108,11 @@ void Graph::attention(int32_t layer, const void* qkv, AttnMask mask, const AttnR
   app.ldv = qkv_width;
   be.kv_append(app);
 
-  if (mask == AttnMask::Causal && p.n_groups > 0 && rel == nullptr) {  // decoders only: shared groups exist in decode steps
-    shared_attention(layer, qkv);
+  // The softmax scale: the given one, or 1/sqrt(head_dim) (scale 0); one value for both paths below.
+  const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(cfg.head_dim));
+  // Shared groups exist in causal decode steps; shared_attention has no position bias, so biased layers stay here.
+  if (mask == AttnMask::Causal && p.n_groups > 0 && rel == nullptr) {
+    shared_attention(layer, qkv, sc);
     return;
   }
   AttentionArgs a{};
@@ -117,7 +133,7 @@ void Graph::attention(int32_t layer, const void* qkv, AttnMask mask, const AttnR
   a.max_blocks_per_seq = int32_t(ws.max_blocks_per_seq);
   a.max_q_len = p.max_q;
   a.max_ctx_len = p.max_ctx;
-  a.scale = scale > 0.0f ? scale : 1.0f / std::sqrt(float(cfg.head_dim));
+  a.scale = sc;
   a.mask = mask;
   if (rel) a.rel_bias = *rel;
   a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
@@ -125,7 +141,7 @@ void Graph::attention(int32_t layer, const void* qkv, AttnMask mask, const AttnR
   be.attention(a);
 }
 
-void Graph::shared_attention(int32_t layer, const void* qkv) {
+void Graph::shared_attention(int32_t layer, const void* qkv, float scale) {
   SharedAttentionArgs a{};
   a.dtype = dt;
   a.q = qkv;
@@ -147,7 +163,7 @@ void Graph::shared_attention(int32_t layer, const void* qkv) {
   a.max_group_size = p.max_group_size;
   a.max_ctx_len = p.max_ctx;
   a.max_shared_len = p.max_shared;
-  a.scale = 1.0f / std::sqrt(float(cfg.head_dim));
+  a.scale = scale;
   a.workspace = at(ws.attn_ws);
   a.workspace_bytes = ws.attn_ws_bytes;
   be.shared_attention(a);

@@ -68,13 +68,15 @@ struct Graph {
             int64_t ldy, const void* residual);
   // y = act(y) in place over (T, n) with row stride ld (gelu / silu kinds)
   void act(ActKind kind, void* y, int64_t n, int64_t ld);
+  // Gated kinds (SwiGLU, GEGLU): gate_up (T, 2n) holds gate|up adjacent; act(gate) * up goes to its first n columns.
+  void act_gated(ActKind kind, void* gate_up, int64_t n);
   // RoPE on the q and k parts of qkv (T, qkv_width) at the step's positions.
   void rope(void* qkv);
   // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache under mask.
   // Causal decode steps with shared-prefix groups (p.n_groups > 0) run shared_attention instead. T5: rel (its
   // relative position bias) and scale 1; scale 0 = 1/sqrt(head_dim).
   void attention(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel = nullptr, float scale = 0.0f);
-  void shared_attention(int32_t layer, const void* qkv);
+  void shared_attention(int32_t layer, const void* qkv, float scale);
 };
 
 // y (rows, dim) = norm(in (+ residual)) * weight (+ weight.bias when bias)

@@ -49,9 +49,11 @@ void run_chunks(int64_t chunks, F&& f) {
 // Runs f(i) for the n work items, on the pool when their total work (in multiply-adds, say) is worth it: waking
 // workers and waiting for them costs microseconds, and a worker the OS has descheduled (another busy thread on the
 // core) costs a time slice, so a job of a few thousand multiply-adds runs on the calling thread alone.
+constexpr int64_t kInlineWork = int64_t(1) << 16;
+
 template <typename F>
 void run_items(int64_t n, int64_t work, F&& f) {
-  if (work < (int64_t(1) << 16)) {
+  if (work < kInlineWork) {
     for (int64_t i = 0; i < n; ++i) f(i);
     return;
   }

@@ -31,7 +31,7 @@ void run(GemmJob j, const void* x, int64_t ldx) {
   // Several chunks per thread: the pool hands them out dynamically, so a thread the OS delays costs less.
   const int64_t threads = cpu::op_threads();
   const int64_t work = j.m * j.n * j.k;
-  const int64_t want = work < (int64_t(1) << 16) ? 1 : threads * 4;
+  const int64_t want = work < cpu::kInlineWork ? 1 : threads * 4;
   const int64_t tiles = (j.n + kTileCols - 1) / kTileCols;
   const int64_t per = std::max<int64_t>(1, (tiles + want - 1) / want) * kTileCols;
   const int64_t chunks = (j.n + per - 1) / per;
@@ -44,11 +44,15 @@ void run(GemmJob j, const void* x, int64_t ldx) {
 
 }  // namespace
 
-void op_gemm(const GemmArgs& a) {
+namespace {
+
+// The fields GemmArgs and GemmQ8Args name alike; the weights are the caller's.
+template <class Args>
+GemmJob job_of(const Args& a, WKind wkind, const void* w) {
   GemmJob j{};
   j.dtype = a.dtype;
-  j.wkind = a.dtype == DType::F16 ? WKind::F16 : a.dtype == DType::BF16 ? WKind::BF16 : WKind::F32;
-  j.w = a.w;
+  j.wkind = wkind;
+  j.w = w;
   j.bias = a.bias;
   j.residual = a.residual;
   j.y = a.y;
@@ -56,22 +60,19 @@ void op_gemm(const GemmArgs& a) {
   j.m = a.m;
   j.n = a.n;
   j.k = a.k;
-  run(j, a.x, a.ldx);
+  return j;
+}
+
+}  // namespace
+
+void op_gemm(const GemmArgs& a) {
+  const WKind wk = a.dtype == DType::F16 ? WKind::F16 : a.dtype == DType::BF16 ? WKind::BF16 : WKind::F32;
+  run(job_of(a, wk, a.w), a.x, a.ldx);
 }
 
 void op_gemm_q8(const GemmQ8Args& a) {
-  GemmJob j{};
-  j.dtype = a.dtype;
-  j.wkind = WKind::Q8;
-  j.w = a.wq;
+  GemmJob j = job_of(a, WKind::Q8, a.wq);
   j.wscale = a.wscale;
-  j.bias = a.bias;
-  j.residual = a.residual;
-  j.y = a.y;
-  j.ldy = a.ldy;
-  j.m = a.m;
-  j.n = a.n;
-  j.k = a.k;
   run(j, a.x, a.ldx);
 }
 
