@@ -47,9 +47,19 @@ export function hfModelTypeOfClass(className: string): HfModelType | undefined {
   return undefined;
 }
 
-/** Whether the architecture is an encoder (embed(), no generation). */
+/** Whether the architecture is an encoder only (embed(), no generation). */
 export function isEncoder(arch: EngineArch): boolean {
   return archOf(arch).encoder === true;
+}
+
+/** Whether the architecture is an encoder-decoder (t5): generation reads an encoded input; embed() pools the encoder. */
+export function isEncoderDecoder(arch: EngineArch): boolean {
+  return archOf(arch).encoderDecoder === true;
+}
+
+/** Whether embed() works: an encoder, alone or with a decoder. */
+export function hasEncoder(arch: EngineArch): boolean {
+  return isEncoder(arch) || isEncoderDecoder(arch);
 }
 
 /** Every tensor a model of this shape has, in load order. */

@@ -34,9 +34,11 @@ function fail(file: string, what: string): never {
   throw new ModelFormatError(`Invalid GGUF model ${file}: ${what}`);
 }
 
-function positiveInt(f: GGUFFile, key: string, fallback?: number): number {
+function positiveInt(f: GGUFFile, key: string, fallback?: number, min = 1): number {
   const v = ggufMeta(f, key, 'number', fallback);
-  if (!Number.isInteger(v) || v < 1 || v > 2 ** 30) fail(f.path, `metadata "${key}" = ${v}, expected a positive integer`);
+  if (!Number.isInteger(v) || v < min || v > 2 ** 30) {
+    fail(f.path, `metadata "${key}" = ${v}, expected ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}`);
+  }
   return v;
 }
 
@@ -58,7 +60,7 @@ function configReader(f: GGUFFile, name: string, byName: Map<string, GGUFTensor>
   return {
     name,
     file: f.path,
-    int: (key, fallback) => positiveInt(f, `${name}.${key}`, fallback),
+    int: (key, fallback, min) => positiveInt(f, `${name}.${key}`, fallback, min),
     number: (key, fallback) => positiveNumber(f, `${name}.${key}`, fallback),
     string: (key, fallback) => ggufMeta(f, `${name}.${key}`, 'string', fallback),
     tensorShape: (n) => byName.get(n)?.shape,
@@ -77,7 +79,7 @@ export function ggufModelFromFile(f: GGUFFile): GGUFModel {
   if (!desc) throw new UnsupportedError(`${file}: architecture "${a}" is not supported (supported: ${GGUF_ARCHITECTURES.join(', ')})`);
   const byName = new Map(f.tensors.map((t) => [engineTensorName(t.name), t]));
   const r = configReader(f, a, byName);
-  const config = desc.gguf.config(r, ggufCommonConfig(r));
+  const config = desc.gguf.config(r, ggufCommonConfig(r, desc.gguf.ownHeadDim === true));
   checkConfigLimits(file, config);
 
   const expected = new Map(tensorList(config).map((t) => [t.name, t]));
