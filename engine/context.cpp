@@ -333,6 +333,7 @@ void Context::loop() {
         Error e(ErrorCode::Internal, x.what());
         st.empty() ? scheduler_->fail_all(e, ev) : scheduler_->fail(st, e, ev);
       }
+      drain_memories();  // the step's finished requests may have held the last reference to a memory
       queued_ = scheduler_->queued_requests();
       fill_stats(ev.stats);
     }

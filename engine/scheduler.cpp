@@ -279,6 +279,7 @@ void Scheduler::commit(const ScheduledStep& st, const StepOutput& out, StepEvent
   totals_.steps++;
   totals_.shared_prefix_tokens += out.shared_tokens;
   totals_.shared_prefix_keys_saved += out.shared_keys_saved;
+  totals_.memory_keys_saved += out.memory_keys_saved;
   std::vector<Sequence*> prefilled;  // prefill-only requests whose prompt is now in the cache
   for (const StepEntry& e : st.entries) {
     Sequence& s = *e.seq;
