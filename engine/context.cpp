@@ -225,6 +225,7 @@ std::shared_ptr<const EncoderMemory> Context::encode(const std::vector<int32_t>&
   s.tokens = tokens;
   s.blocks = raw->blocks;
   runner_->encode(*kv_, {{&s, n}});
+  encoder_tokens_ += n;
   return memory;
 }
 
@@ -239,6 +240,7 @@ void Context::drain_memories() {
 
 void Context::fill_stats(ContextStats& s) const {
   scheduler_->fill_stats(s);
+  s.encoder_tokens = encoder_tokens_;
   std::lock_guard<std::mutex> lock(releases_->mu);
   s.encoder_memories = releases_->alive;
 }

@@ -152,6 +152,7 @@ class Context {
   std::vector<Manual> manual_;  // by slot
   std::shared_ptr<MemoryReleases> releases_ = std::make_shared<MemoryReleases>();
   uint64_t next_memory_ = 1;
+  int64_t encoder_tokens_ = 0;  // guarded by step_mu_
 
   FairMutex step_mu_;  // scheduler, pool, runner, manual sequences: one step at a time, callers in arrival order
 

@@ -106,6 +106,7 @@ struct ContextStats {
   // that sharing them saved: sum over decode steps and memory groups of memory length * (readers - 1).
   int32_t encoder_memories = 0;
   int64_t memory_keys_saved = 0;
+  int64_t encoder_tokens = 0;  // input tokens the encoder has read (Context::encode, embed() excluded)
 };
 
 // What one step of the engine loop hands to its listener.

@@ -224,6 +224,8 @@ export interface AddonContextStats {
   /** Cross-attention key reads per layer saved by decoding the sequences that share a memory together: for each
    *  decode step and memory read by k > 1 of its sequences, its length × (k − 1). */
   memoryKeysSaved: number;
+  /** Encoder-decoder models: input tokens the encoder has read for generation (one pass per encoded input). */
+  encoderTokens: number;
 }
 
 /**

@@ -216,7 +216,8 @@ export class Context {
     if (is.plainObject(input)) {
       const o = input as Partial<SharedInput>;
       if (!Array.isArray(o.prompts) || o.prompts.length === 0) throw invalid('prompts', 'non-empty array of prompts', o.prompts);
-      shared = this.#encode(o.input, 'input', false, this.#inputLimit());
+      // An encoder reads its input in one step; a decoder-only model prefills it in chunks.
+      shared = this.#encode(o.input, 'input', false, this.#codec.decoderStart === undefined ? this.config.maxContext : this.#inputLimit());
       list = o.prompts;
     } else {
       single = typeof input === 'string' || isPromptIds(input);

@@ -161,6 +161,7 @@ Napi::Object stats_object(Napi::Env env, const eet::ContextStats& s) {
   o.Set("sharedPrefixKeysSaved", double(s.shared_prefix_keys_saved));
   o.Set("encoderMemories", s.encoder_memories);
   o.Set("memoryKeysSaved", double(s.memory_keys_saved));
+  o.Set("encoderTokens", double(s.encoder_tokens));
   return o;
 }
 
