@@ -8,8 +8,10 @@
 // Options: --device (default cuda, emu for --dry-run), --dtype (float16; float32 on emu), --batch (decode batches),
 // --context (decode context per sequence, the new token included), --prompt (prefill tokens per sequence),
 // --prefill-batch, --reps, --warmup, --no-scrub (keep the L2 warm between launches), --q8 (Q8_0 GEMM variants),
-// --bandwidth-bytes. Exit status: 0 when every op ran and passed its output check, 1 otherwise, 2 on bad usage.
+// --bandwidth-bytes, --out FILE (the JSON report, rewritten after each step: a run cut short leaves what it
+// measured). Exit status: 0 when every op ran and passed its output check, 1 otherwise, 2 on bad usage.
 'use strict';
+const fs = require('fs');
 const path = require('path');
 
 const dist = path.join(__dirname, '..', 'dist', 'bench');
@@ -20,7 +22,7 @@ const usage = (msg) => {
 
 function parse(argv) {
   const flags = { scrub: true, q8: false, json: false, dryRun: false };
-  const takes = ['--model', '--device', '--dtype', '--batch', '--context', '--prompt', '--prefill-batch', '--reps', '--warmup', '--bandwidth-bytes'];
+  const takes = ['--model', '--device', '--dtype', '--batch', '--context', '--prompt', '--prefill-batch', '--reps', '--warmup', '--bandwidth-bytes', '--out'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') flags.json = true;
@@ -39,6 +41,12 @@ function ints(name, text) {
   const v = String(text).split(',').map((x) => x.trim());
   if (!v.every((x) => /^\d+$/.test(x) && Number(x) >= 1)) usage(`expected positive integers for --${name} but received ${text}`);
   return v.map(Number);
+}
+
+/** The JSON report to a file, whole or not at all (a temporary file renamed over it). */
+function write(file, report) {
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(report, null, 1) + '\n');
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 function nonNegative(name, text) {
@@ -80,7 +88,9 @@ function main() {
     reps: ints('reps', f.reps ?? (dry ? '2' : '50'))[0], warmup: f.warmup === undefined ? (dry ? 1 : 5) : nonNegative('warmup', f.warmup),
     scrubCache: f.scrub, q8: f.q8 || dry, bandwidthBytes: f.bandwidthBytes ? ints('bandwidth-bytes', f.bandwidthBytes)[0] : undefined,
     log: (line) => process.stderr.write(`op-bench: ${line}\n`),
+    progress: (partial) => f.out && write(f.out, partial),
   });
+  if (f.out) write(f.out, report);
   process.stdout.write(f.json ? JSON.stringify(report, null, 1) + '\n' : format.formatOpText(report) + '\n');
   const bad = report.models.flatMap((m) => m.settings.flatMap((s) => s.ops.filter((o) => o.status !== 'ok')));
   return bad.length ? 1 : 0;

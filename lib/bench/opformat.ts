@@ -49,7 +49,8 @@ export function formatOpMarkdown(r: OpBenchReport): string {
     '(shared-prefix attention, top-p sampler, Q8_0 weights), not in the step sum.', '');
   for (const m of r.models) {
     for (const s of m.settings) {
-      out.push(`**${m.model} — ${s.label}**`, '', ...mdTable(OP_HEAD, s.ops.map(row), 3), '', stepLine(s), '');
+      const cells = s.ops.map((o) => row(o).map((c) => c.replace(/\|/g, '\\|'))); // 'attn_q|k|v' inside a Markdown table
+      out.push(`**${m.model} — ${s.label}**`, '', ...mdTable(OP_HEAD, cells, 3), '', stepLine(s), '');
       for (const e of s.ops.filter((x) => x.status !== 'ok')) out.push(`- ${e.name}: ${e.error?.code}: ${(e.error?.message ?? '').slice(0, 300)}`);
       if (s.ops.some((x) => x.status !== 'ok')) out.push('');
     }

@@ -36,6 +36,8 @@ export interface OpBenchOptions {
   /** Bytes per buffer of the bandwidth copy (default 1 GiB on cuda, 16 MiB elsewhere). */
   bandwidthBytes?: number;
   log?: (line: string) => void;
+  /** Called with the report so far after each step (shape and setting): a run cut short still leaves its results. */
+  progress?: (partial: OpBenchReport) => void;
 }
 
 export interface OpResult {
@@ -260,6 +262,16 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
   const blockSize = binding().limits().kvBlockSize;
   const noise = new Noise(o.dtype);
   const models: OpBenchReport['models'] = [];
+  const report = (): OpBenchReport => {
+    const note = gpu
+      ? `device events around each launch${seen.scrubbed ? ', the L2 scrubbed before each' : ''}; median of ${o.reps} after ${o.warmup} warm-up launches`
+      : `host clock on ${o.device}: a dry run (every op ran, outputs checked, report format); these times say nothing about a GPU`;
+    return {
+      tool: 'eet op-bench', device: { id: o.device, name }, dtype: o.dtype,
+      timing: { clock: seen.clock, gpu, cacheScrubbed: seen.scrubbed, warmup: o.warmup, reps: o.reps, note },
+      bandwidth: { bytesPerSecond: bw.bytesPerSecond, bytes: bw.bytes, iters: bw.iters }, peak, models,
+    };
+  };
   for (const shape of o.shapes) {
     const entry = { model: shape.name, arch: shape.arch, about: shape.about, settings: [] as SettingResult[] };
     models.push(entry);
@@ -272,14 +284,8 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
         return r;
       });
       entry.settings.push({ ...s, label, ops, step: stepSums(ops) });
+      o.progress?.(report());
     }
   }
-  const note = gpu
-    ? `device events around each launch${seen.scrubbed ? ', the L2 scrubbed before each' : ''}; median of ${o.reps} after ${o.warmup} warm-up launches`
-    : `host clock on ${o.device}: a dry run (every op ran, outputs checked, report format); these times say nothing about a GPU`;
-  return {
-    tool: 'eet op-bench', device: { id: o.device, name }, dtype: o.dtype,
-    timing: { clock: seen.clock, gpu, cacheScrubbed: seen.scrubbed, warmup: o.warmup, reps: o.reps, note },
-    bandwidth: { bytesPerSecond: bw.bytesPerSecond, bytes: bw.bytes, iters: bw.iters }, peak, models,
-  };
+  return report();
 }
