@@ -152,7 +152,8 @@ class CudaBackend final : public Backend {
   // Device events around each repetition on this backend's stream, all recorded before one synchronize, so the
   // host never waits between repetitions. With scrub_cache, a fill of twice the L2's size precedes each start
   // event: it evicts the op's data from the L2 (the weights of a decode step come from DRAM, not from the previous
-  // repetition), and the op's launch is enqueued while the fill runs, so launch latency stays out of its time.
+  // repetition), and the op's launches are enqueued while the fill runs (~30 us for an H200's 2 × 50 MB), so their
+  // latency stays out of its time unless the host takes longer than that to enqueue them.
   LaunchTimes time_launches(const std::function<void()>& launch, int warmup, int reps, bool scrub_cache) override {
     use();
     struct Events {  // destroyed whatever happens; a failure here is only recorded (a lost device)
