@@ -4,11 +4,12 @@
 // run, the device table's tensor peak). lib/bench/ops.ts does the work; run `npx tsc -p tsconfig.build.json` first.
 //   node scripts/op-bench.js --model tinyllama-1.1b,llama-7b --batch 1,16 --context 512 --prompt 512 [--json]
 //   node scripts/op-bench.js --dry-run [--json]     on emu: tiny shapes, 2 launches per op, outputs checked; the
-//                                                    times are the host's and say nothing about a GPU (CI runs it)
-// Options: --device (default cuda, emu for --dry-run), --dtype (float16; float32 on emu), --batch (decode batches),
-// --context (decode context per sequence, the new token included), --prompt (prefill tokens per sequence),
-// --prefill-batch, --reps, --warmup, --no-scrub (keep the L2 warm between launches), --q8 (Q8_0 GEMM variants),
-// --bandwidth-bytes, --out FILE (the JSON report, rewritten after each step: a run cut short leaves what it
+//                                                    times are the host's and say nothing about a GPU (CI runs it);
+//                                                    --device emu means the same
+// Options: --device (default cuda, emu for --dry-run), --dtype (float16; float32 on cpu/emu outside a dry run),
+// --batch (decode batches), --context (decode contexts per sequence, the new token included), --prompt (prefill
+// tokens per sequence), --prefill-batch, --reps, --warmup, --no-scrub (keep the L2 warm between launches), --q8
+// (Q8_0 GEMM variants), --bandwidth-bytes, --out FILE (the JSON report, rewritten after each step: a run cut short leaves what it
 // measured). Exit status: 0 when every op ran and passed its output check, 1 otherwise, 2 on bad usage.
 'use strict';
 const fs = require('fs');
@@ -65,8 +66,8 @@ function main() {
     usage(`cannot load ${dist} (${e.message.split('\n')[0]}): run npx tsc -p tsconfig.build.json first`);
   }
   const { resolveDevice } = require(path.join(dist, '..', 'devices.js'));
-  const dry = f.dryRun;
-  const device = resolveDevice(f.device ?? (dry ? 'emu' : 'cuda'));
+  const device = resolveDevice(f.device ?? (f.dryRun ? 'emu' : 'cuda'));
+  const dry = f.dryRun || device === 'emu'; // the emulator runs a GPU shape's step for hours: emu is a dry run
   const gpu = device.startsWith('cuda');
   const dtype = f.dtype ?? (gpu || dry ? 'float16' : 'float32');
   if (!['float32', 'float16', 'bfloat16'].includes(dtype)) usage(`expected float32, float16 or bfloat16 for --dtype but received ${dtype}`);
@@ -75,7 +76,8 @@ function main() {
   const chosen = names.map((n) => known.find((s) => s.name === n) ?? usage(`unknown shape ${n} (known: ${[...new Set(known.map((s) => s.name))].join(', ')})`));
   const prefillBatch = ints('prefill-batch', f.prefillBatch ?? '1');
   const settings = [
-    ...ints('batch', f.batch ?? (dry ? '1,2' : '1,16')).map((b) => ({ phase: 'decode', batch: b, tokens: ints('context', f.context ?? (dry ? '20' : '512'))[0] })),
+    ...ints('batch', f.batch ?? (dry ? '1,2' : '1,16')).flatMap((b) =>
+      ints('context', f.context ?? (dry ? '20' : '512')).map((c) => ({ phase: 'decode', batch: b, tokens: c }))),
     ...ints('prompt', f.prompt ?? (dry ? '8' : '512')).flatMap((p) => prefillBatch.map((b) => ({ phase: 'prefill', batch: b, tokens: p }))),
   ];
   for (const s of chosen) {
@@ -83,9 +85,11 @@ function main() {
       if (st.tokens > s.maxSeqLen && s.arch === 'gpt2') usage(`${s.name} holds ${s.maxSeqLen} positions; ${st.tokens} asked`);
     }
   }
+  const reps = ints('reps', f.reps ?? (dry ? '2' : '50'))[0];
+  if (reps > 10000) usage(`expected at most 10000 for --reps but received ${reps}`);
   const report = ops.runOpBench({
     device, dtype, shapes: chosen, settings,
-    reps: ints('reps', f.reps ?? (dry ? '2' : '50'))[0], warmup: f.warmup === undefined ? (dry ? 1 : 5) : nonNegative('warmup', f.warmup),
+    reps, warmup: f.warmup === undefined ? (dry ? 1 : 5) : nonNegative('warmup', f.warmup),
     scrubCache: f.scrub, q8: f.q8 || dry, bandwidthBytes: f.bandwidthBytes ? ints('bandwidth-bytes', f.bandwidthBytes)[0] : undefined,
     log: (line) => process.stderr.write(`op-bench: ${line}\n`),
     progress: (partial) => f.out && write(f.out, partial),
