@@ -2,9 +2,11 @@
 // Compiled only when nvcc was found (EET_WITH_CUDA); otherwise the stubs at the bottom say why CUDA is absent.
 // The addon links cudart statically, so it loads on machines with no driver: any error from
 // cudaGetDeviceCount is reported as a reason, never thrown.
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "../engine/backend.h"
 #include "entry.h"
@@ -146,6 +148,58 @@ class CudaBackend final : public Backend {
   void name(const Args& a) override { validate(a); use(); eet_cuda::op_##name(a, stream_); }
   EET_OPS(EET_CUDA_FORWARD)
 #undef EET_CUDA_FORWARD
+
+  // Device events around each repetition on this backend's stream, all recorded before one synchronize, so the
+  // host never waits between repetitions. With scrub_cache, a fill of twice the L2's size precedes each start
+  // event: it evicts the op's data from the L2 (the weights of a decode step come from DRAM, not from the previous
+  // repetition), and the op's launches are enqueued while the fill runs (~30 us for an H200's 2 × 50 MB), so their
+  // latency stays out of its time unless the host takes longer than that to enqueue them.
+  LaunchTimes time_launches(const std::function<void()>& launch, int warmup, int reps, bool scrub_cache) override {
+    use();
+    struct Events {  // destroyed whatever happens; a failure here is only recorded (a lost device)
+      std::vector<cudaEvent_t> e;
+      ~Events() {
+        for (cudaEvent_t x : e) {
+          const cudaError_t err = cudaEventDestroy(x);
+          if (err != cudaSuccess) eet_cuda::mark_if_lost(err, "cudaEventDestroy");
+        }
+      }
+    } ev;
+    struct Scratch {
+      CudaBackend* be;
+      void* p = nullptr;
+      size_t bytes = 0;
+      ~Scratch() { if (p) be->free(p); }
+    } scrub{this};
+    if (scrub_cache) {
+      int l2 = 0;
+      check_cuda(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, index_), "cudaDeviceGetAttribute(L2 size)");
+      scrub.bytes = std::max<size_t>(size_t(2) * size_t(l2), size_t(1) << 20);
+      scrub.p = alloc(scrub.bytes);
+    }
+    for (int i = 0; i < 2 * reps; ++i) {
+      cudaEvent_t x = nullptr;
+      check_cuda(cudaEventCreate(&x), "cudaEventCreate");
+      ev.e.push_back(x);
+    }
+    for (int i = 0; i < warmup; ++i) launch();
+    for (int i = 0; i < reps; ++i) {
+      if (scrub.p) check_cuda(cudaMemsetAsync(scrub.p, i & 0xff, scrub.bytes, stream_), "cudaMemset (L2 scrub)");
+      check_cuda(cudaEventRecord(ev.e[size_t(2 * i)], stream_), "cudaEventRecord");
+      launch();
+      check_cuda(cudaEventRecord(ev.e[size_t(2 * i + 1)], stream_), "cudaEventRecord");
+    }
+    check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    LaunchTimes t;
+    t.clock = "cuda-event";
+    t.cache_scrubbed = scrub.p != nullptr;
+    for (int i = 0; i < reps; ++i) {
+      float ms = 0.0f;
+      check_cuda(cudaEventElapsedTime(&ms, ev.e[size_t(2 * i)], ev.e[size_t(2 * i + 1)]), "cudaEventElapsedTime");
+      t.ms.push_back(double(ms));
+    }
+    return t;
+  }
 
   // A deliberate illegal address (a store through a bogus pointer, by the embedding kernel called past its
   // validation), then the synchronisation that reports it: the GPU suite's check of the lost-context path.

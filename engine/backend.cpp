@@ -1,10 +1,27 @@
-// Device strings -> backends. One backend per device per process, created on first use and shared.
+// Device strings -> backends. One backend per device per process, created on first use and shared. And the
+// backends' default per-op clock.
+#include <chrono>
 #include <map>
 #include <mutex>
 
 #include "backend.h"
 
 namespace eet {
+
+LaunchTimes Backend::time_launches(const std::function<void()>& launch, int warmup, int reps, bool) {
+  for (int i = 0; i < warmup; ++i) launch();
+  synchronize();
+  LaunchTimes t;
+  t.clock = "host";
+  t.ms.reserve(size_t(reps > 0 ? reps : 0));
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    launch();
+    synchronize();
+    t.ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return t;
+}
 
 std::shared_ptr<Backend> backend_for(const std::string& device, int threads) {
   static std::mutex mu;

@@ -11,6 +11,7 @@
 #pragma once
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -62,6 +63,13 @@ class FairMutex {
   uint64_t next_ = 0, serving_ = 0;
 };
 
+// What Backend::time_launches measured: one time per timed repetition, and how.
+struct LaunchTimes {
+  std::vector<double> ms;
+  std::string clock;          // "cuda-event" (device events on the backend's stream) or "host" (steady clock)
+  bool cache_scrubbed = false;  // whether each repetition began with the device's L2 holding none of its data
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -80,6 +88,12 @@ class Backend {
 #define EET_DECLARE_OP(name, Args) virtual void name(const Args& a) = 0;
   EET_OPS(EET_DECLARE_OP)
 #undef EET_DECLARE_OP
+
+  // The per-op benchmark's clock (native/ops.cpp timeOpSync). launch() enqueues one op; it runs `warmup` times
+  // untimed, then `reps` times, each timed alone. This default times on the host: launch() then synchronize()
+  // between two steady-clock reads (the cpu backends, and the emulator, whose times say nothing about a GPU).
+  // scrub_cache asks for a cold L2 before each repetition; only the cuda backend has one to scrub.
+  virtual LaunchTimes time_launches(const std::function<void()>& launch, int warmup, int reps, bool scrub_cache);
 
   // Held by whoever drives the backend (an async worker, the model's engine thread) for the duration of a
   // sequence of calls, so one stream is never used by two host threads at once.

@@ -28,6 +28,13 @@ export interface AddonCudaDevice {
   smCount: number;
 }
 
+/** timeOpSync's result: milliseconds per timed launch, and the clock that measured them. */
+export interface AddonOpTimes {
+  clock: 'cuda-event' | 'host';
+  cacheScrubbed: boolean;
+  ms: Float64Array;
+}
+
 // ---- models (engine/model.*, engine/arch_*.cpp, native/model.cpp) ------------------------------------------
 // Tensor names follow GGUF, without the '.weight' suffix; matrices are (out, in) row-major; a bias is NAME.bias.
 //   llama: token_embd, blk.N.attn_norm, blk.N.attn_q, blk.N.attn_k, blk.N.attn_v (+ .bias each when qkvBias),
@@ -385,6 +392,10 @@ export interface AddonBinding {
   runOpSync(op: string, device: string, params: Record<string, unknown>): void;
   /** Device-to-device copy bandwidth (native/bench.cpp): 2 × bytes × iters / seconds, timed in C++. */
   benchCopyBandwidth(device: string, options: { bytes: number; iters: number }): { device: string; bytes: number; iters: number; seconds: number; bytesPerSecond: number };
+  /** One op of runOpSync's, checked once, launched `warmup` (default 1) times, then `reps` times each timed alone
+   *  (native/bench.cpp): device events on cuda ('cuda-event'), the host clock elsewhere ('host'); scrubCache: a fill
+   *  larger than the L2 before each timed launch (cuda only; cacheScrubbed says whether it ran). */
+  timeOpSync(op: string, device: string, params: Record<string, unknown>, options: { warmup?: number; reps: number; scrubCache?: boolean }): AddonOpTimes;
 }
 
 /** The package root: the same from lib/ (ts-jest) and dist/ (compiled). */

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "../engine/backend.h"
 #include "../engine/error.h"
@@ -99,6 +100,16 @@ struct TensorView {
   int64_t numel;
 };
 bool unwrap_tensor(const Napi::Value& v, TensorView* out);
+
+// One op of engine/ops.h with its arguments from JS (runOpSync's params), checked and ready (native/ops.cpp):
+// launch() enqueues it on the backend; keep holds the tensors and temporaries it reads and writes. Prepare and
+// launch with the backend's mutex held. Bad arguments throw as runOpSync reports them (ERR_INVALID_ARG).
+struct PreparedOp {
+  std::function<void()> launch;
+  std::vector<std::shared_ptr<Buffer>> keep;
+};
+PreparedOp prepare_op(Napi::Env env, const std::string& name, const std::shared_ptr<eet::Backend>& backend,
+                      const Napi::Object& params);
 
 // The model (weights) behind an AddonModel object; ERR_INVALID_ARG when v is not one, ERR_DISPOSED when disposed.
 std::shared_ptr<eet::Model> unwrap_model(const Napi::Value& v);

@@ -1,5 +1,6 @@
 // runOpSync(name, device, params): runs one op on one backend from JS. Used by the op tests (in a child process,
-// test/ops/worker.js) and by anything that needs a single op. Every tensor is checked to be on that device, of
+// test/ops/worker.js) and by anything that needs a single op; prepare_op() is the same preparation for the per-op
+// benchmark's timeOpSync (native/bench.cpp), which launches the op many times. Every tensor is checked to be on that device, of
 // the op's dtype and large enough for the extents the dimensions imply; index tensors (ids, slots, block tables,
 // lengths) are read back and range-checked, so no combination of arguments makes a kernel read out of bounds.
 #include <algorithm>
@@ -14,6 +15,7 @@ namespace eet_node {
 namespace {
 
 using eet::DType;
+using Launch = std::function<void()>;
 
 struct OpCall {
   Napi::Env env;
@@ -136,7 +138,7 @@ int64_t cache_blocks(OpCall& c, const char* name, const eet::KvLayout& l) {
   return (n - per_block_extent) / l.block_stride + 1;
 }
 
-void run_embedding(OpCall& c) {
+Launch run_embedding(OpCall& c) {
   eet::EmbeddingArgs a{};
   a.dtype = c.dtype();
   a.n = get_int(c.p, "n", 0, int64_t(1) << 31);
@@ -153,10 +155,10 @@ void run_embedding(OpCall& c) {
     a.pos = static_cast<const int32_t*>(c.tensor("pos", DType::I32, a.n));
     c.check_ints("pos", c.read_ints(a.pos, a.n), 0, a.n_pos - 1);
   }
-  c.backend->embedding(a);
+  return [be = c.backend, a] { be->embedding(a); };
 }
 
-void run_norm(OpCall& c) {
+Launch run_norm(OpCall& c) {
   eet::NormArgs a{};
   std::string kind = get_string(c.p, "kind");
   if (kind != "layer" && kind != "rms") throw_arg(c.env, "kind", "'layer' or 'rms'", c.p.Get("kind"));
@@ -172,10 +174,10 @@ void run_norm(OpCall& c) {
   a.weight = c.tensor("weight", a.dtype, a.cols);
   a.bias = c.tensor("bias", a.dtype, a.cols, true);
   a.y = c.tensor("y", a.dtype, n);
-  c.backend->norm(a);
+  return [be = c.backend, a] { be->norm(a); };
 }
 
-void run_softmax(OpCall& c) {
+Launch run_softmax(OpCall& c) {
   eet::SoftmaxArgs a{};
   a.dtype = c.dtype();
   a.rows = get_int(c.p, "rows", 0, int64_t(1) << 31);
@@ -184,7 +186,7 @@ void run_softmax(OpCall& c) {
   int64_t n = eet::checked_mul(a.rows, a.cols, "rows*cols");
   a.x = c.tensor("x", a.dtype, n);
   a.y = c.tensor("y", a.dtype, n);
-  c.backend->softmax(a);
+  return [be = c.backend, a] { be->softmax(a); };
 }
 
 // Extent of an (rows, cols) matrix with row stride ld.
@@ -192,7 +194,7 @@ int64_t extent(int64_t rows, int64_t cols, int64_t ld) {
   return rows == 0 ? 0 : eet::checked_add(eet::checked_mul(rows - 1, ld, "extent"), cols, "extent");
 }
 
-void run_gemm(OpCall& c) {
+Launch run_gemm(OpCall& c) {
   eet::GemmArgs a{};
   a.dtype = c.dtype();
   a.m = get_int(c.p, "m", 0, int64_t(1) << 31);
@@ -207,11 +209,11 @@ void run_gemm(OpCall& c) {
   a.y = c.tensor("y", a.dtype, extent(a.m, a.n, a.ldy));
   // residualInPlace: y holds the residual on entry (residual aliases y, the in-place residual add models use)
   if (get_bool_or(c.p, "residualInPlace", false)) a.residual = a.y;
-  c.backend->gemm(a);
+  return [be = c.backend, a] { be->gemm(a); };
 }
 
 // w: one int8 tensor in the GemmQ8Args layout, the (N, K) int8 q then the (N, K/32) float16 scales.
-void run_gemm_q8(OpCall& c) {
+Launch run_gemm_q8(OpCall& c) {
   eet::GemmQ8Args a{};
   a.dtype = c.dtype();
   a.m = get_int(c.p, "m", 0, int64_t(1) << 31);
@@ -230,10 +232,10 @@ void run_gemm_q8(OpCall& c) {
   a.y = c.tensor("y", a.dtype, extent(a.m, a.n, a.ldy));
   // residualInPlace: y holds the residual on entry (residual aliases y)
   if (get_bool_or(c.p, "residualInPlace", false)) a.residual = a.y;
-  c.backend->gemm_q8(a);
+  return [be = c.backend, a] { be->gemm_q8(a); };
 }
 
-void run_act(OpCall& c) {
+Launch run_act(OpCall& c) {
   eet::ActArgs a{};
   std::string kind = get_string(c.p, "kind");
   if (kind == "gelu_tanh") a.kind = eet::ActKind::GeluTanh;
@@ -253,10 +255,10 @@ void run_act(OpCall& c) {
   a.bias = c.tensor("bias", a.dtype, a.n, true);
   a.up = c.tensor("up", a.dtype, extent(a.m, a.n, a.ldu), true);
   a.y = c.tensor("y", a.dtype, extent(a.m, a.n, a.ldy));
-  c.backend->act(a);
+  return [be = c.backend, a] { be->act(a); };
 }
 
-void run_rope(OpCall& c) {
+Launch run_rope(OpCall& c) {
   eet::RopeArgs a{};
   std::string layout = get_string(c.p, "layout");
   if (layout != "adjacent" && layout != "half") throw_arg(c.env, "layout", "'adjacent' or 'half'", c.p.Get("layout"));
@@ -274,10 +276,10 @@ void run_rope(OpCall& c) {
   a.pos = static_cast<const int32_t*>(c.tensor("pos", DType::I32, a.n_tokens));
   a.inv_freq = static_cast<const float*>(c.tensor("invFreq", DType::F32, a.rot_dim / 2));
   c.check_ints("pos", c.read_ints(a.pos, a.n_tokens), 0, (1 << 30));
-  c.backend->rope(a);
+  return [be = c.backend, a] { be->rope(a); };
 }
 
-void run_kv_append(OpCall& c) {
+Launch run_kv_append(OpCall& c) {
   eet::KvAppendArgs a{};
   a.dtype = c.dtype();
   a.layout = read_layout(c);
@@ -292,10 +294,10 @@ void run_kv_append(OpCall& c) {
   a.v_cache = c.tensor("vCache", a.dtype, 1);
   int64_t blocks = std::min(cache_blocks(c, "kCache", a.layout), cache_blocks(c, "vCache", a.layout));
   c.check_ints("slots", c.read_ints(a.slots, a.n_tokens), 0, blocks * a.layout.block_size - 1);
-  c.backend->kv_append(a);
+  return [be = c.backend, a] { be->kv_append(a); };
 }
 
-void run_kv_gather(OpCall& c) {
+Launch run_kv_gather(OpCall& c) {
   eet::KvGatherArgs a{};
   a.dtype = c.dtype();
   a.layout = read_layout(c);
@@ -309,10 +311,10 @@ void run_kv_gather(OpCall& c) {
   a.v_out = c.tensor("vOut", a.dtype, eet::checked_mul(a.len, row, "vOut"));
   int64_t blocks = std::min(cache_blocks(c, "kCache", a.layout), cache_blocks(c, "vCache", a.layout));
   c.check_ints("blockTable", c.read_ints(a.block_table, nblk), 0, blocks - 1);
-  c.backend->kv_gather(a);
+  return [be = c.backend, a] { be->kv_gather(a); };
 }
 
-void run_attention(OpCall& c) {
+Launch run_attention(OpCall& c) {
   eet::AttentionArgs a{};
   a.dtype = c.dtype();
   a.layout = read_layout(c);
@@ -373,10 +375,10 @@ void run_attention(OpCall& c) {
   }
   a.workspace_bytes = eet::attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
   a.workspace = a.workspace_bytes ? c.temp(a.workspace_bytes) : nullptr;
-  c.backend->attention(a);
+  return [be = c.backend, a] { be->attention(a); };
 }
 
-void run_shared_attention(OpCall& c) {
+Launch run_shared_attention(OpCall& c) {
   eet::SharedAttentionArgs a{};
   a.dtype = c.dtype();
   a.layout = read_layout(c);
@@ -456,10 +458,10 @@ void run_shared_attention(OpCall& c) {
   }
   a.workspace_bytes = eet::shared_attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
   a.workspace = c.temp(a.workspace_bytes);
-  c.backend->shared_attention(a);
+  return [be = c.backend, a] { be->shared_attention(a); };
 }
 
-void run_sample(OpCall& c) {
+Launch run_sample(OpCall& c) {
   eet::SampleArgs a{};
   a.dtype = c.dtype();
   a.batch = get_int(c.p, "batch", 1, 1 << 20);
@@ -497,17 +499,35 @@ void run_sample(OpCall& c) {
   a.logprob_out = static_cast<float*>(c.tensor("logprobOut", DType::F32, a.batch, true));
   a.workspace_bytes = eet::sample_workspace_bytes(a.batch, a.vocab);
   a.workspace = a.workspace_bytes ? c.temp(a.workspace_bytes) : nullptr;
-  c.backend->sample(a);
+  return [be = c.backend, a] { be->sample(a); };
 }
 
-void run_cast(OpCall& c) {
+Launch run_cast(OpCall& c) {
   eet::CastArgs a{};
   a.src_dtype = DType(get_int(c.p, "srcDtype", 0, 2));
   a.dst_dtype = DType(get_int(c.p, "dstDtype", 0, 2));
   a.n = get_int(c.p, "n", 0, int64_t(1) << 40);
   a.src = c.tensor("src", a.src_dtype, a.n);
   a.dst = c.tensor("dst", a.dst_dtype, a.n);
-  c.backend->cast(a);
+  return [be = c.backend, a] { be->cast(a); };
+}
+
+// The op's preparation by name: checks every argument (reading index tensors back) and returns its launch.
+Launch prepare(OpCall& c, const std::string& name) {
+  if (name == "embedding") return run_embedding(c);
+  if (name == "norm") return run_norm(c);
+  if (name == "softmax") return run_softmax(c);
+  if (name == "gemm") return run_gemm(c);
+  if (name == "gemm_q8") return run_gemm_q8(c);
+  if (name == "act") return run_act(c);
+  if (name == "rope") return run_rope(c);
+  if (name == "kv_append") return run_kv_append(c);
+  if (name == "kv_gather") return run_kv_gather(c);
+  if (name == "attention") return run_attention(c);
+  if (name == "shared_attention") return run_shared_attention(c);
+  if (name == "sample") return run_sample(c);
+  if (name == "cast") return run_cast(c);
+  throw_arg(c.env, "op", "a known op name", Napi::String::New(c.env, name));
 }
 
 Napi::Value RunOpSync(const Napi::CallbackInfo& info) {
@@ -516,29 +536,23 @@ Napi::Value RunOpSync(const Napi::CallbackInfo& info) {
     if (!info[0].IsString()) throw_arg(env, "op", "string", info[0]);
     if (!info[1].IsString()) throw_arg(env, "device", "string", info[1]);
     if (!info[2].IsObject()) throw_arg(env, "params", "object", info[2]);
-    std::string name = info[0].As<Napi::String>().Utf8Value();
-    OpCall c{env, info[2].As<Napi::Object>(), eet::backend_for(info[1].As<Napi::String>().Utf8Value()), {}};
-    std::lock_guard<eet::FairMutex> lock(c.backend->mutex());
-    if (name == "embedding") run_embedding(c);
-    else if (name == "norm") run_norm(c);
-    else if (name == "softmax") run_softmax(c);
-    else if (name == "gemm") run_gemm(c);
-    else if (name == "gemm_q8") run_gemm_q8(c);
-    else if (name == "act") run_act(c);
-    else if (name == "rope") run_rope(c);
-    else if (name == "kv_append") run_kv_append(c);
-    else if (name == "kv_gather") run_kv_gather(c);
-    else if (name == "attention") run_attention(c);
-    else if (name == "shared_attention") run_shared_attention(c);
-    else if (name == "sample") run_sample(c);
-    else if (name == "cast") run_cast(c);
-    else throw_arg(env, "op", "a known op name", info[0]);
-    c.backend->synchronize();
+    auto backend = eet::backend_for(info[1].As<Napi::String>().Utf8Value());
+    std::lock_guard<eet::FairMutex> lock(backend->mutex());
+    PreparedOp op = prepare_op(env, info[0].As<Napi::String>().Utf8Value(), backend, info[2].As<Napi::Object>());
+    op.launch();
+    backend->synchronize();
     return env.Undefined();
   });
 }
 
 }  // namespace
+
+PreparedOp prepare_op(Napi::Env env, const std::string& name, const std::shared_ptr<eet::Backend>& backend,
+                      const Napi::Object& params) {
+  OpCall c{env, params, backend, {}};
+  Launch launch = prepare(c, name);
+  return {std::move(launch), std::move(c.keep)};
+}
 
 void init_ops(Napi::Env env, Napi::Object exports) { exports.Set("runOpSync", Napi::Function::New(env, RunOpSync)); }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Writes the GPU suite's report (scripts/gpu-suite.sh): OUT/report.md and OUT/report.json from the suite's work
 // folder: steps.tsv (name, status, exit code, seconds, note), logs/<step>.log, and the JSON the steps left there
-// (ops.json and models.json from jest --json, bench.json from `eet bench --json`, serving.json from
-// `eet bench --no-grid --scenarios … --json`, hf.json from hf_bench.py).
+// (ops.json and models.json from jest --json, bench.json from `eet bench --json`, opbench.json from
+// scripts/op-bench.js, serving.json from `eet bench --no-grid --scenarios … --json`, hf.json from hf_bench.py).
 // Usage: node scripts/gpu-report.js WORK OUT [--dry-run]
 'use strict';
 const fs = require('fs');
@@ -72,6 +72,7 @@ const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0
 
 const addonInfo = (() => { try { return JSON.parse(readLog('addon').split('\n').find((l) => l.startsWith('{'))); } catch { return null; } })();
 const bench = readJson('bench.json');
+const opbench = readJson('opbench.json');
 const serving = readJson('serving.json');
 const hf = readJson('hf.json');
 const device = addonInfo?.cuda?.[0]?.name ?? (dry ? 'no GPU (dry run on cpu/emu)' : 'no CUDA device found');
@@ -79,7 +80,7 @@ const report = {
   tool: 'scripts/gpu-suite.sh', dryRun: dry, date: new Date().toISOString(), device,
   steps, ops: jestSummary(readJson('ops.json')), models: jestSummary(readJson('models.json')),
   sanitizers: { memcheck: sanitizerVerdict('memcheck'), racecheck: sanitizerVerdict('racecheck') },
-  bench, serving, hf, comparisons: comparisons(bench, hf),
+  bench, opbench, serving, hf, comparisons: comparisons(bench, hf),
 };
 
 // On the GPU, a test step that passed without running a single test means the cuda tests were all skipped.
@@ -106,29 +107,31 @@ for (const [title, sum] of [['Op tests', report.ops], ['Model tests', report.mod
   }
   md.push('');
 }
-md.push('## Sanitizers', '');
-for (const name of ['memcheck', 'racecheck']) {
-  const s = steps.find((x) => x.name === name);
-  md.push(`- ${name}: ${s ? s.status : 'not run'}${report.sanitizers[name] ? ` — ${report.sanitizers[name]}` : ''}${s?.note ? ` (${s.note})` : ''}`);
-}
 // A bench report as Markdown through the compiled formatter; its JSON when dist/ is unusable.
-function benchSection(title, r, step) {
+function benchSection(title, r, step, file = 'format.js', formatter = 'formatMarkdown') {
   md.push('', `## ${title}`, '');
   if (!r) {
     md.push(`No results (see the ${step} step).`);
     return;
   }
   try {
-    md.push(require(path.join(root, 'dist', 'bench', 'format.js')).formatMarkdown(r));
+    md.push(require(path.join(root, 'dist', 'bench', file))[formatter](r));
   } catch (e) {
     md.push('```json', JSON.stringify(r, null, 1).slice(0, 20000), '```');
   }
 }
 benchSection('Benchmark (eet bench)', bench, 'bench');
+benchSection('Per-op benchmark (scripts/op-bench.js)', opbench, 'opbench', 'opformat.js', 'formatOpMarkdown');
 benchSection('Serving scenarios (eet bench --scenarios)', serving, 'serving');
+md.push('');
+md.push('## Sanitizers', '');
+for (const name of ['memcheck', 'racecheck']) {
+  const s = steps.find((x) => x.name === name);
+  md.push(`- ${name}: ${s ? s.status : 'not run'}${report.sanitizers[name] ? ` — ${report.sanitizers[name]}` : ''}${s?.note ? ` (${s.note})` : ''}`);
+}
 md.push('', '## eet vs HF transformers (same shapes, dtype, random weights)', '');
 if (report.comparisons.length) {
-  md.push(`HF: torch ${hf.torch}, transformers ${hf.transformers}, ${hf.dtype}. Ratios are eet ÷ HF: decode tok/s above 1× means eet is faster; TTFT below 1× means eet is faster. "compiled" = static KV cache + torch.compile (reduce-overhead).`, '');
+  md.push(`HF: torch ${hf.torch}, transformers ${hf.transformers}, ${hf.dtype}. Ratios are eet ÷ HF: decode tok/s above 1× means eet is faster; TTFT below 1× means eet is faster. "compiled" = static KV cache + torch.compile (${hf.compileMode ?? 'reduce-overhead'}).`, '');
   md.push('| model | batch | prompt | new | eet tok/s | HF eager | ratio | HF compiled | ratio | eet TTFT ms | HF eager | ratio | HF compiled | ratio |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const c of report.comparisons) {

@@ -4,8 +4,14 @@
 Builds each shape as a LlamaForCausalLM with random weights (torch.manual_seed; HF's init, std 0.02) in the
 bench dtype, and times `generate` (greedy, exactly --new tokens, random prompt ids) in two variants:
   eager     PyTorch eager, HF's dynamic KV cache
-  compiled  static KV cache + torch.compile(model.forward, mode="reduce-overhead", fullgraph=True): the gpt-fast
-            recipe as HF documents it. The first run of each cell compiles and is not timed.
+  compiled  static KV cache + torch.compile(model.forward, fullgraph=True), mode "reduce-overhead" (CUDA graphs) on
+            the GPU, "default" on the CPU (no graphs there): the gpt-fast recipe as HF documents it, prefill and decode
+            both compiled. The first run of each cell compiles and is not timed. HF's own compile in generate() is
+            switched off (disable_compile) so the forward is compiled once, here.
+            CUDA graphs replay into the same output buffers: each forward starts a new graph step
+            (torch.compiler.cudagraph_mark_step_begin) and hands out copies of its tensors, so nothing generate() keeps
+            from one step is overwritten by the next ("accessing tensor output of CUDAGraphs that has been
+            overwritten by a subsequent run", the first hardware run's failure).
 A streamer records when each token arrives (after a device synchronize): time to first token = prefill + first
 sample; decode ms/step = (last token - first token) / (new - 1). The same definitions as `eet bench`.
 
@@ -40,6 +46,8 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--variants", default="eager,compiled")
     ap.add_argument("--compiled-cells", type=int, default=1 << 30, help="compile-and-time only the first N cells")
+    ap.add_argument("--compile-mode", default="auto",
+                    help='torch.compile mode of the compiled variant; auto: "reduce-overhead" on cuda, "default" elsewhere')
     ap.add_argument("--budget", type=float, default=240.0, help="seconds; cells past it are reported skipped")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out")
@@ -61,12 +69,13 @@ def main():
     with open(a.shapes) as f:
         shapes = {s["name"]: s for s in json.load(f)}
 
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
     from transformers.generation.streamers import BaseStreamer
 
     device = torch.device(a.device)
     dtype = getattr(torch, a.dtype)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    compile_mode = a.compile_mode if a.compile_mode != "auto" else ("reduce-overhead" if device.type == "cuda" else "default")
     start = time.perf_counter()
     grid = [(b, p, n) for b in parse_list(a.batch) for p in parse_list(a.prompt) for n in parse_list(a.new)]
     max_ctx = max(p + n for _, p, n in grid)
@@ -76,6 +85,7 @@ def main():
         "transformers": transformers.__version__,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "dtype": a.dtype,
+        "compileMode": compile_mode,
         "models": [],
     }
 
@@ -92,12 +102,33 @@ def main():
         def end(self):
             pass
 
+    # generate() compiles the forward itself when the cache is static (transformers >= 4.5x): not on top of ours.
+    hf_compiles = hasattr(GenerationConfig(), "disable_compile")
+
+    def compile_forward(forward):
+        compiled = torch.compile(forward, mode=compile_mode, fullgraph=True)
+        graphs = compile_mode == "reduce-overhead" and device.type == "cuda"
+
+        def step(*args, **kwargs):
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()  # a new step: the previous replay's outputs are done with
+            out = compiled(*args, **kwargs)
+            if graphs:  # the next replay writes into the same buffers: keep copies (logits are (B, 1, V) or so)
+                for k, v in list(out.items()):
+                    if torch.is_tensor(v):
+                        out[k] = v.clone()
+            return out
+
+        return step
+
     def run_generate(model, ids, new, variant, streamer=None):
         kwargs = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
         if streamer is not None:
             kwargs["streamer"] = streamer
         if variant == "compiled":
             kwargs["cache_implementation"] = "static"
+            if hf_compiles:
+                kwargs["disable_compile"] = True
         sync()
         t0 = time.perf_counter()
         with torch.inference_mode():
@@ -168,7 +199,7 @@ def main():
                         cell.update(status="skipped", error=f"--compiled-cells {a.compiled_cells}")
                         continue
                     if variant == "compiled" and compiled_forward is None:
-                        compiled_forward = torch.compile(eager_forward, mode="reduce-overhead", fullgraph=True)
+                        compiled_forward = compile_forward(eager_forward)
                     model.forward = compiled_forward if variant == "compiled" else eager_forward
                     try:
                         g = torch.Generator(device="cpu").manual_seed(a.seed + b * 1000 + p)

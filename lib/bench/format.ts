@@ -45,13 +45,13 @@ function contextText(c: ScenarioContext): string {
 }
 
 /** Columns right-aligned (the first `left` left-aligned), a │ before each column index in `bars`. */
-function textTable(head: string[], rows: string[][], bars: number[], left = 0): string {
+export function textTable(head: string[], rows: string[][], bars: number[], left = 0): string {
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => r[i].length)));
   return all.map((r) => r.map((x, i) => `${bars.includes(i) ? '│ ' : ''}${i < left ? x.padEnd(w[i]) : x.padStart(w[i])}`).join(' ')).join('\n');
 }
 
-function mdTable(head: string[], rows: string[][], left = 0): string[] {
+export function mdTable(head: string[], rows: string[][], left = 0): string[] {
   return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < left ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
 }
 

@@ -6,7 +6,8 @@ import * as os from 'os';
 import * as path from 'path';
 
 const root = path.resolve(__dirname, '..', '..');
-const STEPS = ['addon', 'tsc', 'ops', 'models', 'fixtures', 'memcheck', 'racecheck', 'bench', 'serving', 'hf-bench', 'llama-cpp'];
+// Most valuable first: correctness, speed (the model bench, each op, serving), sanitizers, HF baselines.
+const STEPS = ['addon', 'tsc', 'ops', 'models', 'bench', 'opbench', 'serving', 'memcheck', 'racecheck', 'hf-bench', 'fixtures', 'llama-cpp'];
 
 describe('scripts/gpu-suite.sh --dry-run', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-gpu-suite-'));
@@ -16,6 +17,7 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     steps: Array<{ name: string; status: string; note: string }>;
     ops: { passed: number; failed: number } | null;
     bench: { models: Array<{ model: string; status: string; results: unknown[] }> } | null;
+    opbench: { timing: { gpu: boolean }; models: Array<{ model: string; settings: Array<{ ops: Array<{ status: string }> }> }> } | null;
     serving: { grid: unknown; models: Array<{ model: string; status: string; scenarios?: Record<string, unknown> }> } | null;
   };
 
@@ -41,27 +43,59 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(report.dryRun).toBe(true);
     expect(report.steps.map((s) => s.name)).toEqual(STEPS);
     const status = Object.fromEntries(report.steps.map((s) => [s.name, s.status]));
-    for (const name of ['addon', 'tsc', 'ops', 'models', 'memcheck', 'racecheck', 'bench', 'serving']) {
+    for (const name of ['addon', 'tsc', 'ops', 'models', 'bench', 'opbench', 'serving', 'memcheck', 'racecheck']) {
       expect(`${name}: ${status[name]}`).toBe(`${name}: pass`);
     }
     expect(status['llama-cpp']).toBe('skipped');
     const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     for (const name of STEPS) expect(md).toContain(`| ${name} |`);
     expect(md).toContain('## Benchmark (eet bench)');
+    expect(md).toContain('## Per-op benchmark (scripts/op-bench.js)');
+    expect(md).toContain('**NOT GPU TIMES: host clock on emu');
+    expect(md).toMatch(/^\| attn_q\\\|k\\\|v \| 2 \| M=1 N=128 K=64 \| /m); // the | of a name escaped in the table
     expect(md).toContain('## Serving scenarios (eet bench --scenarios)');
     expect(md).toMatch(/\| 32 concurrent stream\(\) calls \|/);
   });
 
-  test('op cases ran and passed; the bench ran tiny and gpt2-124m; the serving step ran every scenario', () => {
+  test('op cases ran and passed; the bench ran tiny and gpt2-124m; op-bench ran on emu; the serving step ran every scenario', () => {
     expect(report.ops!.passed).toBeGreaterThan(0);
     expect(report.ops!.failed).toBe(0);
     for (const name of ['tiny', 'gpt2-124m']) {
       const m = report.bench!.models.find((x) => x.model === name)!;
       expect([name, m.status, m.results.length]).toEqual([name, 'ok', 2]);
     }
+    expect(report.opbench!.timing.gpu).toBe(false);
+    expect(report.opbench!.models.map((m) => m.model)).toEqual(['tiny', 'tiny-gpt2']);
+    expect(report.opbench!.models.flatMap((m) => m.settings.flatMap((x) => x.ops)).filter((o) => o.status !== 'ok')).toEqual([]);
     expect(report.serving!.grid).toBeNull();
     const [serving] = report.serving!.models;
     expect(serving.status).toBe('ok');
     expect(Object.keys(serving.scenarios!)).toEqual(['concurrency', 'shared', 'busy', 'http', 'pid']);
+  });
+});
+
+describe('scripts/gpu-suite.sh --plan', () => {
+  const plan = (...args: string[]): string[][] => {
+    const r = spawnSync('bash', ['scripts/gpu-suite.sh', '--plan', ...args], { cwd: root, encoding: 'utf8', timeout: 30000 });
+    expect(r.status).toBe(0);
+    return r.stdout.trim().split('\n').map((l) => l.split('\t'));
+  };
+
+  test('on the GPU: every step in order, within a deadline that leaves the suite under 8 minutes', () => {
+    const lines = plan();
+    expect(lines[0][0]).toBe('deadline');
+    // steps are cut at the deadline less 10 s (a killed one gets 5 s more); the report follows
+    expect(Number(lines[0][1]) + 5).toBeLessThanOrEqual(480 - 10);
+    expect(lines.slice(1).map((l) => l[0])).toEqual(STEPS);
+    const cmd = Object.fromEntries(lines.slice(1).map((l) => [l[0], l[2]]));
+    expect(cmd.ops).toContain('-t cuda vs cpu-ref');
+    expect(cmd.opbench).toMatch(/^node scripts\/op-bench\.js --model tinyllama-1\.1b,llama-7b,.* --device cuda .*--q8 --out \$WORK\/opbench\.json$/);
+    expect(cmd.memcheck).toMatch(/^compute-sanitizer --tool memcheck .* -d cuda$/);
+    expect(cmd['hf-bench']).toContain('--variants eager,compiled');
+  });
+
+  test('the dry run\'s plan: op-bench on emu', () => {
+    const cmd = Object.fromEntries(plan('--dry-run').slice(1).map((l) => [l[0], l[2]]));
+    expect(cmd.opbench).toBe('node scripts/op-bench.js --dry-run --out $WORK/opbench.json');
   });
 });

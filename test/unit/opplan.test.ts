@@ -1,0 +1,129 @@
+// The per-op benchmark's plan (lib/bench/opplan.ts): the ops of a step in the engine's order, their bytes and FLOPs
+// against hand-computed values, and against the bench's own parameter and FLOP counts (roofline.ts, which counts from
+// the architecture descriptions); the paged-cache indices it builds; the output checks (lib/bench/ops.ts
+// checkTensor) on arrays that were and were not written.
+import { checkTensor } from '../../lib/bench/ops';
+import { planStep, settingLabel, type OpCase, type PlanOptions } from '../../lib/bench/opplan';
+import { paramCounts, prefillFlops } from '../../lib/bench/roofline';
+import { builtinShape } from '../../lib/bench/shapes';
+
+const f16: PlanOptions = { dtypeBytes: 2, blockSize: 16, q8: false };
+const tl = builtinShape('tinyllama-1.1b')!; // dim 2048, hidden 5632, 22 layers, 32 heads / 4 kv heads × 64, vocab 32000
+const byName = (cases: OpCase[], name: string): OpCase => cases.find((c) => c.name === name)!;
+const ints = (c: OpCase, name: string): number[] => Array.from(c.tensors[name].fill as Int32Array);
+
+describe('planStep', () => {
+  test('a LLaMA decode step: the engine\'s ops in order, once or once per layer', () => {
+    const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 512 }, f16);
+    expect(cases.map((c) => [c.name, c.op, c.perStep])).toEqual([
+      ['token_embd', 'embedding', 1], ['attn_norm', 'norm', 22], ['attn_q|k|v', 'gemm', 22], ['rope', 'rope', 22],
+      ['kv_append', 'kv_append', 22], ['attention', 'attention', 22], ['attn_output', 'gemm', 22], ['ffn_norm', 'norm', 22],
+      ['ffn_gate|up', 'gemm', 22], ['swiglu', 'act', 22], ['ffn_down', 'gemm', 22], ['gather rows', 'embedding', 1],
+      ['output_norm', 'norm', 1], ['lm_head', 'gemm', 1], ['sample (greedy)', 'sample', 1], ['sample (top-p)', 'sample', 0],
+    ]);
+    expect(settingLabel({ phase: 'decode', batch: 1, tokens: 512 })).toBe('decode b=1 ctx=512');
+  });
+
+  test('hand-computed bytes and FLOPs (TinyLlama, f16, b = 1, 512 keys)', () => {
+    const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 512 }, f16);
+    const qkv = byName(cases, 'attn_q|k|v'); // W (2048 + 2·256) × 2048, x 2048, y 2560
+    expect([qkv.bytes, qkv.flops, qkv.params]).toEqual([(2560 * 2048 + 2048 + 2560) * 2, 2 * 2560 * 2048, { m: 1, n: 2560, k: 2048, ldx: 2048, ldy: 2560 }]);
+    const down = byName(cases, 'ffn_down'); // reads the gate half of gate|up (row stride 2 × 5632), adds the residual
+    expect([down.bytes, down.params.ldx]).toEqual([(2048 * 5632 + 5632 + 2 * 2048) * 2, 11264]);
+    const att = byName(cases, 'attention'); // K and V of 512 tokens × 4 kv heads × 64, q and out 2048, 32 blocks + 2 ints
+    expect([att.bytes, att.flops]).toEqual([512 * 256 * 2 * 2 + 2 * 2048 * 2 + (32 + 2) * 4, 4 * 32 * 64 * 512]);
+    expect(byName(cases, 'kv_append').bytes).toBe(4 * 256 * 2 + 4);
+    expect(byName(cases, 'swiglu').bytes).toBe(3 * 5632 * 2);
+    expect(byName(cases, 'sample (greedy)').bytes).toBe(32000 * 2 + 4);
+  });
+
+  test('the GEMMs of a decode step multiply by every matrix once: the layer matrices and the head (roofline.ts counts)', () => {
+    for (const name of ['tinyllama-1.1b', 'llama-7b', 'gpt2-124m', 'gpt2-1.5b', 'gpt3-layer-2l']) {
+      const s = builtinShape(name)!;
+      const gemms = planStep(s, { phase: 'decode', batch: 1, tokens: 64 }, f16).filter((c) => c.op === 'gemm');
+      const weights = gemms.reduce((a, c) => a + c.perStep * (c.params.n as number) * (c.params.k as number), 0);
+      expect(`${name}: ${weights}`).toBe(`${name}: ${paramCounts(s).layerMatmul + s.vocabSize * s.dim}`);
+    }
+  });
+
+  test('prefill FLOPs: the GEMMs give roofline.ts prefillFlops less its attention term; causal attention counted exactly', () => {
+    for (const [name, B, P] of [['tinyllama-1.1b', 1, 512], ['llama-7b', 2, 128], ['gpt2-124m', 1, 100]] as const) {
+      const s = builtinShape(name)!;
+      const cases = planStep(s, { phase: 'prefill', batch: B, tokens: P }, f16);
+      const sum = (op: string): number => cases.filter((c) => c.op === op).reduce((a, c) => a + c.perStep * c.flops, 0);
+      expect(sum('gemm')).toBe(prefillFlops(s, B, P) - 2 * s.nLayers * s.nHeads * s.headDim * P * P * B);
+      expect(sum('attention')).toBe(s.nLayers * 4 * s.nHeads * s.headDim * B * ((P * (P + 1)) / 2));
+      expect(byName(cases, 'lm_head').params.m).toBe(B); // one row per sequence reaches the head
+    }
+  });
+
+  test('GPT-2: learned positions, LayerNorm and GEMM biases, GELU, no RoPE', () => {
+    const cases = planStep(builtinShape('gpt2-124m')!, { phase: 'decode', batch: 2, tokens: 30 }, f16);
+    expect(cases.map((c) => c.name)).toEqual(['token_embd + position_embd', 'attn_norm', 'attn_qkv', 'kv_append', 'attention', 'shared_attention',
+      'attn_output', 'ffn_norm', 'ffn_up', 'gelu', 'ffn_down', 'gather rows', 'output_norm', 'lm_head', 'sample (greedy)', 'sample (top-p)']);
+    expect(byName(cases, 'attn_qkv').bytes).toBe((2304 * 768 + 2 * 768 + 2 * 2304 + 2304) * 2);
+    expect(byName(cases, 'attn_norm').params).toMatchObject({ kind: 'layer', rows: 2, cols: 768 });
+    expect(ints(byName(cases, 'token_embd + position_embd'), 'pos')).toEqual([29, 29]);
+  });
+
+  test('paged cache: each sequence its own blocks, the new token at its position; the shared group reads the leader\'s blocks', () => {
+    const cases = planStep(tl, { phase: 'decode', batch: 3, tokens: 40 }, f16); // 3 blocks a sequence, position 39 = block 2, slot 7
+    expect(ints(byName(cases, 'kv_append'), 'slots')).toEqual([2 * 16 + 7, (3 + 2) * 16 + 7, (6 + 2) * 16 + 7]);
+    expect(byName(cases, 'kv_append').checks.kCache).toEqual({ kind: 'finiteCount', count: 3 * 256 });
+    const att = byName(cases, 'attention');
+    expect([ints(att, 'blockTable'), ints(att, 'qStart'), ints(att, 'ctxLen')]).toEqual([[0, 1, 2, 3, 4, 5, 6, 7, 8], [0, 1, 2, 3], [40, 40, 40]]);
+    const shared = byName(cases, 'shared_attention'); // 24 shared keys (all but 16): block 0 whole is shared, block 1 cut
+    expect([ints(shared, 'blockTable'), ints(shared, 'sharedLen')]).toEqual([[0, 1, 2, 0, 4, 5, 0, 7, 8], [24, 24, 24]]);
+    expect(shared.bytes).toBe((24 + 3 * 16) * 256 * 2 * 2 + 2 * 3 * 2048 * 2 + 3 * (3 + 3) * 4);
+    const prefill = planStep(tl, { phase: 'prefill', batch: 2, tokens: 20 }, f16);
+    expect(ints(byName(prefill, 'kv_append'), 'slots')).toEqual([...Array(20).keys(), ...Array.from({ length: 20 }, (_, i) => 32 + i)]);
+    expect(ints(byName(prefill, 'gather rows'), 'ids')).toEqual([19, 39]);
+  });
+
+  test('Q8_0 variants: one per GEMM, left out of the step, weight bytes at 34/32 per weight', () => {
+    const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 64 }, { ...f16, q8: true });
+    const q8 = cases.filter((c) => c.op === 'gemm_q8');
+    expect(q8.map((c) => [c.name, c.perStep])).toEqual([['attn_q|k|v (q8_0)', 0], ['attn_output (q8_0)', 0], ['ffn_gate|up (q8_0)', 0], ['ffn_down (q8_0)', 0], ['lm_head (q8_0)', 0]]);
+    const head = byName(cases, 'lm_head (q8_0)');
+    expect(head.bytes).toBe(32000 * 2048 * (34 / 32) + (2048 + 32000) * 2);
+    expect(head.tensors.w).toMatchObject({ dtype: 'int8', numel: 32000 * 2048 * (17 / 16), fill: 'q8' });
+  });
+
+  test('every tensor that starts poisoned is checked afterwards', () => {
+    for (const name of ['tiny', 'tinyllama-1.1b', 'gpt2-124m']) {
+      for (const setting of [{ phase: 'decode', batch: 4, tokens: 33 }, { phase: 'prefill', batch: 2, tokens: 9 }] as const) {
+        for (const c of planStep(builtinShape(name)!, setting, { ...f16, q8: true })) {
+          const poisoned = Object.entries(c.tensors).filter(([, t]) => t.fill === 'poison').map(([n]) => n);
+          expect(`${c.name}: ${poisoned.filter((n) => !c.checks[n]).join()}`).toBe(`${c.name}: `);
+          expect(poisoned.length + Object.values(c.checks).filter((k) => k.kind === 'finite').length).toBeGreaterThan(0);
+        }
+      }
+    }
+  });
+});
+
+describe('checkTensor (an op that did not run fails its case)', () => {
+  const f32 = { dtype: 'op' as const, numel: 4, fill: 'poison' as const };
+  test('float outputs: poison left anywhere fails; finite everywhere passes', () => {
+    expect(checkTensor('y', new Float32Array([1, 2, 3, 4]), f32, { kind: 'written' }, 'float32')).toBeNull();
+    expect(checkTensor('y', new Float32Array([1, NaN, 3, 4]), f32, { kind: 'written' }, 'float32')).toBe('y[1] is not finite: never written');
+    const poison = 0xffff; // what AddonTensor's poison fill leaves in a half tensor
+    expect(checkTensor('y', new Uint16Array([0x3c00, poison, 0, 0]), f32, { kind: 'written' }, 'float16')).toBe('y[1] is not finite: never written');
+    expect(checkTensor('y', new Uint16Array([0x3c00, 0x7c00, 0, 0]), f32, { kind: 'written' }, 'float16')).toMatch(/^y\[1\]/); // +inf
+    expect(checkTensor('y', new Uint16Array([0x3f80, 0x7f80, 0, 0]), f32, { kind: 'written' }, 'bfloat16')).toMatch(/^y\[1\]/);
+    expect(checkTensor('y', new Uint16Array([0x3f80, 0x7c00, 0, 0]), f32, { kind: 'written' }, 'bfloat16')).toBeNull(); // 0x7c00 is finite in bf16
+  });
+
+  test('a cache: exactly the appended elements written', () => {
+    const cache = new Float32Array([NaN, 1, NaN, 2]);
+    expect(checkTensor('kCache', cache, f32, { kind: 'finiteCount', count: 2 }, 'float32')).toBeNull();
+    expect(checkTensor('kCache', cache, f32, { kind: 'finiteCount', count: 3 }, 'float32')).toBe('kCache: 2 elements written, expected 3');
+  });
+
+  test('sampled tokens: in [0, vocab); the poison (-1) fails', () => {
+    const spec = { dtype: 'int32' as const, numel: 2, fill: 'poison' as const };
+    expect(checkTensor('tokensOut', new Int32Array([0, 511]), spec, { kind: 'written', max: 512 }, 'float16')).toBeNull();
+    expect(checkTensor('tokensOut', new Int32Array([5, -1]), spec, { kind: 'written', max: 512 }, 'float16')).toMatch(/^tokensOut\[1\] = -1/);
+    expect(checkTensor('tokensOut', new Int32Array([512, 0]), spec, { kind: 'written', max: 512 }, 'float16')).toMatch(/^tokensOut\[0\] = 512/);
+  });
+});
