@@ -87,47 +87,97 @@ AttnRelBias rel_bias(const Graph& g, const char* table, bool bidirectional) {
   return rel;
 }
 
+[[noreturn]] void expected(const std::string& field, const std::string& what, int64_t v) {
+  throw_error(ErrorCode::InvalidArg, "Expected " + what + " for " + field + " but received " + std::to_string(v));
+}
+
+// The checks both T5 architectures make; the decoder's one-way buckets need max_distance > buckets / 2 (half of
+// them exact), the encoder's two-way ones > buckets / 4.
+void validate_t5(const ModelConfig& c, bool decoder) {
+  if (c.n_kv_heads != c.n_heads) expected("nKvHeads", "nHeads (" + std::to_string(c.n_heads) + ")", c.n_kv_heads);
+  if (c.rel_buckets < 4 || c.rel_buckets > Limits::maxRelPosBuckets) {
+    expected("relBuckets", "integer in [4, " + std::to_string(Limits::maxRelPosBuckets) + "]", c.rel_buckets);
+  }
+  const int32_t exact = c.rel_buckets / (decoder ? 2 : 4);
+  if (c.rel_max_distance <= exact || c.rel_max_distance > Limits::maxSeqLen) {
+    expected("relMaxDistance", "integer in [" + std::to_string(exact + 1) + ", " + std::to_string(Limits::maxSeqLen) + "]",
+             c.rel_max_distance);
+  }
+  if (c.ffn_act != ActKind::Relu && c.ffn_act != ActKind::GegluTanh) {
+    expected("ffnActivation", "'relu' or 'geglu_tanh'", int64_t(c.ffn_act));
+  }
+}
+
+void plan_encoder(const ModelConfig& c, WeightArena& w) {
+  const int64_t dim = c.dim, att = int64_t(c.n_heads) * c.head_dim;
+  w.plan_group({{"token_embd", {c.vocab_size, dim}}});
+  w.plan_group({{"enc.blk.0.attn_rel_b", {c.n_heads, c.rel_buckets}}});
+  for (int32_t l = 0; l < c.n_layers; ++l) {
+    w.plan_group({{enc_name(l, "attn_norm"), {dim}}});
+    w.plan_group({{enc_name(l, "attn_q"), {att, dim}}, {enc_name(l, "attn_k"), {att, dim}}, {enc_name(l, "attn_v"), {att, dim}}},
+                 true);
+    w.plan_group({{enc_name(l, "attn_o"), {dim, att}}}, true);
+    plan_ffn(c, w, enc_name, l);
+  }
+  w.plan_group({{"enc.output_norm", {dim}}});
+  // The attention op reads the bias table in fp32 whatever the model dtype (AttnRelBias): a copy made at finalize.
+  w.plan_internal("enc.rel_bias.f32", int64_t(c.n_heads) * c.rel_buckets);
+}
+
+int64_t t5_buffer_width(const ModelConfig& c) {
+  const int64_t ffn = c.ffn_act == ActKind::GegluTanh ? 2 * int64_t(c.hidden_dim) : c.hidden_dim;
+  return std::max<int64_t>({3 * int64_t(c.n_heads) * c.head_dim, ffn, c.dim});  // q|k|v >= cross k|v
+}
+
+// The encoder over the step's tokens: the residual stream in h, each norm's output in x; the final norm leaves the
+// encoder output in x.
+void run_encoder(Graph& g) {
+  const ModelConfig& c = g.cfg;
+  const int64_t dim = c.dim;
+  const AttnRelBias rel = rel_bias(g, "enc.rel_bias.f32", true);
+  g.embedding("token_embd", c.vocab_size, g.tokens(), nullptr, g.h);
+  for (int32_t l = 0; l < c.n_layers; ++l) {
+    g.norm(NormKind::Rms, g.h, nullptr, enc_name(l, "attn_norm"), false, g.x, g.T);
+    g.gemm(g.x, dim, enc_name(l, "attn_q"), false, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);  // q|k|v adjacent
+    g.attention(l, g.buf1, AttnMask::Bidirectional, &rel, 1.0f);
+    g.gemm(g.att, g.q_width, enc_name(l, "attn_o"), false, dim, g.q_width, g.h, dim, g.h);
+    g.norm(NormKind::Rms, g.h, nullptr, enc_name(l, "ffn_norm"), false, g.x, g.T);
+    ffn(g, enc_name, l, g.x, g.h);
+  }
+  g.norm(NormKind::Rms, g.h, nullptr, "enc.output_norm", false, g.x, g.T);
+}
+
+// T5's encoder alone (HF T5EncoderModel): an encoder like bert, embed() pools its output.
+class T5Encoder final : public Architecture {
+ public:
+  const char* name() const override { return "t5encoder"; }
+  void validate(const ModelConfig& c) const override { validate_t5(c, false); }
+  void plan_weights(const ModelConfig& c, WeightArena& w) const override { plan_encoder(c, w); }
+  void finalize(const ModelConfig& c, Backend& be, WeightArena& w) const override {
+    copy_rel_table(c, be, w, "enc.blk.0.attn_rel_b", "enc.rel_bias.f32");
+  }
+  int64_t buffer_width(const ModelConfig& c) const override { return t5_buffer_width(c); }
+  bool has_lm_head() const override { return false; }
+  void forward(Graph& g) const override { run_encoder(g); }
+};
+
 class T5 final : public Architecture {
  public:
   const char* name() const override { return "t5"; }
 
   void validate(const ModelConfig& c) const override {
-    auto expected = [](const std::string& field, const std::string& what, int64_t v) {
-      throw_error(ErrorCode::InvalidArg, "Expected " + what + " for " + field + " but received " + std::to_string(v));
-    };
-    if (c.n_kv_heads != c.n_heads) expected("nKvHeads", "nHeads (" + std::to_string(c.n_heads) + ")", c.n_kv_heads);
+    validate_t5(c, true);
     if (c.n_dec_layers < 1 || c.n_dec_layers > Limits::maxLayers) {
       expected("nDecoderLayers", "integer in [1, " + std::to_string(Limits::maxLayers) + "]", c.n_dec_layers);
     }
     if (c.decoder_start_token < 0 || c.decoder_start_token >= c.vocab_size) {
       expected("decoderStartTokenId", "a token id in [0, " + std::to_string(c.vocab_size) + ")", c.decoder_start_token);
     }
-    if (c.rel_buckets < 4 || c.rel_buckets > Limits::maxRelPosBuckets) {
-      expected("relBuckets", "integer in [4, " + std::to_string(Limits::maxRelPosBuckets) + "]", c.rel_buckets);
-    }
-    // The decoder's buckets are one-way: half of them exact, the rest logarithmic up to the max distance.
-    const int32_t exact = c.rel_buckets / 2;
-    if (c.rel_max_distance <= exact || c.rel_max_distance > Limits::maxSeqLen) {
-      expected("relMaxDistance", "integer in [" + std::to_string(exact + 1) + ", " + std::to_string(Limits::maxSeqLen) + "]",
-               c.rel_max_distance);
-    }
-    if (c.ffn_act != ActKind::Relu && c.ffn_act != ActKind::GegluTanh) {
-      expected("ffnActivation", "'relu' or 'geglu_tanh'", int64_t(c.ffn_act));
-    }
   }
 
   void plan_weights(const ModelConfig& c, WeightArena& w) const override {
     const int64_t dim = c.dim, att = int64_t(c.n_heads) * c.head_dim;
-    w.plan_group({{"token_embd", {c.vocab_size, dim}}});
-    w.plan_group({{"enc.blk.0.attn_rel_b", {c.n_heads, c.rel_buckets}}});
-    for (int32_t l = 0; l < c.n_layers; ++l) {
-      w.plan_group({{enc_name(l, "attn_norm"), {dim}}});
-      w.plan_group({{enc_name(l, "attn_q"), {att, dim}}, {enc_name(l, "attn_k"), {att, dim}}, {enc_name(l, "attn_v"), {att, dim}}},
-                   true);
-      w.plan_group({{enc_name(l, "attn_o"), {dim, att}}}, true);
-      plan_ffn(c, w, enc_name, l);
-    }
-    w.plan_group({{"enc.output_norm", {dim}}});
+    plan_encoder(c, w);
     w.plan_group({{"dec.blk.0.attn_rel_b", {c.n_heads, c.rel_buckets}}});
     for (int32_t l = 0; l < c.n_dec_layers; ++l) {
       w.plan_group({{dec_name(l, "attn_norm"), {dim}}});
@@ -142,8 +192,6 @@ class T5 final : public Architecture {
     }
     w.plan_group({{"dec.output_norm", {dim}}});
     if (!c.tied_embeddings) w.plan_group({{"output", {c.vocab_size, dim}}}, true);
-    // The attention op reads the bias tables in fp32 whatever the model dtype (AttnRelBias): copies made at finalize.
-    w.plan_internal("enc.rel_bias.f32", int64_t(c.n_heads) * c.rel_buckets);
     w.plan_internal("dec.rel_bias.f32", int64_t(c.n_heads) * c.rel_buckets);
     // The LM head's norm gain with the decoder-output scale folded in, in the model dtype (sized in fp32 units).
     w.plan_internal("dec.output_norm.head", (dim * int64_t(dtype_size(c.dtype)) + 3) / 4);
@@ -176,31 +224,13 @@ class T5 final : public Architecture {
     be.upload(w.ptr("dec.output_norm.head"), bytes.data(), bytes.size());
   }
 
-  int64_t buffer_width(const ModelConfig& c) const override {
-    const int64_t ffn = c.ffn_act == ActKind::GegluTanh ? 2 * int64_t(c.hidden_dim) : c.hidden_dim;
-    return std::max<int64_t>({3 * int64_t(c.n_heads) * c.head_dim, ffn, c.dim});  // q|k|v >= cross k|v
-  }
+  int64_t buffer_width(const ModelConfig& c) const override { return t5_buffer_width(c); }
 
   const char* output_norm_name() const override { return "dec.output_norm.head"; }
   bool encoder_decoder() const override { return true; }
   int32_t cache_layers(const ModelConfig& c) const override { return std::max(c.n_layers, c.n_dec_layers); }
 
-  void encoder(Graph& g) const override {
-    const ModelConfig& c = g.cfg;
-    const int64_t dim = c.dim;
-    const AttnRelBias rel = rel_bias(g, "enc.rel_bias.f32", true);
-    // The residual stream lives in h, each norm's output in x; the final norm leaves the encoder output in x.
-    g.embedding("token_embd", c.vocab_size, g.tokens(), nullptr, g.h);
-    for (int32_t l = 0; l < c.n_layers; ++l) {
-      g.norm(NormKind::Rms, g.h, nullptr, enc_name(l, "attn_norm"), false, g.x, g.T);
-      g.gemm(g.x, dim, enc_name(l, "attn_q"), false, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);  // q|k|v adjacent
-      g.attention(l, g.buf1, AttnMask::Bidirectional, &rel, 1.0f);
-      g.gemm(g.att, g.q_width, enc_name(l, "attn_o"), false, dim, g.q_width, g.h, dim, g.h);
-      g.norm(NormKind::Rms, g.h, nullptr, enc_name(l, "ffn_norm"), false, g.x, g.T);
-      ffn(g, enc_name, l, g.x, g.h);
-    }
-    g.norm(NormKind::Rms, g.h, nullptr, "enc.output_norm", false, g.x, g.T);
-  }
+  void encoder(Graph& g) const override { run_encoder(g); }
 
   void cross_kv(Graph& g) const override {
     const ModelConfig& c = g.cfg;
@@ -232,6 +262,7 @@ class T5 final : public Architecture {
   }
 };
 
+EET_REGISTER_ARCHITECTURE(T5Encoder);
 EET_REGISTER_ARCHITECTURE(T5);
 
 }  // namespace

@@ -5,10 +5,10 @@ import { bert } from './bert';
 import { expandLayout, layoutParameters } from './common';
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
-import { t5 } from './t5';
+import { t5, t5encoder } from './t5';
 import type { ArchDescription, ArchShape, EngineArch, TensorSpec } from './types';
 
-export const ARCHITECTURES = [llama, gpt2, bert, t5] as const;
+export const ARCHITECTURES = [llama, gpt2, bert, t5, t5encoder] as const;
 
 type Registered = (typeof ARCHITECTURES)[number];
 type ModelTypeOf<T> = T extends ArchDescription<infer M, string> ? M : never;

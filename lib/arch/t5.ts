@@ -3,10 +3,12 @@
 // attention with a learned relative-position bias held by layer 0 of each stack (HF: an Embedding (num_buckets,
 // n_heads), transposed on load to the engine's (n_heads, num_buckets)); cross-attention has none. Engine names follow
 // llama.cpp's `t5` GGUF names (enc.blk.N.*, dec.blk.N.*, dec.output_norm, output). The decoder's blocks follow the
-// encoder's (`after`), so a model may have a different number of each.
+// encoder's (`after`), so a model may have a different number of each. A T5EncoderModel checkpoint (the encoder
+// alone: sentence embeddings) is the engine's 't5encoder', an encoder like bert.
+import { UnsupportedError } from '../errors';
 import { gv } from '../formats/gguf-writer';
 import { NO_ROPE, tensor } from './common';
-import type { ArchDescription, ArchShape, ModelFileConfig, TensorSpec } from './types';
+import type { ArchDescription, ArchShape, HfConfigReader, ModelFileConfig, TensorSpec } from './types';
 
 /** feed_forward_proj → the engine's FFN activation. */
 const FFN: Record<string, 'relu' | 'geglu_tanh'> = { relu: 'relu', 'gated-gelu': 'geglu_tanh' };
@@ -97,29 +99,61 @@ export const t5: ArchDescription<'t5', 't5'> = {
   },
 
   hf: {
-    modelTypes: { t5: ['T5ForConditionalGeneration', 'T5Model'] },
+    modelTypes: { t5: ['T5ForConditionalGeneration', 'T5Model', 'T5EncoderModel'] },
     config(r) {
-      const proj = r.raw('feed_forward_proj') ?? 'relu';
-      const ffnActivation = typeof proj === 'string' ? FFN[proj] : undefined;
-      if (!ffnActivation) {
-        r.unsupported(`Unsupported feed_forward_proj ${JSON.stringify(proj)} for t5 in ${r.file} (supported: ${Object.keys(FFN).join(', ')})`);
-      }
-      const nHeads = r.int('num_heads');
-      const nLayers = r.int('num_layers');
+      const enc = encoderConfig(r);
+      const classes = r.raw('architectures');
+      if (Array.isArray(classes) && classes.length === 1 && classes[0] === 'T5EncoderModel') return { ...enc, arch: 't5encoder' };
       const tiedEmbeddings = r.bool('tie_word_embeddings', true);
       return {
-        arch: 't5', dim: r.int('d_model'), hiddenDim: r.int('d_ff'), nLayers, nHeads, nKvHeads: nHeads,
-        headDim: r.int('d_kv'), vocabSize: r.int('vocab_size'),
-        // T5 has no position table: n_positions (512 in the original configs) only bounds the context.
-        maxSeqLen: r.int('n_positions', 512),
-        normEps: r.num('layer_norm_epsilon', 1e-6), ...NO_ROPE,
-        relBuckets: r.int('relative_attention_num_buckets', 32), relMaxDistance: r.int('relative_attention_max_distance', 128),
-        ffnActivation, tiedEmbeddings,
-        nDecoderLayers: r.int('num_decoder_layers', nLayers),
+        ...enc, tiedEmbeddings,
+        nDecoderLayers: r.int('num_decoder_layers', enc.nLayers),
         decoderStartTokenId: r.int('decoder_start_token_id', 0, 0),
         // transformers 5 writes it; before, a tied head implied it.
         scaleDecoderOutputs: r.bool('scale_decoder_outputs', tiedEmbeddings),
       };
     },
   },
+};
+
+/** The encoder's config fields of a T5 config.json (arch 't5'; the decoder's are the caller's). */
+function encoderConfig(r: HfConfigReader): ModelFileConfig {
+  const proj = r.raw('feed_forward_proj') ?? 'relu';
+  const ffnActivation = typeof proj === 'string' ? FFN[proj] : undefined;
+  if (!ffnActivation) {
+    r.unsupported(`Unsupported feed_forward_proj ${JSON.stringify(proj)} for t5 in ${r.file} (supported: ${Object.keys(FFN).join(', ')})`);
+  }
+  const nHeads = r.int('num_heads');
+  return {
+    arch: 't5', dim: r.int('d_model'), hiddenDim: r.int('d_ff'), nLayers: r.int('num_layers'), nHeads, nKvHeads: nHeads,
+    headDim: r.int('d_kv'), vocabSize: r.int('vocab_size'),
+    // T5 has no position table: n_positions (512 in the original configs) only bounds the context.
+    maxSeqLen: r.int('n_positions', 512),
+    normEps: r.num('layer_norm_epsilon', 1e-6), ...NO_ROPE,
+    relBuckets: r.int('relative_attention_num_buckets', 32), relMaxDistance: r.int('relative_attention_max_distance', 128),
+    ffnActivation, tiedEmbeddings: false,  // an encoder has no head
+  };
+}
+
+/** T5's encoder alone (HF T5EncoderModel): embed() pools its output; no decoder, no generation. */
+export const t5encoder: ArchDescription<never, never> = {
+  arch: 't5encoder',
+  encoder: true,
+  tensors: (c) => ({
+    before: [
+      tensor('token_embd', [c.vocabSize, c.dim], 'embedding', ['shared.weight', 'encoder.embed_tokens.weight']),
+      relTable(c, 'enc'),
+    ],
+    block: (l) => block(c, 'enc', l),
+    after: [tensor('enc.output_norm', [c.dim], 'norm', ['encoder.final_layer_norm.weight'])],
+  }),
+  gguf: {
+    names: [],
+    config: (r) => r.unsupported('T5 encoder-only GGUF files are not read'),
+    metadata() {
+      throw new UnsupportedError('T5 encoder-only models cannot be written to GGUF (llama.cpp\'s t5 has a decoder)');
+    },
+  },
+  // Reached through t5's config (model_type t5, class T5EncoderModel).
+  hf: { modelTypes: {}, config: (r) => r.unsupported(`${r.file}: t5encoder is read through model_type t5`) },
 };
