@@ -228,7 +228,7 @@ describe('attention masks by their definition (independent of the cpu reference)
     const decode = attentionCase({ ...spec, mask: 'anticausal', ctx: [5, 1], nq: [1, 1] });
     refused(() => runCase(decode, device), /expected 1 with mask anticausal on the decode path \(every n_q = 1\) for max_ctx_len but received 5/);
     expect(runCase(attentionCase({ ...spec, mask: 'anticausal', ctx: [1, 1], nq: [1, 1] }), device).every(Number.isFinite)).toBe(true);
-    refused(() => runCase(base, device, { mask: 'lower' }), /Expected 'bidirectional', 'causal' or 'anticausal' for mask but received lower of type string/);
+    refused(() => runCase(base, device, { mask: 'lower' }), /Expected 'bidirectional', 'causal', 'anticausal' or 'cross' for mask but received lower of type string/);
     refused(() => runCase(base, device, { mask: undefined, causal: true }), /for mask but received undefined/);
   });
 });
