@@ -127,13 +127,17 @@ bool sync_launches() {
 // "kernel <its demangled name> (op <name>)". cudaFuncGetName fails once the context is lost: call it before a
 // synchronisation that may report a fault.
 std::string launch_site(const void* kernel) {
-  const char* mangled = nullptr;
   std::string name = "?";
+#if CUDART_VERSION >= 12030  // cudaFuncGetName is CUDA 12.3's; older toolkits name the op only
+  const char* mangled = nullptr;
   if (cudaFuncGetName(&mangled, kernel) == cudaSuccess && mangled != nullptr) {
     int status = 0;
     std::unique_ptr<char, void (*)(void*)> dem(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
     name = status == 0 && dem ? dem.get() : mangled;
   }
+#else
+  (void)kernel;
+#endif
   return "kernel " + name + " (op " + (t_op ? t_op : "?") + ")";
 }
 
