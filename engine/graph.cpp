@@ -138,6 +138,7 @@ void Graph::attention(int32_t layer, const void* qkv, AttnMask mask, const AttnR
   if (rel) a.rel_bias = *rel;
   a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
   a.workspace_bytes = ws.attn_ws_bytes;
+  a.sm_count = ws.sm_count;
   be.attention(a);
 }
 
@@ -166,6 +167,7 @@ void Graph::shared_attention(int32_t layer, const void* qkv, float scale) {
   a.scale = scale;
   a.workspace = at(ws.attn_ws);
   a.workspace_bytes = ws.attn_ws_bytes;
+  a.sm_count = ws.sm_count;
   be.shared_attention(a);
 }
 

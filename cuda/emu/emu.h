@@ -129,6 +129,13 @@ namespace eet_emu {
 void set_reverse_order(bool reverse);
 bool reverse_order();
 
+// The emulated device (eet::set_emu_target): its SM count, which launchers may size grids by, and its per-block
+// opt-in limit of dynamic shared memory (a launch above it fails; launchers read it to pick tiles that fit, as they
+// read cudaDevAttrMaxSharedMemoryPerBlockOptin on a GPU). Defaults: sm_90's, 132 SMs and 227 KiB.
+void set_target(int sm_count, size_t smem_per_block_optin);
+int sm_count();
+size_t smem_per_block_optin();
+
 // "Device" memory: host memory of the exact size (64-byte aligned) so AddressSanitizer's redzone sits right after
 // it. Size 0 gives a unique non-null pointer. nullptr on failure.
 void* dev_malloc(size_t bytes);
