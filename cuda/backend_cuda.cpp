@@ -2,6 +2,7 @@
 // Compiled only when nvcc was found (EET_WITH_CUDA); otherwise the stubs at the bottom say why CUDA is absent.
 // The addon links cudart statically, so it loads on machines with no driver: any error from
 // cudaGetDeviceCount is reported as a reason, never thrown.
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <string>
@@ -69,6 +70,20 @@ void check_cuda(cudaError_t err, const char* what) {
   }
   auto code = err == cudaErrorMemoryAllocation ? eet::ErrorCode::Oom : eet::ErrorCode::Cuda;
   eet::throw_error(code, std::string(what) + " failed: " + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) + ")");
+}
+
+int sm_count() {
+  static std::atomic<int> cached[64];  // by device index; 0 = not read yet. Later calls cost one cudaGetDevice.
+  int device = 0;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  std::atomic<int>* slot = device >= 0 && device < 64 ? &cached[device] : nullptr;
+  int n = slot ? slot->load(std::memory_order_relaxed) : 0;
+  if (n > 0) return n;
+  check_cuda(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device),
+             "cudaDeviceGetAttribute(MultiProcessorCount)");
+  if (n < 1) n = 1;
+  if (slot) slot->store(n, std::memory_order_relaxed);
+  return n;
 }
 
 // The lost state of a device, as the error every call on it throws; "" while it is healthy.

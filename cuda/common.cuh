@@ -25,6 +25,10 @@ namespace eet_cuda {
 // Throws eet::Error (ERR_CUDA, or ERR_OOM for allocation failures) if err is not cudaSuccess.
 void check_cuda(cudaError_t err, const char* what);
 
+// Streaming multiprocessors of the current device (cudaDevAttrMultiProcessorCount, read once per device): launchers
+// size their grids and split-K from it. Defined in cuda/backend_cuda.cpp.
+int sm_count();
+
 // The one way kernels are launched (the emu has the same signature). Dynamic shared memory above 48 KiB is
 // opted into first; a failure there or in the launch becomes an eet::Error.
 template <typename... P, typename... A>

@@ -134,6 +134,10 @@ bool reverse_order();
 void* dev_malloc(size_t bytes);
 void dev_free(void* p);
 
+// Streaming multiprocessors of the emulated device: 132 (an H100 SXM or H200), so launchers that size grids and
+// split-K from the SM count (eet_cuda::sm_count on a GPU) take the decisions they would take there.
+int sm_count();
+
 // The current block's dynamic shared memory (see EXTERN_SHARED). 16-byte aligned; 0xFF bytes at block start.
 void* dynamic_smem();
 
@@ -375,6 +379,8 @@ inline unsigned __umul24(unsigned a, unsigned b) { return (a & 0xffffffu) * (b &
 
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
+template <typename T>
+inline T __ldcg(const T* p) { return *p; }  // one OS thread, no L1: every load already sees every store
 
 // ---- CUDA's min/max overloads (mixed signedness compares as unsigned, like CUDA) ------------------------------
 #define EET_EMU_MINMAX(R, A, B)                                   \
