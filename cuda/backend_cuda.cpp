@@ -8,6 +8,7 @@
 #include <cxxabi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -110,6 +111,12 @@ size_t smem_per_block_optin() {
   int device = -1;
   check_cuda(cudaGetDevice(&device), "cudaGetDevice");
   return device_limits(device).smem_per_block_optin;
+}
+
+int sm_count() {
+  int device = -1;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  return std::max(device_limits(device).sm_count, 1);
 }
 
 // ---- launches: errors that name the kernel and the op ------------------------------------------------------------

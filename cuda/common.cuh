@@ -35,6 +35,10 @@ size_t smem_per_block_optin();
 void opt_in_smem(const void* kernel, size_t smem);
 void after_launch(const void* kernel, cudaStream_t stream);
 
+// Streaming multiprocessors of the current device (cudaDevAttrMultiProcessorCount, read once per device): launchers
+// size their grids and split-K from it. Defined in cuda/backend_cuda.cpp.
+int sm_count();
+
 // The one way kernels are launched (the emu has the same signature); failures become an eet::Error.
 template <typename... P, typename... A>
 inline void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, eet::Stream stream, A&&... args) {

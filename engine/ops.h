@@ -69,7 +69,8 @@ struct SoftmaxArgs {
 
 // ---- GEMM / GEMV: y = x · Wᵀ (+ bias) (+ residual) --------------------------------------------------------------
 // W is stored (N, K) row-major, as nn.Linear / llama2.c / GGUF store it. fp32 accumulation.
-// M <= 16: bandwidth-bound GEMV kernels; larger M: tiled kernel (tensor cores for f16/bf16 on sm_80+).
+// Decode batches (M <= 64 in f16/bf16, M <= 16 in f32): bandwidth-bound kernels that read W once per call (GEMV,
+// and a tensor-core skinny GEMM for M >= 2); larger M: tiled kernel (tensor cores for f16/bf16 on sm_80+).
 struct GemmArgs {
   DType dtype;             // x, w, bias, residual, y
   const void* x;           // (M, K), row stride ldx (elements)
@@ -87,7 +88,8 @@ struct GemmArgs {
 //   wq     (N, K)     int8, contiguous                       (byte 32j + i of row n = q[n, 32j + i])
 //   wscale (N, K / 32) float16 bits, contiguous               (d[n, j])
 // One buffer holds both where weights are stored (loaders, the op runner): wq at byte 0, wscale at byte N*K.
-// fp32 accumulation. M <= 16: bandwidth-bound GEMV; larger M: tiled (tensor cores for f16/bf16 on sm_80+).
+// fp32 accumulation. Decode batches (M <= 64 in f16/bf16, M <= 16 in f32): bandwidth-bound kernels that read W once
+// per call; larger M: tiled (tensor cores for f16/bf16 on sm_80+).
 struct GemmQ8Args {
   DType dtype;             // x, bias, residual, y (float types)
   const void* x;           // (M, K), row stride ldx (elements)
