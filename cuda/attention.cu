@@ -13,24 +13,29 @@
 // output is rounded once to the dtype. Two paths, chosen by the host from max_q_len:
 //
 // 1. Prompt pass (any n_q; max_q_len > 1): attention_prefill_kernel, flash-attention style with online softmax.
-//    One block of 128 threads (4 warps) per (32-query tile, head, sequence); grid.x = batch * q_tiles with
-//    q_tiles = ceil(max_q_len / 32), tiles past a sequence's n_q return at once (whole block, before any barrier).
+//    One block of 128 threads (4 warps) per (query tile, head, sequence); grid.x = batch * q_tiles with
+//    q_tiles = ceil(max_q_len / kBq), tiles past a sequence's n_q return at once (whole block, before any barrier).
 //    The Q tile and each 32-key K/V tile, read through the block table, sit in shared memory as fp32; the tile walk
-//    (RowTiles, attention.cuh) gives a warp 8 query rows: for the scores a lane owns one key, for the online softmax
-//    4 lanes own a row, for P·V a lane owns dims lane + 32*i (i < NI, NI = 2/4/8 for D <= 64/128/256) of its 8
-//    output rows, in registers. Causal tiles stop at the key of the tile's last query and anti-causal tiles start at
-//    the key of its first query: keys no row of the tile sees are skipped, not masked, so only key tiles crossing the
-//    diagonal are masked partially (anti-causal: exactly the first). The tiles with the most keys are scheduled first
-//    (a sequence's last query tiles when causal, its first when anti-causal).
+//    (RowTiles, attention.cuh) gives a warp ROWS query rows: for the scores a lane owns one key, for the online
+//    softmax 32 / ROWS lanes own a row, for P·V a lane owns dims lane + 32*i (i < NI, NI = 2/4/8 for
+//    D <= 64/128/256) of its ROWS output rows, in registers. ROWS = 8 (32-query tiles), or 4 (16-query tiles) where
+//    the device's per-block shared memory is too small for the 8-row tile (tile_rows(): head_dim 256 on sm_86/89).
+//    Causal tiles stop at the key of the tile's last query and anti-causal tiles start at the key of its first
+//    query: keys no row of the tile sees are skipped, not masked, so only key tiles crossing the diagonal are masked
+//    partially (anti-causal: exactly the first). The tiles with the most keys are scheduled first (a sequence's last
+//    query tiles when causal, its first when anti-causal).
 // 2. Decode (every n_q == 1; max_q_len == 1): flash-decoding. One block of 4 warps per (sequence, kv head, group
-//    of up to 8 of its query heads, chunk of the context): K/V are read once for all query heads of a kv head
-//    (GQA/MQA). Each warp walks 32-key slices of the chunk (lane = key for the scores, with 16-byte K loads when
-//    aligned; lane = dims for P·V, V rows read coalesced), the 4 warps' states are merged in shared memory. With
-//    one chunk the block writes the output; with several (long contexts, small batch: eet::attention_decode_split(),
-//    engine/op_workspace.cpp, chooses the chunks) each block writes its partial (max, sum, unnormalised output) to
-//    the workspace and attention_combine_kernel merges them, one block per (sequence, query head). No mask: a lone
-//    query at the end of its context sees every key when bidirectional or causal, and validate() admits anti-causal
-//    here only for 1-token contexts, where the masks agree.
+//    of heads_per_block <= 8 of its query heads, chunk of the context): K/V are read once for the query heads of a
+//    group (GQA/MQA). Each warp walks 32-key slices of the chunk (lane = key for the scores, with 16-byte K loads
+//    when aligned; lane = dims for P·V, V rows read coalesced), the 4 warps' states are merged in shared memory.
+//    eet::attention_decode_split() (engine/op_workspace.cpp) chooses the head groups and chunks from the device's SM
+//    count and the context: whole GQA groups and long chunks when there are blocks enough, smaller groups and then
+//    chunks down to a few keys (a chunk may end anywhere, inside a warp's slice or a cache block) so that short
+//    contexts at small batches still give a block per SM. With one chunk the block writes the output; with several
+//    each block writes its partial (max, sum, unnormalised output) to the workspace and attention_combine_kernel
+//    merges them, one block per (sequence, query head). No mask: a lone query at the end of its context sees every
+//    key when bidirectional or causal, and validate() admits anti-causal here only for 1-token contexts, where the
+//    masks agree.
 // The workspace layout and eet::attention_workspace_bytes() are in engine/ops.h, computed from the same split.
 // The shared-prefix op (shared_attention.cu) reuses the decode path through attention_decode_run(): key_begin starts
 // each sequence's keys after the ones its group shares, every block writes partials (part_stride = n_chunks + 1
@@ -58,24 +63,25 @@ __device__ __forceinline__ float online_softmax_step(float s, float& m, float& l
 }  // namespace
 
 // ---- prompt pass ------------------------------------------------------------------------------------------------
-template <typename T, int NI>
+template <typename T, int NI, int ROWS>
 __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(AttnParams p) {
   using Tl = AttnTile;
+  using Tiles = RowTiles<NI, ROWS>;
   const bool anti = p.mask == eet::AttnMask::AntiCausal, causal = p.mask == eet::AttnMask::Causal;
   const int b = int(blockIdx.x) / p.q_tiles, order = int(blockIdx.x) % p.q_tiles;
   const int tile = anti ? order : p.q_tiles - 1 - order;  // the tiles with the most keys first
   const int h = blockIdx.y;
   const int q_begin = p.q_start[b], n_q = p.q_start[b + 1] - q_begin, ctx = p.ctx_len[b];
-  const int qt0 = tile * Tl::kBq;
+  const int qt0 = tile * Tiles::kBq;
   if (qt0 >= n_q) return;  // whole block, before any barrier
   const int D = p.head_dim, kvh = h / p.group;
-  const int rows = min(Tl::kBq, n_q - qt0);
+  const int rows = min(Tiles::kBq, n_q - qt0);
   const int pos0 = ctx - n_q + qt0;  // position of the tile's first query
   const int key_begin = anti ? pos0 : 0;                           // no query of the tile sees a key before
   const int key_end = causal ? min(ctx, pos0 + rows) : ctx;        // ... or after these
 
   EXTERN_SHARED(float, smem);
-  RowTiles<NI> t(smem, D);
+  Tiles t(smem, D);
   const int64_t q_row0 = int64_t(q_begin) + qt0;
   t.load_queries(static_cast<const T*>(p.q), p.vec, p.scale_log2,
                  [&](int r) -> int64_t { return r < rows ? (q_row0 + r) * p.ldq + int64_t(h) * D : -1; });
@@ -105,7 +111,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_prefill_kernel(Att
   const float* rs = t.rs;
   T* out = static_cast<T*>(p.out);
 #pragma unroll
-  for (int r = 0; r < Tl::kRows; ++r) {
+  for (int r = 0; r < ROWS; ++r) {
     if (row0 + r >= rows) break;
     const float inv = rs[row0 + r];
     T* orow = out + (q_row0 + row0 + r) * p.ldo + int64_t(h) * D;
@@ -128,14 +134,14 @@ __global__ __launch_bounds__(AttnTile::kBlock) void attention_decode_kernel(Attn
   const int k_begin = max(p.key_begin ? p.key_begin[b] : 0, chunk * p.chunk_len);
   const int k_end = min(ctx, (chunk + 1) * p.chunk_len);
   if (k_begin >= k_end) return;  // whole block, before any barrier
-  const int h0 = kvh * p.group + hg * HG, ng = min(HG, p.group - hg * HG);
+  const int h0 = kvh * p.group + hg * p.heads_per_block, ng = min(p.heads_per_block, p.group - hg * p.heads_per_block);
   const int D = p.head_dim, DP = (D + 3) & ~3;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t q_row = p.q_start ? p.q_start[b] : b;  // shared-prefix op: one query per sequence, row b
 
   EXTERN_SHARED(float, smem);
   int64_t* offs = reinterpret_cast<int64_t*>(smem);  // (W, 32) cache offsets of each warp's current keys
-  float* qs = smem + 2 * W * 32;                      // (HG, DP) queries * scale * log2(e)
+  float* qs = smem + 2 * W * 32;                      // (HG, DP) queries * scale * log2(e); rows ng.. zero
   float* ps = qs + HG * DP;                           // (W, HG, 32) probabilities of each warp's current keys
   float* wm = ps + W * HG * 32;                       // (W, HG) each warp's running max
   float* wl = wm + W * HG;                            // (W, HG) each warp's running sum
@@ -322,12 +328,11 @@ __global__ __launch_bounds__(BLOCK) void attention_combine_kernel(AttnParams p) 
 // ---- host side ----------------------------------------------------------------------------------------------------
 namespace {
 
-template <typename T, int NI>
+template <typename T, int NI, int ROWS>
 void attention_prefill_launch(const AttnParams& p, int32_t batch, eet::Stream stream) {
   using Tl = AttnTile;
-  const size_t smem = sizeof(float) * tile_smem_floats(p.head_dim);
-  launch(attention_prefill_kernel<T, NI>, dim3(unsigned(int64_t(batch) * p.q_tiles), unsigned(p.n_heads)),
-         dim3(Tl::kBlock), smem, stream, p);
+  launch(attention_prefill_kernel<T, NI, ROWS>, dim3(unsigned(int64_t(batch) * p.q_tiles), unsigned(p.n_heads)),
+         dim3(Tl::kBlock), tile_smem_bytes(p.head_dim, ROWS), stream, p);
 }
 
 template <typename T, int NI>
@@ -368,16 +373,14 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
   p.mask = a.mask;
   p.rel = a.rel_bias;
 
+  const int rows = a.max_q_len > 1 ? tile_rows(l.head_dim, "attention") : Tl::kRows;
   if (a.max_q_len > 1) {
-    p.q_tiles = int32_t(ceil_div(a.max_q_len, Tl::kBq));
+    p.q_tiles = int32_t(ceil_div(a.max_q_len, Tl::kWarps * rows));
     if (int64_t(a.batch) * p.q_tiles > INT32_MAX) {
       eet::throw_error(eet::ErrorCode::Unsupported, "attention: batch * query tiles exceeds the grid limit");
     }
   } else {
-    const eet::AttentionDecodeSplit split = eet::attention_decode_split(a.batch, a.n_heads, a.max_ctx_len);
-    p.chunk_len = split.chunk_len;
-    p.n_chunks = split.n_chunks;
-    p.head_groups = int32_t(ceil_div(p.group, Tl::kHeads));
+    set_decode_split(p, eet::attention_decode_split(eet::decode_shape(a)));
     if (int64_t(a.batch) * p.n_chunks > INT32_MAX) {
       eet::throw_error(eet::ErrorCode::Unsupported, "attention: batch * context chunks exceeds the grid limit");
     }
@@ -389,12 +392,15 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
     attention_decode_run(p, a.dtype, a.batch, l.n_kv_heads, stream);
     return;
   }
-  const int ni = l.head_dim <= 64 ? 2 : l.head_dim <= 128 ? 4 : 8;
+  const int ni = l.head_dim <= 64 ? 2 : l.head_dim <= 128 ? 4 : 8;  // tile_rows(): the small tile only at ni 8
   EET_DISPATCH_FLOAT(a.dtype, T, {
     switch (ni) {
-      case 2: attention_prefill_launch<T, 2>(p, a.batch, stream); break;
-      case 4: attention_prefill_launch<T, 4>(p, a.batch, stream); break;
-      default: attention_prefill_launch<T, 8>(p, a.batch, stream); break;
+      case 2: attention_prefill_launch<T, 2, Tl::kRows>(p, a.batch, stream); break;
+      case 4: attention_prefill_launch<T, 4, Tl::kRows>(p, a.batch, stream); break;
+      default:
+        if (rows == Tl::kRows) attention_prefill_launch<T, 8, Tl::kRows>(p, a.batch, stream);
+        else attention_prefill_launch<T, 8, Tl::kRowsSmall>(p, a.batch, stream);
+        break;
     }
   });
 }

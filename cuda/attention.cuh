@@ -4,6 +4,7 @@
 #pragma once
 #include <cmath>
 #include <initializer_list>
+#include <string>
 
 #include "../engine/relpos.h"
 #include "reduce.cuh"
@@ -16,13 +17,11 @@ struct AttnTile {
   static constexpr int kWarps = 4;
   static constexpr int kBlock = kWarps * 32;      // threads per block
   static constexpr int kRows = 8;                 // prefill: query rows per warp
-  static constexpr int kBq = kWarps * kRows;      // prefill: queries per block
+  static constexpr int kRowsSmall = 4;            // prefill: ... where the kRows tile exceeds the device's shared memory
   static constexpr int kBk = 32;                  // keys per tile: one per lane
-  static constexpr int kHeads = 8;                // decode: query heads per block
-  static constexpr int kPass = kWarps * kBk;      // decode: keys one pass of the block covers, a 32-key slice per warp
-  static_assert(kBk == 32 && kBq == kBk, "lane-per-key score layout; Q and K tiles share the pad loop");
-  static_assert(eet::kAttentionDecodeChunkMin % kPass == 0 && eet::kAttentionDecodeChunkMax % kPass == 0,
-                "decode chunks (engine/ops.h) are whole passes: every warp walks whole 32-key slices");
+  static constexpr int kHeads = 8;                // decode: the most query heads per block (the split may use fewer)
+  static_assert(kBk == 32, "lane-per-key score layout");
+  static_assert(kHeads == eet::kAttentionDecodeHeadsMax, "the decode split (engine/ops.h) sizes head groups by it");
 };
 
 constexpr int kCombineBlock = 128;
@@ -46,7 +45,9 @@ struct AttnParams {
   int64_t ldq, ldo, block_stride, head_stride;
   int32_t block_size, head_dim, n_heads, group, max_blocks_per_seq;  // group = n_heads / n_kv_heads
   int32_t q_tiles;               // prefill: query tiles per sequence
-  int32_t n_chunks, chunk_len, head_groups;  // decode: context chunks, keys per chunk, blocks per kv head
+  int32_t n_chunks, chunk_len;   // decode: context chunks, keys per chunk (any length >= 1)
+  int32_t heads_per_block;       // decode: query heads of one kv head per block, <= AttnTile::kHeads
+  int32_t head_groups;           // decode: blocks per kv head, ceil(group / heads_per_block)
   int32_t part_stride;           // decode: partial slots per (sequence, query head): n_chunks, or n_chunks + 1
   float scale_log2;              // scale * log2(e)
   eet::AttnRelBias rel;          // T5 relative position bias (rel.table nullptr: none); the kernels add
@@ -119,17 +120,21 @@ struct NoScoreBias {
 }  // namespace
 
 // The prompt-style tile walk shared by attention_prefill_kernel and shared_attention_partial_kernel: a block of
-// kWarps warps holds kBq query rows in shared memory (warp w owns rows 8w..8w+7) and attends them to 32-key tiles.
-// Scores: lane = key (8 running dot products, q read as float4 broadcasts; the K tile's odd row stride keeps the
-// lane-per-key reads conflict-free). Online softmax: 4 lanes per row (8 scores each, 2 shuffle steps per reduction),
-// state m_row (running max, log2 domain) and l_row (sum) held by the row's lanes. P·V: lane = dims lane + 32*i
-// (i < NI) of the warp's 8 rows, unnormalised, in o. Shared memory: tile_smem_floats(D) floats. (Outside the
-// anonymous namespace, like AttnParams: the kernels' lambdas capture it and keep external linkage.)
-template <int NI>
+// kWarps warps holds kBq = kWarps * ROWS query rows in shared memory (warp w owns rows ROWS*w..ROWS*w+ROWS-1) and
+// attends them to 32-key tiles. Scores: lane = key (ROWS running dot products, q read as float4 broadcasts; the K
+// tile's odd row stride keeps the lane-per-key reads conflict-free). Online softmax: 32 / ROWS lanes per row (ROWS
+// scores each, log2(32 / ROWS) shuffle steps per reduction), state m_row (running max, log2 domain) and l_row (sum)
+// held by the row's lanes. P·V: lane = dims lane + 32*i (i < NI) of the warp's ROWS rows, unnormalised, in o.
+// Shared memory: tile_smem_bytes(D, ROWS). ROWS is AttnTile::kRows, or kRowsSmall where that does not fit
+// (tile_rows()). (Outside the anonymous namespace, like AttnParams: the kernels' lambdas capture it and keep
+// external linkage.)
+template <int NI, int ROWS>
 struct RowTiles {
   using Tl = AttnTile;
-  static constexpr int kLanesPerRow = 32 / Tl::kRows, kKeysPerLane = Tl::kBk / kLanesPerRow;
-  static_assert(kLanesPerRow * Tl::kRows == 32 && (kLanesPerRow & (kLanesPerRow - 1)) == 0, "row lane groups");
+  static constexpr int kBq = Tl::kWarps * ROWS;  // query rows per block
+  static constexpr int kLanesPerRow = 32 / ROWS, kKeysPerLane = Tl::kBk / kLanesPerRow;
+  static_assert(kLanesPerRow * ROWS == 32 && (kLanesPerRow & (kLanesPerRow - 1)) == 0, "row lane groups");
+  static_assert(kBq <= Tl::kBk, "load_queries' pad loop covers the K tile's rows");
 
   float* qs;  // (kBq, DP) query rows * scale * log2(e), zero-padded to DP
   float* ks;  // (kBk, DP + 1) key tile
@@ -138,20 +143,20 @@ struct RowTiles {
   float* rs;  // (kBq) per row: the current tile's rescale factor (free for the caller after the walk)
   int D, DP, lane, row0, my_row, my_c0;
   float m_row = -INFINITY, l_row = 0.0f;
-  float o[Tl::kRows][NI];
+  float o[ROWS][NI];
 
   __device__ __forceinline__ RowTiles(float* smem, int head_dim) : D(head_dim), DP((head_dim + 3) & ~3) {
     qs = smem;
-    ks = qs + Tl::kBq * DP;
+    ks = qs + kBq * DP;
     vs = ks + Tl::kBk * (DP + 1);
     ps = vs + Tl::kBk * D;
-    rs = ps + Tl::kBq * Tl::kBk;
+    rs = ps + kBq * Tl::kBk;
     lane = threadIdx.x % 32;
-    row0 = threadIdx.x / 32 * Tl::kRows;
+    row0 = threadIdx.x / 32 * ROWS;
     my_row = row0 + lane / kLanesPerRow;
     my_c0 = lane % kLanesPerRow * kKeysPerLane;
 #pragma unroll
-    for (int r = 0; r < Tl::kRows; ++r) {
+    for (int r = 0; r < ROWS; ++r) {
 #pragma unroll
       for (int i = 0; i < NI; ++i) o[r][i] = 0.0f;
     }
@@ -161,11 +166,11 @@ struct RowTiles {
   // columns of Q and K once (tile loads never write them). The first tile() call's barrier publishes them.
   template <typename T, typename RowOff>
   __device__ __forceinline__ void load_queries(const T* q, bool vec, float mul, RowOff q_off) {
-    load_rows<Tl::kBlock>(qs, DP, q, Tl::kBq, D, vec, mul, q_off);
+    load_rows<Tl::kBlock>(qs, DP, q, kBq, D, vec, mul, q_off);
     const int pad = DP - D;
-    for (int u = threadIdx.x; u < Tl::kBq * pad; u += Tl::kBlock) {
+    for (int u = threadIdx.x; u < Tl::kBk * pad; u += Tl::kBlock) {
       const int r = u / pad, j = D + u % pad;
-      qs[r * DP + j] = 0.0f;
+      if (r < kBq) qs[r * DP + j] = 0.0f;
       ks[r * (DP + 1) + j] = 0.0f;
     }
   }
@@ -181,20 +186,20 @@ struct RowTiles {
     load_rows<Tl::kBlock>(vs, D, vc, Tl::kBk, D, vec, 1.0f, key_off);
     __syncthreads();
 
-    float s[Tl::kRows];
+    float s[ROWS];
 #pragma unroll
-    for (int r = 0; r < Tl::kRows; ++r) s[r] = 0.0f;
+    for (int r = 0; r < ROWS; ++r) s[r] = 0.0f;
     const float* kr = ks + lane * (DP + 1);
     for (int d = 0; d < DP; d += 4) {
       const float k0 = kr[d], k1 = kr[d + 1], k2 = kr[d + 2], k3 = kr[d + 3];
 #pragma unroll
-      for (int r = 0; r < Tl::kRows; ++r) {
+      for (int r = 0; r < ROWS; ++r) {
         const float4 qv = *reinterpret_cast<const float4*>(qs + (row0 + r) * DP + d);
         s[r] = fmaf(qv.w, k3, fmaf(qv.z, k2, fmaf(qv.y, k1, fmaf(qv.x, k0, s[r]))));
       }
     }
 #pragma unroll
-    for (int r = 0; r < Tl::kRows; ++r) ps[(row0 + r) * Tl::kBk + lane] = visible(r, lane) ? s[r] + bias(r, lane) : -INFINITY;
+    for (int r = 0; r < ROWS; ++r) ps[(row0 + r) * Tl::kBk + lane] = visible(r, lane) ? s[r] + bias(r, lane) : -INFINITY;
     __syncwarp(kFullMask);
     {  // online softmax, lanes regrouped by row: kKeysPerLane scores each, shuffles within the row's lanes
       float* prow = ps + my_row * Tl::kBk + my_c0;
@@ -222,7 +227,7 @@ struct RowTiles {
     }
     __syncwarp(kFullMask);
 #pragma unroll
-    for (int r = 0; r < Tl::kRows; ++r) {
+    for (int r = 0; r < ROWS; ++r) {
       const float alpha = rs[row0 + r];
 #pragma unroll
       for (int i = 0; i < NI; ++i) o[r][i] *= alpha;
@@ -236,7 +241,7 @@ struct RowTiles {
         v[i] = d < D ? vs[c * D + d] : 0.0f;
       }
 #pragma unroll
-      for (int r = 0; r < Tl::kRows; ++r) {
+      for (int r = 0; r < ROWS; ++r) {
         const float pr = ps[(row0 + r) * Tl::kBk + c];
 #pragma unroll
         for (int i = 0; i < NI; ++i) o[r][i] = fmaf(pr, v[i], o[r][i]);
@@ -245,11 +250,27 @@ struct RowTiles {
   }
 };
 
-// Dynamic shared memory of RowTiles for head_dim D, in floats.
-inline size_t tile_smem_floats(int D) {
+// Dynamic shared memory of RowTiles for head_dim D and `rows` query rows per warp, in bytes.
+inline size_t tile_smem_bytes(int D, int rows) {
   using Tl = AttnTile;
-  const int DP = (D + 3) & ~3;
-  return size_t(Tl::kBq * DP + Tl::kBk * (DP + 1) + Tl::kBk * D + Tl::kBq * Tl::kBk + Tl::kBq);
+  const size_t DP = size_t(D + 3) & ~size_t(3), bq = size_t(Tl::kWarps) * rows;
+  return sizeof(float) * (bq * DP + Tl::kBk * (DP + 1) + Tl::kBk * size_t(D) + bq * Tl::kBk + bq);
+}
+
+// Query rows per warp of the prompt-style tile walk at head_dim D on this device: AttnTile::kRows where that tile
+// fits the per-block opt-in shared memory (smem_per_block_optin(): cudaDevAttrMaxSharedMemoryPerBlockOptin, or the
+// emu's setting), else kRowsSmall. Only D > 128 (register tile NI = 8) has the small variant: at D = 256 the 8-row
+// tile takes 102,656 bytes, over the 99 KiB of sm_86/sm_89; up to D = 128 it takes under 54 KB, within every
+// sm_80+ device's limit. ERR_UNSUPPORTED when nothing fits.
+inline int tile_rows(int D, const char* op) {
+  using Tl = AttnTile;
+  const size_t limit = smem_per_block_optin();
+  if (tile_smem_bytes(D, Tl::kRows) <= limit) return Tl::kRows;
+  if (D > 128 && tile_smem_bytes(D, Tl::kRowsSmall) <= limit) return Tl::kRowsSmall;
+  eet::throw_error(eet::ErrorCode::Unsupported,
+                   std::string(op) + ": head_dim " + std::to_string(D) + " needs " +
+                       std::to_string(tile_smem_bytes(D, D > 128 ? Tl::kRowsSmall : Tl::kRows)) +
+                       " bytes of shared memory per block, over this device's limit of " + std::to_string(limit));
 }
 
 // The fields every attention op fills alike: pointers, cache layout, strides, heads, scale and whether 16-byte loads
@@ -280,9 +301,19 @@ inline AttnParams attn_params(eet::DType dtype, const void* q, void* out, const 
   return p;
 }
 
+// The decode split's fields of p (engine/ops.h attention_decode_split(), the same one validate() sized the
+// workspace by).
+inline void set_decode_split(AttnParams& p, const eet::AttentionDecodeSplit& split) {
+  p.chunk_len = split.chunk_len;
+  p.n_chunks = split.n_chunks;
+  p.heads_per_block = split.heads_per_block;
+  p.head_groups = int32_t(ceil_div(p.group, split.heads_per_block));
+}
+
 // The decode path of cuda/attention.cu: attention_decode_kernel over chunks 0..n_chunks-1 of every sequence's keys
-// from key_begin[b] (none when n_chunks is 0), then, when p.part_acc is set, attention_combine_kernel over the
-// partial slots (see AttnParams). dtype picks T, head_dim the register tile.
+// from key_begin[b] (none when n_chunks is 0) and head groups of heads_per_block query heads, then, when p.part_acc
+// is set, attention_combine_kernel over the partial slots (see AttnParams). dtype picks T, head_dim the register
+// tile.
 void attention_decode_run(const AttnParams& p, eet::DType dtype, int32_t batch, int32_t n_kv_heads, eet::Stream stream);
 
 }  // namespace EET_KNS

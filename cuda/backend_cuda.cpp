@@ -2,8 +2,16 @@
 // Compiled only when nvcc was found (EET_WITH_CUDA); otherwise the stubs at the bottom say why CUDA is absent.
 // The addon links cudart statically, so it loads on machines with no driver: any error from
 // cudaGetDeviceCount is reported as a reason, never thrown.
+// EET_CUDA_SYNC=1 (read once): every kernel launch is followed by a stream synchronisation, so an asynchronous
+// fault (an illegal address, a trap) is reported by the launch that caused it, naming the kernel and the op
+// (README "Troubleshooting"); without it a fault surfaces at the next synchronising call, whatever that is.
+#include <cxxabi.h>
+
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -80,6 +88,101 @@ std::string lost_reason(int device) {
   return it == g_lost.end() ? std::string() : lost_message(device, it->second);
 }
 
+// ---- device limits, queried once per device ----------------------------------------------------------------------
+struct DeviceLimits {
+  int sm_count;
+  size_t smem_per_block_optin;
+};
+
+DeviceLimits device_limits(int device) {
+  static std::mutex mu;
+  static std::map<int, DeviceLimits> known;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(device);
+  if (it != known.end()) return it->second;
+  int sms = 0, smem = 0;
+  check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "cudaDeviceGetAttribute(MultiProcessorCount)");
+  check_cuda(cudaDeviceGetAttribute(&smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+             "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+  return known.emplace(device, DeviceLimits{sms, size_t(smem)}).first->second;
+}
+
+size_t smem_per_block_optin() {
+  int device = -1;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  return device_limits(device).smem_per_block_optin;
+}
+
+int sm_count() {
+  int device = -1;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  return std::max(device_limits(device).sm_count, 1);
+}
+
+// ---- launches: errors that name the kernel and the op ------------------------------------------------------------
+namespace {
+
+thread_local const char* t_op = nullptr;  // the op the backend is running on this thread (OpScope)
+
+bool sync_launches() {
+  static const bool on = [] {
+    const char* v = std::getenv("EET_CUDA_SYNC");
+    return v != nullptr && std::string(v) == "1";
+  }();
+  return on;
+}
+
+// "kernel <its demangled name> (op <name>)". cudaFuncGetName fails once the context is lost: call it before a
+// synchronisation that may report a fault.
+std::string launch_site(const void* kernel) {
+  std::string name = "?";
+#if CUDART_VERSION >= 12030  // cudaFuncGetName is CUDA 12.3's; older toolkits name the op only
+  const char* mangled = nullptr;
+  if (cudaFuncGetName(&mangled, kernel) == cudaSuccess && mangled != nullptr) {
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> dem(abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+    name = status == 0 && dem ? dem.get() : mangled;
+  }
+#else
+  (void)kernel;
+#endif
+  return "kernel " + name + " (op " + (t_op ? t_op : "?") + ")";
+}
+
+}  // namespace
+
+// Names the op for the launches made while it lives (the backend's op forwarders).
+class OpScope {
+ public:
+  explicit OpScope(const char* op) : prev_(t_op) { t_op = op; }
+  ~OpScope() { t_op = prev_; }
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
+
+ private:
+  const char* prev_;
+};
+
+void opt_in_smem(const void* kernel, size_t smem) {
+  const size_t limit = smem_per_block_optin();
+  if (smem > limit) {
+    eet::throw_error(eet::ErrorCode::Unsupported, launch_site(kernel) + " needs " + std::to_string(smem) +
+                                                      " bytes of dynamic shared memory, over this device's per-block limit of " +
+                                                      std::to_string(limit));
+  }
+  const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  if (err != cudaSuccess) check_cuda(err, ("cudaFuncSetAttribute(MaxDynamicSharedMemorySize) of " + launch_site(kernel)).c_str());
+}
+
+void after_launch(const void* kernel, cudaStream_t stream) {
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) check_cuda(err, ("the launch of " + launch_site(kernel)).c_str());
+  if (!sync_launches()) return;
+  const std::string site = launch_site(kernel);
+  err = cudaStreamSynchronize(stream);
+  if (err != cudaSuccess) check_cuda(err, (site + ", EET_CUDA_SYNC=1").c_str());
+}
+
 }  // namespace eet_cuda
 
 namespace eet {
@@ -91,6 +194,7 @@ class CudaBackend final : public Backend {
   explicit CudaBackend(int index) : index_(index) {
     use();
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    sm_count_ = std::min(std::max(eet_cuda::device_limits(index).sm_count, 1), kMaxSmCount);
   }
   ~CudaBackend() override {
     if (!eet_cuda::lost_reason(index_).empty()) return;
@@ -144,8 +248,15 @@ class CudaBackend final : public Backend {
     return free_b;
   }
 
+  int32_t sm_count() const override { return sm_count_; }
+
 #define EET_CUDA_FORWARD(name, Args) \
-  void name(const Args& a) override { validate(a); use(); eet_cuda::op_##name(a, stream_); }
+  void name(const Args& a) override {      \
+    validate(a);                           \
+    use();                                 \
+    eet_cuda::OpScope scope(#name);        \
+    eet_cuda::op_##name(a, stream_);       \
+  }
   EET_OPS(EET_CUDA_FORWARD)
 #undef EET_CUDA_FORWARD
 
@@ -215,7 +326,10 @@ class CudaBackend final : public Backend {
     a.n = 1;
     a.cols = 1;
     a.vocab = 1;
-    eet_cuda::op_embedding(a, stream_);
+    {
+      eet_cuda::OpScope scope("embedding, an injected fault");
+      eet_cuda::op_embedding(a, stream_);
+    }
     cudaError_t err = cudaStreamSynchronize(stream_);
     free(ids);
     check_cuda(err, "an injected fault (EET_TEST_HOOKS)");
@@ -228,6 +342,7 @@ class CudaBackend final : public Backend {
     check_cuda(cudaSetDevice(index_), "cudaSetDevice");
   }
   int index_;
+  int32_t sm_count_ = 1;
   cudaStream_t stream_ = nullptr;
 };
 

@@ -25,16 +25,26 @@ namespace eet_cuda {
 // Throws eet::Error (ERR_CUDA, or ERR_OOM for allocation failures) if err is not cudaSuccess.
 void check_cuda(cudaError_t err, const char* what);
 
-// The one way kernels are launched (the emu has the same signature). Dynamic shared memory above 48 KiB is
-// opted into first; a failure there or in the launch becomes an eet::Error.
+// The current device's per-block opt-in limit of dynamic shared memory (cudaDevAttrMaxSharedMemoryPerBlockOptin,
+// queried once per device): launchers with large tiles pick one that fits (the emu has the same function).
+size_t smem_per_block_optin();
+
+// launch()'s non-template parts (backend_cuda.cpp), each error naming the kernel and the op that launched it: the
+// opt-in to more than 48 KiB of dynamic shared memory, and the check after a launch (with EET_CUDA_SYNC=1 a
+// synchronisation too, so a fault is reported by the launch that caused it).
+void opt_in_smem(const void* kernel, size_t smem);
+void after_launch(const void* kernel, cudaStream_t stream);
+
+// Streaming multiprocessors of the current device (cudaDevAttrMultiProcessorCount, read once per device): launchers
+// size their grids and split-K from it. Defined in cuda/backend_cuda.cpp.
+int sm_count();
+
+// The one way kernels are launched (the emu has the same signature); failures become an eet::Error.
 template <typename... P, typename... A>
 inline void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, eet::Stream stream, A&&... args) {
-  if (smem > 48 * 1024) {
-    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-               "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
-  }
+  if (smem > 48 * 1024) opt_in_smem(reinterpret_cast<const void*>(kernel), smem);
   kernel<<<grid, block, smem, static_cast<cudaStream_t>(stream)>>>(P(std::forward<A>(args))...);
-  check_cuda(cudaGetLastError(), "kernel launch");
+  after_launch(reinterpret_cast<const void*>(kernel), static_cast<cudaStream_t>(stream));
 }
 }  // namespace eet_cuda
 

@@ -6,15 +6,10 @@
 //                    same thread)
 //   y        (M, N)  row stride ldy
 // Variants, chosen by op_gemm:
-//   M <= 16 (decode)        gemv_kernel<T, MAXM>: bandwidth-bound. A warp owns kGemvCols output columns and
-//                           streams their W rows with 16-byte loads (8 halfs / 4 floats), multiplying each loaded
-//                           W vector with the M x rows (16-byte loads of x, L1/L2-resident, reused across the
-//                           warp's columns in registers). When N is small next to the machine, the K range is split
-//                           across the warps of a block (ksplit = 1..8) and the partial sums are added in a fixed
-//                           order through shared memory (deterministic; no atomics). MAXM = 1 for batch-1 decode,
-//                           16 otherwise. Scalar loads when K or ldx is not a multiple of the vector width or a
-//                           pointer is not 16-byte aligned.
-//   M > 16, f16 / bf16      gemm_mma_kernel<T, BM>: tensor cores (mma.m16n8k16 via cuda/mma.cuh), block tile
+//   M <= kDecodeMaxM (64 for f16 / bf16, 16 for f32; decode batches): cuda/gemv.cu, bandwidth-bound kernels that
+//                           read every weight once per call: gemv_kernel (M = 1, and f32) and skinny_mma_kernel
+//                           (f16 / bf16, M = 2..64, tensor cores), split over K until the GPU is full.
+//   M > 64, f16 / bf16      gemm_mma_kernel<T, BM>: tensor cores (mma.m16n8k16 via cuda/mma.cuh), block tile
 //                           BM x 128 x 32 (BM = 128, or 64 when 128-row tiles would leave the GPU under-filled),
 //                           8 warps as 2 (M) x 4 (N), each warp (BM/2) x 32. Tiles go global -> registers ->
 //                           shared memory, double-buffered (the next tile's global loads are in flight while the
@@ -26,123 +21,13 @@
 #include <cstring>
 
 #include "common.cuh"
-#include "mma.cuh"
+#include "gemm_common.cuh"
 #include "gemm_epilogue.cuh"
-#include "reduce.cuh"
+#include "mma.cuh"
 
 namespace EET_KNS {
 
-template <typename T>
-struct GemmParams {
-  const T* x;         // (M, K), row stride ldx
-  const T* w;         // (N, K)
-  const T* bias;      // (N) or nullptr
-  const T* residual;  // (M, N), row stride ldy, or nullptr; may alias y
-  T* y;               // (M, N), row stride ldy
-  int64_t m, n, k, ldx, ldy;
-};
-
-constexpr int kGemmThreads = 256;
-
-
-// 16 bytes (16 / sizeof(T) elements) at a 16-byte aligned address, as fp32.
-template <typename T>
-__device__ __forceinline__ void load16_f32(const T* src, float (&v)[16 / sizeof(T)]) {
-  constexpr int VEC = 16 / sizeof(T);
-  const uint4 u = *reinterpret_cast<const uint4*>(src);
-  T e[VEC];
-  memcpy(static_cast<void*>(e), &u, 16);
-#pragma unroll
-  for (int i = 0; i < VEC; ++i) v[i] = to_f32(e[i]);
-}
-
-// ---- GEMV: M <= 16 -------------------------------------------------------------------------------------------------
-
-constexpr int kGemvCols = 4;  // output columns per warp: each x vector loaded is used kGemvCols times
-
-// Block: 8 warps = (8 / ksplit) column groups x ksplit K slices. Group c of block b owns columns
-// [(b * groups + c) * kGemvCols, +kGemvCols); slice s of a group takes K vectors s*32 + lane, stepping ksplit*32.
-template <typename T, int MAXM>
-__global__ void __launch_bounds__(kGemmThreads) gemv_kernel(GemmParams<T> p, int ksplit, bool vec) {
-  constexpr int VEC = 16 / sizeof(T);
-  constexpr int COLS = kGemvCols;
-  constexpr int WARPS = kGemmThreads / 32;
-  __shared__ float partial[WARPS][MAXM * COLS];  // one warp's sums, [m * COLS + c]
-
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int groups = WARPS / ksplit;
-  const int group = warp / ksplit, slice = warp % ksplit;
-  const int64_t col0 = (int64_t(blockIdx.x) * groups + group) * COLS;
-  const int rows = int(p.m);  // <= MAXM
-
-  const T* wrow[COLS];  // columns past N re-read row N-1; their sums are never stored
-#pragma unroll
-  for (int c = 0; c < COLS; ++c) wrow[c] = p.w + (col0 + c < p.n ? col0 + c : p.n - 1) * p.k;
-
-  float acc[MAXM][COLS];
-#pragma unroll
-  for (int m = 0; m < MAXM; ++m) {
-#pragma unroll
-    for (int c = 0; c < COLS; ++c) acc[m][c] = 0.0f;
-  }
-
-  if (vec) {
-    const int64_t nvec = p.k / VEC;
-    for (int64_t v = int64_t(slice) * 32 + lane; v < nvec; v += int64_t(ksplit) * 32) {
-      float wv[COLS][VEC];
-#pragma unroll
-      for (int c = 0; c < COLS; ++c) load16_f32(wrow[c] + v * VEC, wv[c]);
-#pragma unroll
-      for (int m = 0; m < MAXM; ++m) {
-        if (m < rows) {
-          float xv[VEC];
-          load16_f32(p.x + m * p.ldx + v * VEC, xv);
-#pragma unroll
-          for (int c = 0; c < COLS; ++c) {
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) acc[m][c] += xv[i] * wv[c][i];
-          }
-        }
-      }
-    }
-  } else {
-    for (int64_t kk = int64_t(slice) * 32 + lane; kk < p.k; kk += int64_t(ksplit) * 32) {
-      float wv[COLS];
-#pragma unroll
-      for (int c = 0; c < COLS; ++c) wv[c] = to_f32(wrow[c][kk]);
-#pragma unroll
-      for (int m = 0; m < MAXM; ++m) {
-        if (m < rows) {
-          const float xv = to_f32(p.x[m * p.ldx + kk]);
-#pragma unroll
-          for (int c = 0; c < COLS; ++c) acc[m][c] += xv * wv[c];
-        }
-      }
-    }
-  }
-
-  gemv_finish<MAXM, COLS, WARPS>(p, acc, partial, rows, ksplit);
-}
-
-template <typename T>
-void gemv_launch(const GemmParams<T>& p, eet::Stream stream) {
-  constexpr int VEC = 16 / sizeof(T);
-  const bool vec = p.k % VEC == 0 && p.ldx % VEC == 0 && aligned16(p.x) && aligned16(p.w);
-  // Split K across more warps while the grid holds fewer than ~4096 warps (half an H100's resident warps) and
-  // every warp still gets at least two passes of 32 lanes x VEC elements.
-  const int64_t col_groups = ceil_div(p.n, kGemvCols);
-  int ksplit = 1;
-  while (ksplit < 8 && col_groups * ksplit < 4096 && p.k >= int64_t(ksplit) * 2 * 2 * 32 * VEC) ksplit *= 2;
-  const int64_t blocks = ceil_div(col_groups, (kGemmThreads / 32) / ksplit);
-  if (blocks > 0x7fffffff) eet::throw_error(eet::ErrorCode::Unsupported, "gemm: n too large for the gemv grid");
-  if (p.m == 1) {
-    launch(gemv_kernel<T, 1>, dim3(unsigned(blocks)), dim3(kGemmThreads), 0, stream, p, ksplit, vec);
-  } else {
-    launch(gemv_kernel<T, 16>, dim3(unsigned(blocks)), dim3(kGemmThreads), 0, stream, p, ksplit, vec);
-  }
-}
-
-// ---- tiled GEMM on tensor cores: M > 16, f16 / bf16 ---------------------------------------------------------------
+// ---- tiled GEMM on tensor cores: M > 64, f16 / bf16 ---------------------------------------------------------------
 
 template <int BM_>
 struct MmaTile {
@@ -291,8 +176,8 @@ void gemm_mma_launch_tile(const GemmParams<T>& p, eet::Stream stream) {
 
 template <typename T>
 void gemm_mma_launch(const GemmParams<T>& p, eet::Stream stream) {
-  // 128-row tiles when they alone give about one wave on an H100 (132 SMs); otherwise 64-row tiles, twice the blocks.
-  if (ceil_div(p.m, 128) * ceil_div(p.n, 128) >= 132) {
+  // 128-row tiles when they alone give about one block per SM; otherwise 64-row tiles, twice the blocks.
+  if (ceil_div(p.m, 128) * ceil_div(p.n, 128) >= sm_count()) {
     gemm_mma_launch_tile<T, 128>(p, stream);
   } else {
     gemm_mma_launch_tile<T, 64>(p, stream);
@@ -412,8 +297,8 @@ template <typename T>
 void gemm_select(const eet::GemmArgs& a, eet::Stream stream) {
   const GemmParams<T> p{static_cast<const T*>(a.x), static_cast<const T*>(a.w), static_cast<const T*>(a.bias),
                         static_cast<const T*>(a.residual), static_cast<T*>(a.y), a.m, a.n, a.k, a.ldx, a.ldy};
-  if (a.m <= 16) {
-    gemv_launch(p, stream);
+  if (a.m <= kDecodeMaxM<T>) {
+    gemm_decode(p, stream);
   } else if constexpr (std::is_same<T, float>::value) {
     gemm_simt_launch(p, stream);
   } else {

@@ -10,15 +10,11 @@
 // float type), add up one block, and apply the scale once per block: sum_j d_j * sum_i x_i * q_i. Dequantized
 // weights are never rounded to a 16-bit type.
 // Variants, chosen by op_gemm_q8:
-//   M <= 16 (decode)     gemv_q8_kernel<T, MAXM>: bandwidth-bound. A warp owns kQ8Cols output columns; each lane
-//                        reads 16 int8 of each column's W row per step with one 16-byte load (half a block, so a
-//                        warp streams 512 contiguous bytes per row), converts them in registers and multiplies
-//                        them with 16 x values per row of x (16-byte loads when ldx and x allow, element loads
-//                        otherwise; x stays L1/L2 resident and is reused across the warp's columns). K is split
-//                        across the warps of a block (ksplit = 1..8) when N alone does not fill the GPU; slices
-//                        are added in a fixed order through shared memory (deterministic, no atomics).
-//                        MAXM = 1 for batch-1 decode, 16 otherwise.
-//   M > 16, f16 / bf16   gemm_q8_mma_kernel<T>: tensor cores (mma.m16n8k16 via cuda/mma.cuh), block tile
+//   M <= kDecodeMaxM (64 for f16 / bf16, 16 for f32; decode batches): cuda/gemv_q8.cu, bandwidth-bound kernels
+//                        that read every weight once per call: gemv_q8_kernel (M = 1, and f32) and
+//                        skinny_q8_mma_kernel (f16 / bf16, M = 2..64, tensor cores), split over K until the GPU is
+//                        full.
+//   M > 64, f16 / bf16   gemm_q8_mma_kernel<T>: tensor cores (mma.m16n8k16 via cuda/mma.cuh), block tile
 //                        64 x 128 x 32 (BK = one Q8_0 block), 8 warps as 2 (M) x 4 (N), each warp 32 x 32. Each
 //                        W tile is converted int8 -> T (exact) into shared memory next to its 128 scales; a
 //                        K tile's products go to fresh fp32 fragments that are scaled per column and added to
@@ -32,143 +28,13 @@
 #include <type_traits>
 
 #include "common.cuh"
-#include "mma.cuh"
-#include "pack.cuh"
+#include "gemm_common.cuh"
 #include "gemm_epilogue.cuh"
-#include "reduce.cuh"
+#include "mma.cuh"
 
 namespace EET_KNS {
 
-template <typename T>
-struct GemmQ8Params {
-  const T* x;              // (M, K), row stride ldx
-  const int8_t* wq;        // (N, K)
-  const uint16_t* wscale;  // (N, K / 32) float16 bits
-  const T* bias;           // (N) or nullptr
-  const T* residual;       // (M, N), row stride ldy, or nullptr; may alias y
-  T* y;                    // (M, N), row stride ldy
-  int64_t m, n, k, ldx, ldy;
-};
-
-constexpr int kQ8Threads = 256;
-
-// The float16 scale wscale[i] as fp32.
-__device__ __forceinline__ float q8_scale(const uint16_t* wscale, int64_t i) {
-  const uint16_t bits = wscale[i];
-  __half h;
-  memcpy(static_cast<void*>(&h), &bits, 2);
-  return __half2float(h);
-}
-
-// ---- GEMV: M <= 16 -------------------------------------------------------------------------------------------------
-
-constexpr int kQ8Cols = 4;  // output columns per warp
-
-// 16 int8 at a 16-byte aligned address, as fp32.
-__device__ __forceinline__ void q8_load_q16(const int8_t* src, float (&v)[16]) {
-  const uint4 u = *reinterpret_cast<const uint4*>(src);
-  int8_t b[16];
-  memcpy(b, &u, 16);
-#pragma unroll
-  for (int i = 0; i < 16; ++i) v[i] = float(b[i]);
-}
-
-// 16 consecutive x values as fp32: 16-byte loads when vec (src 16-byte aligned), element loads otherwise.
-template <typename T>
-__device__ __forceinline__ void q8_load_x16(const T* src, bool vec, float (&v)[16]) {
-  constexpr int VEC = 16 / sizeof(T);
-  if (vec) {
-#pragma unroll
-    for (int c = 0; c < 16 / VEC; ++c) {
-      const uint4 u = reinterpret_cast<const uint4*>(src)[c];
-      T e[VEC];
-      memcpy(static_cast<void*>(e), &u, 16);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) v[c * VEC + i] = to_f32(e[i]);
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 16; ++i) v[i] = to_f32(src[i]);
-  }
-}
-
-// Block: 8 warps = (8 / ksplit) column groups x ksplit K slices. Group c of block b owns columns
-// [(b * groups + c) * kQ8Cols, +kQ8Cols); slice s of a group takes 16-element chunks s*32 + lane, stepping
-// ksplit*32. Chunk v lies in Q8_0 block v / 2.
-template <typename T, int MAXM>
-__global__ void __launch_bounds__(kQ8Threads) gemv_q8_kernel(GemmQ8Params<T> p, int ksplit, bool xvec) {
-  constexpr int COLS = kQ8Cols;
-  constexpr int WARPS = kQ8Threads / 32;
-  __shared__ float partial[WARPS][MAXM * COLS];  // one warp's sums, [m * COLS + c]
-
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int groups = WARPS / ksplit;
-  const int group = warp / ksplit, slice = warp % ksplit;
-  const int64_t col0 = (int64_t(blockIdx.x) * groups + group) * COLS;
-  const int rows = int(p.m);  // <= MAXM
-  const int64_t nblocks = p.k / 32;
-
-  const int8_t* wrow[COLS];  // columns past N re-read row N-1; their sums are never stored
-  const uint16_t* srow[COLS];
-#pragma unroll
-  for (int c = 0; c < COLS; ++c) {
-    const int64_t n = col0 + c < p.n ? col0 + c : p.n - 1;
-    wrow[c] = p.wq + n * p.k;
-    srow[c] = p.wscale + n * nblocks;
-  }
-
-  float acc[MAXM][COLS];
-#pragma unroll
-  for (int m = 0; m < MAXM; ++m) {
-#pragma unroll
-    for (int c = 0; c < COLS; ++c) acc[m][c] = 0.0f;
-  }
-
-  const int64_t nchunks = p.k / 16;
-  for (int64_t v = int64_t(slice) * 32 + lane; v < nchunks; v += int64_t(ksplit) * 32) {
-    float wv[COLS][16], d[COLS];
-#pragma unroll
-    for (int c = 0; c < COLS; ++c) {
-      q8_load_q16(wrow[c] + v * 16, wv[c]);
-      d[c] = q8_scale(srow[c], v / 2);
-    }
-#pragma unroll
-    for (int m = 0; m < MAXM; ++m) {
-      if (m < rows) {
-        float xv[16];
-        q8_load_x16(p.x + m * p.ldx + v * 16, xvec, xv);
-#pragma unroll
-        for (int c = 0; c < COLS; ++c) {
-          float s = 0.0f;
-#pragma unroll
-          for (int i = 0; i < 16; ++i) s += xv[i] * wv[c][i];
-          acc[m][c] += d[c] * s;
-        }
-      }
-    }
-  }
-
-  gemv_finish<MAXM, COLS, WARPS>(p, acc, partial, rows, ksplit);
-}
-
-template <typename T>
-void gemv_q8_launch(const GemmQ8Params<T>& p, eet::Stream stream) {
-  const bool xvec = p.ldx % kVec<T> == 0 && aligned16(p.x);
-  // Split K across more warps while the grid holds fewer than ~4096 warps (half an H100's resident warps) and
-  // every warp still gets at least two passes of 32 lanes x 16 elements.
-  const int64_t col_groups = ceil_div(p.n, kQ8Cols);
-  int ksplit = 1;
-  while (ksplit < 8 && col_groups * ksplit < 4096 && p.k >= int64_t(ksplit) * 2 * 2 * 32 * 16) ksplit *= 2;
-  const int64_t blocks = ceil_div(col_groups, (kQ8Threads / 32) / ksplit);
-  if (blocks > 0x7fffffff) eet::throw_error(eet::ErrorCode::Unsupported, "gemm_q8: n too large for the gemv grid");
-  if (p.m == 1) {
-    launch(gemv_q8_kernel<T, 1>, dim3(unsigned(blocks)), dim3(kQ8Threads), 0, stream, p, ksplit, xvec);
-  } else {
-    launch(gemv_q8_kernel<T, 16>, dim3(unsigned(blocks)), dim3(kQ8Threads), 0, stream, p, ksplit, xvec);
-  }
-}
-
-// ---- tiled GEMM on tensor cores: M > 16, f16 / bf16 ---------------------------------------------------------------
+// ---- tiled GEMM on tensor cores: M > 64, f16 / bf16 ---------------------------------------------------------------
 
 struct Q8MmaTile {
   static constexpr int BM = 64, BN = 128, BK = 32;
@@ -179,10 +45,10 @@ struct Q8MmaTile {
   // Per stage: A [BM][LDS] words, B [BN][LDS] words, B scales [BN] floats.
   static constexpr int STAGE_WORDS = (BM + BN) * LDS + BN;
   static constexpr size_t SMEM = size_t(2) * STAGE_WORDS * 4;
-  static_assert(WARPS_M * WARPS_N * 32 == kQ8Threads, "8 warps");
+  static_assert(WARPS_M * WARPS_N * 32 == kGemmThreads, "8 warps");
   static_assert(WM % 16 == 0 && WN % 8 == 0 && BK == 32, "whole mma tiles; one Q8_0 block per K tile");
-  static_assert(BM * BK / 8 == kQ8Threads, "one 8-element chunk of x per thread and tile");
-  static_assert(BN * BK / 16 == kQ8Threads, "one 16-byte chunk of W per thread and tile");
+  static_assert(BM * BK / 8 == kGemmThreads, "one 8-element chunk of x per thread and tile");
+  static_assert(BN * BK / 16 == kGemmThreads, "one 16-byte chunk of W per thread and tile");
   // Fragment reads hit word (row * LDS + t) for rows g = 0..7, t = 0..3: LDS = 20 puts them in 32 distinct banks.
   static_assert(LDS % 4 == 0, "16-byte aligned rows");
 };
@@ -241,7 +107,7 @@ __device__ __forceinline__ void q8_mma_store(uint32_t* stage, const Q8MmaRegs& r
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kQ8Threads) gemm_q8_mma_kernel(GemmQ8Params<T> p, bool a_vec) {
+__global__ void __launch_bounds__(kGemmThreads) gemm_q8_mma_kernel(GemmQ8Params<T> p, bool a_vec) {
   using Tile = Q8MmaTile;
   constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, LDS = Tile::LDS, MT = Tile::MT, NT = Tile::NT;
   EXTERN_SHARED(uint32_t, smem);  // [2][STAGE_WORDS]
@@ -343,7 +209,7 @@ void gemm_q8_mma_launch(const GemmQ8Params<T>& p, eet::Stream stream) {
   const bool a_vec = p.ldx % 8 == 0 && aligned16(p.x);
   const int64_t mt = ceil_div(p.m, Tile::BM), nt = ceil_div(p.n, Tile::BN);
   if (nt > 65535) eet::throw_error(eet::ErrorCode::Unsupported, "gemm_q8: n too large for the tiled grid");
-  launch(gemm_q8_mma_kernel<T>, dim3(unsigned(mt), unsigned(nt)), dim3(kQ8Threads), Tile::SMEM, stream, p, a_vec);
+  launch(gemm_q8_mma_kernel<T>, dim3(unsigned(mt), unsigned(nt)), dim3(kGemmThreads), Tile::SMEM, stream, p, a_vec);
 }
 
 // ---- tiled SIMT GEMM: M > 16, f32 -----------------------------------------------------------------------------------
@@ -353,9 +219,9 @@ struct Q8SimtTile {
   static constexpr int TM = 4, TN = 4;  // outputs per thread
   static constexpr int LDS = BM + 4;    // shared row stride (floats); K-major: [BK][LDS]
   static constexpr size_t SMEM = size_t(2) * BK * LDS * 4;  // A and B, one stage
-  static_assert((BM / TM) * (BN / TN) == kQ8Threads, "one thread per 4x4 outputs");
-  static_assert(BM * BK / 4 == 2 * kQ8Threads, "two float4 of x per thread and tile");
-  static_assert(BN * BK / 8 == kQ8Threads && BN == BM, "8 bytes of W per thread and tile");
+  static_assert((BM / TM) * (BN / TN) == kGemmThreads, "one thread per 4x4 outputs");
+  static_assert(BM * BK / 4 == 2 * kGemmThreads, "two float4 of x per thread and tile");
+  static_assert(BN * BK / 8 == kGemmThreads && BN == BM, "8 bytes of W per thread and tile");
 };
 
 struct Q8SimtRegs {
@@ -368,7 +234,7 @@ __device__ __forceinline__ void q8_simt_load(Q8SimtRegs& r, const GemmQ8Params<f
                                              int64_t k0, bool a_vec) {
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    const int c = threadIdx.x + i * kQ8Threads;
+    const int c = threadIdx.x + i * kGemmThreads;
     const int64_t row = m0 + c / 8, kc = k0 + (c % 8) * 4;
     if (row >= p.m) {
       r.a[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
@@ -393,7 +259,7 @@ __device__ __forceinline__ void q8_simt_store(float* As, float* Bs, const Q8Simt
   constexpr int LDS = Q8SimtTile::LDS;
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
-    const int c = threadIdx.x + i * kQ8Threads;
+    const int c = threadIdx.x + i * kGemmThreads;
     const int row = c / 8, kq = (c % 8) * 4;
     As[(kq + 0) * LDS + row] = r.a[i].x;
     As[(kq + 1) * LDS + row] = r.a[i].y;
@@ -407,7 +273,7 @@ __device__ __forceinline__ void q8_simt_store(float* As, float* Bs, const Q8Simt
   for (int e = 0; e < 8; ++e) Bs[(kq + e) * LDS + row] = r.d * float(q[e]);  // exact: 11 x 8 significant bits
 }
 
-__global__ void __launch_bounds__(kQ8Threads) gemm_q8_simt_kernel(GemmQ8Params<float> p, bool a_vec) {
+__global__ void __launch_bounds__(kGemmThreads) gemm_q8_simt_kernel(GemmQ8Params<float> p, bool a_vec) {
   constexpr int BM = Q8SimtTile::BM, BN = Q8SimtTile::BN, BK = Q8SimtTile::BK, LDS = Q8SimtTile::LDS;
   constexpr int TM = Q8SimtTile::TM, TN = Q8SimtTile::TN;
   EXTERN_SHARED(float, smem);
@@ -461,7 +327,7 @@ inline void gemm_q8_simt_launch(const GemmQ8Params<float>& p, eet::Stream stream
   const bool a_vec = p.ldx % 4 == 0 && aligned16(p.x);
   const int64_t mt = ceil_div(p.m, Q8SimtTile::BM), nt = ceil_div(p.n, Q8SimtTile::BN);
   if (nt > 65535) eet::throw_error(eet::ErrorCode::Unsupported, "gemm_q8: n too large for the tiled grid");
-  launch(gemm_q8_simt_kernel, dim3(unsigned(mt), unsigned(nt)), dim3(kQ8Threads), Q8SimtTile::SMEM, stream, p, a_vec);
+  launch(gemm_q8_simt_kernel, dim3(unsigned(mt), unsigned(nt)), dim3(kGemmThreads), Q8SimtTile::SMEM, stream, p, a_vec);
 }
 
 // ---- entry ----------------------------------------------------------------------------------------------------------
@@ -470,8 +336,8 @@ template <typename T>
 void gemm_q8_select(const eet::GemmQ8Args& a, eet::Stream stream) {
   const GemmQ8Params<T> p{static_cast<const T*>(a.x), a.wq, a.wscale, static_cast<const T*>(a.bias),
                           static_cast<const T*>(a.residual), static_cast<T*>(a.y), a.m, a.n, a.k, a.ldx, a.ldy};
-  if (a.m <= 16) {
-    gemv_q8_launch(p, stream);
+  if (a.m <= kDecodeMaxM<T>) {
+    gemm_q8_decode(p, stream);
   } else if constexpr (std::is_same<T, float>::value) {
     gemm_q8_simt_launch(p, stream);
   } else {

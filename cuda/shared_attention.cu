@@ -4,13 +4,13 @@
 //   q    (batch, n_heads, D)  one query per sequence (row b); out (batch, n_heads, D)
 //   keys of b: 0..shared_len[b]-1 through its group leader's block table, the rest through its own
 //
-// Every sequence's keys are cut into the decode split's chunks (eet::attention_decode_split over max_ctx_len, chunk
+// Every sequence's keys are cut into the decode split's chunks (eet::attention_decode_split of the op's shape, chunk
 // c = keys [c*L, (c+1)*L)), and each (sequence, query head) gets a partial (max, sum, unnormalised output) per chunk
 // in the workspace (layout in engine/ops.h, AttnParams in attention.cuh). Three launches, in stream order:
-// 1. shared_attention_partial_kernel: one block of 4 warps per (group, tile of 32 query rows, chunk of the shared
+// 1. shared_attention_partial_kernel: one block of 4 warps per (group, tile of kBq query rows, chunk of the shared
 //    keys, kv head). The rows of a group on kv head kvh are every member's query heads of kvh, stacked: row r is
-//    member r / group, query head kvh * group + r % group — so the shared K/V tiles are read once per 32 rows instead
-//    of once per sequence. No mask: every query sits at or after the last shared key. The tile walk is the prompt
+//    member r / group, query head kvh * group + r % group — so the shared K/V tiles are read once per kBq rows
+//    instead of once per sequence. kBq is 32, or 16 where the device's shared memory is too small (tile_rows()). No mask: every query sits at or after the last shared key. The tile walk is the prompt
 //    kernel's (RowTiles, attention.cuh): Q tile and each 32-key K/V tile in shared memory as fp32, lane = key for
 //    the scores, 4 lanes per row for the online softmax, lane = dims for P·V. Each row's partial goes to slot c, or
 //    to slot n_chunks when the shared length cuts chunk c (the tail part of that chunk is then slot c).
@@ -29,25 +29,26 @@ struct SharedParams {
   const int32_t* shared_len;   // (batch)
   const int32_t* group_start;  // (n_groups + 1)
   const int32_t* group_seqs;   // members, leader first
-  int32_t row_tiles;           // 32-row tiles of the largest group's rows on one kv head
+  int32_t row_tiles;           // kBq-row tiles of the largest group's rows on one kv head
 };
 
-template <typename T, int NI>
+template <typename T, int NI, int ROWS>
 __global__ __launch_bounds__(AttnTile::kBlock) void shared_attention_partial_kernel(SharedParams sp) {
   using Tl = AttnTile;
+  using Tiles = RowTiles<NI, ROWS>;
   const AttnParams& p = sp.a;
   const int g = int(blockIdx.x) / sp.row_tiles, tile = int(blockIdx.x) % sp.row_tiles;
   const int chunk = blockIdx.y, kvh = blockIdx.z;
-  const int gs = sp.group_start[g], n_rows = (sp.group_start[g + 1] - gs) * p.group, r0 = tile * Tl::kBq;
+  const int gs = sp.group_start[g], n_rows = (sp.group_start[g + 1] - gs) * p.group, r0 = tile * Tiles::kBq;
   if (r0 >= n_rows) return;  // whole block, before any barrier
   const int leader = sp.group_seqs[gs], shared = sp.shared_len[leader];
   const int k_begin = chunk * p.chunk_len, k_end = min(shared, k_begin + p.chunk_len);
   if (k_begin >= k_end) return;
-  const int rows = min(Tl::kBq, n_rows - r0);
+  const int rows = min(Tiles::kBq, n_rows - r0);
   const int D = p.head_dim;
 
   EXTERN_SHARED(float, smem);
-  RowTiles<NI> t(smem, D);
+  Tiles t(smem, D);
   // Row r of the tile: its sequence and query head.
   const auto seq_of = [&](int r) { return sp.group_seqs[gs + (r0 + r) / p.group]; };
   const auto head_of = [&](int r) { return kvh * p.group + (r0 + r) % p.group; };
@@ -70,7 +71,7 @@ __global__ __launch_bounds__(AttnTile::kBlock) void shared_attention_partial_ker
     p.part_ml[part_of(t.my_row) * 2 + 1] = t.l_row;
   }
 #pragma unroll
-  for (int r = 0; r < Tl::kRows; ++r) {
+  for (int r = 0; r < ROWS; ++r) {
     if (t.row0 + r >= rows) break;
     float* acc = p.part_acc + part_of(t.row0 + r) * D;
 #pragma unroll
@@ -83,14 +84,13 @@ __global__ __launch_bounds__(AttnTile::kBlock) void shared_attention_partial_ker
 
 namespace {
 
-template <typename T, int NI>
+template <typename T, int NI, int ROWS>
 void shared_partial_launch(const SharedParams& sp, int32_t n_groups, int32_t shared_chunks, int32_t n_kv_heads,
                            eet::Stream stream) {
   using Tl = AttnTile;
-  const size_t smem = sizeof(float) * tile_smem_floats(sp.a.head_dim);
-  launch(shared_attention_partial_kernel<T, NI>,
+  launch(shared_attention_partial_kernel<T, NI, ROWS>,
          dim3(unsigned(int64_t(n_groups) * sp.row_tiles), unsigned(shared_chunks), unsigned(n_kv_heads)),
-         dim3(Tl::kBlock), smem, stream, sp);
+         dim3(Tl::kBlock), tile_smem_bytes(sp.a.head_dim, ROWS), stream, sp);
 }
 
 }  // namespace
@@ -105,30 +105,32 @@ void op_shared_attention(const eet::SharedAttentionArgs& a, eet::Stream stream) 
   p.q_start = nullptr;  // one query per sequence: row b
   p.ctx_len = a.ctx_len;
   p.key_begin = a.shared_len;
-  const eet::AttentionDecodeSplit split = eet::attention_decode_split(a.batch, a.n_heads, a.max_ctx_len);
-  p.chunk_len = split.chunk_len;
-  p.n_chunks = split.n_chunks;
-  p.part_stride = split.n_chunks + 1;
-  p.head_groups = int32_t(ceil_div(p.group, Tl::kHeads));
+  set_decode_split(p, eet::attention_decode_split(eet::decode_shape(a)));
+  p.part_stride = p.n_chunks + 1;
   // the workspace layout of engine/ops.h; validate() checked its size
   p.part_ml = static_cast<float*>(a.workspace);
   p.part_acc = p.part_ml + int64_t(a.batch) * a.n_heads * p.part_stride * 2;
   sp.shared_len = a.shared_len;
   sp.group_start = a.group_start;
   sp.group_seqs = a.group_seqs;
-  sp.row_tiles = int32_t(ceil_div(int64_t(a.max_group_size) * p.group, Tl::kBq));
+  const bool any_shared = a.n_groups > 0 && a.max_shared_len > 0;
+  const int rows = any_shared ? tile_rows(l.head_dim, "shared_attention") : Tl::kRows;
+  sp.row_tiles = int32_t(ceil_div(int64_t(a.max_group_size) * p.group, Tl::kWarps * rows));
   const int32_t shared_chunks = int32_t(ceil_div(a.max_shared_len, p.chunk_len));
   if (int64_t(a.batch) * p.n_chunks > INT32_MAX || int64_t(a.n_groups) * sp.row_tiles > INT32_MAX) {
     eet::throw_error(eet::ErrorCode::Unsupported, "shared_attention: the batch exceeds the grid limit");
   }
 
-  const int ni = l.head_dim <= 64 ? 2 : l.head_dim <= 128 ? 4 : 8;
-  if (a.n_groups > 0 && shared_chunks > 0) {
+  const int ni = l.head_dim <= 64 ? 2 : l.head_dim <= 128 ? 4 : 8;  // tile_rows(): the small tile only at ni 8
+  if (any_shared) {
     EET_DISPATCH_FLOAT(a.dtype, T, {
       switch (ni) {
-        case 2: shared_partial_launch<T, 2>(sp, a.n_groups, shared_chunks, l.n_kv_heads, stream); break;
-        case 4: shared_partial_launch<T, 4>(sp, a.n_groups, shared_chunks, l.n_kv_heads, stream); break;
-        default: shared_partial_launch<T, 8>(sp, a.n_groups, shared_chunks, l.n_kv_heads, stream); break;
+        case 2: shared_partial_launch<T, 2, Tl::kRows>(sp, a.n_groups, shared_chunks, l.n_kv_heads, stream); break;
+        case 4: shared_partial_launch<T, 4, Tl::kRows>(sp, a.n_groups, shared_chunks, l.n_kv_heads, stream); break;
+        default:
+          if (rows == Tl::kRows) shared_partial_launch<T, 8, Tl::kRows>(sp, a.n_groups, shared_chunks, l.n_kv_heads, stream);
+          else shared_partial_launch<T, 8, Tl::kRowsSmall>(sp, a.n_groups, shared_chunks, l.n_kv_heads, stream);
+          break;
       }
     });
   }

@@ -84,6 +84,9 @@ class Backend {
   virtual void fill(void* dst, uint8_t byte, size_t bytes) = 0;
   virtual void synchronize() = 0;
   virtual size_t free_memory() const = 0;  // what alloc can still give, best effort
+  // Streaming multiprocessors the attention decode split aims to fill (AttentionArgs::sm_count): cuda queries its
+  // device once, emu reports its setting (set_emu_options), the cpu backends 1 (their kernels ignore the split).
+  virtual int32_t sm_count() const { return 1; }
 
 #define EET_DECLARE_OP(name, Args) virtual void name(const Args& a) = 0;
   EET_OPS(EET_DECLARE_OP)
@@ -120,9 +123,17 @@ void cuda_inject_fault_for_test(Backend& backend);
 //   set_emu_reverse_order(r)  thread scheduling order of the SIMT emulator for later launches: forward (thread 0
 //                             first, the default unless EET_EMU_ORDER=reverse) or reverse; a kernel race shows up
 //                             as a difference between the two
+//   set_emu_target(t)         the emulated device: its SM count (the emu backend's sm_count()) and its per-block
+//                             opt-in limit of dynamic shared memory (launches above it fail, launchers that read
+//                             it pick smaller tiles); EmuTarget{} is sm_90's (an H100/H200: 132 SMs, 227 KiB)
 //   emu_selftest_cases()      names of the emulator's self-test cases (cuda/emu/selftest.cu)
 //   emu_selftest(name)        runs one on the emu: "ok: ..." or throws eet::Error
 void set_emu_reverse_order(bool reverse);
+struct EmuTarget {
+  int32_t sm_count = 132;
+  int64_t max_smem_per_block_optin = 227 * 1024;
+};
+void set_emu_target(const EmuTarget& t);
 std::vector<std::string> emu_selftest_cases();
 std::string emu_selftest(const std::string& name);
 

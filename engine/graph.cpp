@@ -142,6 +142,7 @@ AttentionArgs attention_args(const Graph& g, int32_t layer, const void* q, int64
   a.scale = scale;
   a.workspace = g.ws.attn_ws_bytes ? g.at(g.ws.attn_ws) : nullptr;
   a.workspace_bytes = g.ws.attn_ws_bytes;
+  a.sm_count = g.ws.sm_count;
   return a;
 }
 
@@ -177,6 +178,7 @@ void run_shared_attention(const Graph& g, int32_t layer, const void* q, int64_t 
   a.scale = scale;
   a.workspace = g.at(g.ws.attn_ws);
   a.workspace_bytes = g.ws.attn_ws_bytes;
+  a.sm_count = g.ws.sm_count;
   g.be.shared_attention(a);
 }
 

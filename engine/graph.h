@@ -19,6 +19,7 @@ struct Workspace {
   int64_t max_blocks_per_seq, max_context;
   size_t x, h, buf1, att, last_x, last_h, logits, attn_ws, sample_ws, ints, floats, u64s, history, total;
   size_t attn_ws_bytes, sample_ws_bytes;
+  int32_t sm_count;              // the attention decode split's, as attn_ws_bytes was planned with
   // int32 metadata, offsets in elements (i_types: token types, bert)
   int64_t i_tokens, i_pos, i_kv_slot, i_q_start, i_ctx_len, i_last, i_block_table, i_top_k, i_history_len,
       i_history_start, i_types, i_shared_len, i_group_start, i_group_seqs, i_out, n_ints;

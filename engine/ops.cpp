@@ -212,7 +212,8 @@ void validate(const AttentionArgs& a) {
     const int32_t exact = (r.bidirectional ? r.num_buckets / 2 : r.num_buckets) / 2;  // t5_relative_bucket's
     range(op, "rel_bias.max_distance", r.max_distance, exact + 1, Limits::maxSeqLen);
   }
-  size_t ws = attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
+  range(op, "sm_count", a.sm_count, 1, kMaxSmCount);
+  size_t ws = attention_workspace_bytes(decode_shape(a));
   if (ws && (!a.workspace || a.workspace_bytes < ws)) {
     throw_error(ErrorCode::InvalidArg, "attention: workspace of " + std::to_string(ws) + " bytes is required");
   }
@@ -242,7 +243,8 @@ void validate(const SharedAttentionArgs& a) {
   if (a.ldq < row) bad(op, "ldq", ">= n_heads*head_dim", a.ldq);
   if (a.ldo < row) bad(op, "ldo", ">= n_heads*head_dim", a.ldo);
   if (!(a.scale > 0.0f)) throw_error(ErrorCode::InvalidArg, "shared_attention: expected scale > 0");
-  size_t ws = shared_attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
+  range(op, "sm_count", a.sm_count, 1, kMaxSmCount);
+  size_t ws = shared_attention_workspace_bytes(decode_shape(a));
   if (!a.workspace || a.workspace_bytes < ws) {
     throw_error(ErrorCode::InvalidArg, "shared_attention: workspace of " + std::to_string(ws) + " bytes is required");
   }

@@ -69,7 +69,8 @@ struct SoftmaxArgs {
 
 // ---- GEMM / GEMV: y = x · Wᵀ (+ bias) (+ residual) --------------------------------------------------------------
 // W is stored (N, K) row-major, as nn.Linear / llama2.c / GGUF store it. fp32 accumulation.
-// M <= 16: bandwidth-bound GEMV kernels; larger M: tiled kernel (tensor cores for f16/bf16 on sm_80+).
+// Decode batches (M <= 64 in f16/bf16, M <= 16 in f32): bandwidth-bound kernels that read W once per call (GEMV,
+// and a tensor-core skinny GEMM for M >= 2); larger M: tiled kernel (tensor cores for f16/bf16 on sm_80+).
 struct GemmArgs {
   DType dtype;             // x, w, bias, residual, y
   const void* x;           // (M, K), row stride ldx (elements)
@@ -87,7 +88,8 @@ struct GemmArgs {
 //   wq     (N, K)     int8, contiguous                       (byte 32j + i of row n = q[n, 32j + i])
 //   wscale (N, K / 32) float16 bits, contiguous               (d[n, j])
 // One buffer holds both where weights are stored (loaders, the op runner): wq at byte 0, wscale at byte N*K.
-// fp32 accumulation. M <= 16: bandwidth-bound GEMV; larger M: tiled (tensor cores for f16/bf16 on sm_80+).
+// fp32 accumulation. Decode batches (M <= 64 in f16/bf16, M <= 16 in f32): bandwidth-bound kernels that read W once
+// per call; larger M: tiled (tensor cores for f16/bf16 on sm_80+).
 struct GemmQ8Args {
   DType dtype;             // x, bias, residual, y (float types)
   const void* x;           // (M, K), row stride ldx (elements)
@@ -213,30 +215,46 @@ struct AttentionArgs {
   void* workspace;         // scratch for the decode kernel, attention_workspace_bytes() bytes
   size_t workspace_bytes;
   AttnRelBias rel_bias;    // table nullptr: none
+  int32_t sm_count;        // the SMs the decode split aims to fill: Backend::sm_count(), [1, kMaxSmCount]; any value
+                           //   gives the same results (it sizes the split and so the workspace, never the math)
 };
 
-// Decode split (flash-decoding): on the decode path every sequence's context is cut into n_chunks chunks of
-// chunk_len keys (the last one shorter), processed in parallel and merged by log-sum-exp. Aims at enough
-// (sequence, query head, chunk) work items to fill a large GPU: one chunk for large batches or short contexts,
-// several for long contexts at small batch. chunk_len is a multiple of kAttentionDecodeChunkMin and at most
-// kAttentionDecodeChunkMax; n_chunks = ceil(max_ctx_len / chunk_len). Defined in engine/op_workspace.cpp.
+// Decode split (flash-decoding): on the decode path the work of each sequence is cut into blocks of up to
+// heads_per_block query heads of one kv head (GQA: they read the kv head's K/V once) times one chunk of chunk_len
+// keys (the last one shorter); n_chunks = ceil(max_ctx_len / chunk_len) chunks, merged by log-sum-exp when there
+// are several. A launch has batch * n_kv_heads * ceil(group / heads_per_block) * n_chunks blocks. The split comes
+// from the device's SM count and the context (engine/op_workspace.cpp):
+//   bandwidth  all query heads of a kv head per block (up to kAttentionDecodeHeadsMax), chunks of a multiple of
+//              kAttentionDecodeChunkMin keys, at most kAttentionDecodeChunkMax, aiming at kAttentionDecodeBlocksPerSm
+//              blocks per SM: long contexts;
+//   latency    when that gives fewer blocks than SMs (short contexts, small batches): fewer query heads per block
+//              (halving) and then chunks shorter than kAttentionDecodeChunkMin (at least kAttentionDecodeChunkFloor
+//              keys) until there is a block per SM, or nothing is left to cut.
+struct AttnDecodeShape {
+  int32_t batch, n_heads, n_kv_heads, head_dim, max_ctx_len;
+  int32_t sm_count;  // AttentionArgs::sm_count
+};
 struct AttentionDecodeSplit {
-  int32_t chunk_len, n_chunks;
+  int32_t chunk_len, n_chunks, heads_per_block;
 };
 constexpr int32_t kAttentionDecodeChunkMin = 128;
 constexpr int32_t kAttentionDecodeChunkMax = 4096;
-AttentionDecodeSplit attention_decode_split(int32_t batch, int32_t n_heads, int32_t max_ctx_len);
+constexpr int32_t kAttentionDecodeChunkFloor = 8;
+constexpr int32_t kAttentionDecodeHeadsMax = 8;
+constexpr int32_t kAttentionDecodeBlocksPerSm = 4;
+constexpr int32_t kMaxSmCount = 1024;
+AttentionDecodeSplit attention_decode_split(const AttnDecodeShape& s);
 
 // Bytes of AttentionArgs::workspace: the decode path's per-chunk partial results when n_chunks > 1, else 0 (one
 // chunk writes `out` directly). It depends on max_ctx_len, not on the query lengths, so validate() requires it for
 // prompt passes too, which leave it unused. fp32, the second region right after the first:
 //   part_ml   (batch, n_heads, n_chunks, 2)         each chunk's max score (log2 domain) and sum of exp2(score - max)
 //   part_acc  (batch, n_heads, n_chunks, head_dim)  each chunk's unnormalised output
-size_t attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
-// What a step runner must reserve: the most attention_workspace_bytes() over every batch in [1, max_batch] and
-// every context in [1, max_ctx_len]. Not the value at the largest ones: the chunk count is not monotonic in the
-// context (the chunk length steps by kAttentionDecodeChunkMin).
-size_t attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
+size_t attention_workspace_bytes(const AttnDecodeShape& s);
+// What a step runner must reserve: the most attention_workspace_bytes() over every batch in [1, max.batch] and
+// every context in [1, max.max_ctx_len]. Not the value at the largest ones: the chunk count is not monotonic in the
+// context (the chunk length steps).
+size_t attention_workspace_plan(const AttnDecodeShape& max);
 
 // ---- shared-prefix decode attention (cascade) ----------------------------------------------------------------------
 // The decode case of fused masked attention (one query per sequence: row b of q, at position ctx_len[b] - 1, so no
@@ -270,17 +288,26 @@ struct SharedAttentionArgs {
   float scale;
   void* workspace;             // shared_attention_workspace_bytes() bytes
   size_t workspace_bytes;
+  int32_t sm_count;            // as AttentionArgs::sm_count
 };
 // Bytes of SharedAttentionArgs::workspace. The keys of every sequence are cut into chunks by the decode split
-// (attention_decode_split(batch, n_heads, max_ctx_len)): chunk c is keys [c*chunk_len, (c+1)*chunk_len). Each
+// (attention_decode_split() of the op's shape): chunk c is keys [c*chunk_len, (c+1)*chunk_len). Each
 // (sequence, query head) has n_chunks + 1 partial slots: slot c holds chunk c's partial (from the shared kernel when
 // the chunk lies in the shared keys, from the tail decode otherwise, its tail part when the shared length cuts it),
 // slot n_chunks the shared part of the chunk the shared length cuts. fp32, the second region right after the first:
 //   part_ml   (batch, n_heads, n_chunks + 1, 2)         max score (log2 domain) and sum of exp2(score - max)
 //   part_acc  (batch, n_heads, n_chunks + 1, head_dim)  unnormalised output
-size_t shared_attention_workspace_bytes(int32_t batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
-// The most shared_attention_workspace_bytes() over every batch in [1, max_batch] and context in [1, max_ctx_len].
-size_t shared_attention_workspace_plan(int32_t max_batch, int32_t n_heads, int32_t head_dim, int32_t max_ctx_len);
+size_t shared_attention_workspace_bytes(const AttnDecodeShape& s);
+// The most shared_attention_workspace_bytes() over every batch in [1, max.batch] and context in [1, max.max_ctx_len].
+size_t shared_attention_workspace_plan(const AttnDecodeShape& max);
+
+// The decode split's view of an op call (validate() and the launchers use the same one).
+inline AttnDecodeShape decode_shape(const AttentionArgs& a) {
+  return {a.batch, a.n_heads, a.layout.n_kv_heads, a.layout.head_dim, a.max_ctx_len, a.sm_count};
+}
+inline AttnDecodeShape decode_shape(const SharedAttentionArgs& a) {
+  return {a.batch, a.n_heads, a.layout.n_kv_heads, a.layout.head_dim, a.max_ctx_len, a.sm_count};
+}
 
 // ---- sampling on the device ----------------------------------------------------------------------------------------
 // Per row b of logits (B, V), in this order:

@@ -105,10 +105,12 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
   ws.logits = p.add(decoder ? bytes(R, c.vocab_size) : 0);
   // The ops' scratch: the most any reachable (batch, context) needs (checked per step by validate()); attention and
   // shared_attention never run at once, so they share it.
-  ws.attn_ws_bytes = attention_workspace_plan(int32_t(R), c.n_heads, c.head_dim, max_context);
-  if (shared_prefix_ && decoder) {
-    ws.attn_ws_bytes = std::max(ws.attn_ws_bytes, shared_attention_workspace_plan(int32_t(R), c.n_heads, c.head_dim, max_context));
-  }
+  // The backend's SM count now: every step's attention uses this one, so the plan holds whatever changes later
+  // (the emu's setting).
+  ws.sm_count = model_->backend()->sm_count();
+  const AttnDecodeShape most{int32_t(R), c.n_heads, c.n_kv_heads, c.head_dim, max_context, ws.sm_count};
+  ws.attn_ws_bytes = attention_workspace_plan(most);
+  if (shared_prefix_ && decoder) ws.attn_ws_bytes = std::max(ws.attn_ws_bytes, shared_attention_workspace_plan(most));
   ws.sample_ws_bytes = decoder ? sample_workspace_bytes(R, c.vocab_size) : 0;
   ws.attn_ws = p.add(ws.attn_ws_bytes);
   ws.sample_ws = p.add(ws.sample_ws_bytes);

@@ -383,13 +383,17 @@ export interface AddonBinding {
   AddonTensor: AddonTensorConstructor;
   /** cpuIsa: the fast cpu kernels' instruction set ('avx512' | 'avx2' | 'generic'); cpuThreads: their default thread count (physical cores). */
   devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[]; cpuIsa: string; cpuThreads: number };
-  setEmuOptions(options: { reverseOrder?: boolean }): void;
+  /** The emulator's thread order and the device it emulates; options not given take their defaults (forward
+   *  order, sm_90's 132 SMs and 232448 bytes of shared memory per block). */
+  setEmuOptions(options: { reverseOrder?: boolean; smCount?: number; maxSharedMemoryPerBlockOptin?: number }): void;
   emuSelfTestCases(): string[];
   /** EET_TEST_HOOKS=1 only: loses the device's CUDA context on purpose (the GPU suite's lost-context check). */
   injectCudaFault?(device: string): void;
   emuSelfTest(name: string): string;
   setErrorFactory(factory: (code: string, message: string) => Error): void;
   runOpSync(op: string, device: string, params: Record<string, unknown>): void;
+  /** The attention decode split (engine/ops.h) for a shape: what the decode kernels launch. */
+  attentionDecodeSplit(shape: { batch: number; nHeads: number; nKvHeads: number; maxCtxLen: number; smCount: number }): { chunkLen: number; nChunks: number; headsPerBlock: number };
   /** Device-to-device copy bandwidth (native/bench.cpp): 2 × bytes × iters / seconds, timed in C++. */
   benchCopyBandwidth(device: string, options: { bytes: number; iters: number }): { device: string; bytes: number; iters: number; seconds: number; bytesPerSecond: number };
   /** One op of runOpSync's, checked once, launched `warmup` (default 1) times, then `reps` times each timed alone

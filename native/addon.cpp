@@ -143,12 +143,23 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
   });
 }
 
-// setEmuOptions({ reverseOrder }): thread scheduling order of the SIMT emulator (races show up as differences).
+// setEmuOptions({ reverseOrder, smCount, maxSharedMemoryPerBlockOptin }): the SIMT emulator's thread scheduling
+// order (races show up as differences) and the device it emulates (eet::EmuTarget). Every option not given takes
+// its default: forward order, sm_90's 132 SMs and 227 KiB (232448 bytes) of shared memory per block.
 Napi::Value SetEmuOptions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw_arg(env, "options", "object", info[0]);
-  eet::set_emu_reverse_order(get_bool_or(info[0].As<Napi::Object>(), "reverseOrder", false));
-  return env.Undefined();
+  const Napi::Object o = info[0].As<Napi::Object>();
+  const eet::EmuTarget def;
+  eet::EmuTarget t;
+  t.sm_count = int32_t(get_int_or(o, "smCount", 1, eet::kMaxSmCount, def.sm_count));
+  t.max_smem_per_block_optin = get_int_or(o, "maxSharedMemoryPerBlockOptin", 1024, def.max_smem_per_block_optin, def.max_smem_per_block_optin);
+  const bool reverse = get_bool_or(o, "reverseOrder", false);
+  return guarded(env, [&]() -> Napi::Value {
+    eet::set_emu_target(t);
+    eet::set_emu_reverse_order(reverse);
+    return env.Undefined();
+  });
 }
 
 // emuSelfTestCases() -> string[];  emuSelfTest(name) -> "ok: …" or throws (ERR_KERNEL for the cases that expect

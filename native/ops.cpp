@@ -138,6 +138,10 @@ int64_t cache_blocks(OpCall& c, const char* name, const eet::KvLayout& l) {
   return (n - per_block_extent) / l.block_stride + 1;
 }
 
+// The attention ops' smCount: the backend's SM count unless given (the op tests force decode splits with it; any
+// value gives the same results).
+int32_t sm_count(OpCall& c) { return int32_t(get_int_or(c.p, "smCount", 1, eet::kMaxSmCount, c.backend->sm_count())); }
+
 Launch run_embedding(OpCall& c) {
   eet::EmbeddingArgs a{};
   a.dtype = c.dtype();
@@ -373,7 +377,8 @@ Launch run_attention(OpCall& c) {
     a.rel_bias.table = static_cast<const float*>(
         c.tensor("relBiasTable", DType::F32, int64_t(a.n_heads) * a.rel_bias.num_buckets));
   }
-  a.workspace_bytes = eet::attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
+  a.sm_count = sm_count(c);
+  a.workspace_bytes = eet::attention_workspace_bytes(eet::decode_shape(a));
   a.workspace = a.workspace_bytes ? c.temp(a.workspace_bytes) : nullptr;
   return [be = c.backend, a] { be->attention(a); };
 }
@@ -456,7 +461,8 @@ Launch run_shared_attention(OpCall& c) {
     std::vector<int32_t> shared(bt.begin() + int64_t(b) * a.max_blocks_per_seq, bt.begin() + int64_t(b) * a.max_blocks_per_seq + used);
     c.check_ints("blockTable", shared, 0, blocks - 1);
   }
-  a.workspace_bytes = eet::shared_attention_workspace_bytes(a.batch, a.n_heads, a.layout.head_dim, a.max_ctx_len);
+  a.sm_count = sm_count(c);
+  a.workspace_bytes = eet::shared_attention_workspace_bytes(eet::decode_shape(a));
   a.workspace = c.temp(a.workspace_bytes);
   return [be = c.backend, a] { be->shared_attention(a); };
 }
@@ -554,6 +560,32 @@ PreparedOp prepare_op(Napi::Env env, const std::string& name, const std::shared_
   return {std::move(launch), std::move(c.keep)};
 }
 
-void init_ops(Napi::Env env, Napi::Object exports) { exports.Set("runOpSync", Napi::Function::New(env, RunOpSync)); }
+
+// attentionDecodeSplit({ batch, nHeads, nKvHeads, maxCtxLen, smCount }) -> { chunkLen, nChunks, headsPerBlock }: the
+// decode split (engine/ops.h) the attention ops use for that shape, so tests can name and check the splits they run.
+Napi::Value AttentionDecodeSplit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw_arg(env, "shape", "object", info[0]);
+  const Napi::Object o = info[0].As<Napi::Object>();
+  eet::AttnDecodeShape s{};
+  s.batch = int32_t(get_int(o, "batch", 1, 1 << 20));
+  s.n_kv_heads = int32_t(get_int(o, "nKvHeads", 1, 1024));
+  s.n_heads = int32_t(get_int(o, "nHeads", 1, 4096));
+  if (s.n_heads % s.n_kv_heads) throw make_error(env, eet::ErrorCode::InvalidArg, "nHeads must be a multiple of nKvHeads");
+  s.max_ctx_len = int32_t(get_int(o, "maxCtxLen", 1, 1 << 20));
+  s.sm_count = int32_t(get_int(o, "smCount", 1, eet::kMaxSmCount));
+  s.head_dim = 8;  // the split does not depend on it
+  const eet::AttentionDecodeSplit split = eet::attention_decode_split(s);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("chunkLen", split.chunk_len);
+  out.Set("nChunks", split.n_chunks);
+  out.Set("headsPerBlock", split.heads_per_block);
+  return out;
+}
+
+void init_ops(Napi::Env env, Napi::Object exports) {
+  exports.Set("runOpSync", Napi::Function::New(env, RunOpSync));
+  exports.Set("attentionDecodeSplit", Napi::Function::New(env, AttentionDecodeSplit));
+}
 
 }  // namespace eet_node

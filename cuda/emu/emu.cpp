@@ -48,7 +48,16 @@ namespace eet_emu {
 // ---- options ---------------------------------------------------------------------------------------------------
 namespace {
 std::atomic<int> g_reverse{-1};  // -1: not read from the environment yet
+std::atomic<int> g_sm_count{132};                    // sm_90 (H100 SXM, H200)
+std::atomic<size_t> g_smem_optin{227 * 1024};        // sm_90's cudaDevAttrMaxSharedMemoryPerBlockOptin
 }
+
+void set_target(int sm_count, size_t smem_per_block_optin) {
+  g_sm_count.store(sm_count);
+  g_smem_optin.store(smem_per_block_optin);
+}
+int sm_count() { return g_sm_count.load(); }
+size_t smem_per_block_optin() { return g_smem_optin.load(); }
 
 void set_reverse_order(bool reverse) { g_reverse.store(reverse ? 1 : 0); }
 
@@ -148,7 +157,11 @@ void validate(dim3 grid, dim3 block, size_t smem) {
     throw_kernel("invalid block size (each dim >= 1, x,y <= 1024, z <= 64, at most 1024 threads)");
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 || grid.z > 65535)
     throw_kernel("invalid grid size (each dim >= 1, x < 2^31, y,z <= 65535)");
-  if (smem > 227 * 1024) throw_kernel("dynamic shared memory above 227 KiB (the H100 limit)");
+  const size_t limit = smem_per_block_optin();
+  if (smem > limit) {
+    throw_kernel("dynamic shared memory of " + std::to_string(smem) + " bytes is over the emulated target's per-block opt-in limit of " +
+                 std::to_string(limit) + " bytes (cudaDevAttrMaxSharedMemoryPerBlockOptin; sm_90: 232448, sm_86 and sm_89: 101376)");
+  }
 }
 
 // ---- signals: crash containment -------------------------------------------------------------------------------

@@ -129,6 +129,14 @@ namespace eet_emu {
 void set_reverse_order(bool reverse);
 bool reverse_order();
 
+// The emulated device (eet::set_emu_target): its SM count, which launchers size grids and split-K by (as
+// eet_cuda::sm_count() on a GPU: 132 by default, an H100 SXM or H200, so they decide as they would there), and its per-block
+// opt-in limit of dynamic shared memory (a launch above it fails; launchers read it to pick tiles that fit, as they
+// read cudaDevAttrMaxSharedMemoryPerBlockOptin on a GPU). Defaults: sm_90's, 132 SMs and 227 KiB.
+void set_target(int sm_count, size_t smem_per_block_optin);
+int sm_count();
+size_t smem_per_block_optin();
+
 // "Device" memory: host memory of the exact size (64-byte aligned) so AddressSanitizer's redzone sits right after
 // it. Size 0 gives a unique non-null pointer. nullptr on failure.
 void* dev_malloc(size_t bytes);
@@ -375,6 +383,8 @@ inline unsigned __umul24(unsigned a, unsigned b) { return (a & 0xffffffu) * (b &
 
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
+template <typename T>
+inline T __ldcg(const T* p) { return *p; }  // one OS thread, no L1: every load already sees every store
 
 // ---- CUDA's min/max overloads (mixed signedness compares as unsigned, like CUDA) ------------------------------
 #define EET_EMU_MINMAX(R, A, B)                                   \

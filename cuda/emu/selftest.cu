@@ -624,7 +624,7 @@ std::vector<std::string> emu_selftest_cases() {
 #if !defined(__CUDACC__)
   for (const char* e : {"generic_collective", "expect_divergent_barrier", "expect_early_return_barrier", "expect_two_barrier_sites",
                         "expect_mismatched_op", "expect_not_in_mask", "expect_null_store",
-                        "expect_stack_overflow", "expect_bad_config"})
+                        "expect_stack_overflow", "expect_bad_config", "expect_smem_over_limit"})
     c.push_back(e);
 #endif
   return c;
@@ -673,6 +673,16 @@ std::string emu_selftest(const char* name, eet::Stream s) {
   if (n == "expect_bad_config")
     return expect_kernel_error([&] { launch(divergent_barrier_kernel, dim3(1), dim3(2048), 0, s, out); },
                                {"invalid block size"});
+  if (n == "expect_smem_over_limit") {
+    // The emulated target's per-block shared memory (setEmuOptions): a launch at the limit runs, 16 bytes over it is
+    // refused with the sizes in the message.
+    const size_t limit = smem_per_block_optin();
+    unsigned* u = buf.as<unsigned>();
+    launch(dyn_smem_kernel, dim3(1), dim3(128), limit, s, u, u + 512);
+    return expect_kernel_error([&] { launch(dyn_smem_kernel, dim3(1), dim3(128), limit + 16, s, u, u + 512); },
+                               {"dynamic shared memory of " + std::to_string(limit + 16) + " bytes",
+                                "opt-in limit of " + std::to_string(limit) + " bytes"});
+  }
 #endif
   eet::throw_error(eet::ErrorCode::InvalidArg, "unknown emu self-test case: " + n);
 }

@@ -10,7 +10,7 @@
 // the kernels from positions) is checked against the reference on both paths, and by its definition against buckets
 // HF computed (test/fixtures/hf-t5/reference.json).
 import { binding, type AddonAttentionMaskMode } from '../../lib/binding';
-import { FloatDType, OpCase, opSuite, SHORT } from './harness';
+import { EmuOptions, FloatDType, OpCase, opSuite, SHORT, SM86_SMEM } from './harness';
 import { normal, shuffled, uniform } from '../util/random';
 
 type Layout = 'dense' | 'fused' | 'odd';
@@ -29,6 +29,16 @@ interface Spec {
   timeoutMs?: number;
   /** T5's relative position bias: a random (nHeads, buckets) table; scale 1 when `t5Scale` (else 1/sqrt(D)). */
   rel?: { buckets: number; maxDistance: number; bidirectional: boolean; t5Scale?: boolean };
+  /** The SM count the decode split aims to fill (the op's smCount; the backend's when absent): on every device,
+   *  so a GPU run takes the same split. */
+  smCount?: number;
+  /** The emulated device (for the prompt tile that fits its shared memory). */
+  emu?: EmuOptions;
+}
+
+/** The decode split a case gets (engine/ops.h), for its name and the coverage checks below. */
+function splitOf(s: Spec) {
+  return binding().attentionDecodeSplit({ batch: s.ctx.length, nHeads: s.nHeads, nKvHeads: s.nKvHeads, maxCtxLen: Math.max(...s.ctx), smCount: s.smCount ?? 132 });
 }
 
 const list = (xs: number[]) => (xs.length > 6 ? `${xs.length}x` : `[${xs.join(',')}]`);
@@ -57,9 +67,13 @@ function attentionCase(s: Spec): OpCase {
   const rel = s.rel
     ? `, rel=${s.rel.bidirectional ? 'bi' : 'uni'}/${s.rel.buckets}/${s.rel.maxDistance}${s.rel.t5Scale ? ', scale=1' : ''}`
     : '';
+  const split = decode && s.smCount !== undefined ? splitOf(s) : null;
+  const sms = s.smCount === undefined ? '' : `, sms=${s.smCount}` +
+    (split ? ` (${split.headsPerBlock} heads x ${split.nChunks} chunks of ${split.chunkLen})` : '');
+  const emu = s.emu?.maxSharedMemoryPerBlockOptin ? `, emu smem ${s.emu.maxSharedMemoryPerBlockOptin}` : '';
   const name =
     `attention(${decode ? 'decode' : 'prompt'}, dtype=${SHORT[s.dtype]}, D=${D}, heads=${s.nHeads}/${s.nKvHeads}, ` +
-    `${s.mask}, bs=${bs}, ctx=${list(s.ctx)}${decode ? '' : `, nq=${list(s.nq)}`}, layout=${layout}${rel})`;
+    `${s.mask}, bs=${bs}, ctx=${list(s.ctx)}${decode ? '' : `, nq=${list(s.nq)}`}, layout=${layout}${rel}${sms}${emu})`;
   const relParams = s.rel
     ? { relBuckets: s.rel.buckets, relMaxDistance: s.rel.maxDistance, relBidirectional: s.rel.bidirectional }
     : {};
@@ -71,7 +85,9 @@ function attentionCase(s: Spec): OpCase {
     params: {
       blockSize: bs, nKvHeads: s.nKvHeads, headDim: D, headStride, blockStride, batch, nHeads: s.nHeads, nTokens,
       maxBlocksPerSeq, scale: s.rel?.t5Scale ? 1 : 1 / Math.sqrt(D), mask: s.mask, ldq, ldo, ...relParams,
+      ...(s.smCount === undefined ? {} : { smCount: s.smCount }),
     },
+    emu: s.emu,
     inputs: () => ({
       q: normal(nTokens * ldq, seed + 1),
       kCache: uniform(nBlocks * blockStride, seed + 2, -1.7, 1.7),  // std ~1; uniform is 4x cheaper to draw
@@ -157,6 +173,39 @@ add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 4, mask: 'causal', blo
 add({ dtype: 'float16', headDim: 128, nHeads: 4, nKvHeads: 4, mask: 'causal', blockSize: 16, ctx: [4096], nq: [1], timeoutMs: 120000 });
 add({ dtype: 'bfloat16', headDim: 64, nHeads: 4, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [32768], nq: [1], timeoutMs: 300000 });
 
+// Decode splits (engine/ops.h attention_decode_split): the SM count (smCount, so a GPU run takes the same split) and
+// the context choose the query heads per block and the chunks. At an H200's 132 SMs a batch of 1 takes the latency
+// split (head groups of 1, chunks of a few keys ending inside cache blocks and warp slices); a batch of 16 keeps
+// groups of 4 or 2; 1 SM with a batch of 4 keeps whole GQA groups and 1000 keys in one chunk; 1024 SMs cut 1000 keys
+// into 125 chunks of 8; 46 SMs (an sm_86 card) and a group of 6 that halves unevenly (to 3) in between. GQA 1/4/8,
+// head_dim 64/128, batch 1 and 16, contexts 1, 15, 16, 40, 1000.
+const splitSpecs: Spec[] = [];
+const batch16 = [1, 15, 16, 40, 1000, 7, 33, 129, 2, 500, 64, 17, 31, 256, 3, 999];
+([[4, 4], [8, 2], [8, 1]] as Array<[number, number]>).forEach(([nHeads, nKvHeads], i) => {
+  [64, 128].forEach((headDim, j) => {
+    const base = { dtype: dtypes[(i + j) % 3], headDim, nHeads, nKvHeads, mask: 'causal' as const, blockSize: 16, smCount: 132 };
+    for (const ctx of [1, 15, 16, 40, 1000]) splitSpecs.push({ ...base, ctx: [ctx], nq: [1] });
+    splitSpecs.push({ ...base, ctx: batch16, nq: ones(16), timeoutMs: 120000 });
+  });
+});
+splitSpecs.push({ dtype: 'float32', headDim: 64, nHeads: 8, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [1000, 5, 130, 1], nq: ones(4), smCount: 1 });
+splitSpecs.push({ dtype: 'float16', headDim: 128, nHeads: 8, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: batch16.map((c) => Math.min(c, 300)), nq: ones(16), smCount: 132 });
+splitSpecs.push({ dtype: 'float16', headDim: 128, nHeads: 4, nKvHeads: 4, mask: 'causal', blockSize: 16, ctx: [1000], nq: [1], smCount: 1024 });
+splitSpecs.push({ dtype: 'bfloat16', headDim: 64, nHeads: 8, nKvHeads: 2, mask: 'causal', blockSize: 16, ctx: [15, 40, 1000, 1], nq: ones(4), smCount: 46 });
+splitSpecs.push({ dtype: 'float32', headDim: 80, nHeads: 6, nKvHeads: 1, mask: 'causal', blockSize: 7, ctx: [40, 3], nq: ones(2), smCount: 4, layout: 'odd' });
+splitSpecs.push({ dtype: 'float16', headDim: 64, nHeads: 8, nKvHeads: 2, mask: 'causal', blockSize: 16, ctx: [40, 1000], nq: ones(2), smCount: 132, layout: 'fused', rel: { buckets: 32, maxDistance: 128, bidirectional: false } });
+splitSpecs.forEach(add);
+
+// The prompt tile at head_dim 256 needs 102,656 bytes of shared memory with 32-query tiles, over the 99 KiB of
+// sm_86/sm_89: an emu with that limit must run the 16-query tile (the 32-query launch would fail), every dtype and
+// mask, continuation chunks, a partial last tile, GQA; head_dim 200 still fits the 32-query tile there.
+const sm86 = { maxSharedMemoryPerBlockOptin: SM86_SMEM };
+dtypes.forEach((dtype, i) => {
+  add({ dtype, headDim: 256, nHeads: 4, nKvHeads: 2, mask: masks[i], blockSize: 16, ctx: [1, 17, 40, 100], nq: [1, 17, 33, 100], emu: sm86 });
+});
+add({ dtype: 'float16', headDim: 256, nHeads: 3, nKvHeads: 1, mask: 'causal', blockSize: 7, ctx: [50, 9], nq: [50, 4], layout: 'fused', emu: sm86 });
+add({ dtype: 'float32', headDim: 200, nHeads: 2, nKvHeads: 1, mask: 'causal', blockSize: 16, ctx: [70, 33], nq: [70, 12], emu: sm86 });
+
 // T5's relative position bias: bidirectional buckets under the encoder's mask, unidirectional under the causal one
 // (prefill, continuation chunks and decode with split contexts), GQA off and on, odd lengths, positions far beyond
 // max_distance (all in the last bucket), small tables whose log range starts early, T5's scale of 1.
@@ -173,6 +222,31 @@ add({ dtype: 'float32', headDim: 16, nHeads: 4, nKvHeads: 2, mask: 'causal', blo
 add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 2, mask: 'bidirectional', blockSize: 16, ctx: [2, 1], nq: ones(2), rel: t5Bi });
 
 opSuite('attention', cases);
+
+describe('attention decode split (engine/ops.h attention_decode_split)', () => {
+  const blocks = (s: { batch: number; nHeads: number; nKvHeads: number }, x: { nChunks: number; headsPerBlock: number }) =>
+    s.batch * s.nKvHeads * Math.ceil(s.nHeads / s.nKvHeads / x.headsPerBlock) * x.nChunks;
+
+  test('the split cases above cover one chunk, many chunks, chunks ending inside a cache block, and head groups of 1, 2, 3, 4 and 8', () => {
+    const splits = splitSpecs.map((s) => ({ ...splitOf(s), bs: s.blockSize }));
+    expect(splits.some((x) => x.nChunks === 1)).toBe(true);
+    expect(splits.some((x) => x.nChunks >= 100)).toBe(true);
+    expect(splits.some((x) => x.nChunks > 1 && x.chunkLen % x.bs !== 0 && x.chunkLen < 32)).toBe(true);
+    expect([...new Set(splits.map((x) => x.headsPerBlock))].sort()).toEqual([1, 2, 3, 4, 8]);
+  });
+
+  // The issue's case: TinyLlama (32 query heads on 4 kv heads) ran 4 blocks at batch 1 on an H200 (132 SMs).
+  test.each([
+    ['TinyLlama', 32, 4], ['Llama-7B', 32, 32], ['a 64-head GQA-8 model', 64, 8],
+  ])('%s at batch 1 fills an H200 (132 SMs) from 40 tokens of context on, and an A100 (108)', (_model, nHeads, nKvHeads) => {
+    for (const smCount of [132, 108]) {
+      for (const maxCtxLen of [40, 41, 100, 128, 129, 1000, 4000, 32768]) {
+        const shape = { batch: 1, nHeads, nKvHeads, maxCtxLen, smCount };
+        expect({ ...shape, blocks: blocks(shape, binding().attentionDecodeSplit(shape)) >= smCount }).toEqual({ ...shape, blocks: true });
+      }
+    }
+  });
+});
 
 /** Runs one float32 case directly (no harness) on a device with some params replaced; returns `out`. */
 function runCase(c: OpCase, device: string, params: Record<string, unknown> = {}): Float32Array {
@@ -230,6 +304,28 @@ describe('attention masks by their definition (independent of the cpu reference)
     expect(runCase(attentionCase({ ...spec, mask: 'anticausal', ctx: [1, 1], nq: [1, 1] }), device).every(Number.isFinite)).toBe(true);
     refused(() => runCase(base, device, { mask: 'lower' }), /Expected 'bidirectional', 'causal', 'anticausal' or 'cross' for mask but received lower of type string/);
     refused(() => runCase(base, device, { mask: undefined, causal: true }), /for mask but received undefined/);
+  });
+});
+
+describe('attention on an emulated device with little shared memory per block', () => {
+  // 64 KiB: below even the 16-query prompt tile at head_dim 256 (84,160 bytes), above the decode kernel's needs.
+  const small = { maxSharedMemoryPerBlockOptin: 65536 };
+  const spec = { dtype: 'float32' as const, headDim: 256, nHeads: 2, nKvHeads: 1, mask: 'causal' as const, blockSize: 16 };
+  afterEach(() => binding().setEmuOptions({}));
+
+  test('a prompt whose tiles fit nowhere is refused with ERR_UNSUPPORTED naming the sizes; decode still runs', () => {
+    binding().setEmuOptions(small);
+    let err: (Error & { code?: string }) | undefined;
+    try {
+      runCase(attentionCase({ ...spec, ctx: [20], nq: [20] }), 'emu');
+    } catch (e) {
+      err = e as Error & { code?: string };
+    }
+    expect(err).toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/^attention: head_dim 256 needs \d+ bytes of shared memory per block, over this device's limit of 65536$/) });
+    const decode = attentionCase({ ...spec, ctx: [20, 300], nq: [1, 1] });
+    const got = runCase(decode, 'emu');
+    binding().setEmuOptions({});
+    expect(Array.from(got)).toEqual(Array.from(runCase(decode, 'emu')));
   });
 });
 

@@ -1,9 +1,14 @@
 // gemm op: y = x·Wᵀ (+ bias) (+ residual), emu (and cuda when present) vs the cpu reference.
-// Cases are chosen so that every kernel of cuda/gemm.cu runs in every dtype it serves:
-//   gemv_kernel<T, 1> and <T, 16> (M <= 16): 16-byte path (K, ldx multiples of the vector width) and element path
-//     (odd K or ldx), K split over 1..8 warps (small N, large K);
-//   gemm_mma_kernel<T, 64> and <T, 128> (M > 16, f16/bf16): tensor-core tiles with M, N, K edges, strided x / y;
-//   gemm_simt_kernel (M > 16, f32).
+// Cases are chosen so that every kernel of cuda/gemm.cu and cuda/gemv.cu runs in every dtype it serves:
+//   gemv_kernel<T, 1> (M = 1) and <float, 16> (f32, M <= 16): 16-byte path (K, ldx multiples of the vector width)
+//     and element path (odd K or ldx), K split over 1..8 warps of a block and over blocks (split-K: small N, long K);
+//   skinny_mma_kernel<T, NT> (f16/bf16, M = 2..64; NT = 1, 2, 4, 8 for M <= 8, 16, 32, 64): tensor cores with M, N
+//     and K edges, strided x / y, one block per 128 rows of W or split over K (K >= 512 with few rows of W), the
+//     K tail inside the last slice;
+//   gemm_mma_kernel<T, 64> and <T, 128> (f16/bf16, M > 64): tensor-core tiles with M, N, K edges, strided x / y;
+//   gemm_simt_kernel (f32, M > 16).
+// The split decisions depend on the SM count: the emu reports 132 (an H100 / H200), so these shapes split as they
+// would on those GPUs.
 // Residual: none, a separate tensor, or in place (residual aliases y). With ldy > n, or in place, y is an in/out
 // tensor with random contents, so the gaps between rows must come back untouched.
 import { FloatDType, OpCase, SHORT, opSuite } from './harness';
@@ -59,10 +64,11 @@ const EPILOGUES: Array<Pick<Shape, 'bias' | 'residual'>> = [
 const cases: OpCase[] = [];
 let seed = 1;
 
-// Sweep of small shapes: every M class (gemv 1 / 2..16, tiled 17+), N and K edges, all dtypes.
+// Sweep of small shapes: every M class (gemv 1; f32 gemv 2..16, simt 17+; f16/bf16 skinny 2..64 with each NT,
+// tiled 65+), N and K edges, all dtypes. K <= 172: one K slice.
 for (const dtype of DTYPES) {
   let i = 0;
-  for (const m of [1, 2, 7, 16, 17, 33]) {
+  for (const m of [1, 2, 3, 8, 15, 16, 17, 33, 64, 65]) {
     for (const n of [1, 33, 64, 127]) {
       for (const k of [1, 8, 33, 64, 172]) {
         cases.push(gemmCase(dtype, { m, n, k, ...EPILOGUES[i++ % EPILOGUES.length] }, (seed += 10)));
@@ -88,14 +94,34 @@ const LARGER: Shape[] = [
 ];
 for (const dtype of DTYPES) for (const s of LARGER) cases.push(gemmCase(dtype, s, (seed += 10)));
 
-// 128-row tensor-core tiles (chosen when 128 x 128 tiles alone fill the GPU: >= 132 of them).
+// 128-row tensor-core tiles (chosen when 128 x 128 tiles alone give a block per SM: >= 132 of them).
 for (const dtype of ['float16', 'bfloat16'] as FloatDType[]) {
-  cases.push(gemmCase(dtype, { m: 33, n: 16900, k: 40, bias: true, residual: 'none' }, (seed += 10)));
+  cases.push(gemmCase(dtype, { m: 65, n: 16900, k: 40, bias: true, residual: 'none' }, (seed += 10)));
 }
-// K split over 8 warps of a block (small N, long K).
-cases.push(gemmCase('float32', { m: 1, n: 64, k: 2048, bias: false, residual: 'sep' }, (seed += 10)));
-cases.push(gemmCase('bfloat16', { m: 3, n: 33, k: 4096, bias: true, residual: 'none' }, (seed += 10)));
-// The decode shape: one token through a 4096 x 4096 projection.
+
+// K split over the warps of a block and over blocks (split-K), with the K tail in the last slice. In comments:
+// the kernel, and the K slices (block rows of the grid) the emu's 132 SMs give.
+const SPLIT: Array<[FloatDType, Shape]> = [
+  ['float32', { m: 1, n: 64, k: 2048, bias: false, residual: 'sep' }],  // gemv, 8 warps x 1
+  ['float16', { m: 1, n: 64, k: 8192, bias: true, residual: 'none' }],  // gemv, 8 warps x 2 blocks
+  ['bfloat16', { m: 1, n: 40, k: 12296, bias: false, residual: 'inplace' }],  // gemv, 8 x 3, K tail
+  ['float32', { m: 7, n: 40, k: 4096, bias: true, residual: 'sep', ldy: 44 }],  // gemv<16>, 8 x 2
+  ['float32', { m: 15, n: 9, k: 1023, bias: false, residual: 'none' }],  // gemv<16> element path, 8 x 4
+  ['bfloat16', { m: 3, n: 33, k: 4096, bias: true, residual: 'none' }],  // skinny NT 1, 16 slices
+  ['float16', { m: 8, n: 300, k: 2048, bias: false, residual: 'sep', ldx: 2056 }],  // skinny NT 1, 3 x 8
+  ['float16', { m: 15, n: 33, k: 1025, bias: true, residual: 'inplace' }],  // skinny NT 2 element path, 3
+  ['bfloat16', { m: 16, n: 127, k: 520, bias: false, residual: 'sep', ldx: 528, ldy: 130 }],  // NT 2, 2
+  ['float16', { m: 17, n: 129, k: 1536, bias: true, residual: 'none' }],  // skinny NT 4, 2 x 6
+  ['bfloat16', { m: 33, n: 130, k: 520, bias: true, residual: 'inplace', ldy: 140 }],  // skinny NT 8, 2 x 2
+  ['float16', { m: 64, n: 127, k: 1537, bias: false, residual: 'sep' }],  // skinny NT 8 element path, 5
+  ['bfloat16', { m: 64, n: 2048, k: 2560, bias: true, residual: 'none' }],  // NT 8, 16 x 7 (scratch-bound)
+];
+for (const [dtype, s] of SPLIT) cases.push(gemmCase(dtype, s, (seed += 10)));
+// The decode shapes: one token, and a batch of 16, through a 4096 x 4096 projection; the small layer matrices of
+// a 2048-wide model (q / o, and k / v with 4 KV heads of 64).
 cases.push(gemmCase('float16', { m: 1, n: 4096, k: 4096, bias: false, residual: 'inplace' }, (seed += 10)));
+cases.push(gemmCase('bfloat16', { m: 16, n: 4096, k: 4096, bias: false, residual: 'inplace' }, (seed += 10)));
+cases.push(gemmCase('float16', { m: 1, n: 2048, k: 2048, bias: false, residual: 'sep' }, (seed += 10)));
+cases.push(gemmCase('bfloat16', { m: 1, n: 256, k: 2048, bias: true, residual: 'none' }, (seed += 10)));
 
 opSuite('gemm', cases);

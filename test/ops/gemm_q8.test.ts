@@ -1,10 +1,14 @@
 // gemm_q8 op (weight-only int8, GGUF Q8_0): y = x · dequant(W)ᵀ (+ bias) (+ residual), emu (and cuda when
 // present) vs the cpu reference, which dequantizes the same bytes exactly (d * q in double).
-// Cases are chosen so that every kernel of cuda/gemm_q8.cu runs in every dtype it serves:
-//   gemv_q8_kernel<T, 1> and <T, 16> (M <= 16): 16-byte x loads and element loads (odd ldx), K split over 1..8
-//     warps (K = 4096 and 8192 with small N);
-//   gemm_q8_mma_kernel<T> (M > 16, f16/bf16) and gemm_q8_simt_kernel (M > 16, f32): M and N edges, several
+// Cases are chosen so that every kernel of cuda/gemm_q8.cu and cuda/gemv_q8.cu runs in every dtype it serves:
+//   gemv_q8_kernel<T, 1> (M = 1) and <float, 16> (f32, M <= 16): 16-byte x loads and element loads (odd ldx), K
+//     split over 1..8 warps of a block and over blocks (small N, K >= 16384);
+//   skinny_q8_mma_kernel<T, NT> (f16/bf16, M = 2..64; NT = 1, 2, 4, 8 for M <= 8, 16, 32, 64): an odd number of
+//     Q8_0 blocks (the last 64-wide chunk half empty), one K slice or split over K (K >= 512 with few rows of W),
+//     the K tail in the last slice, strided x / y;
+//   gemm_q8_mma_kernel<T> (M > 64, f16/bf16) and gemm_q8_simt_kernel (M > 16, f32): M and N edges, several
 //     tiles in both directions, strided x / y.
+// The split decisions depend on the SM count: the emu reports 132 (an H100 / H200).
 // Residual: none, a separate tensor, or in place (residual aliases y).
 // Second part: float weights quantized with ggml's Q8_0 rule (test/util/q8.ts); the quantized gemm must stay
 // within the quantization error bound of the float gemm (stated below).
@@ -65,9 +69,9 @@ const cases: OpCase[] = [];
 let seed = 1;
 for (const dtype of DTYPES) {
   let i = 0;
-  for (const m of [1, 2, 16, 17, 64]) {
+  for (const m of [1, 2, 3, 8, 15, 16, 17, 33, 64, 65]) {
     for (const n of [1, 33, 256]) {
-      for (const k of m <= 16 ? [32, 64, 4096] : [32, 64]) {
+      for (const k of m <= 64 ? [32, 96, 4096] : [32, 64]) {
         cases.push(q8Case(dtype, { m, n, k, ...EPILOGUES[i++ % EPILOGUES.length] }, (seed += 10)));
       }
     }
@@ -83,8 +87,21 @@ const STRIDED: Shape[] = [
   { m: 130, n: 300, k: 256, bias: true, residual: 'sep' },
 ];
 for (const dtype of DTYPES) for (const s of STRIDED) cases.push(q8Case(dtype, s, (seed += 10)));
-// K split over all 8 warps of a block (K >= 8192 with few columns).
-cases.push(q8Case('float16', { m: 3, n: 5, k: 8192, bias: true, residual: 'sep' }, (seed += 10)));
+// K split over the warps of a block and over blocks (split-K), the K tail in the last slice. In comments: the
+// kernel, and the K slices (block rows of the grid) the emu's 132 SMs give.
+const SPLIT: Array<[FloatDType, Shape]> = [
+  ['float16', { m: 3, n: 5, k: 8192, bias: true, residual: 'sep' }],  // skinny NT 1, 32 slices
+  ['float32', { m: 1, n: 5, k: 16384, bias: false, residual: 'none' }],  // gemv, 8 warps x 2 blocks
+  ['bfloat16', { m: 1, n: 33, k: 16416, bias: true, residual: 'inplace' }],  // gemv, 8 x 2, K tail
+  ['float32', { m: 9, n: 7, k: 16384, bias: true, residual: 'sep', ldx: 16390 }],  // gemv<16>, element x, 8 x 2
+  ['bfloat16', { m: 15, n: 40, k: 544, bias: false, residual: 'sep', ldx: 550, ldy: 41 }],  // NT 2, element x, 3
+  ['float16', { m: 17, n: 40, k: 544, bias: true, residual: 'none' }],  // skinny NT 4, 3 (K tail: one block)
+  ['bfloat16', { m: 33, n: 130, k: 2080, bias: true, residual: 'inplace', ldy: 133 }],  // NT 8, 2 x 9
+  ['float16', { m: 64, n: 256, k: 4096, bias: false, residual: 'sep' }],  // skinny NT 8, 2 x 16
+];
+for (const [dtype, s] of SPLIT) cases.push(q8Case(dtype, s, (seed += 10)));
+// A batch of 16 through a 2048 x 2048 projection (16 x 8 blocks).
+cases.push(q8Case('float16', { m: 16, n: 2048, k: 2048, bias: false, residual: 'inplace' }, (seed += 10)));
 
 opSuite('gemm_q8', cases);
 

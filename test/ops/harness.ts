@@ -22,6 +22,12 @@ export type FloatDType = 'float32' | 'float16' | 'bfloat16';
 const CODE: Record<string, number> = { float32: 0, float16: 1, bfloat16: 2, int32: 3, int8: 4 };
 export const SHORT: Record<FloatDType, string> = { float32: 'f32', float16: 'f16', bfloat16: 'bf16' };
 
+/** setEmuOptions' target options (lib/binding.ts). */
+export interface EmuOptions { smCount?: number; maxSharedMemoryPerBlockOptin?: number }
+
+/** The emu's per-block shared memory on sm_86 / sm_89 (99 KiB), below sm_90's 227 KiB default. */
+export const SM86_SMEM = 101376;
+
 /** Input data: floats (rounded to the case dtype), int32 indices, or int8 raw bytes. */
 export type InputArray = Float32Array | Int32Array | Int8Array;
 
@@ -49,6 +55,9 @@ export interface OpCase {
   f32Inputs?: string[];
   /** Outputs must equal the cpu's exactly (ops that only round once, like cast); no float32 reference run. */
   exact?: boolean;
+  /** The device the emu emulates for this case (setEmuOptions: SM count, per-block shared memory); sm_90's when
+   *  absent. Say so in the case's name. */
+  emu?: EmuOptions;
   /** Devices that do not support this case: shown as skipped with "not supported". */
   unsupported?: Array<'emu' | 'cuda'>;
   timeoutMs?: number;
@@ -188,7 +197,7 @@ async function runOn(worker: OpWorker, c: OpCase, device: string, dtype: FloatDT
   }
   const names = [...Object.keys(c.outputs), ...(c.inout ?? [])];
   const reply = await worker.run(
-    { op: c.op, device, reverseOrder, params: { ...c.params, dtype: CODE[dtype] }, tensors, aliases: c.aliases ?? {}, outputs: names },
+    { op: c.op, device, reverseOrder, emu: c.emu, params: { ...c.params, dtype: CODE[dtype] }, tensors, aliases: c.aliases ?? {}, outputs: names },
     c.timeoutMs ?? 300000,
   );
   if (reply.error) throw Object.assign(new Error(`${device}: ${reply.error.code}: ${reply.error.message}`), { code: reply.error.code });

@@ -7,7 +7,7 @@
 // the shared length ends inside a block, each member has its own copy of that block whose shared keys equal the
 // leader's and whose later keys are its own (the contract is equal keys, read through the leader's table).
 import { binding } from '../../lib/binding';
-import { FloatDType, OpCase, opSuite, SHORT } from './harness';
+import { EmuOptions, FloatDType, OpCase, opSuite, SHORT, SM86_SMEM } from './harness';
 import { normal, shuffled, uniform } from '../util/random';
 
 interface Group { shared: number; tails: number[] }
@@ -20,6 +20,8 @@ interface Spec {
   groups: Group[];
   loose?: number[];  // contexts of sequences in no group
   timeoutMs?: number;
+  smCount?: number;  // the decode split's SM count (the op's smCount, on every device); the backend's when absent
+  emu?: EmuOptions;  // the emulated device (its shared memory picks the shared kernel's query tile)
 }
 
 let nextSeed = 11;
@@ -66,7 +68,10 @@ function sharedCase(s: Spec): OpCase {
     groupStart[gi + 1] = groupSeqs.length;
   });
   const scale = 1 / Math.sqrt(D);
-  const common = { blockSize: bs, nKvHeads: s.nKvHeads, headDim: D, headStride, blockStride, batch, nHeads: s.nHeads, maxBlocksPerSeq, scale };
+  const common = {
+    blockSize: bs, nKvHeads: s.nKvHeads, headDim: D, headStride, blockStride, batch, nHeads: s.nHeads, maxBlocksPerSeq, scale,
+    ...(s.smCount === undefined ? {} : { smCount: s.smCount }),
+  };
   const fillCache = (seedOff: number) => {
     const c = uniform(nBlocks * blockStride, seed + seedOff, -1.7, 1.7);
     for (const [mb, lb, n] of copies) {
@@ -78,8 +83,13 @@ function sharedCase(s: Spec): OpCase {
     return c;
   };
   const groups = s.groups.map((g) => `${g.tails.length}x${g.shared}+[${g.tails.length > 6 ? `${Math.min(...g.tails)}..${Math.max(...g.tails)}` : g.tails.join(',')}]`);
+  const maxCtx = Math.max(...seqs.map((q) => q.ctx));
+  const split = s.smCount === undefined ? null
+    : binding().attentionDecodeSplit({ batch, nHeads: s.nHeads, nKvHeads: s.nKvHeads, maxCtxLen: maxCtx, smCount: s.smCount });
   const name = `shared_attention(dtype=${SHORT[s.dtype]}, D=${D}, heads=${s.nHeads}/${s.nKvHeads}, bs=${bs}, ` +
-    `groups=${groups.join(' ')}${s.loose ? `, loose=[${s.loose.join(',')}]` : ''})`;
+    `groups=${groups.join(' ')}${s.loose ? `, loose=[${s.loose.join(',')}]` : ''}` +
+    `${split ? `, sms=${s.smCount} (${split.headsPerBlock} heads x ${split.nChunks} chunks of ${split.chunkLen})` : ''}` +
+    `${s.emu?.maxSharedMemoryPerBlockOptin ? `, emu smem ${s.emu.maxSharedMemoryPerBlockOptin}` : ''})`;
   return {
     name,
     op: 'shared_attention',
@@ -97,6 +107,7 @@ function sharedCase(s: Spec): OpCase {
     }),
     outputs: { out: { numel: batch * row } },
     timeoutMs: s.timeoutMs,
+    emu: s.emu,
     independent: {
       op: 'attention',
       params: { ...common, nTokens: batch, mask: 'causal' },
@@ -128,6 +139,21 @@ const cases: OpCase[] = [
     groups: [{ shared: 4096, tails: [1, 200] }, { shared: 16, tails: [0, 3, 17, 1, 2] }], timeoutMs: 120000 }),
   sharedCase({ dtype: 'bfloat16', headDim: 64, nHeads: 8, nKvHeads: 8, blockSize: 32, loose: [5],
     groups: [{ shared: 1000, tails: [1, 130, 0] }, { shared: 15, tails: [4, 4] }] }),
+  // Decode splits forced by the SM count: at 132 SMs a small short batch gets one head per block and chunks of 8 keys
+  // (the shared length 37 cuts one; chunks end inside cache blocks); 1024 SMs cut 1030 keys into chunks of 11, the
+  // shared 1000 ending inside one; 1 SM keeps one chunk of whole GQA groups.
+  sharedCase({ dtype: 'float32', headDim: 64, nHeads: 8, nKvHeads: 2, blockSize: 16, loose: [15],
+    groups: [{ shared: 37, tails: [0, 5] }], smCount: 132 }),
+  sharedCase({ dtype: 'float16', headDim: 128, nHeads: 4, nKvHeads: 4, blockSize: 16,
+    groups: [{ shared: 1000, tails: [0, 7, 30] }], smCount: 1024 }),
+  sharedCase({ dtype: 'bfloat16', headDim: 64, nHeads: 8, nKvHeads: 1, blockSize: 16, loose: [3],
+    groups: [{ shared: 100, tails: [1, 20] }, { shared: 16, tails: [2] }], smCount: 1 }),
+  // Head_dim 256 on an emu with sm_86/sm_89's 99 KiB per block: the shared kernel's 16-row tile (its 32-row one needs
+  // 102,656 bytes), 20 rows per kv head in the big group (2 tiles).
+  sharedCase({ dtype: 'float32', headDim: 256, nHeads: 4, nKvHeads: 2, blockSize: 16, loose: [9],
+    groups: [{ shared: 50, tails: range(10, (i) => i % 4) }, { shared: 16, tails: [0, 1] }], emu: { maxSharedMemoryPerBlockOptin: SM86_SMEM } }),
+  sharedCase({ dtype: 'float16', headDim: 256, nHeads: 2, nKvHeads: 1, blockSize: 16,
+    groups: [{ shared: 300, tails: [1, 2, 0] }], emu: { maxSharedMemoryPerBlockOptin: SM86_SMEM } }),
 ];
 
 opSuite('shared_attention', cases);

@@ -7,17 +7,18 @@ const addon = require('node-gyp-build')(path.resolve(__dirname, '..', '..'));
 
 addon.setErrorFactory((code, message) => Object.assign(new Error(message), { code }));
 
-// msg: { id, selftest: name, reverseOrder } runs an emulator self-test case, or
-// msg: { id, op, device, reverseOrder, params, tensors: { name: { dtype, data?, numel?, fill? } }, aliases, outputs: [name] }
+// msg: { id, selftest: name, reverseOrder, emu } runs an emulator self-test case, or
+// msg: { id, op, device, reverseOrder, emu, params, tensors: { name: { dtype, data?, numel?, fill? } }, aliases, outputs: [name] }
+// emu: the emulated device's options (setEmuOptions: smCount, maxSharedMemoryPerBlockOptin), defaults when absent.
 process.on('message', (msg) => {
   const made = [];
   try {
     if (msg.selftest) {
-      addon.setEmuOptions({ reverseOrder: !!msg.reverseOrder });
+      addon.setEmuOptions({ ...msg.emu, reverseOrder: !!msg.reverseOrder });
       process.send({ id: msg.id, result: addon.emuSelfTest(msg.selftest) });
       return;
     }
-    if (msg.device === 'emu') addon.setEmuOptions({ reverseOrder: !!msg.reverseOrder });
+    if (msg.device === 'emu') addon.setEmuOptions({ ...msg.emu, reverseOrder: !!msg.reverseOrder });
     const params = { ...msg.params };
     for (const [name, t] of Object.entries(msg.tensors)) {
       const handle = t.data

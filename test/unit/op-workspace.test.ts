@@ -1,12 +1,13 @@
-// The attention workspace plan against a brute-force sweep of every (batch, context) (test/native/workspace_check.cpp),
-// built with UBSan: the planned size must be the sweep's maximum for shapes whose decode chunk count is not
-// monotonic in the context (issue 11 item 10).
+// The attention decode split and workspace plan against a brute-force sweep of every (batch, context)
+// (test/native/workspace_check.cpp), built with UBSan: the split keeps its contract (chunks cover the context, a block
+// per SM wherever the finest split has one) and the planned size is the sweep's maximum for shapes whose decode chunk
+// count is not monotonic in the context (issue 11 item 10), for several GQA ratios and SM counts.
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-test('engine/op_workspace: attention_workspace_plan() and shared_attention_workspace_plan() are the maximum over every reachable (batch, context)', () => {
+test('engine/op_workspace: the decode split keeps its contract, and attention_workspace_plan() and shared_attention_workspace_plan() are the maximum over every reachable (batch, context)', () => {
   const root = path.resolve(__dirname, '..', '..');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-ws-'));
   const exe = path.join(dir, 'workspace_check');
