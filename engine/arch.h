@@ -34,9 +34,20 @@ class Architecture {
   virtual void forward(Graph& g) const = 0;
   // Decoders: the LM head follows forward(); encoders (bert) pool the hidden states instead (Context::embed).
   virtual bool has_lm_head() const { return true; }
-  // The norm applied before the LM head: output_norm (+ output_norm.bias when output_norm_bias()).
+  // The norm applied before the LM head: output_norm_name() (+ its .bias when output_norm_bias()).
   virtual NormKind output_norm_kind() const { return NormKind::Rms; }
   virtual bool output_norm_bias() const { return false; }
+  virtual const char* output_norm_name() const { return "output_norm"; }
+
+  // Encoder-decoder models (t5). forward() is then the decoder, whose cross-attention reads an encoder memory
+  // (sequence.h EncoderMemory) through the step's memory tables (Graph::cross_attention). encoder() runs the encoder
+  // over the step's tokens (whole inputs) and leaves its output (T, dim) in the workspace's x; cross_kv() then writes
+  // every decoder layer's cross-attention K/V of x into the cache at the step's slots (the memory's blocks).
+  virtual bool encoder_decoder() const { return false; }
+  virtual void encoder(Graph& g) const { forward(g); }  // an encoder-only model (bert): its forward pass
+  virtual void cross_kv(Graph& g) const { (void)g; }
+  // KV cache layers: one per self-attention layer that keeps K/V (t5: the encoder's and the decoder's share them).
+  virtual int32_t cache_layers(const ModelConfig& c) const;
 };
 
 // The registered architecture of that name, or nullptr.

@@ -73,7 +73,8 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
   option_range("kvCacheTokens", cfg_.kv_cache_tokens, 0, int64_t(INT32_MAX / kB) * kB);
   option_range("kvCacheBytes", cfg_.kv_cache_bytes, 0, int64_t(1) << 50);
 
-  const size_t block_bytes = KvCache::block_bytes(mc.dtype, mc.n_layers, mc.n_kv_heads, mc.head_dim);
+  const int32_t layers = model_->arch().cache_layers(mc);
+  const size_t block_bytes = KvCache::block_bytes(mc.dtype, layers, mc.n_kv_heads, mc.head_dim);
   runner_ = std::make_unique<StepRunner>(model_, cfg_.max_batch, cfg_.max_context, cfg_.max_step_tokens,
                                          cfg_.shared_prefix_attention);
   int64_t blocks = 0;
@@ -93,7 +94,7 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
   cfg_.kv_cache_bytes = blocks * int64_t(block_bytes);
   {
     std::lock_guard<FairMutex> lock(model_->backend()->mutex());
-    kv_ = std::make_unique<KvCache>(model_->backend(), mc.dtype, mc.n_layers, mc.n_kv_heads, mc.head_dim, int32_t(blocks));
+    kv_ = std::make_unique<KvCache>(model_->backend(), mc.dtype, layers, mc.n_kv_heads, mc.head_dim, int32_t(blocks));
   }
   pool_ = std::make_unique<BlockPool>(int32_t(blocks));
   SchedulerConfig sc{cfg_.max_batch, cfg_.max_step_tokens, cfg_.max_context, cfg_.prefill_chunk, cfg_.prefix_caching};
@@ -102,10 +103,15 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
     kv_->copy_block(dst, src);
   });
   manual_.resize(size_t(cfg_.max_batch));
-  scheduler_->fill_stats(stats_);
+  releases_->wake = [this] { wake(); };
+  fill_stats(stats_);
 }
 
 Context::~Context() {
+  {
+    std::lock_guard<std::mutex> lock(releases_->mu);
+    releases_->wake = nullptr;  // memories outliving us return their blocks to nobody
+  }
   shutdown();
   std::lock_guard<FairMutex> lock(model_->backend()->mutex());
   kv_.reset();
@@ -126,6 +132,7 @@ void Context::submit(std::vector<GenerateRequest> requests) {
     throw_error(ErrorCode::Unsupported, std::string("generate: a ") + model_->arch().name() + " model is an encoder; use embed()");
   }
   for (const GenerateRequest& r : requests) {
+    check_memory(r.memory, "memory");
     for (size_t i = 0; i < r.prompt.size(); ++i) {
       if (r.prompt[i] < 0 || r.prompt[i] >= vocab) {
         arg("Expected a token id in [0, " + std::to_string(vocab) + ") for prompt[" + std::to_string(i) + "] but received " +
@@ -156,6 +163,86 @@ void Context::submit(std::vector<GenerateRequest> requests) {
     pending_adds_++;
   }
   cmd_cv_.notify_one();
+}
+
+// Encoder-decoder models need a memory of this context; others take none.
+void Context::check_memory(const std::shared_ptr<const EncoderMemory>& memory, const char* field) const {
+  const bool needed = model_->arch().encoder_decoder();
+  if (needed && !memory) {
+    arg(std::string("Expected an encoder memory (Context::encode) for ") + field + ": a " + model_->arch().name() +
+        " model's decoder attends its encoder's output");
+  }
+  if (!needed && memory) arg(std::string("Expected no ") + field + " for a " + model_->arch().name() + " model (it has no encoder)");
+  if (memory && memory->owner != releases_.get()) arg(std::string("Expected an encoder memory of this context for ") + field);
+}
+
+std::shared_ptr<const EncoderMemory> Context::encode(const std::vector<int32_t>& tokens) {
+  model_->check_alive();
+  if (!model_->arch().encoder_decoder()) {
+    throw_error(ErrorCode::Unsupported, std::string("encode(): a ") + model_->arch().name() + " model has no encoder-decoder attention");
+  }
+  const int64_t longest = std::min(cfg_.max_context, cfg_.max_step_tokens);
+  if (tokens.empty() || int64_t(tokens.size()) > longest) {
+    arg("Expected 1 to " + std::to_string(longest) + " tokens (maxContext, maxStepTokens) for input but received " +
+        std::to_string(tokens.size()));
+  }
+  const int32_t vocab = model_->config().vocab_size;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab) {
+      arg("Expected a token id in [0, " + std::to_string(vocab) + ") for input[" + std::to_string(i) + "] but received " +
+          std::to_string(tokens[i]));
+    }
+  }
+  const int32_t n = int32_t(tokens.size()), need = (n + kB - 1) / kB;
+  std::lock_guard<FairMutex> step(step_mu_);
+  drain_memories();
+  if (need > pool_->total()) {
+    arg("The input needs " + std::to_string(need) + " KV blocks (" + std::to_string(n) + " tokens) but the context's KV cache holds " +
+        std::to_string(pool_->total()) + " blocks (kvCacheTokens)");
+  }
+  if (need > pool_->available()) {
+    throw_error(ErrorCode::Busy, "the KV cache has no room for an encoder memory of " + std::to_string(n) +
+                                     " tokens now (its blocks hold running sequences); retry later");
+  }
+  // The memory is born owning its blocks: from here on, every exit returns them through the deleter.
+  auto* raw = new EncoderMemory{next_memory_++, releases_.get(), {}, n};
+  std::shared_ptr<MemoryReleases> rel = releases_;
+  std::shared_ptr<const EncoderMemory> memory(raw, [rel](const EncoderMemory* m) {
+    std::lock_guard<std::mutex> lock(rel->mu);
+    rel->blocks.insert(rel->blocks.end(), m->blocks.begin(), m->blocks.end());
+    rel->alive--;
+    delete m;
+    if (rel->wake) rel->wake();  // waiting requests may fit now
+  });
+  {
+    std::lock_guard<std::mutex> lock(rel->mu);
+    rel->alive++;
+  }
+  for (int32_t b = 0; b < need; ++b) raw->blocks.push_back(pool_->allocate());
+  // The encoder pass runs in a sequence over the memory's blocks (its self-attention K/V go there first, and the
+  // cross-attention K/V replace them layer by layer).
+  Sequence s;
+  s.tokens = tokens;
+  s.blocks = raw->blocks;
+  runner_->encode(*kv_, {{&s, n}});
+  encoder_tokens_ += n;
+  return memory;
+}
+
+void Context::drain_memories() {
+  std::vector<int32_t> blocks;
+  {
+    std::lock_guard<std::mutex> lock(releases_->mu);
+    blocks.swap(releases_->blocks);
+  }
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) pool_->release(*it);
+}
+
+void Context::fill_stats(ContextStats& s) const {
+  scheduler_->fill_stats(s);
+  s.encoder_tokens = encoder_tokens_;
+  std::lock_guard<std::mutex> lock(releases_->mu);
+  s.encoder_memories = releases_->alive;
 }
 
 void Context::cancel(uint64_t request, int32_t index) {
@@ -216,6 +303,7 @@ void Context::loop() {
     ran = false;
     {
       std::lock_guard<FairMutex> step(step_mu_);
+      drain_memories();
       ScheduledStep st;
       try {
         for (Command& c : cmds) {
@@ -247,8 +335,9 @@ void Context::loop() {
         Error e(ErrorCode::Internal, x.what());
         st.empty() ? scheduler_->fail_all(e, ev) : scheduler_->fail(st, e, ev);
       }
+      drain_memories();  // the step's finished requests may have held the last reference to a memory
       queued_ = scheduler_->queued_requests();
-      scheduler_->fill_stats(ev.stats);
+      fill_stats(ev.stats);
     }
     {
       std::lock_guard<std::mutex> lock(stats_mu_);
@@ -260,15 +349,16 @@ void Context::loop() {
   {
     std::lock_guard<FairMutex> step(step_mu_);
     scheduler_->fail_all(Error(ErrorCode::Disposed, "the context was disposed during generation"), ev);
-    scheduler_->fill_stats(ev.stats);
+    fill_stats(ev.stats);
   }
   if (!ev.done.empty()) deliver(std::move(ev));
 }
 
 // ---- low-level API ---------------------------------------------------------------------------------------------
 
-int32_t Context::start_sequence(uint64_t seed) {
+int32_t Context::start_sequence(uint64_t seed, std::shared_ptr<const EncoderMemory> memory) {
   model_->check_alive();
+  check_memory(memory, "memory");
   std::lock_guard<FairMutex> step(step_mu_);
   const int32_t slot = scheduler_->acquire_slot();
   if (slot < 0) {
@@ -278,6 +368,7 @@ int32_t Context::start_sequence(uint64_t seed) {
   s->id = -int64_t(slot) - 1;
   s->slot = slot;
   s->seed = seed;
+  s->memory = std::move(memory);
   manual_[size_t(slot)] = {std::move(s), 0};
   return slot;
 }
@@ -416,8 +507,8 @@ StepResult Context::step(const StepRequest& r) {
 std::vector<float> Context::embed(const EmbedRequest& r) {
   model_->check_alive();
   std::lock_guard<FairMutex> lock(step_mu_);
-  if (model_->arch().has_lm_head()) {
-    throw_error(ErrorCode::Unsupported, "embed(): only encoder models (bert) compute embeddings; use step()");
+  if (model_->arch().has_lm_head() && !model_->arch().encoder_decoder()) {
+    throw_error(ErrorCode::Unsupported, "embed(): only models with an encoder (bert, t5) compute embeddings; use step()");
   }
   const size_t B = r.counts.size();
   if (B < 1) arg("Expected at least one sequence for counts but received 0");

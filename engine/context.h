@@ -99,8 +99,14 @@ class Context {
   void shutdown();
   ContextStats stats() const;
 
-  // Low-level API.
-  int32_t start_sequence(uint64_t seed);  // ERR_INVALID_ARG when no slot is free
+  // Encoder-decoder models: one encoder pass over tokens (a whole input: 1 .. min(maxContext, maxStepTokens)
+  // tokens), each decoder layer's cross-attention K/V of its output kept in pool blocks — the memory that requests
+  // (GenerateRequest::memory) and low-level sequences decode against, shared by all of them. Runs between two
+  // steps of the loop, on the caller's thread. ERR_BUSY when the pool has no free blocks for it now.
+  std::shared_ptr<const EncoderMemory> encode(const std::vector<int32_t>& tokens);
+
+  // Low-level API. Encoder-decoder models: a sequence decodes against `memory` (required there, absent elsewhere).
+  int32_t start_sequence(uint64_t seed, std::shared_ptr<const EncoderMemory> memory = nullptr);  // ERR_INVALID_ARG when no slot is free
   void end_sequence(int32_t slot);        // ERR_INVALID_ARG when the slot is not one of start_sequence's
   StepResult step(const StepRequest& request);
   // (batch, dim) float32, row-major; ERR_UNSUPPORTED for decoders.
@@ -119,7 +125,19 @@ class Context {
     uint64_t sampled = 0;  // the RNG counter: one draw per step it took part in
   };
 
+  // Where encoder memories' blocks go when the last holder drops them, from any thread; whoever holds the step
+  // mutex returns them to the pool (drain_memories). Shared with the memories' deleters, which may outlive us.
+  struct MemoryReleases {
+    std::mutex mu;
+    std::vector<int32_t> blocks;
+    int32_t alive = 0;
+    std::function<void()> wake;  // the loop's wake-up; cleared when the context goes
+  };
+
   void loop();
+  void drain_memories();
+  void fill_stats(ContextStats& s) const;
+  void check_memory(const std::shared_ptr<const EncoderMemory>& memory, const char* field) const;
   void deliver(StepEvents&& ev);
   void wake();
   size_t embed_chunk(const EmbedRequest& r, size_t s0, size_t s1, int64_t tok0, float* out);
@@ -132,6 +150,9 @@ class Context {
   std::unique_ptr<StepRunner> runner_;
   std::unique_ptr<Scheduler> scheduler_;
   std::vector<Manual> manual_;  // by slot
+  std::shared_ptr<MemoryReleases> releases_ = std::make_shared<MemoryReleases>();
+  uint64_t next_memory_ = 1;
+  int64_t encoder_tokens_ = 0;  // guarded by step_mu_
 
   FairMutex step_mu_;  // scheduler, pool, runner, manual sequences: one step at a time, callers in arrival order
 

@@ -93,82 +93,128 @@ void Graph::rope(void* qkv) {
   be.rope(r);
 }
 
-void Graph::attention(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel, float scale) {
-  void* qkv_mut = const_cast<void*>(qkv);
+void Graph::kv_store(int32_t layer, const void* k, const void* v, int64_t ld) {
   KvAppendArgs app{};
   app.dtype = dt;
-  app.k = elems(qkv_mut, q_width);
-  app.v = elems(qkv_mut, q_width + kv_width);
+  app.k = k;
+  app.v = v;
   app.slots = ints + ws.i_kv_slot;
   app.k_cache = kv.k(layer);
   app.v_cache = kv.v(layer);
   app.layout = kv.layout();
   app.n_tokens = T;
-  app.ldk = qkv_width;
-  app.ldv = qkv_width;
+  app.ldk = ld;
+  app.ldv = ld;
   be.kv_append(app);
+}
 
-  // The softmax scale: the given one, or 1/sqrt(head_dim) (scale 0); one value for both paths below.
-  const float sc = scale > 0.0f ? scale : 1.0f / std::sqrt(float(cfg.head_dim));
+namespace {
+
+// The softmax scale: the given one, or 1/sqrt(head_dim) (scale 0); one value for every path of a layer.
+float softmax_scale(float scale, int32_t head_dim) { return scale > 0.0f ? scale : 1.0f / std::sqrt(float(head_dim)); }
+
+// Where a step's attention reads: which metadata arrays hold the block tables and key counts (the sequences' own,
+// or their encoder memories'), and their bound.
+struct KeySource {
+  int64_t i_table, i_len;
+  int32_t max_len;
+};
+
+AttentionArgs attention_args(const Graph& g, int32_t layer, const void* q, int64_t ldq, const KeySource& keys, float scale) {
+  AttentionArgs a{};
+  a.dtype = g.dt;
+  a.q = q;
+  a.out = g.att;
+  a.k_cache = g.kv.k(layer);
+  a.v_cache = g.kv.v(layer);
+  a.layout = g.kv.layout();
+  a.block_table = g.ints + keys.i_table;
+  a.q_start = g.ints + g.ws.i_q_start;
+  a.ctx_len = g.ints + keys.i_len;
+  a.n_tokens = g.T;
+  a.ldq = ldq;
+  a.ldo = g.q_width;
+  a.batch = g.p.batch;
+  a.n_heads = g.cfg.n_heads;
+  a.max_blocks_per_seq = int32_t(g.ws.max_blocks_per_seq);
+  a.max_q_len = g.p.max_q;
+  a.max_ctx_len = keys.max_len;
+  a.scale = scale;
+  a.workspace = g.ws.attn_ws_bytes ? g.at(g.ws.attn_ws) : nullptr;
+  a.workspace_bytes = g.ws.attn_ws_bytes;
+  a.sm_count = g.ws.sm_count;
+  return a;
+}
+
+// The groups' index arrays (shared_len, group_start, group_seqs) and their counts.
+struct Groups {
+  int64_t i_shared, i_start, i_seqs;
+  int32_t n, max_size, max_shared;
+};
+
+void run_shared_attention(const Graph& g, int32_t layer, const void* q, int64_t ldq, const KeySource& keys,
+                          const Groups& groups, float scale) {
+  SharedAttentionArgs a{};
+  a.dtype = g.dt;
+  a.q = q;
+  a.out = g.att;
+  a.k_cache = g.kv.k(layer);
+  a.v_cache = g.kv.v(layer);
+  a.layout = g.kv.layout();
+  a.block_table = g.ints + keys.i_table;
+  a.ctx_len = g.ints + keys.i_len;
+  a.shared_len = g.ints + groups.i_shared;
+  a.group_start = g.ints + groups.i_start;
+  a.group_seqs = g.ints + groups.i_seqs;
+  a.ldq = ldq;
+  a.ldo = g.q_width;
+  a.batch = g.p.batch;
+  a.n_heads = g.cfg.n_heads;
+  a.max_blocks_per_seq = int32_t(g.ws.max_blocks_per_seq);
+  a.n_groups = groups.n;
+  a.max_group_size = groups.max_size;
+  a.max_ctx_len = keys.max_len;
+  a.max_shared_len = groups.max_shared;
+  a.scale = scale;
+  a.workspace = g.at(g.ws.attn_ws);
+  a.workspace_bytes = g.ws.attn_ws_bytes;
+  a.sm_count = g.ws.sm_count;
+  g.be.shared_attention(a);
+}
+
+}  // namespace
+
+void Graph::attention(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel, float scale) {
+  kv_store(layer, elems(const_cast<void*>(qkv), q_width), elems(const_cast<void*>(qkv), q_width + kv_width), qkv_width);
+  const float sc = softmax_scale(scale, cfg.head_dim);
   // Shared groups exist in causal decode steps; shared_attention has no position bias, so biased layers stay here.
   if (mask == AttnMask::Causal && p.n_groups > 0 && rel == nullptr) {
     shared_attention(layer, qkv, sc);
     return;
   }
-  AttentionArgs a{};
-  a.dtype = dt;
-  a.q = qkv;
-  a.out = att;
-  a.k_cache = kv.k(layer);
-  a.v_cache = kv.v(layer);
-  a.layout = kv.layout();
-  a.block_table = ints + ws.i_block_table;
-  a.q_start = ints + ws.i_q_start;
-  a.ctx_len = ints + ws.i_ctx_len;
-  a.n_tokens = T;
-  a.ldq = qkv_width;
-  a.ldo = q_width;
-  a.batch = p.batch;
-  a.n_heads = cfg.n_heads;
-  a.max_blocks_per_seq = int32_t(ws.max_blocks_per_seq);
-  a.max_q_len = p.max_q;
-  a.max_ctx_len = p.max_ctx;
-  a.scale = sc;
+  AttentionArgs a = attention_args(*this, layer, qkv, qkv_width, {ws.i_block_table, ws.i_ctx_len, p.max_ctx}, sc);
   a.mask = mask;
   if (rel) a.rel_bias = *rel;
-  a.workspace = ws.attn_ws_bytes ? at(ws.attn_ws) : nullptr;
-  a.workspace_bytes = ws.attn_ws_bytes;
-  a.sm_count = ws.sm_count;
   be.attention(a);
 }
 
 void Graph::shared_attention(int32_t layer, const void* qkv, float scale) {
-  SharedAttentionArgs a{};
-  a.dtype = dt;
-  a.q = qkv;
-  a.out = att;
-  a.k_cache = kv.k(layer);
-  a.v_cache = kv.v(layer);
-  a.layout = kv.layout();
-  a.block_table = ints + ws.i_block_table;
-  a.ctx_len = ints + ws.i_ctx_len;
-  a.shared_len = ints + ws.i_shared_len;
-  a.group_start = ints + ws.i_group_start;
-  a.group_seqs = ints + ws.i_group_seqs;
-  a.ldq = qkv_width;
-  a.ldo = q_width;
-  a.batch = p.batch;
-  a.n_heads = cfg.n_heads;
-  a.max_blocks_per_seq = int32_t(ws.max_blocks_per_seq);
-  a.n_groups = p.n_groups;
-  a.max_group_size = p.max_group_size;
-  a.max_ctx_len = p.max_ctx;
-  a.max_shared_len = p.max_shared;
-  a.scale = scale;
-  a.workspace = at(ws.attn_ws);
-  a.workspace_bytes = ws.attn_ws_bytes;
-  a.sm_count = ws.sm_count;
-  be.shared_attention(a);
+  run_shared_attention(*this, layer, qkv, qkv_width, {ws.i_block_table, ws.i_ctx_len, p.max_ctx},
+                       {ws.i_shared_len, ws.i_group_start, ws.i_group_seqs, p.n_groups, p.max_group_size, p.max_shared}, scale);
+}
+
+void Graph::cross_attention(int32_t layer, const void* q, int64_t ldq, float scale) {
+  const float sc = softmax_scale(scale, cfg.head_dim);
+  const KeySource memory{ws.i_mem_table, ws.i_mem_len, p.max_mem};
+  if (p.x_groups > 0) {
+    // Decode, memories shared: a group's members are queries against one memory whose every key is shared.
+    run_shared_attention(*this, layer, q, ldq, memory,
+                         {ws.i_xshared_len, ws.i_xgroup_start, ws.i_xgroup_seqs, p.x_groups, p.x_max_group_size, p.max_mem}, sc);
+    return;
+  }
+  AttentionArgs a = attention_args(*this, layer, q, ldq, memory, sc);
+  a.mask = AttnMask::Cross;
+  be.attention(a);
 }
 
 void apply_norm(const Model& m, NormKind kind, const void* in, const void* residual, const std::string& weight,

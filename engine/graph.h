@@ -23,15 +23,21 @@ struct Workspace {
   // int32 metadata, offsets in elements (i_types: token types, bert)
   int64_t i_tokens, i_pos, i_kv_slot, i_q_start, i_ctx_len, i_last, i_block_table, i_top_k, i_history_len,
       i_history_start, i_types, i_shared_len, i_group_start, i_group_seqs, i_out, n_ints;
+  // Encoder-decoder models: each sequence's encoder memory (length, block table) and its cross-attention groups
+  // (the shared_attention layout over the memories: sequences decoding against one memory read it once).
+  int64_t i_mem_len, i_mem_table, i_xshared_len, i_xgroup_start, i_xgroup_seqs;
   // float metadata (rows_max each, runner.cpp FloatMeta): temperature, top_p, repetition / presence / frequency
   // penalties, logprob out; u64: seed, step
 };
 
 // The shape of one step, computed on the host by the runner. n_groups > 0: a decode step with sequences that share
 // leading blocks (i_shared_len, i_group_start, i_group_seqs hold the groups), whose causal attention is shared_attention.
+// x_groups > 0: a decode step of an encoder-decoder model where sequences share an encoder memory (i_xshared_len,
+// i_xgroup_start, i_xgroup_seqs); its cross-attention is shared_attention.
 struct StepPlan {
   int32_t batch = 0, n_tokens = 0, max_q = 0, max_ctx = 0;
   int32_t n_groups = 0, max_group_size = 0, max_shared = 0;
+  int32_t max_mem = 0, x_groups = 0, x_max_group_size = 0;
 };
 
 struct Graph {
@@ -78,6 +84,12 @@ struct Graph {
   // relative position bias) and scale 1; scale 0 = 1/sqrt(head_dim).
   void attention(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel = nullptr, float scale = 0.0f);
   void shared_attention(int32_t layer, const void* qkv, float scale);
+  // Encoder-decoder models: att (T, q_width) = attention of q (T, q_width) [ldq] over each sequence's encoder memory
+  // (layer l of its blocks), every key visible (AttnMask::Cross); decode steps whose sequences share a memory read
+  // it once per group (shared_attention). scale 0 = 1/sqrt(head_dim).
+  void cross_attention(int32_t layer, const void* q, int64_t ldq, float scale);
+  // Writes k, v (T, kv_width) [ld] into layer l of the cache at the step's slots.
+  void kv_store(int32_t layer, const void* k, const void* v, int64_t ld);
 };
 
 // y (rows, dim) = norm(in (+ residual)) * weight (+ weight.bias when bias)

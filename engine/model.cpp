@@ -35,6 +35,12 @@ void validate_config(const ModelConfig& c) {
   if (!c.attention_masks.empty() && c.attention_masks.size() != size_t(c.n_layers)) {
     bad_config("attentionMaskModes.length", "nLayers (" + std::to_string(c.n_layers) + ")", int64_t(c.attention_masks.size()));
   }
+  for (size_t l = 0; l < c.attention_masks.size(); ++l) {
+    // Cross attends another sequence's keys (an encoder's output): not a mode of a layer's self-attention.
+    if (c.attention_masks[l] == AttnMask::Cross) {
+      bad_config("attentionMaskModes[" + std::to_string(l) + "]", "'bidirectional', 'causal' or 'anticausal'", 3);
+    }
+  }
 }
 
 std::map<std::string, std::unique_ptr<Architecture>>& registry() {
@@ -58,6 +64,8 @@ void register_architecture(std::unique_ptr<Architecture> arch) {
   registry()[name] = std::move(arch);
 }
 }  // namespace detail
+
+int32_t Architecture::cache_layers(const ModelConfig& c) const { return c.n_layers; }
 
 const Architecture* find_architecture(const std::string& name) {
   auto it = registry().find(name);

@@ -37,6 +37,10 @@ struct ModelConfig {
   // activation (Relu: v1.0, GegluTanh: v1.1's gated-gelu).
   int32_t rel_buckets = 0, rel_max_distance = 0;
   ActKind ffn_act = ActKind::Relu;
+  // Encoder-decoder models (t5): the decoder's layers (n_layers counts the encoder's), the id its generation starts
+  // from, and whether its output is scaled by dim^-0.5 before the LM head (T5 v1.0's tied head).
+  int32_t n_dec_layers = 0, decoder_start_token = 0;
+  bool scale_decoder_outputs = false;
   // Encoders (bert): each layer's attention mask (DecBERT); empty = every layer bidirectional. Decoders: empty.
   std::vector<AttnMask> attention_masks;
   // Matrix weights kept in Q8_0 on the device (weights.h) and multiplied by gemm_q8, whatever the dtype.

@@ -24,6 +24,7 @@ const char* attn_mask_name(AttnMask m) {
     case AttnMask::Bidirectional: return "bidirectional";
     case AttnMask::Causal: return "causal";
     case AttnMask::AntiCausal: return "anticausal";
+    case AttnMask::Cross: return "cross";
   }
   return "unknown";
 }
@@ -193,8 +194,10 @@ void validate(const AttentionArgs& a) {
   range(op, "max_blocks_per_seq", a.max_blocks_per_seq, 1, 1 << 24);
   range(op, "max_ctx_len", a.max_ctx_len, 1, int64_t(a.max_blocks_per_seq) * a.layout.block_size);
   range(op, "max_ctx_len", a.max_ctx_len, 1, 1 << 20);
-  range(op, "max_q_len", a.max_q_len, 1, a.max_ctx_len);
-  range(op, "mask", int64_t(a.mask), int64_t(AttnMask::Bidirectional), int64_t(AttnMask::AntiCausal));
+  range(op, "mask", int64_t(a.mask), int64_t(AttnMask::Bidirectional), int64_t(AttnMask::Cross));
+  // Cross: the keys are another sequence's, so a decoder prompt longer than the encoder output is fine.
+  range(op, "max_q_len", a.max_q_len, 1, a.mask == AttnMask::Cross ? kMaxDim : a.max_ctx_len);
+  if (a.mask == AttnMask::Cross && a.rel_bias.table) bad(op, "rel_bias.table", "nullptr with mask cross", 1);
   if (a.mask == AttnMask::AntiCausal && a.max_q_len == 1 && a.max_ctx_len != 1) {
     // A decode step over a cache: the query would see itself alone. Only 1-token contexts (all masks agree) pass.
     bad(op, "max_ctx_len", "1 with mask anticausal on the decode path (every n_q = 1)", a.max_ctx_len);

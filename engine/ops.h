@@ -175,14 +175,17 @@ struct KvGatherArgs {
 //   Bidirectional  all ctx_len[b] keys (BERT)
 //   Causal         keys 0..p (decoders)
 //   AntiCausal     keys p..ctx_len[b]-1 (DecBERT's encoder layers that look ahead only)
+//   Cross          all ctx_len[b] keys, which are another sequence's (an encoder's output: T5's cross-attention), so
+//                  the queries have no position among them and n_q may exceed ctx_len[b]; no rel_bias
 // No mask tensor: the masks come from these lengths inside the kernel. AntiCausal is for whole-sequence passes:
 // on the decode path (every n_q = 1) it is accepted only when every context is 1 token (where the three masks
 // agree); a decode step over a longer cache would let the query see itself alone.
 // GQA/MQA: query head h reads kv head h / (n_heads / n_kv_heads).
 // The prompt pass (any n_q) runs a tiled flash-style kernel; when every n_q is 1 (decode) a split-KV
 // flash-decoding kernel runs instead, using `workspace` for its partial results.
-enum class AttnMask : int32_t { Bidirectional = 0, Causal = 1, AntiCausal = 2 };
-const char* attn_mask_name(AttnMask m);  // "bidirectional", "causal", "anticausal" (the config and op-runner spelling)
+enum class AttnMask : int32_t { Bidirectional = 0, Causal = 1, AntiCausal = 2, Cross = 3 };
+// "bidirectional", "causal", "anticausal", "cross" (the config and op-runner spelling)
+const char* attn_mask_name(AttnMask m);
 
 // T5's relative position bias (optional): score(query at position i, key j of head h) += table[h, bucket(j - i)],
 // bucket = t5_relative_bucket() (engine/relpos.h), added to q·k * scale before the softmax. Computed in the kernels
@@ -203,7 +206,7 @@ struct AttentionArgs {
   KvLayout layout;
   const int32_t* block_table;  // (batch, max_blocks_per_seq)
   const int32_t* q_start;  // (batch + 1), q_start[0] = 0, q_start[batch] = T
-  const int32_t* ctx_len;  // (batch), 1 <= n_q <= ctx_len <= max_blocks_per_seq * block_size
+  const int32_t* ctx_len;  // (batch), 1 <= n_q <= ctx_len <= max_blocks_per_seq * block_size (Cross: any n_q >= 1)
   int64_t n_tokens, ldq, ldo;
   int32_t batch, n_heads, max_blocks_per_seq;
   int32_t max_q_len, max_ctx_len;  // host-side bounds over the batch, for grid sizing

@@ -75,6 +75,7 @@ struct StepRunner::Meta {
   bool penalty = false;
   int32_t shared_tokens = 0;  // StepOutput's shared-prefix statistics
   int64_t shared_keys_saved = 0;
+  int64_t memory_keys_saved = 0;  // encoder-memory keys read once for a group instead of per member
 };
 
 StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens,
@@ -127,7 +128,14 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
   ws.i_shared_len = ws.i_types + T;
   ws.i_group_start = ws.i_shared_len + R;
   ws.i_group_seqs = ws.i_group_start + R + 1;
-  ws.i_out = ws.i_group_seqs + R;
+  // Memory tables exist for encoder-decoder models only (width 0 otherwise: the arrays are empty).
+  const int64_t mem_blocks = arch.encoder_decoder() ? ws.max_blocks_per_seq : 0, mem_rows = mem_blocks ? R : 0;
+  ws.i_mem_len = ws.i_group_seqs + R;
+  ws.i_mem_table = ws.i_mem_len + mem_rows;
+  ws.i_xshared_len = ws.i_mem_table + mem_rows * mem_blocks;
+  ws.i_xgroup_start = ws.i_xshared_len + mem_rows;
+  ws.i_xgroup_seqs = ws.i_xgroup_start + (mem_rows ? R + 1 : 0);
+  ws.i_out = ws.i_xgroup_seqs + mem_rows;
   ws.n_ints = ws.i_out + R;
   ws.ints = p.add(size_t(ws.n_ints) * 4);
   ws.floats = p.add(size_t(kFloatArrays * R) * 4);
@@ -149,7 +157,7 @@ size_t StepRunner::workspace_bytes() const { return buffer_->bytes(); }
 void* StepRunner::at(size_t offset) const { return static_cast<uint8_t*>(buffer_->ptr()) + offset; }
 
 StepRunner::Meta StepRunner::prepare(const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
-                                     const std::vector<int32_t>& token_types) {
+                                     const std::vector<int32_t>& token_types, bool decoding_memory) {
   const Workspace& ws = ws_;
   const int64_t B = int64_t(entries.size()), R = ws.rows_max, mbps = ws.max_blocks_per_seq;
   if (B < 1 || B > R) internal("batch of " + std::to_string(B) + " sequences");
@@ -182,11 +190,24 @@ StepRunner::Meta StepRunner::prepare(const std::vector<StepEntry>& entries, cons
     I[ws.i_ctx_len + b] = new_len;
     last[size_t(b)] = row - 1;
     std::copy(s.blocks.begin(), s.blocks.end(), I + ws.i_block_table + b * mbps);
+    if (decoding_memory) {
+      const EncoderMemory* mem = s.memory.get();
+      if (!mem || mem->len < 1 || int64_t(mem->blocks.size()) > mbps ||
+          int64_t(mem->blocks.size()) * KvCache::kBlockSize < mem->len) {
+        internal("sequence " + std::to_string(s.id) + " has no usable encoder memory");
+      }
+      I[ws.i_mem_len + b] = mem->len;
+      std::copy(mem->blocks.begin(), mem->blocks.end(), I + ws.i_mem_table + b * mbps);
+      m.plan.max_mem = std::max(m.plan.max_mem, mem->len);
+    }
   }
   I[ws.i_q_start + B] = row;
   m.plan.batch = int32_t(B);
   m.plan.n_tokens = row;
-  if (shared_prefix_ && m.plan.max_q == 1 && B > 1 && token_types.empty()) group_shared_prefixes(entries, m);
+  if (shared_prefix_ && m.plan.max_q == 1 && B > 1 && token_types.empty()) {
+    // T5's decoder self-attention carries a position bias, which shared_attention lacks: it shares memories only.
+    decoding_memory ? group_memories(entries, m) : group_shared_prefixes(entries, m);
+  }
   for (size_t r = 0; r < rows.size(); ++r) {
     const SampleRow& sr = rows[r];
     if (sr.entry < 0 || sr.entry >= B) internal("sampled row of entry " + std::to_string(sr.entry));
@@ -258,6 +279,37 @@ void StepRunner::group_shared_prefixes(const std::vector<StepEntry>& entries, Me
   m.plan.n_groups = n_groups;
 }
 
+// Encoder-decoder decode steps: the sequences decoding against one encoder memory (the prompts of a PiD call, the
+// n samples of one) form a cross-attention group that reads the memory once; every key of it is shared. A memory
+// with one reader is left out: shared_len 0, a plain decode over its table inside the op.
+void StepRunner::group_memories(const std::vector<StepEntry>& entries, Meta& m) {
+  const Workspace& ws = ws_;
+  const int32_t B = int32_t(entries.size());
+  int32_t* I = m.ints.data();
+  std::vector<int32_t> order(static_cast<size_t>(B));
+  std::iota(order.begin(), order.end(), 0);
+  const auto memory = [&](int32_t b) { return entries[size_t(b)].seq->memory->id; };
+  std::stable_sort(order.begin(), order.end(), [&](int32_t x, int32_t y) { return memory(x) < memory(y); });
+  int32_t n_groups = 0, listed = 0;
+  for (int32_t i = 0; i < B;) {
+    int32_t j = i + 1;
+    while (j < B && memory(order[size_t(j)]) == memory(order[size_t(i)])) ++j;
+    if (j - i > 1) {
+      const int32_t len = entries[size_t(order[size_t(i)])].seq->memory->len;
+      I[ws.i_xgroup_start + n_groups++] = listed;
+      for (int32_t k = i; k < j; ++k) {
+        I[ws.i_xgroup_seqs + listed++] = order[size_t(k)];
+        I[ws.i_xshared_len + order[size_t(k)]] = len;
+      }
+      m.plan.x_max_group_size = std::max(m.plan.x_max_group_size, j - i);
+      m.memory_keys_saved += int64_t(len) * (j - i - 1);
+    }
+    i = j;
+  }
+  I[ws.i_xgroup_start + n_groups] = listed;
+  m.plan.x_groups = n_groups;
+}
+
 void StepRunner::upload(const Meta& m) {
   Backend& be = *model_->backend();
   be.upload(at(ws_.ints), m.ints.data(), size_t(ws_.i_out) * 4);
@@ -270,7 +322,7 @@ StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entr
   if (!model_->arch().has_lm_head()) {
     throw_error(ErrorCode::Unsupported, std::string("step(): a ") + model_->arch().name() + " model has no LM head; use embed()");
   }
-  Meta m = prepare(entries, rows, {});
+  Meta m = prepare(entries, rows, {}, model_->arch().encoder_decoder());
   StepOutput out;
   std::lock_guard<FairMutex> device(model_->backend()->mutex());
   model_->check_alive();
@@ -290,17 +342,18 @@ StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entr
   head_and_sample(m, rows, all_logits, out);
   out.shared_tokens = m.shared_tokens;
   out.shared_keys_saved = m.shared_keys_saved;
+  out.memory_keys_saved = m.memory_keys_saved;
   return out;
 }
 
 std::vector<float> StepRunner::hidden(const KvCache& kv, const std::vector<StepEntry>& entries,
                                      const std::vector<int32_t>& token_types) {
-  Meta m = prepare(entries, {}, token_types);
+  Meta m = prepare(entries, {}, token_types, false);
   std::lock_guard<FairMutex> device(model_->backend()->mutex());
   model_->check_alive();
   upload(m);
   Graph g(*model_, kv, ws_, static_cast<uint8_t*>(buffer_->ptr()), m.plan);
-  model_->arch().forward(g);
+  model_->arch().encoder(g);
   Backend& be = *model_->backend();
   be.synchronize();
   std::vector<float> out;
@@ -308,9 +361,22 @@ std::vector<float> StepRunner::hidden(const KvCache& kv, const std::vector<StepE
   return out;
 }
 
+void StepRunner::encode(const KvCache& kv, const std::vector<StepEntry>& entries) {
+  const Architecture& arch = model_->arch();
+  if (!arch.encoder_decoder()) internal(std::string("encode() on a ") + arch.name() + " model");
+  Meta m = prepare(entries, {}, {}, false);
+  std::lock_guard<FairMutex> device(model_->backend()->mutex());
+  model_->check_alive();
+  upload(m);
+  Graph g(*model_, kv, ws_, static_cast<uint8_t*>(buffer_->ptr()), m.plan);
+  arch.encoder(g);
+  arch.cross_kv(g);
+  model_->backend()->synchronize();
+}
+
 void StepRunner::final_norm(const void* in, void* y, int64_t rows) {
   const Architecture& arch = model_->arch();
-  apply_norm(*model_, arch.output_norm_kind(), in, nullptr, "output_norm", arch.output_norm_bias(), y, rows);
+  apply_norm(*model_, arch.output_norm_kind(), in, nullptr, arch.output_norm_name(), arch.output_norm_bias(), y, rows);
 }
 
 void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& rows, bool all_logits, StepOutput& out) {

@@ -57,6 +57,7 @@ struct StepOutput {
   std::vector<std::optional<RawLogprobs>> raw;  // (R), set for the rows with top_logprobs >= 0
   int32_t shared_tokens = 0;       // sequences attended through the shared-prefix path (ContextStats)
   int64_t shared_keys_saved = 0;
+  int64_t memory_keys_saved = 0;   // encoder-memory keys read once per group instead of once per sequence
 };
 
 class StepRunner {
@@ -78,12 +79,17 @@ class StepRunner {
   // Encoders: the final hidden states (T, dim), float32, of one pass over the entries (each a whole sequence).
   std::vector<float> hidden(const KvCache& kv, const std::vector<StepEntry>& entries,
                             const std::vector<int32_t>& token_types);
+  // Encoder-decoder models: one encoder pass over the entries (each a whole input, in its memory's blocks), then
+  // each decoder layer's cross-attention K/V of its output written over those blocks (Architecture::cross_kv).
+  void encode(const KvCache& kv, const std::vector<StepEntry>& entries);
 
  private:
   struct Meta;
+  // decoding_memory: an encoder-decoder decoder step (every sequence has an encoder memory: its tables are filled).
   Meta prepare(const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
-               const std::vector<int32_t>& token_types);
+               const std::vector<int32_t>& token_types, bool decoding_memory);
   void group_shared_prefixes(const std::vector<StepEntry>& entries, Meta& m);
+  void group_memories(const std::vector<StepEntry>& entries, Meta& m);
   void upload(const Meta& meta);
   void head_and_sample(const Meta& meta, const std::vector<SampleRow>& rows, bool all_logits, StepOutput& out);
   void final_norm(const void* in, void* y, int64_t rows);

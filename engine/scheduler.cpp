@@ -16,6 +16,17 @@ int32_t blocks_for(int64_t tokens) { return int32_t((tokens + kB - 1) / kB); }
 
 bool older(const Sequence* a, const Sequence* b) { return a->order != b->order ? a->order < b->order : a->id < b->id; }
 
+// The parent hash of a sequence's first block. A decoder's K/V past its first layer depend on the encoder memory it
+// attends, so its blocks are only the same as another's when the memory is the same too: the memory's id (mixed,
+// odd, so never the 0 of sequences without one) roots its chains.
+uint64_t root_hash(const Sequence& s) {
+  if (!s.memory) return 0;
+  uint64_t z = s.memory->id + 0x9e3779b97f4a7c15ULL;  // splitmix64's finaliser
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return (z ^ (z >> 31)) | 1;
+}
+
 [[noreturn]] void arg(const std::string& msg) { throw_error(ErrorCode::InvalidArg, msg); }
 
 }  // namespace
@@ -82,6 +93,7 @@ void Scheduler::add(GenerateRequest r) {
   s->prompt_len = int32_t(s->tokens.size());
   s->sampling = req->req.sampling;
   s->seed = req->req.seed;
+  s->memory = req->req.memory;
   waiting_.push_back(s.get());
   seqs_[s->id] = std::move(s);
   requests_[req->req.id] = std::move(req);
@@ -120,7 +132,7 @@ void Scheduler::match_prefix(Sequence& s) {
   if (!cfg_.prefix_caching) return;
   // Leave at least the last token to compute: its logits are what the step samples from.
   const int32_t full = (int32_t(s.tokens.size()) - 1) / kB;
-  uint64_t parent = 0;
+  uint64_t parent = root_hash(s);
   int32_t hit = 0;
   for (int32_t i = 0; i < full; ++i) {
     const int32_t* t = s.tokens.data() + int64_t(i) * kB;
@@ -166,7 +178,7 @@ void Scheduler::publish_blocks(Sequence& s) {
   if (!cfg_.prefix_caching) return;
   const int32_t full = s.computed / kB;
   for (int32_t i = int32_t(s.hashes.size()); i < full; ++i) {
-    const uint64_t parent = i ? s.hashes[size_t(i - 1)] : 0;
+    const uint64_t parent = i ? s.hashes[size_t(i - 1)] : root_hash(s);
     const int32_t* t = s.tokens.data() + int64_t(i) * kB;
     const uint64_t h = BlockPool::chain_hash(parent, t);
     pool_.publish(s.blocks[size_t(i)], parent, h, t);  // false: an identical block is published; ours stays private
@@ -267,6 +279,7 @@ void Scheduler::commit(const ScheduledStep& st, const StepOutput& out, StepEvent
   totals_.steps++;
   totals_.shared_prefix_tokens += out.shared_tokens;
   totals_.shared_prefix_keys_saved += out.shared_keys_saved;
+  totals_.memory_keys_saved += out.memory_keys_saved;
   std::vector<Sequence*> prefilled;  // prefill-only requests whose prompt is now in the cache
   for (const StepEntry& e : st.entries) {
     Sequence& s = *e.seq;
@@ -349,6 +362,7 @@ void Scheduler::fork(Sequence& parent, std::vector<Sample>& samples, StepEvents&
     c->sampling = parent.sampling;
     c->seed = r.req.seed + uint64_t(sample.index);
     c->order = parent.order;
+    c->memory = parent.memory;
     Sequence* child = c.get();
     seqs_[c->id] = std::move(c);
     for (int32_t i = 0; i < full; ++i) {

@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,19 @@ enum class Finish : int32_t {
   Error = 4,    // the step failed; RequestDone carries the error
 };
 
+// An encoder's output as a decoder reads it (encoder-decoder models, Context::encode): for every decoder layer l, the
+// cross-attention K and V of the encoded input, in KV pool blocks (layer l of those blocks), written once and then
+// read-only — shared by every sequence that decodes against it (the prompts of one PiD call, the n samples of one).
+// Its blocks return to the pool when the last holder (the caller's handle, a request, a sequence) lets go; `id` is
+// unique in its context and seeds the prefix-cache hashes of the sequences decoding against it (their K/V depend
+// on it).
+struct EncoderMemory {
+  uint64_t id = 0;
+  const void* owner = nullptr;  // the context whose pool holds the blocks
+  std::vector<int32_t> blocks;
+  int32_t len = 0;              // encoded tokens
+};
+
 struct GenerateRequest {
   uint64_t id = 0;                // chosen by the caller, unique among its live requests
   std::vector<int32_t> prompt;    // at least one token
@@ -46,6 +60,7 @@ struct GenerateRequest {
   bool logits = false;            // report the logits each token was sampled from
   int32_t top_logprobs = -1;      // >= 0: report each token's RawLogprobs with this many most likely ids; -1 = off
   Clock::time_point submitted{};  // when the caller handed it over (Context::submit); Scheduler::add stamps it if unset
+  std::shared_ptr<const EncoderMemory> memory;  // encoder-decoder models: what the prompt (the decoder's) attends
 };
 
 // A generated token's log-probabilities under the model's raw distribution — log-softmax of the LM head's logits,
@@ -87,6 +102,11 @@ struct ContextStats {
   // Decode tokens whose attention read blocks shared with other sequences of their step once for the group (the
   // shared_attention op), and the key reads per layer that saved: sum over groups of shared keys * (members - 1).
   int64_t shared_prefix_tokens = 0, shared_prefix_keys_saved = 0;
+  // Encoder-decoder models: encoder memories alive (Context::encode), and the cross-attention key reads per layer
+  // that sharing them saved: sum over decode steps and memory groups of memory length * (readers - 1).
+  int32_t encoder_memories = 0;
+  int64_t memory_keys_saved = 0;
+  int64_t encoder_tokens = 0;  // input tokens the encoder has read (Context::encode, embed() excluded)
 };
 
 // What one step of the engine loop hands to its listener.
@@ -110,6 +130,7 @@ struct Sequence {
   SamplingParams sampling;
   uint64_t seed = 0;
   uint64_t order = 0;             // admission order: preemption takes the newest
+  std::shared_ptr<const EncoderMemory> memory;  // encoder-decoder models: its cross-attention keys and values
   int32_t generated() const { return int32_t(tokens.size()) - prompt_len; }
   int32_t pending() const { return int32_t(tokens.size()) - computed; }
 };

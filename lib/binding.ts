@@ -53,10 +53,17 @@ export type AddonRopeScaling =
 /** An attention mask (engine/ops.h AttnMask): a query sees all of its sequence, itself and earlier tokens, or itself and later ones. */
 export type AddonAttentionMaskMode = 'bidirectional' | 'causal' | 'anticausal';
 
+/**
+ * An encoder's output as the decoder reads it (engine/sequence.h EncoderMemory): each decoder layer's cross-attention
+ * K/V of one encoded input, in its context's KV pool, shared by every request and sequence given it. Opaque; its
+ * blocks return to the pool once it is released (or collected) and no request uses it any more.
+ */
+export interface AddonEncoderMemory { readonly __brand: 'AddonEncoderMemory' }
+
 export interface AddonModelConfig {
   /**
    * A registered engine architecture (engine/arch_*.cpp; binding().architectures() lists them; lib/arch/ describes
-   * each): 'llama' covers Llama 2/3, Mistral, Qwen2 (qkvBias); 'gpt2'; 'bert' (encoder: embed() instead of step()); 't5' (its encoder, for now).
+   * each): 'llama' covers Llama 2/3, Mistral, Qwen2 (qkvBias); 'gpt2'; 'bert' (encoder: embed() instead of step()); 't5' (encoder-decoder: encode() then generate / step against the memory).
    */
   arch: string;
   dim: number;
@@ -83,6 +90,12 @@ export interface AddonModelConfig {
   relMaxDistance?: number;
   /** t5: the FFN: 'relu' (T5 v1.0) or 'geglu_tanh' (v1.1 / Flan-T5 gated-gelu). */
   ffnActivation?: 'relu' | 'geglu_tanh';
+  /** t5: the decoder's layers (nLayers counts the encoder's; num_decoder_layers). */
+  nDecoderLayers?: number;
+  /** t5: the id a decoder's generation starts from (decoder_start_token_id; the pad id in T5 checkpoints). */
+  decoderStartTokenId?: number;
+  /** t5: the decoder output is scaled by dim^-0.5 before the LM head (T5 v1.0's tied head; HF scale_decoder_outputs). */
+  scaleDecoderOutputs?: boolean;
   /**
    * bert: each layer's attention mask, nLayers entries (DecBERT: causal or anti-causal layers); absent: every layer
    * bidirectional. Decoders take none (they attend causally).
@@ -185,6 +198,8 @@ export interface AddonGenerateRequest {
   logits?: boolean;
   /** 0..maxTopLogprobs: report each token's raw log-probability and this many most likely ids (AddonEventBatch.raw); absent = off. */
   topLogprobs?: number;
+  /** Encoder-decoder models (required there): the encoded input the prompt — the decoder's forced prefix — attends. */
+  memory?: AddonEncoderMemory;
 }
 
 /** engine/sequence.h Finish */
@@ -211,6 +226,13 @@ export interface AddonContextStats {
   sharedPrefixTokens: number;
   /** Key reads per layer that path saved: for each group and step, its shared keys × (its sequences − 1). */
   sharedPrefixKeysSaved: number;
+  /** Encoder-decoder models: encoder memories alive in the pool. */
+  encoderMemories: number;
+  /** Cross-attention key reads per layer saved by decoding the sequences that share a memory together: for each
+   *  decode step and memory read by k > 1 of its sequences, its length × (k − 1). */
+  memoryKeysSaved: number;
+  /** Encoder-decoder models: input tokens the encoder has read for generation (one pass per encoded input). */
+  encoderTokens: number;
 }
 
 /**
@@ -309,13 +331,20 @@ export interface AddonContext {
   config(): AddonContextConfig;
   // Low-level API: sequences driven directly, one forward pass per step() call (teacher forcing, tests).
   /** Starts a sequence in a free slot; seed drives its sampling RNG. Returns the slot. */
-  startSequence(seed: bigint): number;
+  startSequence(seed: bigint, memory?: AddonEncoderMemory): number;
   /** Frees a slot's KV blocks. */
   endSequence(slot: number): void;
   /** One forward pass over the new tokens of several sequences + sampling. Runs off the JS thread. */
   step(request: AddonStepRequest): Promise<AddonStepResult>;
   /** Encoders (bert): sentence embeddings, float32 (batch, dim). Uses free slots for one pass; runs off the JS thread. */
   embed(request: AddonEmbedRequest): Promise<Float32Array>;
+  /**
+   * Encoder-decoder models: one encoder pass over input (1..min(maxContext, maxStepTokens) ids), its cross-attention
+   * K/V kept in the pool; runs off the JS thread, between two steps. Rejects with ERR_BUSY while the pool has no room.
+   */
+  encode(input: Int32Array): Promise<AddonEncoderMemory>;
+  /** Drops this handle's reference to a memory now (idempotent); requests and sequences using it keep theirs. */
+  releaseMemory(memory: AddonEncoderMemory): void;
   memory(): { weights: number; kvCache: number; workspace: number };
   /** Stops the loop (requests in flight end with ERR_DISPOSED) and frees the context's memory. */
   dispose(): Promise<void>;

@@ -4,7 +4,7 @@
 // options. The loop runs natively; its events come back through the addon's thread-safe function and are routed
 // here to the call that owns them (lib/generate/call.ts). Model.generate() uses the model's default context;
 // model.createContext() makes more over the same weights.
-import type { AddonContext, AddonContextConfig, AddonContextStats, AddonEmbedRequest, AddonEventBatch } from './binding';
+import type { AddonContext, AddonContextConfig, AddonContextStats, AddonEmbedRequest, AddonEncoderMemory, AddonEventBatch } from './binding';
 import { DisposedError, InvalidArgumentError } from './errors';
 import { Call, CallPrompt, GenerateResult, StreamEvent } from './generate/call';
 import { GenerateOptions, Prompt, SamplesOptions, isPromptIds, promptIds, resolveGenerateOptions } from './generate/options';
@@ -57,7 +57,12 @@ export const CONTEXT_OPTION_KEYS: OptionKeys<ContextOptions> = {
   maxQueued: true, prefixCaching: true, sharedPrefixAttention: true, streamIdleTimeoutMs: true,
 };
 
-/** Input shared by several prompts: computed once (its KV blocks shared through the prefix cache), then each prompt after it. */
+/**
+ * Input shared by several prompts (Prompt-in-Decoder): computed once, then every prompt decoded against it in one
+ * batch. Decoder-only models: `input` is prefilled once (its KV blocks shared through the prefix cache) and each
+ * prompt continues it. Encoder-decoder models (t5): `input` is encoded once (one encoder memory, shared) and each
+ * prompt is its decoder's forced prefix, after the decoder start token.
+ */
 export interface SharedInput {
   input: Prompt;
   prompts: readonly Prompt[];
@@ -78,6 +83,18 @@ export interface PromptCodec {
   /** Token ids of text that continues other tokens (no BOS). */
   encodeContinuation(text: string): number[];
   decoder(prev: number): TokenDecoder;
+  /** Encoder-decoder models: the id the decoder starts from; a prompt is then the encoder's input. */
+  readonly decoderStart?: number;
+}
+
+/** What #prepare made of a call's input. */
+interface Prepared {
+  call: Call;
+  single: boolean;
+  /** Decoder-only: the shared input to prefill first. */
+  shared: Int32Array | null;
+  /** Encoder-decoder: the inputs to encode (each prompt's, or the one shared input) and which one each prompt reads. */
+  encoder: { inputs: Int32Array[]; of: number[]; prompts: CallPrompt[] } | null;
 }
 
 /** @internal how the model builds a context's native half */
@@ -121,9 +138,9 @@ export class Context {
   generate(prompt: Prompt, options?: GenerateOptions): Promise<GenerateResult>;
   generate(prompts: readonly Prompt[] | SharedInput, options?: GenerateOptions): Promise<GenerateResult[]>;
   async generate(prompts: Prompt | readonly Prompt[] | SharedInput, options?: GenerateOptions | SamplesOptions): Promise<GenerateResult | GenerateResult[]> {
-    const { call, single, shared } = this.#prepare(prompts, options);
-    if (shared) await this.#prefill(shared, call);
-    this.#start(call);
+    const prep = this.#prepare(prompts, options);
+    const { call, single } = prep;
+    await this.#begin(prep);
     const results = await call.results();
     return single ? results[0] : results;
   }
@@ -133,11 +150,11 @@ export class Context {
    * hands the prompts to the engine when iteration starts. Leaving the loop early cancels what still runs.
    */
   stream(prompts: Prompt | readonly Prompt[] | SharedInput, options?: GenerateOptions | SamplesOptions): AsyncIterable<StreamEvent> {
-    const { call, shared } = this.#prepare(prompts, options);
+    const prep = this.#prepare(prompts, options);
+    const { call } = prep;
     const idleMs = this.#idleMs;
     const iterator = (async function* events(self: Context): AsyncGenerator<StreamEvent, void, undefined> {
-      if (shared) await self.#prefill(shared, call);
-      self.#start(call);
+      await self.#begin(prep);
       try {
         yield* call.events(idleMs);
       } finally {
@@ -186,7 +203,7 @@ export class Context {
     return this.#native;
   }
 
-  #prepare(input: unknown, options: unknown): { call: Call; single: boolean; shared: Int32Array | null } {
+  #prepare(input: unknown, options: unknown): Prepared {
     const callStart = performance.now();
     const native = this.#handle();
     const maxN = Math.min(limits().maxN, this.config.maxBatch);
@@ -199,7 +216,8 @@ export class Context {
     if (is.plainObject(input)) {
       const o = input as Partial<SharedInput>;
       if (!Array.isArray(o.prompts) || o.prompts.length === 0) throw invalid('prompts', 'non-empty array of prompts', o.prompts);
-      shared = this.#encode(o.input, 'input', false);
+      // An encoder reads its input in one step; a decoder-only model prefills it in chunks.
+      shared = this.#encode(o.input, 'input', false, this.#codec.decoderStart === undefined ? this.config.maxContext : this.#inputLimit());
       list = o.prompts;
     } else {
       single = typeof input === 'string' || isPromptIds(input);
@@ -208,11 +226,21 @@ export class Context {
       }
       list = single ? [input] : (input as unknown[]);
     }
+    const start = this.#codec.decoderStart;
+    const encoder = start === undefined ? null : { inputs: shared ? [shared] : [], of: [] as number[], prompts: [] as CallPrompt[] };
     // Array.from, not map: a sparse array's holes must reach the check as undefined rather than stay holes
     const prompts: CallPrompt[] = Array.from(list, (p, i) => {
       const name = single ? 'prompt' : `prompts[${i}]`;
-      let ids = this.#encode(p, name, shared !== null);
-      if (shared) ids = Int32Array.from([...shared, ...ids]);
+      let ids: Int32Array;
+      if (encoder) {
+        // The prompt is the decoder's forced prefix (after a shared input) or the encoder's input (alone).
+        if (!shared) encoder.inputs.push(this.#encode(p, name, false, this.#inputLimit()));
+        encoder.of.push(shared ? 0 : i);
+        ids = Int32Array.from([start!, ...(shared ? this.#encode(p, name, true) : [])]);
+      } else {
+        ids = this.#encode(p, name, shared !== null);
+        if (shared) ids = Int32Array.from([...shared, ...ids]);
+      }
       if (ids.length > this.config.maxContext) {
         throw new InvalidArgumentError(`Expected at most ${this.config.maxContext} tokens (maxSeqLen) for ${name} but received ${ids.length} tokens`);
       }
@@ -220,18 +248,57 @@ export class Context {
       return { ids, decoder: () => this.#codec.decoder(last) };
     });
     const call = new Call(native, prompts, opts, this.#codec.stopIds, callStart, this.#codec.loadMs);
-    return { call, single: single && !opts.nGiven, shared };
+    if (encoder) encoder.prompts = prompts;
+    return { call, single: single && !opts.nGiven, shared: encoder ? null : shared, encoder };
   }
 
-  #encode(p: unknown, name: string, continuation: boolean): Int32Array {
+  /** An encoder's input is read in one pass: it must fit a step as well as the context. */
+  #inputLimit(): number {
+    return Math.min(this.config.maxContext, this.config.maxStepTokens);
+  }
+
+  #encode(p: unknown, name: string, continuation: boolean, most = this.config.maxContext): Int32Array {
+    let ids: Int32Array;
     if (typeof p === 'string') {
-      checkTextLength(name, p, this.config.maxContext);
-      const ids = continuation ? this.#codec.encodeContinuation(p) : this.#codec.encode(p);
-      if (ids.length === 0) throw invalid(name, 'text that encodes to at least one token', p);
-      return Int32Array.from(ids);
+      checkTextLength(name, p, most);
+      const list = continuation ? this.#codec.encodeContinuation(p) : this.#codec.encode(p);
+      if (list.length === 0) throw invalid(name, 'text that encodes to at least one token', p);
+      ids = Int32Array.from(list);
+    } else if (p instanceof Int32Array || Array.isArray(p)) {
+      ids = promptIds(name, p, this.#codec.vocabSize);
+    } else {
+      throw invalid(name, 'string or array of token ids', p);
     }
-    if (p instanceof Int32Array || Array.isArray(p)) return promptIds(name, p, this.#codec.vocabSize);
-    throw invalid(name, 'string or array of token ids', p);
+    if (ids.length > most) {
+      const what = most < this.config.maxContext ? 'maxSeqLen, maxStepTokens' : 'maxSeqLen';
+      throw new InvalidArgumentError(`Expected at most ${most} tokens (${what}) for ${name} but received ${ids.length} tokens`);
+    }
+    return ids;
+  }
+
+  /**
+   * Hands a prepared call to the engine: a decoder-only shared input is prefilled first; an encoder-decoder call's
+   * inputs are encoded first (one memory each, off the JS thread), and the memories' handles are let go once the
+   * requests hold them.
+   */
+  async #begin(prep: Prepared): Promise<void> {
+    const { call, shared, encoder } = prep;
+    if (shared) await this.#prefill(shared, call);
+    if (!encoder) {
+      this.#start(call);
+      return;
+    }
+    const native = this.#handle();
+    const memories: AddonEncoderMemory[] = [];
+    try {
+      // One at a time: each pass holds the step lock anyway, and a libuv thread while it waits for it.
+      for (const ids of encoder.inputs) memories.push(await native.encode(ids));
+      encoder.prompts.forEach((p, i) => { p.memory = memories[encoder.of[i]]; });
+      this.#start(call);
+    } finally {
+      for (const m of memories) native.releaseMemory(m);
+      for (const p of encoder.prompts) delete p.memory;
+    }
   }
 
   #start(call: Call): void {

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { AddonContextOptions, AddonModel, AddonModelConfig, AddonTensorSource, binding } from './binding';
 import { CONTEXT_OPTION_KEYS, Context, ContextOptions, ContextStats, SharedInput } from './context';
-import { isEncoder } from './arch';
+import { hasEncoder, isEncoder, isEncoderDecoder } from './arch';
 import { resolveDevice } from './devices';
 import { AbortError, DisposedError, InvalidArgumentError, ModelFormatError, UnsupportedError } from './errors';
 import type { GenerateResult, StreamEvent } from './generate/call';
@@ -141,7 +141,8 @@ export class Model {
     this.#device = config.device;
     this.#maxSeqLen = config.maxSeqLen;
     this.loadMs = loadMs;
-    this.#codec = new PromptCodecImpl(tokenizer, this.#hf, Int32Array.from(config.stopIds), loadMs);
+    const start = isEncoderDecoder(config.arch) ? (config.decoderStartTokenId ?? 0) : undefined;
+    this.#codec = new PromptCodecImpl(tokenizer, this.#hf, Int32Array.from(config.stopIds), loadMs, start);
     this.#default = this.createContext(contextOptions);
     const c = this.#default.config;
     this.config = Object.freeze({
@@ -238,7 +239,7 @@ export class Model {
    */
   async embed(texts: string | ReadonlyArray<string | readonly number[]>, options?: EmbedOptions): Promise<Float32Array[]> {
     const ctx = this.#context();
-    if (!isEncoder(this.config.arch)) throw new UnsupportedError(`embed() needs an encoder model (bert); this model is ${this.config.modelType ?? this.config.arch}`);
+    if (!hasEncoder(this.config.arch)) throw new UnsupportedError(`embed() needs a model with an encoder (bert, t5); this model is ${this.config.modelType ?? this.config.arch}`);
     const o = optionsObject('options', options, EMBED_OPTION_KEYS);
     const pooling = o.pooling === undefined ? 'mean' : oneOf('pooling', o.pooling, ['mean', 'cls'] as const);
     const normalize = o.normalize === undefined ? true : o.normalize;
@@ -294,7 +295,8 @@ export class Model {
 
 /** Prompt encoding for contexts (lib/context.ts PromptCodec) over the model's tokenizer. */
 class PromptCodecImpl {
-  constructor(readonly tok: TextCodec, readonly hf: HfTokenizer | null, readonly stopIds: Int32Array, readonly loadMs: number) {}
+  constructor(readonly tok: TextCodec, readonly hf: HfTokenizer | null, readonly stopIds: Int32Array, readonly loadMs: number,
+    readonly decoderStart?: number) {}
   get vocabSize(): number { return this.tok.vocabSize; }
   encode(text: string): number[] { return this.tok.encode(text); }
   encodeContinuation(text: string): number[] {
@@ -432,8 +434,8 @@ export async function buildModel(parts: ModelParts, o: LoadModelOptions & { load
   const throwIfAborted = (): void => { if (signal?.aborted) throw new AbortError('Model loading was aborted', { cause: signal.reason }); };
   // The default context's options are checked before any weight is read.
   const contextOptions: ContextOptions = contextOptionsOf(o as Record<string, unknown>);
-  if (isEncoder(parts.config.arch) && o.maxStepTokens === undefined) {
-    // An encoder embeds a whole text in one pass: the step must hold the longest one.
+  if (hasEncoder(parts.config.arch) && o.maxStepTokens === undefined) {
+    // An encoder reads a whole text in one pass: the step must hold the longest one.
     const longest = o.maxSeqLen === undefined ? parts.config.maxSeqLen : integerIn('maxSeqLen', o.maxSeqLen, 1, parts.config.maxSeqLen);
     const batch = o.maxBatch === undefined ? defaultMaxBatch(device) : integerIn('maxBatch', o.maxBatch, 1, limits().maxBatch);
     contextOptions.maxStepTokens = Math.min(Math.max(512, longest, batch), batch * longest);

@@ -92,12 +92,13 @@ bool get_bool_or(const Napi::Object& o, const char* name, bool fallback) {
 }
 
 eet::AttnMask to_attn_mask(Napi::Env env, const std::string& name, const Napi::Value& v) {
-  constexpr eet::AttnMask kAll[] = {eet::AttnMask::Bidirectional, eet::AttnMask::Causal, eet::AttnMask::AntiCausal};
+  constexpr eet::AttnMask kAll[] = {eet::AttnMask::Bidirectional, eet::AttnMask::Causal, eet::AttnMask::AntiCausal,
+                                    eet::AttnMask::Cross};
   const std::string s = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
   for (eet::AttnMask m : kAll) {
     if (s == eet::attn_mask_name(m)) return m;
   }
-  throw_arg(env, name, "'bidirectional', 'causal' or 'anticausal'", v);
+  throw_arg(env, name, "'bidirectional', 'causal', 'anticausal' or 'cross'", v);
 }
 
 std::string get_string(const Napi::Object& o, const char* name) {

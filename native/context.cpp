@@ -15,6 +15,7 @@
 
 #include "../engine/context.h"
 #include "../engine/limits.h"
+#include "encoder_memory.h"
 #include "worker.h"
 
 namespace eet_node {
@@ -77,6 +78,7 @@ eet::GenerateRequest parse_generate(const Napi::Value& v) {
   r.stop_ids = typed_array<int32_t>(o, "stopIds", napi_int32_array, "Int32Array");
   r.logits = get_bool_or(o, "logits", false);
   r.top_logprobs = int32_t(get_int_or(o, "topLogprobs", 0, eet::Limits::maxTopLogprobs, -1));  // absent: off
+  r.memory = unwrap_memory(env, o.Get("memory"), "memory");  // encoder-decoder models (Context::submit checks)
   return r;
 }
 
@@ -157,6 +159,9 @@ Napi::Object stats_object(Napi::Env env, const eet::ContextStats& s) {
   o.Set("prefixCacheQueries", double(s.prefix_cache_queries));
   o.Set("sharedPrefixTokens", double(s.shared_prefix_tokens));
   o.Set("sharedPrefixKeysSaved", double(s.shared_prefix_keys_saved));
+  o.Set("encoderMemories", s.encoder_memories);
+  o.Set("memoryKeysSaved", double(s.memory_keys_saved));
+  o.Set("encoderTokens", double(s.encoder_tokens));
   return o;
 }
 
@@ -308,6 +313,20 @@ class EmbedWorker final : public PromiseWorker<eet::Context> {
   std::vector<float> result_;
 };
 
+class EncodeWorker final : public PromiseWorker<eet::Context> {
+ public:
+  EncodeWorker(Napi::Env env, Napi::Object self, std::shared_ptr<eet::Context> c, std::vector<int32_t> tokens)
+      : PromiseWorker(env, self, std::move(c)), tokens_(std::move(tokens)) {}
+
+ protected:
+  void run(eet::Context& c) override { memory_ = c.encode(tokens_); }
+  Napi::Value result(Napi::Env env) override { return wrap_memory(env, std::move(memory_)); }
+
+ private:
+  std::vector<int32_t> tokens_;
+  std::shared_ptr<const eet::EncoderMemory> memory_;
+};
+
 // Stops the loop and drops this reference to the context off the JS thread (a step may be in flight), then
 // releases the thread-safe function: nothing calls it any more.
 class DisposeWorker final : public PromiseWorker<eet::Context> {
@@ -335,6 +354,8 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
                         InstanceMethod("startSequence", &AddonContext::StartSequence),
                         InstanceMethod("endSequence", &AddonContext::EndSequence),
                         InstanceMethod("step", &AddonContext::Step), InstanceMethod("embed", &AddonContext::Embed),
+                        InstanceMethod("encode", &AddonContext::Encode),
+                        InstanceMethod("releaseMemory", &AddonContext::ReleaseMemory),
                         InstanceMethod("memory", &AddonContext::Memory),
                         InstanceMethod("dispose", &AddonContext::Dispose)});
   }
@@ -440,7 +461,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
     });
   }
 
-  // startSequence(seed: bigint) -> slot
+  // startSequence(seed: bigint, memory?) -> slot
   Napi::Value StartSequence(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     return guarded(env, [&]() -> Napi::Value {
@@ -448,7 +469,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
       bool lossless = false;
       uint64_t seed = info[0].IsBigInt() ? info[0].As<Napi::BigInt>().Uint64Value(&lossless) : 0;
       if (!lossless) throw_arg(env, "seed", "bigint in [0, 2^64)", info[0]);
-      return Napi::Number::New(env, c->start_sequence(seed));
+      return Napi::Number::New(env, c->start_sequence(seed, unwrap_memory(env, info[1], "memory")));
     });
   }
 
@@ -476,6 +497,29 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
     return promise_guarded(env, [&]() -> Napi::Value {
       auto c = alive(env);
       return queue_worker<EmbedWorker>(env, info.This().As<Napi::Object>(), c, parse_embed(info[0]));
+    });
+  }
+
+  // encode(input: Int32Array) -> Promise<memory>: the encoder pass runs on a libuv thread.
+  Napi::Value Encode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return promise_guarded(env, [&]() -> Napi::Value {
+      auto c = alive(env);
+      if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+        throw_arg(env, "input", "Int32Array", info[0]);
+      }
+      Napi::Int32Array a = info[0].As<Napi::Int32Array>();
+      std::vector<int32_t> tokens(a.Data(), a.Data() + a.ElementLength());
+      return queue_worker<EncodeWorker>(env, info.This().As<Napi::Object>(), c, std::move(tokens));
+    });
+  }
+
+  // releaseMemory(memory): drops that handle's reference now (requests using it keep theirs).
+  Napi::Value ReleaseMemory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return guarded(env, [&]() -> Napi::Value {
+      release_memory(env, info[0]);
+      return env.Undefined();
     });
   }
 

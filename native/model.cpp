@@ -87,6 +87,9 @@ eet::ModelConfig parse_config(const Napi::Object& o) {
       throw_arg(env, "ffnActivation", "'relu' or 'geglu_tanh'", ffn);
     }
   }
+  c.n_dec_layers = int32_t(get_int_or(o, "nDecoderLayers", 0, big, 0));  // t5 (its validate() checks them)
+  c.decoder_start_token = int32_t(get_int_or(o, "decoderStartTokenId", 0, big, 0));
+  c.scale_decoder_outputs = get_bool_or(o, "scaleDecoderOutputs", false);
   Napi::Value masks = o.Get("attentionMaskModes");  // encoders: one mask per layer; absent: all bidirectional
   if (!masks.IsUndefined() && !masks.IsNull()) {
     if (!masks.IsArray()) throw_arg(env, "attentionMaskModes", "array of mask names", masks);

@@ -339,7 +339,8 @@ Launch run_attention(OpCall& c) {
       c.tensor("blockTable", DType::I32, eet::checked_mul(a.batch, a.max_blocks_per_seq, "blockTable")));
   a.q_start = static_cast<const int32_t*>(c.tensor("qStart", DType::I32, int64_t(a.batch) + 1));
   a.ctx_len = static_cast<const int32_t*>(c.tensor("ctxLen", DType::I32, a.batch));
-  // Lengths: 0 = q_start[0] <= ... <= q_start[batch] = n_tokens, 1 <= n_q <= ctx_len <= capacity.
+  // Lengths: 0 = q_start[0] <= ... <= q_start[batch] = n_tokens, 1 <= n_q <= ctx_len <= capacity (cross: the keys
+  // are another sequence's, 1 <= ctx_len, any n_q >= 1).
   auto qs = c.read_ints(a.q_start, int64_t(a.batch) + 1);
   auto cl = c.read_ints(a.ctx_len, a.batch);
   int64_t cap = int64_t(a.max_blocks_per_seq) * a.layout.block_size;
@@ -349,10 +350,11 @@ Launch run_attention(OpCall& c) {
   int32_t max_q = 0, max_ctx = 0;
   for (int32_t b = 0; b < a.batch; ++b) {
     int64_t nq = int64_t(qs[size_t(b) + 1]) - qs[size_t(b)];
-    if (nq < 1 || nq > cl[size_t(b)] || cl[size_t(b)] > cap) {
+    const bool cross = a.mask == eet::AttnMask::Cross;
+    if (nq < 1 || (!cross && nq > cl[size_t(b)]) || cl[size_t(b)] < 1 || cl[size_t(b)] > cap) {
       throw make_error(c.env, eet::ErrorCode::InvalidArg,
-                       "sequence " + std::to_string(b) + ": expected 1 <= queries (" + std::to_string(nq) +
-                           ") <= ctxLen (" + std::to_string(cl[size_t(b)]) + ") <= " + std::to_string(cap));
+                       "sequence " + std::to_string(b) + ": expected 1 <= queries (" + std::to_string(nq) + ")" +
+                           (cross ? ", 1" : "") + " <= ctxLen (" + std::to_string(cl[size_t(b)]) + ") <= " + std::to_string(cap));
     }
     max_q = std::max<int32_t>(max_q, int32_t(nq));
     max_ctx = std::max(max_ctx, cl[size_t(b)]);

@@ -74,13 +74,14 @@ const addonInfo = (() => { try { return JSON.parse(readLog('addon').split('\n').
 const bench = readJson('bench.json');
 const opbench = readJson('opbench.json');
 const serving = readJson('serving.json');
+const pidT5 = readJson('pid-t5.json');
 const hf = readJson('hf.json');
 const device = addonInfo?.cuda?.[0]?.name ?? (dry ? 'no GPU (dry run on cpu/emu)' : 'no CUDA device found');
 const report = {
   tool: 'scripts/gpu-suite.sh', dryRun: dry, date: new Date().toISOString(), device,
   steps, ops: jestSummary(readJson('ops.json')), models: jestSummary(readJson('models.json')),
   sanitizers: { memcheck: sanitizerVerdict('memcheck'), racecheck: sanitizerVerdict('racecheck') },
-  bench, opbench, serving, hf, comparisons: comparisons(bench, hf),
+  bench, opbench, serving, pidT5, hf, comparisons: comparisons(bench, hf),
 };
 
 // On the GPU, a test step that passed without running a single test means the cuda tests were all skipped.
@@ -123,6 +124,7 @@ function benchSection(title, r, step, file = 'format.js', formatter = 'formatMar
 benchSection('Benchmark (eet bench)', bench, 'bench');
 benchSection('Per-op benchmark (scripts/op-bench.js)', opbench, 'opbench', 'opformat.js', 'formatOpMarkdown');
 benchSection('Serving scenarios (eet bench --scenarios)', serving, 'serving');
+benchSection('PiD on a T5 (eet bench --scenarios pid)', pidT5, 'pid-t5');
 md.push('');
 md.push('## Sanitizers', '');
 for (const name of ['memcheck', 'racecheck']) {

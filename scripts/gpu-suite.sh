@@ -18,6 +18,7 @@
 #   opbench    scripts/op-bench.js --json: every op of a decode (b = 1, 16; 512 keys) and a prefill (512 tokens) step
 #              of the built-in shapes, timed with device events beside the roofline, Q8_0 GEMMs too (dry run: emu)
 #   serving    `eet bench --no-grid --scenarios all --json`: concurrency, shared document, busy event loop, http, pid
+#   pid-t5     the pid scenario on a T5 (encoder-decoder: one encoder memory shared by every prompt)
 #              (one document of 1000 tokens, S = 1, 16, 64 sub-tasks) on one model
 #   memcheck   compute-sanitizer --tool memcheck over a short `eet generate` (dry run: the generate on cpu, no sanitizer)
 #   racecheck  compute-sanitizer --tool racecheck over scripts/gpu-racecheck.js (norm, attention, shared_attention) (dry run: on emu)
@@ -62,6 +63,8 @@ if [ $dry = 1 ]; then
   # shellcheck disable=SC2206 # SUITE_OPBENCH_ARGS is a list of words
   opbench_args=(--dry-run ${SUITE_OPBENCH_ARGS:-})
   serving_args=(--model "${SUITE_SERVING_MODELS:-tiny}" --device cpu --dtype "${SUITE_BENCH_DTYPE:-float32}" --bandwidth-bytes 16777216)
+  # shellcheck disable=SC2054 # commas inside arguments
+  pid_t5_args=(--model "${SUITE_T5_MODEL:-t5-tiny}" --device cpu --dtype float32 --bandwidth-bytes 16777216 --pid-documents 200 --pid-subtasks 1,16)
   hf_args=(--device cpu --variants eager)
 else
   dev=cuda
@@ -74,6 +77,8 @@ else
   opbench_args=(--model "${SUITE_OPBENCH_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l,gpt2-124m,gpt2-1.5b}" --device cuda
     --dtype "${SUITE_BENCH_DTYPE:-float16}" --batch 1,16 --context 512 --prompt 512 --q8 ${SUITE_OPBENCH_ARGS:-})
   serving_args=(--model "${SUITE_SERVING_MODELS:-tinyllama-1.1b}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}")
+  # shellcheck disable=SC2054 # commas inside arguments
+  pid_t5_args=(--model "${SUITE_T5_MODEL:-t5-base}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}" --pid-documents 1000 --pid-subtasks 1,16,64)
   # shellcheck disable=SC2054
   hf_args=(--device cuda --variants eager,compiled --compiled-cells 2)
 fi
@@ -143,6 +148,8 @@ step bench 90 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/b
 step opbench 90 "" node scripts/op-bench.js "${opbench_args[@]}" --out "$work/opbench.json"
 step serving 90 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/serving.json"' serving "${serving_args[@]}" \
   --no-grid --scenarios "${SUITE_SERVING_SCENARIOS:-all}" --pid-documents 1000 --pid-subtasks 1,16,64
+step pid-t5 40 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/pid-t5.json"' pid-t5 "${pid_t5_args[@]}" \
+  --no-grid --scenarios pid
 
 # ---- sanitizers
 gen=(node dist/cli/main.js generate "$story/stories260K.bin" "Once upon a time" -z "$story/tok512.bin" -n 40 -t 0 --no-progress)

@@ -21,7 +21,10 @@ Writes test/fixtures/hf-t5/:
                    text its input ids (with </s>), the encoder's last hidden state (T, C), the teacher-forced decoder
                    inputs ([decoder_start] + target ids) and logits (T_dec, V), the greedy ids (generate,
                    max_new_tokens = GREEDY_TOKENS, decoder_start first) and each greedy step's top-1 minus top-2 logit
-                   margin (so a test can tell a close call from a bug)
+                   margin (so a test can tell a close call from a bug) and its top-5 ids (f16 / bf16 divergence
+                   checks); pid: Prompt-in-Decoder references — for the second input text, each of PID_PROMPTS as
+                   the decoder's forced prefix ([decoder_start] + its ids without </s>) and HF's greedy continuation
+                   (PID_TOKENS tokens)
 Fails if the folder outgrows LIMIT_BYTES, or if dropping the position bias or adding a 1/sqrt(d_kv) scale would
 change the encoder outputs by too little for a test to notice.
 Usage: ../shared/tools/hf-venv.sh /tmp/hfvenv && /tmp/hfvenv/bin/python3 scripts/make_hf_t5_fixture.py
@@ -48,6 +51,9 @@ GREEDY_TOKENS = 8
 # Two inputs of different lengths; the second is longer than a 16-token KV block.
 TEXTS = ["the cat sat on the mat.", "a small dog ran after the red ball in the garden, then the cat looked back."]
 TARGET = "the dog sat on the red mat."
+# Decoder prompts for PiD (forced decoder prefixes over one encoded input); their words are in the vocabulary.
+PID_PROMPTS = ["the cat", "a small dog ran", "then"]
+PID_TOKENS = 6
 # Whole words of the corpus are pieces; "garden" and "looked" are left out so they split into single characters.
 CORPUS = " ".join(TEXTS + [TARGET]).replace(".", " .").replace(",", " ,").replace("garden", "").replace("looked", "")
 BUCKET_CASES = [(True, 32, 128), (False, 32, 128), (True, 8, 20), (False, 8, 20), (True, 6, 7)]
@@ -161,12 +167,29 @@ def main():
                 out = m64.generate(input_ids=ids, max_new_tokens=GREEDY_TOKENS, do_sample=False, num_beams=1,
                                    min_new_tokens=GREEDY_TOKENS, output_scores=True, return_dict_in_generate=True)
             greedy = out.sequences[0].tolist()
-            margins = []
+            margins, top5 = [], []
             for s in out.scores:
-                top = torch.topk(s[0], 2).values
-                margins.append(float(top[0] - top[1]))
+                top = torch.topk(s[0], 5)
+                margins.append(float(top.values[0] - top.values[1]))
+                top5.append(top.indices.tolist())
             inputs.append({"inputIds": in_ids, "encoderOutput": enc.tolist(), "decoderInputIds": dec_in,
-                           "logits": logits.tolist(), "greedyIds": greedy, "greedyMargins": margins})
+                           "logits": logits.tolist(), "greedyIds": greedy, "greedyMargins": margins,
+                           "greedyTop5": top5})
+
+        pid = []
+        ids = torch.tensor([inputs[1]["inputIds"]])
+        for prompt in PID_PROMPTS:
+            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            assert 2 not in p_ids, (prompt, p_ids)
+            dec_prefix = [0] + p_ids
+            with torch.no_grad():
+                out = m64.generate(input_ids=ids, decoder_input_ids=torch.tensor([dec_prefix]), max_new_tokens=PID_TOKENS,
+                                   min_new_tokens=PID_TOKENS, do_sample=False, num_beams=1, output_scores=True,
+                                   return_dict_in_generate=True)
+            seq = out.sequences[0].tolist()
+            assert seq[:len(dec_prefix)] == dec_prefix, (seq, dec_prefix)
+            margins = [float(torch.topk(s[0], 2).values[0] - torch.topk(s[0], 2).values[1]) for s in out.scores]
+            pid.append({"prompt": prompt, "promptIds": p_ids, "greedyIds": seq[len(dec_prefix):], "greedyMargins": margins})
 
         # The fixture must be able to catch the T5-specific parts: the bias and the absent 1/sqrt(d) scale.
         ids = torch.tensor([inputs[1]["inputIds"]])
@@ -189,7 +212,7 @@ def main():
             assert gap > 0.05, f"{name}: {what} changes the encoder output by only {gap}"
         assert float((encode(m64, ids) - base).abs().max()) == 0.0
 
-        ref["models"][name] = {"config": spec, "inputs": inputs}
+        ref["models"][name] = {"config": spec, "inputs": inputs, "pid": pid}
 
     with open(os.path.join(OUT, "reference.json"), "w") as f:
         json.dump(rounded(ref), f, separators=(",", ":"))

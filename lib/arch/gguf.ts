@@ -19,8 +19,11 @@ export function ggufTensorName(name: string): string {
   return name.endsWith('.bias') ? name : `${name}.weight`;
 }
 
-/** Reads the common keys; the order of the checks decides which error a file with several problems gets. */
-export function ggufCommonConfig(r: GGUFConfigReader): GGUFCommonConfig {
+/**
+ * Reads the common keys; the order of the checks decides which error a file with several problems gets. With
+ * ownHeadDim (t5: d_kv need not be embedding_length / head_count), the head size is attention.key_length.
+ */
+export function ggufCommonConfig(r: GGUFConfigReader, ownHeadDim = false): GGUFCommonConfig {
   const a = r.name;
   const embd = r.tensorShape('token_embd');
   if (!embd) r.invalid('tensor "token_embd.weight" is missing');
@@ -28,14 +31,15 @@ export function ggufCommonConfig(r: GGUFConfigReader): GGUFCommonConfig {
   const dim = r.int('embedding_length');
   const nHeads = r.int('attention.head_count');
   const nKvHeads = r.int('attention.head_count_kv', nHeads);
-  if (dim % nHeads !== 0) r.invalid(`${a}.attention.head_count (${nHeads}) does not divide ${a}.embedding_length (${dim})`);
+  if (!ownHeadDim && dim % nHeads !== 0) r.invalid(`${a}.attention.head_count (${nHeads}) does not divide ${a}.embedding_length (${dim})`);
   if (nKvHeads > nHeads || nHeads % nKvHeads !== 0) {
     r.invalid(`${a}.attention.head_count_kv (${nKvHeads}) does not divide ${a}.attention.head_count (${nHeads})`);
   }
-  const headDim = dim / nHeads;
+  const headDim = ownHeadDim ? r.int('attention.key_length') : dim / nHeads;
   for (const k of ['key_length', 'value_length']) {
     const v = r.int(`attention.${k}`, headDim);
-    if (v !== headDim) r.unsupported(`${a}.attention.${k} = ${v} differs from embedding_length / head_count = ${headDim}`);
+    const what = ownHeadDim ? 'attention.key_length' : 'embedding_length / head_count';
+    if (v !== headDim) r.unsupported(`${a}.attention.${k} = ${v} differs from ${what} = ${headDim}`);
   }
   return {
     dim,

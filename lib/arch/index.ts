@@ -5,10 +5,10 @@ import { bert } from './bert';
 import { expandLayout, layoutParameters } from './common';
 import { gpt2 } from './gpt2';
 import { llama } from './llama';
-import { t5 } from './t5';
+import { t5, t5encoder } from './t5';
 import type { ArchDescription, ArchShape, EngineArch, TensorSpec } from './types';
 
-export const ARCHITECTURES = [llama, gpt2, bert, t5] as const;
+export const ARCHITECTURES = [llama, gpt2, bert, t5, t5encoder] as const;
 
 type Registered = (typeof ARCHITECTURES)[number];
 type ModelTypeOf<T> = T extends ArchDescription<infer M, string> ? M : never;
@@ -47,9 +47,19 @@ export function hfModelTypeOfClass(className: string): HfModelType | undefined {
   return undefined;
 }
 
-/** Whether the architecture is an encoder (embed(), no generation). */
+/** Whether the architecture is an encoder only (embed(), no generation). */
 export function isEncoder(arch: EngineArch): boolean {
   return archOf(arch).encoder === true;
+}
+
+/** Whether the architecture is an encoder-decoder (t5): generation reads an encoded input; embed() pools the encoder. */
+export function isEncoderDecoder(arch: EngineArch): boolean {
+  return archOf(arch).encoderDecoder === true;
+}
+
+/** Whether embed() works: an encoder, alone or with a decoder. */
+export function hasEncoder(arch: EngineArch): boolean {
+  return isEncoder(arch) || isEncoderDecoder(arch);
 }
 
 /** Every tensor a model of this shape has, in load order. */

@@ -16,7 +16,7 @@ export type ModelFileConfig = Omit<AddonModelConfig, 'dtype' | 'device'>;
 export type ArchShape = Pick<
   ModelFileConfig,
   'arch' | 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'maxSeqLen' | 'tiedEmbeddings' | 'qkvBias' | 'nTokenTypes'
-  | 'relBuckets' | 'ffnActivation'
+  | 'relBuckets' | 'ffnActivation' | 'nDecoderLayers'
 >;
 
 /**
@@ -60,8 +60,8 @@ export interface GGUFConfigReader {
   /** general.architecture (one of the description's gguf.architectures). */
   readonly name: string;
   readonly file: string;
-  /** A positive integer (at most 2^30). */
-  int(key: string, fallback?: number): number;
+  /** An integer in [min (default 1), 2^30]. */
+  int(key: string, fallback?: number, min?: number): number;
   /** A positive finite number; float32 values as their shortest decimal (1e-5, not 9.9999997e-6). */
   number(key: string, fallback?: number): number;
   string(key: string, fallback?: string): string;
@@ -116,11 +116,15 @@ export interface ArchDescription<ModelType extends string = string, GGUFName ext
   arch: EngineArch;
   /** An encoder: no LM head; its models embed() text instead of generating (the engine's has_lm_head() is false). */
   encoder?: boolean;
+  /** An encoder-decoder (t5): generation encodes an input once (context.encode) and decodes prompts against it. */
+  encoderDecoder?: boolean;
   /** The tensors of a model of this shape, in load order, optional ones (biases, an untied head) included as the config says. */
   tensors(c: ArchShape): TensorLayout;
   gguf: {
     /** The general.architecture values this engine architecture loads. */
     names: readonly GGUFName[];
+    /** The head size is attention.key_length, not embedding_length / head_count (t5's d_kv). */
+    ownHeadDim?: boolean;
     /** The architecture's own keys, after the common ones (lib/arch/gguf.ts) have been read into `common`. */
     config(r: GGUFConfigReader, common: GGUFCommonConfig): ModelFileConfig;
     /** The inverse of config: the architecture's own keys for a config, as llama.cpp's converter writes them. */

@@ -21,8 +21,10 @@ export const Q8_0_BYTES = 34 / 32;
 export interface ParamCounts {
   /** Embedding tables: tokens (V × D), and learned positions / token types where the architecture has them. */
   embedding: number;
-  /** Matmul weights of all layers (LLaMA: q, k, v, o, gate, up, down). */
+  /** Matmul weights of all layers a decode step reads (LLaMA: q, k, v, o, gate, up, down; t5: the decoder's). */
   layerMatmul: number;
+  /** Encoder-decoder models: the encoder's matmul weights (read once per input, not per decode step); else 0. */
+  encoderMatmul: number;
   /** Vectors: norm weights and biases. */
   norms: number;
   /** Separate classifier V × D (0 when tied to the embedding). */
@@ -37,10 +39,16 @@ export function paramCounts(s: ShapeDims): ParamCounts {
   const block = layout.block(0);
   const sum = (ts: TensorSpec[], roles: TensorRole[]): number => ts.filter((t) => roles.includes(t.role)).reduce((a, t) => a + numel(t.shape), 0);
   const embedding = sum(outside, ['embedding']);
-  const layerMatmul = s.nLayers * sum(block, ['matrix']);
   const norms = sum(outside, ['norm', 'bias']) + s.nLayers * sum(block, ['norm', 'bias']);
+  const stackMatmul = s.nLayers * sum(block, ['matrix']);
+  if (archOf(s.arch).encoderDecoder) {
+    // t5: the blocks are the encoder's; the decoder's layers are listed after them (dec.blk.*), then the head.
+    const decoder = sum(outside.filter((t) => t.name.startsWith('dec.blk.')), ['matrix']);
+    const head = sum(outside, ['matrix']) - decoder;
+    return { embedding, layerMatmul: decoder, encoderMatmul: stackMatmul, norms, head, total: embedding + decoder + stackMatmul + norms + head };
+  }
   const head = sum(outside, ['matrix']);
-  return { embedding, layerMatmul, norms, head, total: embedding + layerMatmul + norms + head };
+  return { embedding, layerMatmul: stackMatmul, encoderMatmul: 0, norms, head, total: embedding + stackMatmul + norms + head };
 }
 
 export const DTYPE_BYTES = { float32: 4, float16: 2, bfloat16: 2 } as const;
@@ -56,9 +64,9 @@ export function decodeWeightBytes(s: ShapeDims, dtypeBytes: number): number {
   return bytes - kept * (dtypeBytes - Q8_0_BYTES);
 }
 
-/** KV-cache bytes per cached token (all layers, K and V). */
+/** KV-cache bytes per cached token (all layers, K and V; t5: the decoder's self-attention). */
 export function kvBytesPerToken(s: ShapeDims, dtypeBytes: number): number {
-  return 2 * s.nLayers * s.nKvHeads * s.headDim * dtypeBytes;
+  return 2 * (s.nDecoderLayers ?? s.nLayers) * s.nKvHeads * s.headDim * dtypeBytes;
 }
 
 /**
@@ -73,6 +81,13 @@ export function decodeBytes(s: ShapeDims, dtypeBytes: number, batch: number, pro
 /** FLOPs of a prefill of `batch` prompts of `prompt` tokens (logits for each sequence's last position only). */
 export function prefillFlops(s: ShapeDims, batch: number, prompt: number): number {
   const p = paramCounts(s);
+  if (p.encoderMatmul > 0) {
+    // t5: the prompt is the encoder's input (bidirectional: all of 4·h·d·P² per layer), then each decoder layer's
+    // cross K and V of it, then one decoder token (its start id) through the decoder and the head.
+    const crossKv = 2 * 2 * s.nHeads * s.headDim * s.dim * (s.nDecoderLayers ?? s.nLayers) * batch * prompt;
+    const encoder = 2 * p.encoderMatmul * batch * prompt + 4 * s.nLayers * s.nHeads * s.headDim * prompt * prompt * batch;
+    return encoder + crossKv + 2 * (p.layerMatmul + s.vocabSize * s.dim) * batch;
+  }
   const matmul = 2 * p.layerMatmul * batch * prompt;
   const attention = 2 * s.nLayers * s.nHeads * s.headDim * prompt * prompt * batch; // causal: half of 4·h·d·P²
   const classifier = 2 * s.vocabSize * s.dim * batch;

@@ -20,6 +20,7 @@ import type { GenerateResult, Model } from '../model';
 import { benchOptions, expectLength } from './grid';
 import { httpScenario, type HttpResult, type HttpSettings } from './http';
 import { fitPid, pidDefaults, pidPositions, pidScenario, type PidResult, type PidSettings } from './pid';
+import { isEncoderDecoder } from '../arch';
 import type { TokenSource } from './random';
 import { median, percentiles, type Percentiles } from './stats';
 
@@ -178,7 +179,7 @@ export async function runScenarios(model: Model, names: readonly ScenarioName[],
       out.pid = await pidScenario((maxBatch, maxSeqLen, more) => model.createContext({
         maxBatch, maxSeqLen, ...step, ...more,
         ...(step.maxStepTokens !== undefined ? { maxStepTokens: Math.max(maxBatch, step.maxStepTokens) } : {}),
-      }), s.pid, source, log);
+      }), s.pid, source, log, isEncoderDecoder(model.config.arch));
     }
   }
   return out;

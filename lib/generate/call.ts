@@ -8,7 +8,7 @@
 // and on abort ('abort': the engine cancels every unfinished sample at its next step boundary; what it generated
 // until then stays; stream() stops yielding at once). The call is complete when the engine has reported every
 // request done; an engine error fails the whole call.
-import type { AddonContext, AddonEventBatch, AddonRawLogprobs, AddonRequestDone } from '../binding';
+import type { AddonContext, AddonEncoderMemory, AddonEventBatch, AddonRawLogprobs, AddonRequestDone } from '../binding';
 import { AddonFinish } from '../binding';
 import type { FinishReason, ResolvedOptions } from './options';
 import { SequenceText, TokenDecoder } from './text';
@@ -73,6 +73,8 @@ export interface GenerateResult {
 export interface CallPrompt {
   ids: Int32Array;
   decoder: () => TokenDecoder;
+  /** Encoder-decoder models: the encoded input this prompt (the decoder's forced prefix) attends; set before start(). */
+  memory?: AddonEncoderMemory;
 }
 
 class Sample {
@@ -148,6 +150,7 @@ export class Call {
       repetitionPenalty: o.repetitionPenalty, presencePenalty: o.presencePenalty, frequencyPenalty: o.frequencyPenalty,
       seed: seedOf(o.seed, i * o.n), maxNewTokens: o.maxNewTokens, stopIds: o.ignoreEos ? new Int32Array(0) : this.#stopIds,
       logits: o.logits, ...(o.topLogprobs !== undefined ? { topLogprobs: o.topLogprobs } : {}),
+      ...(p.memory ? { memory: p.memory } : {}),
     })));
     ids.forEach((id, i) => {
       register(id, i);

@@ -14,6 +14,7 @@ import type { GGUFConfigReader, ModelFileConfig } from '../arch/types';
 import { ModelFormatError, UnsupportedError } from '../errors';
 import { ggufMeta, ggufSource, readGGUF, type GGUFFile, type GGUFTensor } from '../formats/gguf';
 import { ByteLevelBpeTokenizer } from '../tokenizers/bpe';
+import { ggufT5Tokenizer } from '../tokenizers/gguf-t5';
 import { Llama2cTokenizer } from '../tokenizers/llama2c';
 import type { TextTokenizer } from '../tokenizers/types';
 
@@ -34,9 +35,11 @@ function fail(file: string, what: string): never {
   throw new ModelFormatError(`Invalid GGUF model ${file}: ${what}`);
 }
 
-function positiveInt(f: GGUFFile, key: string, fallback?: number): number {
+function positiveInt(f: GGUFFile, key: string, fallback?: number, min = 1): number {
   const v = ggufMeta(f, key, 'number', fallback);
-  if (!Number.isInteger(v) || v < 1 || v > 2 ** 30) fail(f.path, `metadata "${key}" = ${v}, expected a positive integer`);
+  if (!Number.isInteger(v) || v < min || v > 2 ** 30) {
+    fail(f.path, `metadata "${key}" = ${v}, expected ${min === 1 ? 'a positive integer' : `an integer >= ${min}`}`);
+  }
   return v;
 }
 
@@ -58,7 +61,7 @@ function configReader(f: GGUFFile, name: string, byName: Map<string, GGUFTensor>
   return {
     name,
     file: f.path,
-    int: (key, fallback) => positiveInt(f, `${name}.${key}`, fallback),
+    int: (key, fallback, min) => positiveInt(f, `${name}.${key}`, fallback, min),
     number: (key, fallback) => positiveNumber(f, `${name}.${key}`, fallback),
     string: (key, fallback) => ggufMeta(f, `${name}.${key}`, 'string', fallback),
     tensorShape: (n) => byName.get(n)?.shape,
@@ -77,7 +80,7 @@ export function ggufModelFromFile(f: GGUFFile): GGUFModel {
   if (!desc) throw new UnsupportedError(`${file}: architecture "${a}" is not supported (supported: ${GGUF_ARCHITECTURES.join(', ')})`);
   const byName = new Map(f.tensors.map((t) => [engineTensorName(t.name), t]));
   const r = configReader(f, a, byName);
-  const config = desc.gguf.config(r, ggufCommonConfig(r));
+  const config = desc.gguf.config(r, ggufCommonConfig(r, desc.gguf.ownHeadDim === true));
   checkConfigLimits(file, config);
 
   const expected = new Map(tensorList(config).map((t) => [t.name, t]));
@@ -101,6 +104,7 @@ export function ggufModelFromFile(f: GGUFFile): GGUFModel {
   const tmpl = f.metadata.get('tokenizer.chat_template');
   if (tmpl?.type === 'string') model.chatTemplate = tmpl.value;
   if (model.tokenizerKind === 'llama') model.tokenizer = ggufLlamaTokenizer(f, config.vocabSize);
+  else if (model.tokenizerKind === 't5') model.tokenizer = ggufUnigramTokenizer(f, config.vocabSize);
   else if (model.tokenizerKind === 'gpt2') {
     try {
       model.tokenizer = ggufBpeTokenizer(f, config.vocabSize);
@@ -108,7 +112,7 @@ export function ggufModelFromFile(f: GGUFFile): GGUFModel {
       if (!(e instanceof UnsupportedError)) throw e;
       model.tokenizerProblem = e.message;
     }
-  } else model.tokenizerProblem = `tokenizer.ggml.model "${model.tokenizerKind}" is not supported yet (supported: llama, gpt2)`;
+  } else model.tokenizerProblem = `tokenizer.ggml.model "${model.tokenizerKind}" is not supported yet (supported: llama, gpt2, t5)`;
   return model;
 }
 
@@ -197,4 +201,33 @@ export function ggufLlamaTokenizer(f: GGUFFile, vocabSize: number): Llama2cToken
     addBos: ggufMeta(f, 'tokenizer.ggml.add_bos_token', 'bool', true),
     byteIds,
   });
+}
+
+/**
+ * T5's SentencePiece Unigram (tokenizer.ggml.model 't5'): tokens, scores, token_type, unk / eos ids (defaults 2 and
+ * 1, T5's), add_space_prefix (default true), remove_extra_whitespaces (default true), add_eos_token (default true),
+ * precompiled_charsmap (optional uint8 array) → lib/tokenizers/gguf-t5.ts.
+ */
+export function ggufUnigramTokenizer(f: GGUFFile, vocabSize: number): TextTokenizer {
+  const list = tokenList(f, vocabSize);
+  const scores = ggufMeta(f, 'tokenizer.ggml.scores', 'array');
+  if (scores.itemType !== 'float32') fail(f.path, 'tokenizer.ggml.scores is not an array of float32');
+  const sv = scores.value as Float32Array;
+  if (sv.length !== list.length) fail(f.path, `tokenizer.ggml.scores has ${sv.length} items, tokenizer.ggml.tokens ${list.length}`);
+  const bad = sv.findIndex((x) => !Number.isFinite(x));
+  if (bad >= 0) fail(f.path, `tokenizer.ggml.scores[${bad}] is not finite`);
+  const cm = f.metadata.get('tokenizer.ggml.precompiled_charsmap');
+  if (cm !== undefined && (cm.type !== 'array' || (cm.itemType !== 'uint8' && cm.itemType !== 'int8'))) {
+    fail(f.path, 'tokenizer.ggml.precompiled_charsmap is not an array of bytes');
+  }
+  const charsmap = cm === undefined ? null : Uint8Array.from(cm.value as ArrayLike<number>, (b) => b & 0xff);
+  return ggufT5Tokenizer({
+    file: f.path, tokens: list, scores: sv, types: tokenTypes(f, list.length),
+    unk: tokenId(f, 'tokenizer.ggml.unknown_token_id', 2, list.length),
+    eos: tokenId(f, 'tokenizer.ggml.eos_token_id', 1, list.length),
+    addSpacePrefix: ggufMeta(f, 'tokenizer.ggml.add_space_prefix', 'bool', true),
+    removeExtraWhitespaces: ggufMeta(f, 'tokenizer.ggml.remove_extra_whitespaces', 'bool', true),
+    addEos: ggufMeta(f, 'tokenizer.ggml.add_eos_token', 'bool', true),
+    charsmap,
+  }, vocabSize);
 }

@@ -8,7 +8,7 @@
 // encapsulated (no fastify-plugin wrapper): its error and 404 handlers stay scoped to its routes when mounted.
 import { createHash, timingSafeEqual } from 'crypto';
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { isEncoder } from '../arch';
+import { hasEncoder } from '../arch';
 import type { Context, ContextStats } from '../context';
 import type { Model } from '../model';
 import { HttpError, badRequest, toHttpError, unavailable } from './errors';
@@ -123,7 +123,7 @@ export const eetRoutes: FastifyPluginAsync<EetRouteOptions> = async (app: Fastif
     const m = model();
     const b = request.body as { model: string; input: string | string[] | number[] | number[][]; encoding_format?: string | null; dimensions?: number | null };
     if (b.model !== state.modelName) return notFound(reply, b.model, state.modelName);
-    if (!isEncoder(m.config.arch)) throw badRequest(`${state.modelName} is not an embedding model (it generates text; use /v1/completions)`, 'model', 'unsupported');
+    if (!hasEncoder(m.config.arch)) throw badRequest(`${state.modelName} is not an embedding model (it generates text; use /v1/completions)`, 'model', 'unsupported');
     if (typeof b.dimensions === 'number' && b.dimensions !== m.config.dim) {
       throw badRequest(`This model's embeddings have ${m.config.dim} dimensions; dimensions ${b.dimensions} is not supported`, 'dimensions', 'unsupported');
     }

@@ -228,7 +228,7 @@ describe('eet bench', () => {
   test('--list-shapes --json', () => {
     const r = eet('bench', '--list-shapes', '--json');
     expect(r.status).toBe(0);
-    expect(JSON.parse(r.stdout).map((s: { name: string }) => s.name)).toEqual(['tiny', 'tinyllama-1.1b', 'llama-7b', 'gpt3-layer-2l', 'gpt2-124m', 'gpt2-1.5b']);
+    expect(JSON.parse(r.stdout).map((s: { name: string }) => s.name)).toEqual(['tiny', 'tinyllama-1.1b', 'llama-7b', 'gpt3-layer-2l', 'gpt2-124m', 'gpt2-1.5b', 't5-tiny', 't5-base']);
   });
 });
 

@@ -7,7 +7,7 @@ import * as path from 'path';
 
 const root = path.resolve(__dirname, '..', '..');
 // Most valuable first: correctness, speed (the model bench, each op, serving), sanitizers, HF baselines.
-const STEPS = ['addon', 'tsc', 'ops', 'models', 'bench', 'opbench', 'serving', 'memcheck', 'racecheck', 'hf-bench', 'fixtures', 'llama-cpp'];
+const STEPS = ['addon', 'tsc', 'ops', 'models', 'bench', 'opbench', 'serving', 'pid-t5', 'memcheck', 'racecheck', 'hf-bench', 'fixtures', 'llama-cpp'];
 
 describe('scripts/gpu-suite.sh --dry-run', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-gpu-suite-'));
@@ -43,7 +43,7 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(report.dryRun).toBe(true);
     expect(report.steps.map((s) => s.name)).toEqual(STEPS);
     const status = Object.fromEntries(report.steps.map((s) => [s.name, s.status]));
-    for (const name of ['addon', 'tsc', 'ops', 'models', 'bench', 'opbench', 'serving', 'memcheck', 'racecheck']) {
+    for (const name of ['addon', 'tsc', 'ops', 'models', 'bench', 'opbench', 'serving', 'pid-t5', 'memcheck', 'racecheck']) {
       expect(`${name}: ${status[name]}`).toBe(`${name}: pass`);
     }
     expect(status['llama-cpp']).toBe('skipped');
@@ -55,6 +55,8 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(md).toMatch(/^\| attn_q\\\|k\\\|v \| 2 \| M=1 N=128 K=64 \| /m); // the | of a name escaped in the table
     expect(md).toContain('## Serving scenarios (eet bench --scenarios)');
     expect(md).toMatch(/\| 32 concurrent stream\(\) calls \|/);
+    expect(md).toContain('## PiD on a T5 (eet bench --scenarios pid)');
+    expect(md).toMatch(/^\| 200 \| 16 \| pid\+shared \|/m);
   });
 
   test('op cases ran and passed; the bench ran tiny and gpt2-124m; op-bench ran on emu; the serving step ran every scenario', () => {

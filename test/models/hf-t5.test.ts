@@ -1,8 +1,14 @@
-// T5's encoder against Hugging Face transformers (test/fixtures/hf-t5, scripts/make_hf_t5_fixture.py): two tiny
-// random models, T5 v1.0 (ReLU FFN) and v1.1 (gated-gelu, 3 heads of d_kv 16 over d_model 32), loaded from their HF
-// folders (config.json + safetensors + a Unigram tokenizer.json); for two texts of different lengths (8 and 29
-// tokens, one call) the encoder output's mean and first row (embed()'s 'mean' and 'cls' pooling) must match HF's
-// float64 encoder output by the style.md rule (normalized MSE <= 1e-7 for fp32) and within 1e-5 of its largest value.
+// T5 against Hugging Face transformers (test/fixtures/hf-t5, scripts/make_hf_t5_fixture.py): two tiny random
+// models, T5 v1.0 (ReLU FFN, tied head scaled by d_model^-0.5) and v1.1 (gated-gelu, 3 heads of d_kv 16 over d_model
+// 32, unscaled head), loaded from their HF folders (config.json + safetensors + a Unigram tokenizer.json), for two
+// texts of different lengths (8 and 29 tokens):
+//   encoder — the output's mean and first row (embed()'s 'mean' and 'cls' pooling) match HF's float64 encoder output
+//             by the style.md rule (normalized MSE <= 1e-7 for fp32) and within 1e-5 of its largest value;
+//   decoder — teacher-forced logits at every position of the target (position 0 from generate(text), position k from
+//             a PiD prompt of the target's first k ids, all prompts of one input in one call) within 1e-5 of HF's
+//             largest; greedy ids equal HF's (both texts in one call: two memories in one batch); HF's greedy
+//             continuations of forced decoder prefixes (PiD prompts) equal; f16 / bf16 greedy ids follow HF's until
+//             a first divergence that stays within HF's top 5 there.
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel } from '../../lib/model';
@@ -10,9 +16,13 @@ import { readHfModel } from '../../lib/loaders/hf';
 import { relDiff } from '../util/engine-helpers';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'hf-t5');
-interface Input { inputIds: number[]; encoderOutput: number[][] }
+interface Input {
+  inputIds: number[]; encoderOutput: number[][]; decoderInputIds: number[]; logits: number[][]; greedyIds: number[];
+  greedyMargins: number[]; greedyTop5: number[][];
+}
+interface Pid { prompt: string; promptIds: number[]; greedyIds: number[] }
 const REF = JSON.parse(fs.readFileSync(path.join(DIR, 'reference.json'), 'utf8')) as {
-  transformers: string; torch: string; texts: string[]; models: Record<'v1_0' | 'v1_1', { inputs: Input[] }>;
+  transformers: string; torch: string; texts: string[]; models: Record<'v1_0' | 'v1_1', { inputs: Input[]; pid: Pid[] }>;
 };
 const MODELS = ['v1_0', 'v1_1'] as const;
 
@@ -33,9 +43,9 @@ describe(`T5 fixture (transformers ${REF.transformers}, torch ${REF.torch})`, ()
   test.each(MODELS)('%s: config.json reads as the engine\'s t5 with its FFN, buckets and head size', async (name) => {
     const { config } = await readHfModel(path.join(DIR, name));
     expect(config).toMatchObject({
-      arch: 't5', dim: 32, nLayers: 2, relBuckets: 32, relMaxDistance: 128, normEps: 1e-6,
-      ...(name === 'v1_0' ? { ffnActivation: 'relu', nHeads: 4, headDim: 8, hiddenDim: 48 }
-        : { ffnActivation: 'geglu_tanh', nHeads: 3, headDim: 16, hiddenDim: 24 }),
+      arch: 't5', dim: 32, nLayers: 2, nDecoderLayers: 2, decoderStartTokenId: 0, relBuckets: 32, relMaxDistance: 128, normEps: 1e-6,
+      ...(name === 'v1_0' ? { ffnActivation: 'relu', nHeads: 4, headDim: 8, hiddenDim: 48, scaleDecoderOutputs: true }
+        : { ffnActivation: 'geglu_tanh', nHeads: 3, headDim: 16, hiddenDim: 24, scaleDecoderOutputs: false }),
       tiedEmbeddings: true,  // transformers 5 writes true for both (make_hf_t5_fixture.py's docstring)
     });
     expect(REF.models[name].inputs.map((x) => x.inputIds.length)).toEqual([8, 29]);
@@ -85,6 +95,61 @@ describe('T5 encoder in float16 / bfloat16 (the bias table converted to fp32 at 
     for (const device of ['cpu', 'emu']) {
       const err = nmse(await embedOn(device, dtype, name), ref);
       expect([device, err <= 2 * base]).toEqual([device, true]);
+    }
+  });
+});
+
+const GREEDY = { temperature: 0, ignoreEos: true } as const;
+
+describe.each(['cpu', 'emu'])('T5 decoder on %s equals transformers\'', (device) => {
+  test.each(MODELS)('%s: teacher-forced logits at every target position, both texts', async (name) => {
+    const model = await loadModel(path.join(DIR, name), { device, dtype: 'float32', maxBatch: 16 });
+    try {
+      for (const x of REF.models[name].inputs) {
+        const dec = x.decoderInputIds;
+        // Position 0 reads [start]; position k reads [start, t1..tk]: the PiD prompt of the target's first k ids.
+        const first = await model.generate(x.inputIds, { ...GREEDY, maxNewTokens: 1, logits: true });
+        const prompts = dec.slice(1).map((_, k) => dec.slice(1, k + 2));
+        const rest = await model.generate({ input: x.inputIds, prompts }, { ...GREEDY, maxNewTokens: 1, logits: true });
+        const ours = [first, ...rest].map((r) => Array.from(r.logits![0]));
+        expect(ours.length).toBe(x.logits.length);
+        expect(relDiff(ours.flat(), x.logits.flat())).toBeLessThan(1e-5);
+      }
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  test.each(MODELS)('%s: greedy ids of both texts in one call, and of forced decoder prefixes (PiD)', async (name) => {
+    const model = await loadModel(path.join(DIR, name), { device, dtype: 'float32', maxBatch: 4 });
+    try {
+      const { inputs, pid } = REF.models[name];
+      const n = inputs[0].greedyIds.length - 1;
+      const rs = await model.generate(REF.texts, { ...GREEDY, maxNewTokens: n });
+      expect(rs.map((r) => r.tokens)).toEqual(inputs.map((x) => x.greedyIds.slice(1)));  // HF's start with decoder_start
+      const ps = await model.generate({ input: REF.texts[1], prompts: pid.map((p) => p.prompt) }, { ...GREEDY, maxNewTokens: pid[0].greedyIds.length });
+      expect(ps.map((r) => r.tokens)).toEqual(pid.map((p) => p.greedyIds));
+      expect(model.stats()).toMatchObject({ encoderMemories: 0, blocksUsed: 0 });  // every memory went back to the pool
+    } finally {
+      await model.dispose();
+    }
+  });
+});
+
+describe('T5 decoder in float16 / bfloat16: greedy ids follow HF\'s until a divergence within HF\'s top 5', () => {
+  const cases = MODELS.flatMap((name) => (['float16', 'bfloat16'] as const).flatMap((dtype) => ['cpu', 'emu'].map((device) => [name, dtype, device] as const)));
+  test.each(cases)('%s %s on %s', async (name, dtype, device) => {
+    const model = await loadModel(path.join(DIR, name), { device, dtype, maxBatch: 2 });
+    try {
+      const inputs = REF.models[name].inputs;
+      const rs = await model.generate(inputs.map((x) => x.inputIds), { ...GREEDY, maxNewTokens: inputs[0].greedyIds.length - 1 });
+      rs.forEach((r, i) => {
+        const want = inputs[i].greedyIds.slice(1);
+        const at = r.tokens.findIndex((t, k) => t !== want[k]);
+        if (at >= 0) expect([at, inputs[i].greedyTop5[at]]).toEqual([at, expect.arrayContaining([r.tokens[at]])]);
+      });
+    } finally {
+      await model.dispose();
     }
   });
 });

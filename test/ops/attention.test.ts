@@ -14,7 +14,7 @@ import { EmuOptions, FloatDType, OpCase, opSuite, SHORT, SM86_SMEM } from './har
 import { normal, shuffled, uniform } from '../util/random';
 
 type Layout = 'dense' | 'fused' | 'odd';
-type Mask = AddonAttentionMaskMode;
+type Mask = AddonAttentionMaskMode | 'cross';  // cross: T5's decoder over an encoder memory (no layer config)
 
 interface Spec {
   dtype: FloatDType;
@@ -147,6 +147,14 @@ for (const mask of ['bidirectional', 'anticausal'] as const) {
 add({ dtype: 'float16', headDim: 64, nHeads: 4, nKvHeads: 2, mask: 'anticausal', blockSize: 7, ctx: [50, 9, 64], nq: [50, 4, 33], layout: 'fused' });
 add({ dtype: 'bfloat16', headDim: 100, nHeads: 3, nKvHeads: 1, mask: 'anticausal', blockSize: 32, ctx: [70, 33], nq: [12, 33], layout: 'odd' });
 add({ dtype: 'float16', headDim: 64, nHeads: 1, nKvHeads: 1, mask: 'anticausal', blockSize: 16, ctx: [1025, 3], nq: [1025, 3], timeoutMs: 300000 });
+// T5's cross-attention: the keys are an encoder memory, so a decoder prompt may be longer than it (n_q > ctx: 12
+// queries over 5 keys, 9 over 1) and every query sees all of them; decode steps (n_q = 1) read all too. Every dtype,
+// GQA, head_dim 64 and 128, a strided layout.
+for (const dtype of dtypes) {
+  add({ dtype, headDim: 64, nHeads: 4, nKvHeads: 4, mask: 'cross', blockSize: 16, ctx: [5, 40, 17, 1], nq: [12, 3, 17, 9] });
+  add({ dtype, headDim: 128, nHeads: 4, nKvHeads: 2, mask: 'cross', blockSize: 16, ctx: [5, 40, 17, 1, 300], nq: ones(5) });
+}
+add({ dtype: 'float16', headDim: 64, nHeads: 6, nKvHeads: 2, mask: 'cross', blockSize: 7, ctx: [29, 3], nq: [40, 2], layout: 'fused' });
 // A batch of 1-token texts takes the decode path under every mask (where they agree).
 for (const mask of masks) add({ dtype: 'float32', headDim: 64, nHeads: 4, nKvHeads: 2, mask, blockSize: 16, ctx: [1, 1, 1], nq: ones(3) });
 
@@ -294,7 +302,7 @@ describe('attention masks by their definition (independent of the cpu reference)
     const decode = attentionCase({ ...spec, mask: 'anticausal', ctx: [5, 1], nq: [1, 1] });
     refused(() => runCase(decode, device), /expected 1 with mask anticausal on the decode path \(every n_q = 1\) for max_ctx_len but received 5/);
     expect(runCase(attentionCase({ ...spec, mask: 'anticausal', ctx: [1, 1], nq: [1, 1] }), device).every(Number.isFinite)).toBe(true);
-    refused(() => runCase(base, device, { mask: 'lower' }), /Expected 'bidirectional', 'causal' or 'anticausal' for mask but received lower of type string/);
+    refused(() => runCase(base, device, { mask: 'lower' }), /Expected 'bidirectional', 'causal', 'anticausal' or 'cross' for mask but received lower of type string/);
     refused(() => runCase(base, device, { mask: undefined, causal: true }), /for mask but received undefined/);
   });
 });

@@ -114,18 +114,25 @@ describe.each(SHAPES.map((c) => [`${c.arch} (tied ${c.tiedEmbeddings}, qkvBias $
     }
     const layout = ARCHITECTURES.find((a) => a.arch === c.arch)!.tensors(c);
     // T5's blocks are its encoder's, enc.blk.N.* (llama.cpp's t5 names).
-    const pre = c.arch === 't5' ? 'enc.' : '';
+    const pre = c.arch === 't5' || c.arch === 't5encoder' ? 'enc.' : '';
     const strip = (l: number) => layout.block(l).map((t) => [t.name.replace(`${pre}blk.${l}.`, ''), t.shape, t.role]);
     expect(layout.block(0).every((t) => t.name.startsWith(`${pre}blk.0.`))).toBe(true);
     expect(strip(1)).toEqual(strip(0));
     // Outside the blocks, only T5's relative-position table carries a block's name: layer 0 holds it for all layers.
-    const blockNamed = [...layout.before, ...layout.after].filter((t) => /(^|\.)blk\./.test(t.name)).map((t) => t.name);
-    expect(blockNamed).toEqual(c.arch === 't5' ? ['enc.blk.0.attn_rel_b'] : []);
+    // The t5 decoder's blocks (dec.blk.N.*) follow the encoder's, each alike, with the decoder's table in layer 0.
+    const outside = [...layout.before, ...layout.after];
+    const decoder = outside.filter((t) => t.name.startsWith('dec.blk.') && t.name !== 'dec.blk.0.attn_rel_b');
+    const dec = (l: number) => decoder.filter((t) => t.name.startsWith(`dec.blk.${l}.`)).map((t) => [t.name.replace(`dec.blk.${l}.`, ''), t.shape, t.role]);
+    const nDec = c.arch === 't5' ? c.nDecoderLayers! : 0;
+    for (let l = 1; l < nDec; l++) expect(dec(l)).toEqual(dec(0));
+    expect(decoder.length).toBe(nDec * dec(0).length);
+    const blockNamed = outside.filter((t) => /(^|\.)blk\./.test(t.name) && !decoder.includes(t)).map((t) => t.name);
+    expect(blockNamed).toEqual(c.arch === 't5' ? ['enc.blk.0.attn_rel_b', 'dec.blk.0.attn_rel_b'] : c.arch === 't5encoder' ? ['enc.blk.0.attn_rel_b'] : []);
   });
 
-  test('the head: an untied decoder has output (vocab × dim), a tied one and the encoders (bert, t5 for now) have none', () => {
+  test('the head: an untied decoder has output (vocab × dim), a tied one and the encoders (bert, t5encoder) have none', () => {
     const out = list.find((t) => t.name === 'output');
-    if (c.arch === 'bert' || c.arch === 't5' || c.tiedEmbeddings) expect(out).toBeUndefined();
+    if (c.arch === 'bert' || c.arch === 't5encoder' || c.tiedEmbeddings) expect(out).toBeUndefined();
     else expect(out).toMatchObject({ shape: [c.vocabSize, c.dim], role: 'matrix' });
   });
 });

@@ -16,8 +16,15 @@ const small: ShapeDims = { arch: 'llama', maxSeqLen: 16, dim: 4, hiddenDim: 8, n
 describe('paramCounts', () => {
   test('hand-counted small shape', () => {
     // q 4x4, k 2x4, v 2x4, o 4x4, gate/up 8x4, down 4x8 = 16+8+8+16+32+32+32 = 144
-    expect(paramCounts(small)).toEqual({ embedding: 40, layerMatmul: 144, norms: 12, head: 40, total: 236 });
+    expect(paramCounts(small)).toEqual({ embedding: 40, layerMatmul: 144, encoderMatmul: 0, norms: 12, head: 40, total: 236 });
     expect(paramCounts({ ...small, tiedEmbeddings: true }).total).toBe(196);
+  });
+
+  test('T5-base as Hugging Face counts it (T5ForConditionalGeneration.num_parameters(), tied head): 222,903,552', () => {
+    const p = paramCounts(builtinShape('t5-base')!);
+    expect(p.total).toBe(222903552);
+    // A decode step reads the decoder's layers (self + cross attention + FFN), not the encoder's.
+    expect([p.encoderMatmul, p.layerMatmul]).toEqual([12 * (4 + 8) * 768 * 768, 12 * (8 + 8) * 768 * 768]);
   });
 
   test('published sizes: Llama-2-7B 6.74 B, TinyLlama 1.10 B', () => {

@@ -56,7 +56,9 @@ export function archShapeVariants(): ModelFileConfig[] {
     arch: a.arch, dim: 24, hiddenDim: 40, nLayers: 2, nHeads: 3, nKvHeads: a.arch === 'llama' ? 1 : 3, headDim: 8, vocabSize: 30, maxSeqLen: 16,
     normEps: 1e-5, ropeTheta: 10000, ropeLayout: 'half', tiedEmbeddings: !flag, qkvBias: a.arch === 'llama' ? flag : undefined,
     nTokenTypes: a.arch === 'bert' ? 2 : undefined,
-    ...(a.arch === 't5' ? { relBuckets: 32, relMaxDistance: 128, ffnActivation: flag ? 'geglu_tanh' as const : 'relu' as const } : {}),
+    ...(a.arch === 't5' || a.arch === 't5encoder' ? { relBuckets: 32, relMaxDistance: 128, ffnActivation: flag ? 'geglu_tanh' as const : 'relu' as const } : {}),
+    // t5: an untied head with more decoder layers than encoder layers, or a tied head with as many
+    ...(a.arch === 't5' ? { nDecoderLayers: flag ? 3 : 2, decoderStartTokenId: 0, scaleDecoderOutputs: !flag } : {}),
   })));
 }
 
