@@ -3,6 +3,7 @@
 // workspace up by the layouts documented in ops.h, with the same split. One definition, so none can disagree.
 #include <algorithm>
 
+#include "error.h"
 #include "ops.h"
 
 namespace eet {
@@ -98,6 +99,29 @@ size_t shared_attention_workspace_plan(const AttnDecodeShape& max) {
   return plan_over_splits(max, shared_attention_workspace_bytes);
 }
 
-size_t sample_workspace_bytes(int64_t batch, int64_t vocab) { return sizeof(float) * size_t(batch) * size_t(vocab); }
+SampleWorkspaceLayout sample_workspace_layout(int64_t batch, int64_t vocab) {
+  const char* what = "sample workspace";
+  EET_REQUIRE(batch >= 0 && vocab >= 0, ErrorCode::InvalidArg, "size overflow in sample workspace");
+  SampleWorkspaceLayout l{};
+  l.n_chunks = ceil_div(vocab, kSampleChunk);
+  l.cand_cap = std::min<int64_t>(vocab, kSampleCandidates);
+  int64_t end = 0;
+  // The next section of `rows` records of `row_bytes` bytes, at a multiple of 256 bytes.
+  auto section = [&](int64_t rows, int64_t row_bytes) {
+    const int64_t at = checked_add(end, 255, what) / 256 * 256;
+    end = checked_add(at, checked_mul(rows, row_bytes, what), what);
+    return size_t(at);
+  };
+  l.logits = section(batch, checked_mul(vocab, int64_t(sizeof(float)), what));
+  l.candidates = section(batch, checked_mul(l.cand_cap, int64_t(sizeof(int32_t)), what));
+  l.chunks = section(batch, checked_mul(l.n_chunks, kSampleChunkRecordBytes, what));
+  l.bin_mass = section(batch, kSampleBins * int64_t(sizeof(uint64_t)));
+  l.bin_count = section(batch, kSampleBins * int64_t(sizeof(uint32_t)));
+  l.rows = section(batch, kSampleRowRecordBytes);
+  l.total = size_t(end);
+  return l;
+}
+
+size_t sample_workspace_bytes(int64_t batch, int64_t vocab) { return sample_workspace_layout(batch, vocab).total; }
 
 }  // namespace eet

@@ -269,6 +269,9 @@ void validate(const SampleArgs& a) {
   if (ws && (!a.workspace || a.workspace_bytes < ws)) {
     throw_error(ErrorCode::InvalidArg, "sample: workspace of " + std::to_string(ws) + " bytes is required");
   }
+  if (reinterpret_cast<uintptr_t>(a.workspace) % 8 != 0) {
+    throw_error(ErrorCode::InvalidArg, "sample: expected an 8-byte aligned workspace");
+  }
 }
 
 void validate(const CastArgs& a) {

@@ -348,9 +348,29 @@ struct SampleArgs {
   void* workspace;                 // sample_workspace_bytes() bytes
   size_t workspace_bytes;
 };
-// Bytes of SampleArgs::workspace (engine/op_workspace.cpp), fp32:
-//   (batch, vocab)  the logits after the penalties (step 1), read again by every later step
-size_t sample_workspace_bytes(int64_t batch, int64_t vocab);
+// SampleArgs::workspace: the device sampler's scratch (cuda/sample.cu), sections in this order, each starting at a
+// multiple of 256 bytes (sample_workspace_layout() gives the offsets; the kernels carve it up by the same numbers):
+//   logits     (batch, vocab) fp32: the logits after the penalties (step 1), read again by every later step
+//   candidates (batch, cand_cap) int32, cand_cap = min(vocab, kSampleCandidates): ids whose selection is undecided
+//              after the first radix digit; a row with more falls back to re-reading its whole row of logits
+//   chunks     (batch, n_chunks) records of kSampleChunkRecordBytes, n_chunks = ceil(vocab / kSampleChunk): one per
+//              block (max / argmax / non-finite flag, softmax partial sum, probability masses)
+//   bin_mass   (batch, kSampleBins) uint64, bin_count (batch, kSampleBins) uint32: the first-digit histograms
+//   rows       (batch) records of kSampleRowRecordBytes: block counters and what the selection pass needs
+// Sizes come from checked arithmetic (ERR_INVALID_ARG on overflow). The workspace pointer must be 8-byte aligned
+// (64-bit atomics); validate() checks it.
+constexpr int64_t kSampleChunk = 2048;           // vocab ids per block of the sampling kernels
+constexpr int64_t kSampleBins = 2048;            // first radix digit: the top 11 bits of a logit's order key
+constexpr int64_t kSampleCandidates = 16384;     // candidate ids kept per row
+constexpr int64_t kSampleChunkRecordBytes = 40;
+constexpr int64_t kSampleRowRecordBytes = 64;
+struct SampleWorkspaceLayout {
+  int64_t n_chunks, cand_cap;
+  size_t logits, candidates, chunks, bin_mass, bin_count, rows;  // byte offsets
+  size_t total;                                                  // bytes
+};
+SampleWorkspaceLayout sample_workspace_layout(int64_t batch, int64_t vocab);
+size_t sample_workspace_bytes(int64_t batch, int64_t vocab);  // sample_workspace_layout(batch, vocab).total
 
 // ---- dtype conversion (weights to the requested dtype on load) -------------------------------------------------------
 struct CastArgs {

@@ -4,6 +4,11 @@
 // Top-k and top-p sort a copy of the row; the draw walks the row in vocab order with a running sum.
 // The selection thresholds compare penalised logits l rather than p: for temperature > 0 the order and the ties
 // of p = softmax(l / temperature) are those of l, so this is the same rule without rounding in the way.
+// Candidate order: top-k and top-p only produce thresholds (keep l >= a value, ties at it kept), so the order in
+// which they look at ids does not matter; the draw's order does, and it is vocab order here and in the device
+// sampler (cuda/sample.cu: chunks of ids in order, then ids in order inside the crossing chunk): for the same u
+// both return the first id whose running kept mass exceeds u * kept mass. (The device sums fixed-point masses from
+// fp32 exponentials, this file fp64 probabilities: a u within rounding of a boundary could still split them.)
 #include <algorithm>
 #include <cmath>
 #include <functional>

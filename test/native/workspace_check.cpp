@@ -6,10 +6,12 @@
 //    fit in what attention_workspace_plan() reserves, and the plan must be that maximum exactly (no
 //    over-reservation). The same for shared_attention_workspace_plan() (the shared-prefix decode op).
 // (Issue 11 item 10: a plan taken at the largest context reserved too little for a smaller one.)
+// 3. The sampler's workspace layout (ops.h), recomputed from its documented sizes, and its checked arithmetic.
 #include <algorithm>
 #include <cstdio>
 #include <cstdint>
 
+#include "engine/error.h"
 #include "engine/ops.h"
 
 namespace {
@@ -84,6 +86,33 @@ int main() {
   }
   // The sweep is a real check: some shapes need more at a smaller context than at the largest.
   check(non_monotonic > 0, "shapes whose largest context needs less than the sweep's maximum", non_monotonic, 1);
+  // The sampler's workspace (ops.h: six sections in order, each at a multiple of 256 bytes), recomputed here from
+  // the documented sizes, and its checked arithmetic: a size past int64 is ERR_INVALID_ARG, not a wrapped number.
+  const long long sample_shapes[][2] = {{1, 1}, {1, 1000}, {16, 32000}, {64, 151936}, {3, 2049}, {1, 1 << 24}};
+  for (const auto& sh : sample_shapes) {
+    const long long B = sh[0], V = sh[1], chunks = (V + 2047) / 2048, cap = std::min(V, 16384LL);
+    const long long bytes[6] = {B * V * 4, B * cap * 4, B * chunks * 40, B * 2048 * 8, B * 2048 * 4, B * 64};
+    const eet::SampleWorkspaceLayout l = eet::sample_workspace_layout(B, V);
+    const size_t offs[6] = {l.logits, l.candidates, l.chunks, l.bin_mass, l.bin_count, l.rows};
+    long long end = 0;
+    for (int i = 0; i < 6; ++i) {
+      const long long at = (end + 255) / 256 * 256;
+      check((long long)offs[i] == at, "sample section offset", (long long)offs[i], at);
+      end = at + bytes[i];
+    }
+    check((long long)l.total == end && eet::sample_workspace_bytes(B, V) == l.total, "sample total", (long long)l.total, end);
+    check(l.n_chunks == chunks && l.cand_cap == cap, "sample chunks and capacity", l.n_chunks, chunks);
+  }
+  const long long bad_sizes[][2] = {{1LL << 40, 1 << 24}, {-1, 100}, {1, -5}, {1LL << 62, 1}};
+  for (const auto& sh : bad_sizes) {
+    bool threw = false;
+    try {
+      eet::sample_workspace_bytes(sh[0], sh[1]);
+    } catch (const eet::Error& e) {
+      threw = e.code() == eet::ErrorCode::InvalidArg;
+    }
+    check(threw, "sample workspace size overflow is ERR_INVALID_ARG", sh[0], sh[1]);
+  }
   std::printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
   return failures ? 1 : 0;
 }

@@ -2,18 +2,24 @@
 // the f32 rule. Each call mixes rows with different settings (greedy next to sampled, top-k/top-p on and off,
 // repetition / presence / frequency penalties on and off with duplicated history ids, the generated part of the
 // history starting at 0, in the middle or at its end), so every branch of cuda/sample.cu runs in one launch:
-//   - rows x vocab x dtype: vocab 1, 2, 33, 512, 32000 (256- and 512-thread blocks), 151936 with two rows;
+//   - rows x vocab x dtype: vocab 1, 2, 33, 512, 32000, 151936 with two rows;
+//   - multi-block rows (the device sampler puts 2048 ids in a block): vocab 1000 (one block), 32000 (16), 151936 (75,
+//     the last partial) at batch 16 with every top-k {0, 1, 40, vocab} x top-p {1, 0.9, 0.1}, a top-k boundary below
+//     top-p's, greedy and penalised rows, and at batch 1 (top-k 40 + top-p 0.9); tied logits at 32000 and 151936;
+//     rows with nearly every logit in one radix bin (more candidates than the per-row list holds: the fallback that
+//     re-reads the row), some with outliers in the bins above;
 //   - penalties: each of the three alone, together, negative, at the range ends, on a tied grid (equal penalised
 //     values must break ties the same way), for vocab 33, 5000 (two prepare chunks) and 151936;
 //   - the settings sweep: temperature {0, 0.7, 1.5} x top_k {0, 1, 40, vocab} x top_p {1, 0.9, 0.5, 0.01}, one
 //     row each;
 //   - ties: logits on a coarse grid, so argmax and the top-k / top-p boundaries fall on repeated values;
 //   - seeds: 32 rows with the same logits and different (seed, step), including a seed above 2^53.
+// Non-finite logits (NaN, +-infinity) give token -1 on every backend, also from any block of a multi-block row.
 // Plus checks of the cpu reference alone (in-process): different seeds give different tokens, the draw follows
 // the softmax distribution (frequencies over 4000 seeds within 5 sigma), and the penalties are the formula of
 // ops.h computed here in JS (greedy token and log-probability).
 import { FloatDType, OpCase, SHORT, opSuite } from './harness';
-import { normal, randInt } from '../util/random';
+import { normal, randInt, uniform } from '../util/random';
 import { binding } from '../../lib/binding';
 import { deviceReport } from '../../lib/devices';
 
@@ -157,6 +163,104 @@ DTYPES.forEach((dtype, di) => {
       historyLens: rows.map((_, i) => 40 + i),
       logprob: true,
       seed: 900 + di,
+    }),
+  );
+});
+
+// multi-block rows (cuda/sample.cu: 2048 ids per block, so 1000 is one block, 32000 sixteen, 151936 seventy-five
+// with a partial last one). Batch 16: top-k {0, 1, 40, vocab} x top-p {1, 0.9, 0.1} once each, a greedy row, a top-k
+// whose boundary falls below top-p's (k = vocab / 8, top-p 0.5), penalised rows; batch 1: top-k 40 + top-p 0.9.
+const blockRows = (vocab: number): Row[] => {
+  const rows: Row[] = [];
+  for (const topK of [0, 1, 40, vocab]) {
+    for (const topP of [1, 0.9, 0.1]) {
+      rows.push({ temperature: rows.length % 2 ? 1.3 : 0.8, topK, topP, penalty: 1, seed: 90 + rows.length, step: rows.length });
+    }
+  }
+  rows.push({ temperature: 0, topK: 40, topP: 0.9, penalty: 1.3, presence: 0.5, seed: 1, step: 1 });
+  rows.push({ temperature: 1, topK: Math.floor(vocab / 8), topP: 0.5, penalty: 1, seed: 2, step: 2 });
+  rows.push({ temperature: 0.7, topK: 40, topP: 0.9, penalty: 1.3, frequency: 0.5, seed: 3, step: 3 });
+  rows.push({ temperature: 1.5, topK: 0, topP: 1, penalty: 1, presence: -1, frequency: 1, seed: 4, step: 4 });
+  return rows;
+};
+[1000, 32000, 151936].forEach((vocab, vi) => {
+  const seed = 800 + 10 * vi;
+  const rows = blockRows(vocab);
+  cases.push(
+    sampleCase({
+      name: `sample(dtype=f32, batch=${rows.length}, vocab=${vocab}, multi-block, top-k x top-p, history)`,
+      dtype: 'float32',
+      vocab,
+      rows,
+      logits: () => normal(rows.length * vocab, seed, 2.5),
+      historyLens: rows.map((_, i) => 10 + i),
+      boostHistory: 2,
+      logprob: true,
+      seed,
+    }),
+  );
+  const dtype = DTYPES[1 + (vi % 2)];
+  cases.push(
+    sampleCase({
+      name: `sample(dtype=${SHORT[dtype]}, batch=1, vocab=${vocab}, multi-block, top-k 40, top-p 0.9)`,
+      dtype,
+      vocab,
+      rows: [{ temperature: 0.8, topK: 40, topP: 0.9, penalty: 1, seed: 5 + vi, step: 7 }],
+      logits: () => normal(vocab, seed + 1, 3),
+      logprob: true,
+      seed: seed + 1,
+    }),
+  );
+});
+// multi-block ties: logits on a grid of 0.5, so the k-th value and top-p's groups span many ids and several blocks
+[32000, 151936].forEach((vocab, vi) => {
+  const seed = 850 + vi;
+  const rows = vi === 0 ? blockRows(vocab) : blockRows(vocab).filter((r) => r.topK !== 0 && r.topP !== 1);
+  cases.push(
+    sampleCase({
+      name: `sample(dtype=f32, batch=${rows.length}, vocab=${vocab}, multi-block, tied logits)`,
+      dtype: 'float32',
+      vocab,
+      rows,
+      logits: () => normal(rows.length * vocab, seed, 2).map((v) => Math.round(v * 2) / 2 + 0.25),
+      logprob: true,
+      seed,
+    }),
+  );
+});
+// every id of a row in one or two first-digit bins (logits within a few hundredths of 1.1): more candidates than
+// the per-row list holds (16384), so the selection re-reads the whole row. In the rows marked `outliers`, 30 ids
+// spread over the row hold values in [1.5, 2.5]: bins above the candidates, whose mass counts as sure.
+[32000, 151936].forEach((vocab, vi) => {
+  const seed = 870 + vi;
+  const spec: Array<[Row, boolean]> = [
+    [{ temperature: 0.5, topK: 40, topP: 1, penalty: 1, seed: 11, step: 0 }, true],
+    [{ temperature: 0.05, topK: 0, topP: 0.9, penalty: 1, seed: 12, step: 1 }, false],
+    [{ temperature: 0.5, topK: 40, topP: 0.9, penalty: 1, seed: 13, step: 2 }, true],
+    [{ temperature: 1, topK: 0, topP: 0.95, penalty: 1, seed: 14, step: 3 }, true],
+    [{ temperature: 0.02, topK: 40, topP: 0.5, penalty: 1, seed: 15, step: 4 }, false],
+    [{ temperature: 0.1, topK: vocab - 1, topP: 0.1, penalty: 1, seed: 16, step: 5 }, false],
+  ];
+  const chosen = vi === 0 ? spec : spec.slice(1, 3);
+  const rows = chosen.map(([r]) => r);
+  cases.push(
+    sampleCase({
+      name: `sample(dtype=f32, batch=${rows.length}, vocab=${vocab}, multi-block, nearly every logit in one bin)`,
+      dtype: 'float32',
+      vocab,
+      rows,
+      logits: () => {
+        const l = normal(rows.length * vocab, seed, 0.03).map((v) => v + 1.1);
+        const ids = randInt(30 * rows.length, seed + 1, 0, vocab);
+        const vals = uniform(30 * rows.length, seed + 2, 1.5, 2.5);
+        chosen.forEach(([, outliers], b) => {
+          if (!outliers) return;
+          for (let j = 30 * b; j < 30 * (b + 1); j++) l[b * vocab + ids[j]] = vals[j];
+        });
+        return l;
+      },
+      logprob: true,
+      seed,
     }),
   );
 });
@@ -502,6 +606,43 @@ describe('sample: non-finite logits', () => {
         expect({ row: i, token: got.tokens[i] }).toEqual({ row: i, token: good.tokens[g++] });
         expect(got.tokens[i]).toBeGreaterThanOrEqual(0);
       }
+    });
+  });
+
+  // 32000 ids are 16 blocks of the device sampler: the bad value sits at a block's first or last id, in the middle
+  // of the row, or in the partial last block; the flag must reach the row's decision from any of them.
+  test.each(devices)('%s: multi-block rows: a non-finite value in any block gives -1', (device) => {
+    const V = 32000;
+    const spoils: Array<(row: Float32Array) => void> = [
+      (r) => { r[2047] = Infinity; },
+      (r) => { r[2048] = NaN; },
+      (r) => { r[20000] = -Infinity; },
+      (r) => { r[V - 1] = NaN; },
+      () => undefined,
+    ];
+    const rows: Row[] = [];
+    const logits = new Float32Array(3 * spoils.length * V);
+    const isBad: boolean[] = [];
+    const settings: Array<Partial<Row>> = [{ temperature: 0 }, { temperature: 0.8, topK: 40, topP: 0.9 }, { temperature: 1.2 }];
+    settings.forEach((s, si) => {
+      spoils.forEach((spoil, bi) => {
+        const l = normal(V, 160 + 10 * si + bi, 2);
+        spoil(l);
+        logits.set(l, rows.length * V);
+        rows.push({ temperature: 1, topK: 0, topP: 1, penalty: 1, seed: si, step: bi, ...s });
+        isBad.push(bi < spoils.length - 1);
+      });
+    });
+    const got = cpuSample(V, logits, rows, undefined, device);
+    const goodRows = rows.filter((_, i) => !isBad[i]);
+    const goodLogits = new Float32Array(goodRows.length * V);
+    let g = 0;
+    rows.forEach((_, i) => { if (!isBad[i]) goodLogits.set(logits.subarray(i * V, (i + 1) * V), V * g++); });
+    const good = cpuSample(V, goodLogits, goodRows);
+    g = 0;
+    rows.forEach((_, i) => {
+      const want = isBad[i] ? -1 : good.tokens[g++];
+      expect({ row: i, token: got.tokens[i], nan: Number.isNaN(got.logprobs[i]) }).toEqual({ row: i, token: want, nan: isBad[i] });
     });
   });
 
