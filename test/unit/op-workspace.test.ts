@@ -1,8 +1,8 @@
 // The attention decode split and workspace plan against a brute-force sweep of every (batch, context)
 // (test/native/workspace_check.cpp), built with UBSan: the split keeps its contract (chunks cover the context, a block
 // per SM wherever the finest split has one) and the planned size is the sweep's maximum for shapes whose decode chunk
-// count is not monotonic in the context (issue 11 item 10), for several GQA ratios and SM counts. Also the sampler's workspace layout (section offsets as ops.h
-// documents them; sizes past int64 rejected with ERR_INVALID_ARG).
+// count is not monotonic in the context (issue 11 item 10), for several GQA ratios and SM counts. Also the sampler's
+// workspace layout (section offsets as ops.h documents them; sizes past int64 rejected with ERR_INVALID_ARG).
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
