@@ -21,7 +21,8 @@ export interface ModelInfo {
   /** general.architecture for GGUF (llama, qwen2, gpt2, bert); model_type for HF folders; 'llama' for llama2.c. */
   architecture: string;
   name?: string;
-  config: Pick<ModelFileConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'maxSeqLen' | 'tiedEmbeddings'>;
+  /** nDecoderLayers: encoder-decoder models (t5), whose nLayers are the encoder's. */
+  config: Pick<ModelFileConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'vocabSize' | 'maxSeqLen' | 'tiedEmbeddings' | 'nDecoderLayers'>;
   /** Every tensor of the architecture's description (lib/arch/) for this config; the loaders checked the file has them. */
   parameters: number;
   /** Tensors per storage dtype in the file(s) (F32, F16, BF16, Q8_0). */
@@ -41,8 +42,8 @@ function kvBytes(c: ModelInfo['config'], dtype: InspectDType): number {
 }
 
 function pick(c: ModelFileConfig): ModelInfo['config'] {
-  const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, maxSeqLen, tiedEmbeddings } = c;
-  return { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, maxSeqLen, tiedEmbeddings };
+  const { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, maxSeqLen, tiedEmbeddings, nDecoderLayers } = c;
+  return { dim, hiddenDim, nLayers, nHeads, nKvHeads, headDim, vocabSize, maxSeqLen, tiedEmbeddings, ...(nDecoderLayers ? { nDecoderLayers } : {}) };
 }
 
 /** Reads a model's header (never its weights) and summarises it. */
@@ -175,7 +176,7 @@ export function formatModelInfo(m: ModelInfo): string {
     `path:          ${m.path}`,
     `format:        ${m.format}${m.name ? ` (${m.name})` : ''}`,
     `architecture:  ${m.architecture}`,
-    `shape:         dim ${c.dim}, hidden ${c.hiddenDim}, layers ${c.nLayers}, heads ${c.nHeads} (kv ${c.nKvHeads}, head size ${c.headDim}), vocab ${c.vocabSize}, context ${c.maxSeqLen}${c.tiedEmbeddings ? ', tied head' : ''}`,
+    `shape:         dim ${c.dim}, hidden ${c.hiddenDim}, layers ${c.nDecoderLayers ? `${c.nLayers} encoder + ${c.nDecoderLayers} decoder` : c.nLayers}, heads ${c.nHeads} (kv ${c.nKvHeads}, head size ${c.headDim}), vocab ${c.vocabSize}, context ${c.maxSeqLen}${c.tiedEmbeddings ? ', tied head' : ''}`,
     `parameters:    ${formatCount(m.parameters)} (${m.parameters})`,
     `dtypes:        ${Object.entries(m.dtypes).map(([d, v]) => `${d}: ${v.tensors} tensors, ${formatCount(v.parameters)} parameters`).join('; ')}`,
     `file size:     ${formatBytes(m.fileBytes)}`,
