@@ -379,11 +379,16 @@ void run_block() {
   }
 }
 
+// Blocks run one at a time, in launch order — or, in the reversed thread order, in reverse launch order too, so a
+// kernel whose blocks hand work to whichever finishes last (split-K tickets, the sampler's row finish) is run with
+// the last launched block finishing first as well: a GPU promises no order.
 void run_grid() {
+  const bool reverse = reverse_order();
+  const auto at = [reverse](unsigned i, unsigned n) { return reverse ? n - 1 - i : i; };
   for (unsigned z = 0; z < g.grid.z; ++z)
     for (unsigned y = 0; y < g.grid.y; ++y)
       for (unsigned x = 0; x < g.grid.x; ++x) {
-        blockIdx = uint3{x, y, z};
+        blockIdx = uint3{at(x, g.grid.x), at(y, g.grid.y), at(z, g.grid.z)};
         if (g.smem) std::memset(g.smem_buf, 0xff, g.smem);  // uninitialised shared memory reads as NaN
         run_block();
       }

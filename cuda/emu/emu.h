@@ -124,8 +124,9 @@ using nv_bfloat162 = __nv_bfloat162;
 // ---- the emulator's own API ------------------------------------------------------------------------------------
 namespace eet_emu {
 
-// Scheduling order of the threads of a block: forward (thread 0 first, the default) or reverse (last thread first).
-// A kernel race shows up as a difference between the two. The default comes from EET_EMU_ORDER=reverse at first use.
+// Scheduling order of the threads of a block and of the blocks of a grid: forward (thread 0 and block 0 first, the
+// default) or reverse (last thread and last block first). A kernel race, or a dependence on which block runs or
+// finishes first, shows up as a difference between the two. The default comes from EET_EMU_ORDER=reverse at first use.
 void set_reverse_order(bool reverse);
 bool reverse_order();
 

@@ -666,7 +666,7 @@ std::string emu_selftest(const char* name, eet::Stream s) {
                                {"not in the mask"});
   if (n == "expect_null_store")
     return expect_kernel_error([&] { launch(null_store_kernel, dim3(2), dim3(64), 0, s, (int*)nullptr); },
-                               {"kernel crashed (SIGSEGV at address", "block (0,0,0) thread ("});
+                               {"kernel crashed (SIGSEGV at address", reverse_order() ? "block (1,0,0) thread (" : "block (0,0,0) thread ("});
   if (n == "expect_stack_overflow")
     return expect_kernel_error([&] { launch(stack_overflow_kernel, dim3(1), dim3(4), 0, s, out); },
                                {"kernel crashed", "stack overflow"});
