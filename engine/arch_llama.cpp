@@ -3,8 +3,8 @@
 //   per layer l:
 //     h    = rmsnorm(x) * attn_norm                                         (T, dim)
 //     qkv  = h · [Wq | Wk | Wv]ᵀ (+ [bq | bk | bv], qwen2)                  (T, (nH + 2 nKV) hd)  one GEMM
-//     rope(q, k) at each token's position (in place in qkv)
-//     kv_append(k, v) into the sequence's cache slots
+//     rope_kv_append: q rotated at each token's position (in place in qkv), k rotated and v copied into the
+//                     sequence's cache slots, one op (qkv's k is left unrotated: only the cache's is read)
 //     att  = attention(q, cache; q_start, ctx_len, block tables), causal    (T, nH hd)
 //     x    = att · Woᵀ + x                                                  GEMM with residual
 //     h    = rmsnorm(x) * ffn_norm
@@ -122,8 +122,8 @@ class Llama final : public Architecture {
       g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "attn_norm"), false, g.h, g.T);
       // q|k|v (and their biases) are adjacent: one GEMM over the group starting at attn_q.
       g.gemm(g.h, dim, layer_name(l, "attn_q"), c.qkv_bias, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);
-      g.rope(g.buf1);
-      g.attention(l, g.buf1, AttnMask::Causal);
+      g.rope_kv_store(l, g.buf1);
+      g.attend(l, g.buf1, AttnMask::Causal);
       g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), false, dim, g.q_width, g.x, dim, g.x);
       g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "ffn_norm"), false, g.h, g.T);
       g.gemm(g.h, dim, layer_name(l, "ffn_gate"), false, 2 * hid, dim, g.buf1, 2 * hid, nullptr);  // gate|up adjacent

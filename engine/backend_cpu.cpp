@@ -1,6 +1,6 @@
 // The two host backends with the cpu's memory:
 //   cpu      the fast kernels (engine/fast/: vectorised, blocked, threaded) for the ops that dominate a forward pass
-//            (gemm, gemm_q8, attention, norm, act, rope), the reference ops for the rest; `threads` threads
+//            (gemm, gemm_q8, attention, norm, act, rope, rope_kv_append), the reference ops for the rest; `threads` threads
 //   cpu-ref  the plain reference of every op (engine/cpu/), the baseline the op tests compare every backend with
 #include <cstdlib>
 #include <fstream>
@@ -53,6 +53,7 @@ template <> struct FastOp<SharedAttentionArgs> { static constexpr void (*fn)(con
 template <> struct FastOp<NormArgs> { static constexpr void (*fn)(const NormArgs&) = fast::op_norm; };
 template <> struct FastOp<ActArgs> { static constexpr void (*fn)(const ActArgs&) = fast::op_act; };
 template <> struct FastOp<RopeArgs> { static constexpr void (*fn)(const RopeArgs&) = fast::op_rope; };
+template <> struct FastOp<RopeKvAppendArgs> { static constexpr void (*fn)(const RopeKvAppendArgs&) = fast::op_rope_kv_append; };
 
 class CpuBackend final : public HostAllocBackend {
  public:

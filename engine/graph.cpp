@@ -75,22 +75,24 @@ void Graph::act_gated(ActKind kind, void* gate_up, int64_t n) {
   be.act(a);
 }
 
-void Graph::rope(void* qkv) {
-  RopeArgs r{};
-  r.layout = cfg.rope_layout;
+void Graph::rope_kv_store(int32_t layer, void* qkv) {
+  RopeKvAppendArgs r{};
+  r.rope_layout = cfg.rope_layout;
   r.dtype = dt;
   r.q = qkv;
   r.k = elems(qkv, q_width);
+  r.v = elems(qkv, q_width + kv_width);
   r.pos = ints + ws.i_pos;
   r.inv_freq = static_cast<const float*>(w("rope.inv_freq"));
+  r.slots = ints + ws.i_kv_slot;
+  r.k_cache = kv.k(layer);
+  r.v_cache = kv.v(layer);
+  r.layout = kv.layout();
   r.n_tokens = T;
-  r.ldq = qkv_width;
-  r.ldk = qkv_width;
+  r.ldq = r.ldk = r.ldv = qkv_width;
   r.n_heads = cfg.n_heads;
-  r.n_kv_heads = cfg.n_kv_heads;
-  r.head_dim = cfg.head_dim;
   r.rot_dim = cfg.head_dim;
-  be.rope(r);
+  be.rope_kv_append(r);
 }
 
 void Graph::kv_store(int32_t layer, const void* k, const void* v, int64_t ld) {
@@ -186,6 +188,10 @@ void run_shared_attention(const Graph& g, int32_t layer, const void* q, int64_t 
 
 void Graph::attention(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel, float scale) {
   kv_store(layer, elems(const_cast<void*>(qkv), q_width), elems(const_cast<void*>(qkv), q_width + kv_width), qkv_width);
+  attend(layer, qkv, mask, rel, scale);
+}
+
+void Graph::attend(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel, float scale) {
   const float sc = softmax_scale(scale, cfg.head_dim);
   // Shared groups exist in causal decode steps; shared_attention has no position bias, so biased layers stay here.
   if (mask == AttnMask::Causal && p.n_groups > 0 && rel == nullptr) {

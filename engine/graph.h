@@ -77,12 +77,15 @@ struct Graph {
   void act(ActKind kind, void* y, int64_t n, int64_t ld);
   // Gated kinds (SwiGLU, GEGLU): gate_up (T, 2n) holds gate|up adjacent; act(gate) * up goes to its first n columns.
   void act_gated(ActKind kind, void* gate_up, int64_t n);
-  // RoPE on the q and k parts of qkv (T, qkv_width) at the step's positions.
-  void rope(void* qkv);
-  // Appends k, v of qkv to layer l's cache, then att (T, q_width) = attention of q over the cache under mask.
-  // Causal decode steps with shared-prefix groups (p.n_groups > 0) run shared_attention instead. T5: rel (its
-  // relative position bias) and scale 1; scale 0 = 1/sqrt(head_dim).
+  // RoPE on q of qkv (T, qkv_width) in place at the step's positions, and k (rotated) and v written into layer l
+  // of the cache at the step's slots, in one op (rope_kv_append). k in qkv stays unrotated: only the cache's is read.
+  void rope_kv_store(int32_t layer, void* qkv);
+  // Appends k, v of qkv to layer l's cache, then attend(): att = attention of q over the cache.
   void attention(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel = nullptr, float scale = 0.0f);
+  // att (T, q_width) = attention of q of qkv over layer l's cache under mask, the step's k, v already stored there
+  // (kv_store, rope_kv_store). Causal decode steps with shared-prefix groups (p.n_groups > 0) run shared_attention
+  // instead. T5: rel (its relative position bias) and scale 1; scale 0 = 1/sqrt(head_dim).
+  void attend(int32_t layer, const void* qkv, AttnMask mask, const AttnRelBias* rel = nullptr, float scale = 0.0f);
   void shared_attention(int32_t layer, const void* qkv, float scale);
   // Encoder-decoder models: att (T, q_width) = attention of q (T, q_width) [ldq] over each sequence's encoder memory
   // (layer l of its blocks), every key visible (AttnMask::Cross); decode steps whose sequences share a memory read

@@ -171,6 +171,26 @@ void validate(const KvAppendArgs& a) {
   if (a.ldv < row) bad(op, "ldv", ">= n_kv_heads*head_dim", a.ldv);
 }
 
+void validate(const RopeKvAppendArgs& a) {
+  const char* op = "rope_kv_append";
+  float_dtype(op, a.dtype);
+  if (a.rope_layout != RopeLayout::Adjacent && a.rope_layout != RopeLayout::HalfSplit) {
+    bad(op, "rope_layout", "0 or 1", int64_t(a.rope_layout));
+  }
+  validate_kv_layout(op, a.layout);
+  need(op, "q", a.q); need(op, "k", a.k); need(op, "v", a.v); need(op, "pos", a.pos);
+  need(op, "inv_freq", a.inv_freq); need(op, "slots", a.slots);
+  need(op, "k_cache", a.k_cache); need(op, "v_cache", a.v_cache);
+  range(op, "n_tokens", a.n_tokens, 0, kMaxDim);
+  range(op, "n_heads", a.n_heads, 1, 4096);
+  range(op, "rot_dim", a.rot_dim, 2, a.layout.head_dim);
+  if (a.rot_dim % 2) bad(op, "rot_dim", "an even number", a.rot_dim);
+  const int64_t row = int64_t(a.layout.n_kv_heads) * a.layout.head_dim;
+  if (a.ldq < int64_t(a.n_heads) * a.layout.head_dim) bad(op, "ldq", ">= n_heads*head_dim", a.ldq);
+  if (a.ldk < row) bad(op, "ldk", ">= n_kv_heads*head_dim", a.ldk);
+  if (a.ldv < row) bad(op, "ldv", ">= n_kv_heads*head_dim", a.ldv);
+}
+
 void validate(const KvGatherArgs& a) {
   const char* op = "kv_gather";
   float_dtype(op, a.dtype);

@@ -156,6 +156,28 @@ struct KvAppendArgs {
   int64_t n_tokens, ldk, ldv;
 };
 
+// ---- fused RoPE + KV append (the LLaMA attention prologue) ------------------------------------------------------
+// One pass over a step's fused q|k|v rows: q is rotated in place, exactly as rope does it (same layouts, rot_dim,
+// per-token positions, host-computed inv_freq); k is rotated on its way into the cache and v copied, token t going to
+// slot slots[t] as kv_append does. Equal element for element to rope(q, k) followed by kv_append(k, v).
+// k itself is left as it was (not rotated in place): nothing reads the projection's k after the append (attention
+// reads the cache), so writing it back would only cost bandwidth.
+struct RopeKvAppendArgs {
+  RopeLayout rope_layout;
+  DType dtype;
+  void* q;                 // (T, n_heads, head_dim), token stride ldq; rotated in place
+  const void* k;           // (T, n_kv_heads, head_dim), token stride ldk; read only
+  const void* v;           // (T, n_kv_heads, head_dim), token stride ldv
+  const int32_t* pos;      // (T)
+  const float* inv_freq;   // (rot_dim / 2)
+  const int32_t* slots;    // (T)
+  void* k_cache;
+  void* v_cache;
+  KvLayout layout;         // n_kv_heads and head_dim of k, v and the cache
+  int64_t n_tokens, ldq, ldk, ldv;
+  int32_t n_heads, rot_dim;  // rot_dim even, <= layout.head_dim
+};
+
 // Reads one sequence's first len tokens back into contiguous (len, n_kv_heads, head_dim) arrays.
 struct KvGatherArgs {
   DType dtype;
@@ -389,6 +411,7 @@ void validate(const GemmQ8Args&);
 void validate(const ActArgs&);
 void validate(const RopeArgs&);
 void validate(const KvAppendArgs&);
+void validate(const RopeKvAppendArgs&);
 void validate(const KvGatherArgs&);
 void validate(const AttentionArgs&);
 void validate(const SharedAttentionArgs&);
@@ -405,6 +428,7 @@ void validate(const CastArgs&);
   X(act, ActArgs)                          \
   X(rope, RopeArgs)                        \
   X(kv_append, KvAppendArgs)               \
+  X(rope_kv_append, RopeKvAppendArgs)      \
   X(kv_gather, KvGatherArgs)               \
   X(attention, AttentionArgs)              \
   X(shared_attention, SharedAttentionArgs) \

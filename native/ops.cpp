@@ -301,6 +301,35 @@ Launch run_kv_append(OpCall& c) {
   return [be = c.backend, a] { be->kv_append(a); };
 }
 
+// rope's q and rotation parameters with kv_append's k, v, slots and cache (head_dim and nKvHeads from the layout).
+Launch run_rope_kv_append(OpCall& c) {
+  eet::RopeKvAppendArgs a{};
+  std::string layout = get_string(c.p, "ropeLayout");
+  if (layout != "adjacent" && layout != "half") throw_arg(c.env, "ropeLayout", "'adjacent' or 'half'", c.p.Get("ropeLayout"));
+  a.rope_layout = layout == "half" ? eet::RopeLayout::HalfSplit : eet::RopeLayout::Adjacent;
+  a.dtype = c.dtype();
+  a.layout = read_layout(c);
+  a.n_tokens = get_int(c.p, "nTokens", 0, int64_t(1) << 31);
+  a.n_heads = int32_t(get_int(c.p, "nHeads", 1, 4096));
+  a.rot_dim = int32_t(get_int_or(c.p, "rotDim", 2, std::max(a.layout.head_dim, 2), a.layout.head_dim));
+  const int64_t row = int64_t(a.layout.n_kv_heads) * a.layout.head_dim;
+  a.ldq = get_int_or(c.p, "ldq", 1, int64_t(1) << 40, int64_t(a.n_heads) * a.layout.head_dim);
+  a.ldk = get_int_or(c.p, "ldk", 1, int64_t(1) << 40, row);
+  a.ldv = get_int_or(c.p, "ldv", 1, int64_t(1) << 40, row);
+  a.q = c.tensor("q", a.dtype, extent(a.n_tokens, int64_t(a.n_heads) * a.layout.head_dim, a.ldq));
+  a.k = c.tensor("k", a.dtype, extent(a.n_tokens, row, a.ldk));
+  a.v = c.tensor("v", a.dtype, extent(a.n_tokens, row, a.ldv));
+  a.pos = static_cast<const int32_t*>(c.tensor("pos", DType::I32, a.n_tokens));
+  a.inv_freq = static_cast<const float*>(c.tensor("invFreq", DType::F32, a.rot_dim / 2));
+  a.slots = static_cast<const int32_t*>(c.tensor("slots", DType::I32, a.n_tokens));
+  a.k_cache = c.tensor("kCache", a.dtype, 1);
+  a.v_cache = c.tensor("vCache", a.dtype, 1);
+  c.check_ints("pos", c.read_ints(a.pos, a.n_tokens), 0, (1 << 30));
+  int64_t blocks = std::min(cache_blocks(c, "kCache", a.layout), cache_blocks(c, "vCache", a.layout));
+  c.check_ints("slots", c.read_ints(a.slots, a.n_tokens), 0, blocks * a.layout.block_size - 1);
+  return [be = c.backend, a] { be->rope_kv_append(a); };
+}
+
 Launch run_kv_gather(OpCall& c) {
   eet::KvGatherArgs a{};
   a.dtype = c.dtype();
@@ -528,6 +557,7 @@ Launch prepare(OpCall& c, const std::string& name) {
   if (name == "act") return run_act(c);
   if (name == "rope") return run_rope(c);
   if (name == "kv_append") return run_kv_append(c);
+  if (name == "rope_kv_append") return run_rope_kv_append(c);
   if (name == "kv_gather") return run_kv_gather(c);
   if (name == "attention") return run_attention(c);
   if (name == "shared_attention") return run_shared_attention(c);

@@ -13,6 +13,7 @@ void op_shared_attention(const SharedAttentionArgs& a);
 void op_norm(const NormArgs& a);
 void op_act(const ActArgs& a);
 void op_rope(const RopeArgs& a);
+void op_rope_kv_append(const RopeKvAppendArgs& a);
 
 // Name of the instruction set the kernels use here ("avx512", "avx2", "generic").
 const char* isa_name();

@@ -5,10 +5,11 @@
 // (unit-tested in test/unit/opplan.test.ts).
 //   decode  (B sequences, each with C tokens of context counting the new one): one token per sequence, T = B.
 //   prefill (B prompts of P tokens): T = B·P packed tokens; the LM head and the sampler see each sequence's last row.
-// Per layer (× nLayers): norm, q|k|v GEMM, RoPE (LLaMA), KV append, attention, output GEMM (+ residual), norm, MLP
+// Per layer (× nLayers): norm, q|k|v GEMM, RoPE fused with the KV append (LLaMA) or the KV append, attention, output GEMM (+ residual), norm, MLP
 // GEMMs and activation. Once per step: the embedding, the gather of the rows to sample, the final norm, the LM
 // head, the sampler. Variants a step may run instead of its plain op (perStep 0: timed, left out of the step sum):
-// shared-prefix attention (B > 1 sequences sharing all but their last 16 keys), a top-p sampler, Q8_0 GEMMs.
+// LLaMA's unfused RoPE and KV append, shared-prefix attention (B > 1 sequences sharing all but their last 16 keys),
+// a top-p sampler, Q8_0 GEMMs.
 // Differences from the engine, for stable repetitions: outputs the engine writes in place (activation, residual
 // GEMMs) go to a separate tensor here (the same bytes move); q, k and v are views of one q|k|v row (ldq/ldk/ldv as
 // in the engine) but in separate tensors.
@@ -147,28 +148,43 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
   // ---- one layer
   norm('attn_norm', T, L);
   gemm(gpt2 ? 'attn_qkv' : 'attn_q|k|v', T, qkvW, dim, L, { bias: gpt2 });
-  if (!gpt2) {
-    const inv = Float32Array.from({ length: hd / 2 }, (_, i) => 1 / Math.pow(shape.ropeTheta, (2 * i) / hd));
-    cases.push({
-      name: 'rope', op: 'rope', about: `${T} tokens × (${H} + ${Hkv}) heads × ${hd}`,
-      params: { layout: 'half', nTokens: T, nHeads: H, nKvHeads: Hkv, headDim: hd, ldq: qkvW, ldk: qkvW },
-      tensors: {
-        q: t('op', extent(T, qW, qkvW), 'random'), k: t('op', extent(T, kvW, qkvW), 'random'),
-        pos: t('int32', T, positions), invFreq: t('float32', hd / 2, inv),
-      },
-      checks: { q: { kind: 'finite' }, k: { kind: 'finite' } }, perStep: L, bytes: 2 * T * (qW + kvW) * e + T * 4, flops: 0,
-    });
-  }
-  cases.push({
-    name: 'kv_append', op: 'kv_append', about: `${T} tokens × ${Hkv} heads × ${hd}`,
+  // LLaMA runs RoPE and the KV append as one op (rope_kv_append); the two unfused ops are timed beside it as variants.
+  const kvAppend = (name: string, perStep: number): OpCase => ({
+    name, op: 'kv_append', about: `${T} tokens × ${Hkv} heads × ${hd}`,
     params: { ...layout, nTokens: T, ldk: qkvW, ldv: qkvW },
     tensors: {
       k: t('op', extent(T, kvW, qkvW), 'random'), v: t('op', extent(T, kvW, qkvW), 'random'), slots: t('int32', T, slots),
       kCache: t('op', cacheElems, 'poison'), vCache: t('op', cacheElems, 'poison'),
     },
     checks: { kCache: { kind: 'finiteCount', count: T * kvW }, vCache: { kind: 'finiteCount', count: T * kvW } },
-    perStep: L, bytes: 4 * T * kvW * e + T * 4, flops: 0,
+    perStep, bytes: 4 * T * kvW * e + T * 4, flops: 0,
   });
+  if (gpt2) {
+    cases.push(kvAppend('kv_append', L));
+  } else {
+    const inv = Float32Array.from({ length: hd / 2 }, (_, i) => 1 / Math.pow(shape.ropeTheta, (2 * i) / hd));
+    cases.push({
+      name: 'rope + kv_append', op: 'rope_kv_append', about: `${T} tokens × (${H} + ${Hkv}) heads × ${hd}, k and v to the cache`,
+      params: { ropeLayout: 'half', ...layout, nTokens: T, nHeads: H, ldq: qkvW, ldk: qkvW, ldv: qkvW },
+      tensors: {
+        q: t('op', extent(T, qW, qkvW), 'random'), k: t('op', extent(T, kvW, qkvW), 'random'), v: t('op', extent(T, kvW, qkvW), 'random'),
+        pos: t('int32', T, positions), invFreq: t('float32', hd / 2, inv), slots: t('int32', T, slots),
+        kCache: t('op', cacheElems, 'poison'), vCache: t('op', cacheElems, 'poison'),
+      },
+      checks: { q: { kind: 'finite' }, kCache: { kind: 'finiteCount', count: T * kvW }, vCache: { kind: 'finiteCount', count: T * kvW } },
+      perStep: L, bytes: 2 * T * (qW + 2 * kvW) * e + 2 * T * 4, flops: 0,
+    });
+    cases.push({
+      name: 'rope', op: 'rope', about: `${T} tokens × (${H} + ${Hkv}) heads × ${hd} (unfused)`,
+      params: { layout: 'half', nTokens: T, nHeads: H, nKvHeads: Hkv, headDim: hd, ldq: qkvW, ldk: qkvW },
+      tensors: {
+        q: t('op', extent(T, qW, qkvW), 'random'), k: t('op', extent(T, kvW, qkvW), 'random'),
+        pos: t('int32', T, positions), invFreq: t('float32', hd / 2, inv),
+      },
+      checks: { q: { kind: 'finite' }, k: { kind: 'finite' } }, perStep: 0, bytes: 2 * T * (qW + kvW) * e + T * 4, flops: 0,
+    });
+    cases.push(kvAppend('kv_append', 0));
+  }
   const attnCommon = {
     q: t('op', extent(T, qW, qkvW), 'random'), out: t('op', T * qW, 'poison'),
     kCache: t('op', cacheElems, 'random'), vCache: t('op', cacheElems, 'random'),

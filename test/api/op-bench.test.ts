@@ -37,7 +37,7 @@ describe('scripts/op-bench.js --dry-run (emu)', () => {
     const all = report.models.flatMap((m) => m.settings.flatMap((s) => s.ops.map((o) => ({ ...o, where: `${m.model} ${s.label} ${o.name}` }))));
     expect(all.filter((o) => o.status !== 'ok').map((o) => `${o.where}: ${o.error?.message}`)).toEqual([]);
     expect([...new Set(all.map((o) => o.op))].sort()).toEqual(
-      ['act', 'attention', 'embedding', 'gemm', 'gemm_q8', 'kv_append', 'norm', 'rope', 'sample', 'shared_attention']);
+      ['act', 'attention', 'embedding', 'gemm', 'gemm_q8', 'kv_append', 'norm', 'rope', 'rope_kv_append', 'sample', 'shared_attention']);
     for (const o of all) {
       expect(`${o.where}: ${[o.medianMs, o.minMs, o.maxMs, o.floorMs].every((x) => typeof x === 'number' && x >= 0)}`).toBe(`${o.where}: true`);
       expect(o.minMs! <= o.medianMs! && o.medianMs! <= o.maxMs!).toBe(true);

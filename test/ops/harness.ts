@@ -83,7 +83,7 @@ interface WorkerReply {
 }
 
 /** Ops with their own kernels in the fast cpu backend (engine/backend_cpu.cpp FastOp). */
-export const FAST_CPU_OPS = new Set(['gemm', 'gemm_q8', 'attention', 'shared_attention', 'norm', 'act', 'rope']);
+export const FAST_CPU_OPS = new Set(['gemm', 'gemm_q8', 'attention', 'shared_attention', 'norm', 'act', 'rope', 'rope_kv_append']);
 
 /** Instruction sets of the fast cpu kernels this machine runs, the best (the default) first. */
 export const CPU_ISAS: string[] = (() => {

@@ -16,8 +16,8 @@ describe('planStep', () => {
   test('a LLaMA decode step: the engine\'s ops in order, once or once per layer', () => {
     const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 512 }, f16);
     expect(cases.map((c) => [c.name, c.op, c.perStep])).toEqual([
-      ['token_embd', 'embedding', 1], ['attn_norm', 'norm', 22], ['attn_q|k|v', 'gemm', 22], ['rope', 'rope', 22],
-      ['kv_append', 'kv_append', 22], ['attention', 'attention', 22], ['attn_output', 'gemm', 22], ['ffn_norm', 'norm', 22],
+      ['token_embd', 'embedding', 1], ['attn_norm', 'norm', 22], ['attn_q|k|v', 'gemm', 22],
+      ['rope + kv_append', 'rope_kv_append', 22], ['rope', 'rope', 0], ['kv_append', 'kv_append', 0], ['attention', 'attention', 22], ['attn_output', 'gemm', 22], ['ffn_norm', 'norm', 22],
       ['ffn_gate|up', 'gemm', 22], ['swiglu', 'act', 22], ['ffn_down', 'gemm', 22], ['gather rows', 'embedding', 1],
       ['output_norm', 'norm', 1], ['lm_head', 'gemm', 1], ['sample (greedy)', 'sample', 1], ['sample (top-p)', 'sample', 0],
     ]);
@@ -33,6 +33,8 @@ describe('planStep', () => {
     const att = byName(cases, 'attention'); // K and V of 512 tokens × 4 kv heads × 64, q and out 2048, 32 blocks + 2 ints
     expect([att.bytes, att.flops]).toEqual([512 * 256 * 2 * 2 + 2 * 2048 * 2 + (32 + 2) * 4, 4 * 32 * 64 * 512]);
     expect(byName(cases, 'kv_append').bytes).toBe(4 * 256 * 2 + 4);
+    // q, k, v read once; q, the cache's k and v written once; pos and slot
+    expect(byName(cases, 'rope + kv_append').bytes).toBe(2 * (2048 + 2 * 256) * 2 + 2 * 4);
     expect(byName(cases, 'swiglu').bytes).toBe(3 * 5632 * 2);
     expect(byName(cases, 'sample (greedy)').bytes).toBe(32000 * 2 + 4);
   });
