@@ -112,7 +112,10 @@ describe('serving lifecycle (cpu)', () => {
   test('a full queue rejects at once with BusyError (ERR_BUSY); what was accepted completes', async () => {
     const ctx = model.createContext({ maxBatch: 1, maxQueued: 2 });
     try {
-      const calls = Array.from({ length: 8 }, () => ctx.generate('Lily', greedy(30)).then((r) => r, (e: unknown) => e));
+      // Long enough (300 tokens, EOS ignored: ~30 ms on the fast cpu backend) that no accepted request can finish
+      // while the eight calls are still being made (a few ms of tokenizing): else a finished one frees a place and one
+      // more is accepted (30 tokens made this test fail now and then on a loaded machine).
+      const calls = Array.from({ length: 8 }, () => ctx.generate('Lily', { ...greedy(300), ignoreEos: true }).then((r) => r, (e: unknown) => e));
       const outs = await Promise.all(calls);
       const busy = outs.filter((o) => o instanceof BusyError);
       const done = outs.filter((o) => !(o instanceof Error));
