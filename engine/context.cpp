@@ -270,6 +270,11 @@ void Context::loop() {
       std::lock_guard<std::mutex> lock(stats_mu_);
       stats_ = ev.stats;
     }
+    {
+      std::lock_guard<std::mutex> lock(steps_mu_);
+      steps_done_++;
+    }
+    steps_cv_.notify_all();  // encode() calls waiting for blocks
     if (!ev.tokens.empty() || !ev.done.empty()) deliver(std::move(ev));
   }
   StepEvents ev;

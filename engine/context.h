@@ -102,8 +102,10 @@ class Context {
   // Encoder-decoder models: one encoder pass over tokens (a whole input: 1 .. min(maxContext, maxStepTokens)
   // tokens), each decoder layer's cross-attention K/V of its output kept in pool blocks — the memory that requests
   // (GenerateRequest::memory) and low-level sequences decode against, shared by all of them. Runs between two
-  // steps of the loop, on the caller's thread. ERR_BUSY when the pool has no free blocks for it now.
+  // steps of the loop, on the caller's thread. When the pool has no room for it, it waits (up to kEncodeWaitMs) while
+  // the loop runs sequences that will free blocks; ERR_BUSY when nothing running can make room, or after the wait.
   std::shared_ptr<const EncoderMemory> encode(const std::vector<int32_t>& tokens);
+  static constexpr int kEncodeWaitMs = 30000;
 
   // Low-level API. Encoder-decoder models: a sequence decodes against `memory` (required there, absent elsewhere).
   int32_t start_sequence(uint64_t seed, std::shared_ptr<const EncoderMemory> memory = nullptr);  // ERR_INVALID_ARG when no slot is free
@@ -153,6 +155,10 @@ class Context {
   std::shared_ptr<MemoryReleases> releases_ = std::make_shared<MemoryReleases>();
   uint64_t next_memory_ = 1;
   int64_t encoder_tokens_ = 0;  // guarded by step_mu_
+  // Steps the loop has finished: encode() waits on it for blocks to come back.
+  std::mutex steps_mu_;
+  std::condition_variable steps_cv_;
+  uint64_t steps_done_ = 0;
 
   FairMutex step_mu_;  // scheduler, pool, runner, manual sequences: one step at a time, callers in arrival order
 

@@ -44,15 +44,35 @@ std::shared_ptr<const EncoderMemory> Context::encode(const std::vector<int32_t>&
     }
   }
   const int32_t n = int32_t(tokens.size()), need = (n + kB - 1) / kB;
-  std::lock_guard<FairMutex> step(step_mu_);
+  std::unique_lock<FairMutex> step(step_mu_);
   drain_memories();
   if (need > pool_->total()) {
     arg("The input needs " + std::to_string(need) + " KV blocks (" + std::to_string(n) + " tokens) but the context's KV cache holds " +
         std::to_string(pool_->total()) + " blocks (kvCacheTokens)");
   }
-  if (need > pool_->available()) {
-    throw_error(ErrorCode::Busy, "the KV cache has no room for an encoder memory of " + std::to_string(n) +
-                                     " tokens now (its blocks hold running sequences); retry later");
+  // Running sequences give their blocks back as they finish: wait for the loop's steps (this is a worker thread, not
+  // the JS one) while there are any, up to kEncodeWaitMs.
+  const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(kEncodeWaitMs);
+  while (need > pool_->available()) {
+    if (scheduler_->idle() || Clock::now() >= deadline) {
+      throw_error(ErrorCode::Busy, "the KV cache has no room for an encoder memory of " + std::to_string(n) + " tokens" +
+                                       (scheduler_->idle() ? " (its blocks are held by other memories)" : " after waiting " +
+                                        std::to_string(kEncodeWaitMs / 1000) + " s for running sequences") + "; retry later");
+    }
+    uint64_t seen;
+    {
+      std::lock_guard<std::mutex> lock(steps_mu_);
+      seen = steps_done_;
+    }
+    step.unlock();
+    {
+      std::unique_lock<std::mutex> lock(steps_mu_);
+      steps_cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(100)),
+                           [&] { return steps_done_ != seen; });
+    }
+    model_->check_alive();
+    step.lock();
+    drain_memories();
   }
   // The memory is born owning its blocks: from here on, every exit returns them through the deleter.
   auto* raw = new EncoderMemory{next_memory_++, releases_.get(), {}, n};

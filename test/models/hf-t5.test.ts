@@ -153,3 +153,34 @@ describe('T5 decoder in float16 / bfloat16: greedy ids follow HF\'s until a dive
     }
   });
 });
+
+describe('T5: an input that finds the KV pool full waits for running sequences to give their blocks back', () => {
+  test('cpu: a 512-token input arriving while a long generation fills the pool is encoded once it ends', async () => {
+    // 35 blocks of 16: A's memory (2 blocks) and its 500 decoded tokens (32 blocks) leave less than the 32 blocks B's
+    // input needs from A's 17th token on, until A ends and its blocks return; B arrives at A's 20th token.
+    const model = await loadModel(path.join(DIR, 'v1_1'), { device: 'cpu', dtype: 'float32', maxBatch: 2, kvCacheTokens: 35 * 16 });
+    try {
+      const a = REF.models.v1_1.inputs[1].inputIds;
+      const big = Array.from({ length: 512 }, (_, i) => a[i % (a.length - 1)]);
+      let b: Promise<unknown> | undefined;
+      let aEnded = -1;
+      for await (const ev of model.stream(a, { ...GREEDY, maxNewTokens: 500 })) {
+        if (ev.token >= 0 && !b && (ev as { index: number }).index === 0) {
+          const seen = model.stats();
+          if (seen.generatedTokens >= 20) {
+            expect(seen.blocksTotal - seen.blocksUsed).toBeLessThan(32);  // B cannot fit now
+            b = model.generate(big, { ...GREEDY, maxNewTokens: 4 }).then((r) => ({ r, at: model.stats().steps }), (e: unknown) => e);
+          }
+        }
+        if (ev.finishReason) aEnded = model.stats().steps;
+      }
+      const got = await b;
+      expect(got).toMatchObject({ r: { tokens: expect.any(Array) } });
+      expect((got as { r: { tokens: number[] } }).r.tokens).toHaveLength(4);
+      expect(aEnded).toBeGreaterThan(0);
+      expect(model.stats()).toMatchObject({ encoderMemories: 0, blocksUsed: 0 });
+    } finally {
+      await model.dispose();
+    }
+  });
+});
