@@ -14,7 +14,7 @@
 //   W = 2 (Adjacent) / 1 (HalfSplit): element by element otherwise.
 // Block policy: one token per block at a time (grid-stride over tokens), 128 threads over the token's
 // (n_heads + n_kv_heads) x (pairs / W) work units.
-#include "pack.cuh"
+#include "rope.cuh"
 
 namespace EET_KNS {
 
@@ -40,29 +40,7 @@ __global__ void __launch_bounds__(BLOCK)
     for (int w = threadIdx.x; w < total; w += BLOCK) {
       const int h = w / units, u = w - h * units;
       T* x = h < n_heads ? q + t * ldq + int64_t(h) * head_dim : k + t * ldk + int64_t(h - n_heads) * head_dim;
-      if constexpr (kAdjacent) {
-        Pack<T, W> v = load_pack<T, W>(x + u * W);
-#pragma unroll
-        for (int j = 0; j < W / 2; ++j) {
-          const int i = u * (W / 2) + j;
-          const float x0 = to_f32(v.e[2 * j]), x1 = to_f32(v.e[2 * j + 1]);
-          v.e[2 * j] = from_f32<T>(x0 * cos_s[i] - x1 * sin_s[i]);
-          v.e[2 * j + 1] = from_f32<T>(x0 * sin_s[i] + x1 * cos_s[i]);
-        }
-        store_pack<T, W>(x + u * W, v);
-      } else {
-        Pack<T, W> a = load_pack<T, W>(x + u * W);
-        Pack<T, W> b = load_pack<T, W>(x + half + u * W);
-#pragma unroll
-        for (int j = 0; j < W; ++j) {
-          const int i = u * W + j;
-          const float x0 = to_f32(a.e[j]), x1 = to_f32(b.e[j]);
-          a.e[j] = from_f32<T>(x0 * cos_s[i] - x1 * sin_s[i]);
-          b.e[j] = from_f32<T>(x0 * sin_s[i] + x1 * cos_s[i]);
-        }
-        store_pack<T, W>(x + u * W, a);
-        store_pack<T, W>(x + half + u * W, b);
-      }
+      rope_rotate_unit<T, kAdjacent, W>(x, x, u, half, cos_s, sin_s);
     }
     __syncthreads();  // the next token overwrites cos_s / sin_s
   }

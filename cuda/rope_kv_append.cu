@@ -17,7 +17,7 @@
 // the rotation units of its q and k heads, then the copies (k's unrotated tail, v).
 #include <initializer_list>
 
-#include "pack.cuh"
+#include "rope.cuh"
 
 namespace EET_KNS {
 
@@ -68,29 +68,7 @@ __global__ void __launch_bounds__(BLOCK)
           src = k + t * d.ldk + int64_t(h - d.n_heads) * d.head_dim;
           dst = k_cache + row + int64_t(h - d.n_heads) * d.head_stride;
         }
-        if constexpr (kAdjacent) {
-          Pack<T, W> x = load_pack<T, W>(src + u * W);
-#pragma unroll
-          for (int j = 0; j < W / 2; ++j) {
-            const int i = u * (W / 2) + j;
-            const float x0 = to_f32(x.e[2 * j]), x1 = to_f32(x.e[2 * j + 1]);
-            x.e[2 * j] = from_f32<T>(x0 * cos_s[i] - x1 * sin_s[i]);
-            x.e[2 * j + 1] = from_f32<T>(x0 * sin_s[i] + x1 * cos_s[i]);
-          }
-          store_pack<T, W>(dst + u * W, x);
-        } else {
-          Pack<T, W> a = load_pack<T, W>(src + u * W);
-          Pack<T, W> b = load_pack<T, W>(src + half + u * W);
-#pragma unroll
-          for (int j = 0; j < W; ++j) {
-            const int i = u * W + j;
-            const float x0 = to_f32(a.e[j]), x1 = to_f32(b.e[j]);
-            a.e[j] = from_f32<T>(x0 * cos_s[i] - x1 * sin_s[i]);
-            b.e[j] = from_f32<T>(x0 * sin_s[i] + x1 * cos_s[i]);
-          }
-          store_pack<T, W>(dst + u * W, a);
-          store_pack<T, W>(dst + half + u * W, b);
-        }
+        rope_rotate_unit<T, kAdjacent, W>(src, dst, u, half, cos_s, sin_s);
       } else {
         const int c = w - rot_total, h = c / kv_units, u = c - h * kv_units;
         const int64_t cache = row + int64_t(h) * d.head_stride, in = int64_t(h) * d.head_dim;
