@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel } from '../../lib/model';
 import { readHfModel } from '../../lib/loaders/hf';
-import { relDiff } from '../util/engine-helpers';
+import { relDiff, settledStats } from '../util/engine-helpers';
 
 const DIR = path.join(__dirname, '..', 'fixtures', 'hf-t5');
 interface Input {
@@ -129,7 +129,7 @@ describe.each(['cpu', 'emu'])('T5 decoder on %s equals transformers\'', (device)
       expect(rs.map((r) => r.tokens)).toEqual(inputs.map((x) => x.greedyIds.slice(1)));  // HF's start with decoder_start
       const ps = await model.generate({ input: REF.texts[1], prompts: pid.map((p) => p.prompt) }, { ...GREEDY, maxNewTokens: pid[0].greedyIds.length });
       expect(ps.map((r) => r.tokens)).toEqual(pid.map((p) => p.greedyIds));
-      expect(model.stats()).toMatchObject({ encoderMemories: 0, blocksUsed: 0 });  // every memory went back to the pool
+      expect(await settledStats(model)).toMatchObject({ encoderMemories: 0, blocksUsed: 0 });  // every memory went back to the pool
     } finally {
       await model.dispose();
     }
@@ -178,7 +178,7 @@ describe('T5: an input that finds the KV pool full waits for running sequences t
       expect(got).toMatchObject({ r: { tokens: expect.any(Array) } });
       expect((got as { r: { tokens: number[] } }).r.tokens).toHaveLength(4);
       expect(aEnded).toBeGreaterThan(0);
-      expect(model.stats()).toMatchObject({ encoderMemories: 0, blocksUsed: 0 });
+      expect(await settledStats(model)).toMatchObject({ encoderMemories: 0, blocksUsed: 0 });
     } finally {
       await model.dispose();
     }

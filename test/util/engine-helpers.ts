@@ -272,3 +272,18 @@ export async function expectCode(p: Promise<unknown> | (() => unknown), code: st
   expect((err as { code?: string }).code).toBe(code);
   if (message) expect((err as Error).message).toMatch(message);
 }
+
+/**
+ * The context's stats once its memories are back in the pool. The call's handle on a memory is let go on the JS
+ * thread right after the requests are submitted; when the requests end first (a few steps), the last holder is that
+ * handle and the blocks return at the loop's next iteration, which the stats show then. Polls up to 2 s: a memory
+ * that is never freed still fails.
+ */
+export async function settledStats(model: { stats(): { encoderMemories: number; blocksUsed: number } }): Promise<{ encoderMemories: number; blocksUsed: number }> {
+  for (let i = 0; i < 200; i++) {
+    const s = model.stats();
+    if (s.encoderMemories === 0 && s.blocksUsed === 0) return s;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return model.stats();
+}
