@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../engine/backend.h"
@@ -151,6 +152,8 @@ std::string launch_site(const void* kernel) {
 
 }  // namespace
 
+bool sync_launches_on() { return sync_launches(); }
+
 // Names the op for the launches made while it lives (the backend's op forwarders).
 class OpScope {
  public:
@@ -163,6 +166,9 @@ class OpScope {
   const char* prev_;
 };
 
+// The attribute is set once per (device, kernel) to the most any launch asked for: cudaFuncSetAttribute waits for
+// the device's pending copies (a stall per launch otherwise), and a decode step captured as a graph must not call
+// it at all (it ran eagerly first, with the same sizes, so its kernels are opted in by then).
 void opt_in_smem(const void* kernel, size_t smem) {
   const size_t limit = smem_per_block_optin();
   if (smem > limit) {
@@ -170,14 +176,22 @@ void opt_in_smem(const void* kernel, size_t smem) {
                                                       " bytes of dynamic shared memory, over this device's per-block limit of " +
                                                       std::to_string(limit));
   }
+  int device = -1;
+  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
+  static std::mutex mu;
+  static std::map<std::pair<int, const void*>, size_t> opted;  // (device, kernel) -> bytes set
+  std::lock_guard<std::mutex> lock(mu);
+  size_t& done = opted[{device, kernel}];
+  if (smem <= done) return;
   const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
   if (err != cudaSuccess) check_cuda(err, ("cudaFuncSetAttribute(MaxDynamicSharedMemorySize) of " + launch_site(kernel)).c_str());
+  done = smem;
 }
 
 void after_launch(const void* kernel, cudaStream_t stream) {
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) check_cuda(err, ("the launch of " + launch_site(kernel)).c_str());
-  if (!sync_launches()) return;
+  if (!sync_launches()) return;  // (the backend offers no graphs in this mode: nothing is captured here)
   const std::string site = launch_site(kernel);
   err = cudaStreamSynchronize(stream);
   if (err != cudaSuccess) check_cuda(err, (site + ", EET_CUDA_SYNC=1").c_str());
@@ -188,6 +202,24 @@ void after_launch(const void* kernel, cudaStream_t stream) {
 namespace eet {
 namespace {
 using eet_cuda::check_cuda;
+
+// A decode step's launches captured from the stream and instantiated (cudaGraphExec_t).
+class CudaGraph final : public DeviceGraph {
+ public:
+  CudaGraph(int device, cudaGraphExec_t exec) : device_(device), exec_(exec) {}
+  ~CudaGraph() override {
+    if (!eet_cuda::lost_reason(device_).empty()) return;  // it went with the context
+    cudaError_t err = cudaSetDevice(device_);
+    if (err == cudaSuccess) err = cudaGraphExecDestroy(exec_);
+    if (err != cudaSuccess) eet_cuda::mark_if_lost(err, "cudaGraphExecDestroy");
+  }
+  size_t launches() const override { return 0; }
+  cudaGraphExec_t exec() const { return exec_; }
+
+ private:
+  int device_;
+  cudaGraphExec_t exec_;
+};
 
 class CudaBackend final : public Backend {
  public:
@@ -205,6 +237,7 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda:" + std::to_string(index_); }
   void* alloc(size_t bytes) override {
     use();
+    not_capturing("alloc");
     void* p = nullptr;
     check_cuda(cudaMalloc(&p, bytes ? bytes : 1), ("cudaMalloc(" + std::to_string(bytes) + " bytes)").c_str());
     return p;
@@ -220,24 +253,29 @@ class CudaBackend final : public Backend {
   }
   void upload(void* dst, const void* src, size_t n) override {
     use();
+    not_capturing("upload");
     check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_), "cudaMemcpy(host to device)");
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   void download(void* dst, const void* src, size_t n) override {
     use();
+    not_capturing("download");
     check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, stream_), "cudaMemcpy(device to host)");
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   void copy(void* dst, const void* src, size_t n) override {
     use();
+    not_capturing("copy");
     check_cuda(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_), "cudaMemcpy(device to device)");
   }
   void fill(void* dst, uint8_t byte, size_t n) override {
     use();
+    not_capturing("fill");
     check_cuda(cudaMemsetAsync(dst, byte, n, stream_), "cudaMemset");
   }
   void synchronize() override {
     use();
+    not_capturing("synchronize");
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   size_t free_memory() const override {
@@ -249,6 +287,46 @@ class CudaBackend final : public Backend {
   }
 
   int32_t sm_count() const override { return sm_count_; }
+
+  // Stream capture in thread-local mode: only this thread's calls are affected, and the stream is non-blocking, so
+  // work other threads put on the legacy stream cannot join the capture. A step is captured only after it ran once
+  // eagerly (engine/step_graphs.cpp), so lazy module loading and the shared-memory opt-ins happened outside.
+  bool supports_graphs() const override { return !eet_cuda::sync_launches_on(); }
+  void begin_capture() override {
+    use();
+    if (capturing_) throw_error(ErrorCode::Internal, "cuda: a capture is already open");
+    check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    capturing_ = true;
+  }
+  std::unique_ptr<DeviceGraph> end_capture() override {
+    if (!capturing_) throw_error(ErrorCode::Internal, "cuda: end_capture() without begin_capture()");
+    capturing_ = false;
+    use();
+    cudaGraph_t graph = nullptr;
+    check_cuda(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t err = cudaGraphInstantiateWithFlags(&exec, graph, 0);
+    cudaGraphDestroy(graph);  // the executable graph is independent of it
+    check_cuda(err, "cudaGraphInstantiate");
+    return std::make_unique<CudaGraph>(index_, exec);
+  }
+  // Ends a capture that failed half way (an op threw): the stream leaves capture mode, the partial graph is dropped,
+  // and the error a broken capture leaves (cudaErrorStreamCaptureInvalidated...) is cleared, being reported already.
+  void abort_capture() noexcept override {
+    if (!capturing_) return;
+    capturing_ = false;
+    if (!eet_cuda::lost_reason(index_).empty() || cudaSetDevice(index_) != cudaSuccess) return;
+    cudaGraph_t graph = nullptr;
+    if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+  }
+  void replay(DeviceGraph& graph) override {
+    use();
+    not_capturing("replay");
+    auto* g = dynamic_cast<CudaGraph*>(&graph);
+    if (!g) throw_error(ErrorCode::Internal, "cuda: replay() of another backend's graph");
+    check_cuda(cudaGraphLaunch(g->exec(), stream_), "cudaGraphLaunch");
+  }
 
 #define EET_CUDA_FORWARD(name, Args) \
   void name(const Args& a) override {      \
@@ -336,6 +414,9 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  void not_capturing(const char* what) const {
+    if (capturing_) throw_error(ErrorCode::Internal, std::string("cuda: ") + what + "() while capturing a device graph");
+  }
   void use() {
     const std::string lost = eet_cuda::lost_reason(index_);
     if (!lost.empty()) throw_error(ErrorCode::Cuda, lost);
@@ -344,6 +425,7 @@ class CudaBackend final : public Backend {
   int index_;
   int32_t sm_count_ = 1;
   cudaStream_t stream_ = nullptr;
+  bool capturing_ = false;  // guarded by the backend's mutex
 };
 
 }  // namespace

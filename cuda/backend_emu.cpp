@@ -1,6 +1,7 @@
 // The emu backend: the cuda/*.cu kernels compiled for the host and run by the SIMT emulator (cuda/emu/).
 // Memory is host memory of the exact requested size (so AddressSanitizer's redzone sits right after it).
 // Also defines the emulator controls that engine/backend.h declares for the Node layer.
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,22 +12,71 @@
 namespace eet {
 namespace {
 
+// A recording of launches (eet_emu::begin_recording), replayed in order.
+class EmuGraph final : public DeviceGraph {
+ public:
+  explicit EmuGraph(std::vector<eet_emu::detail::RecordedLaunch> l) : launches_(std::move(l)) {}
+  size_t launches() const override { return launches_.size(); }
+  void replay() const {
+    for (const auto& launch : launches_) launch();
+  }
+
+ private:
+  std::vector<eet_emu::detail::RecordedLaunch> launches_;
+};
+
 class EmuBackend final : public HostMemoryBackend {
  public:
   DeviceKind kind() const override { return DeviceKind::Emu; }
   std::string name() const override { return "emu"; }
   void* alloc(size_t bytes) override {
+    not_capturing("alloc");
     void* p = eet_emu::dev_malloc(bytes);
     if (!p) throw_error(ErrorCode::Oom, "emu: out of memory allocating " + std::to_string(bytes) + " bytes");
     return p;
   }
   void free(void* p) noexcept override { eet_emu::dev_free(p); }
   int32_t sm_count() const override { return eet_emu::sm_count(); }
+  // What a CUDA stream capture forbids, refused here too, so CI catches a step that synchronises or moves memory
+  // between its launches before a GPU does (the emu's memory is host memory: these would otherwise just work).
+  void upload(void* dst, const void* src, size_t n) override { not_capturing("upload"); HostMemoryBackend::upload(dst, src, n); }
+  void download(void* dst, const void* src, size_t n) override { not_capturing("download"); HostMemoryBackend::download(dst, src, n); }
+  void copy(void* dst, const void* src, size_t n) override { not_capturing("copy"); HostMemoryBackend::copy(dst, src, n); }
+  void fill(void* dst, uint8_t byte, size_t n) override { not_capturing("fill"); HostMemoryBackend::fill(dst, byte, n); }
+  void synchronize() override { not_capturing("synchronize"); }
+
+  bool supports_graphs() const override { return true; }
+  void begin_capture() override {
+    eet_emu::begin_recording();
+    capturing_ = true;
+  }
+  std::unique_ptr<DeviceGraph> end_capture() override {
+    if (!capturing_) throw_error(ErrorCode::Internal, "emu: end_capture() without begin_capture()");
+    capturing_ = false;
+    return std::make_unique<EmuGraph>(eet_emu::end_recording());
+  }
+  void abort_capture() noexcept override {
+    if (!capturing_) return;
+    capturing_ = false;
+    eet_emu::end_recording();
+  }
+  void replay(DeviceGraph& graph) override {
+    not_capturing("replay");
+    auto* g = dynamic_cast<EmuGraph*>(&graph);
+    if (!g) throw_error(ErrorCode::Internal, "emu: replay() of another backend's graph");
+    g->replay();
+  }
 
 #define EET_EMU_FORWARD(name, Args) \
   void name(const Args& a) override { validate(a); eet_emu::op_##name(a, nullptr); }
   EET_OPS(EET_EMU_FORWARD)
 #undef EET_EMU_FORWARD
+
+ private:
+  void not_capturing(const char* what) const {
+    if (capturing_) throw_error(ErrorCode::Internal, std::string("emu: ") + what + "() while capturing a device graph");
+  }
+  bool capturing_ = false;  // guarded by the backend's mutex, like every use of the backend
 };
 
 }  // namespace

@@ -23,6 +23,12 @@ LaunchTimes Backend::time_launches(const std::function<void()>& launch, int warm
   return t;
 }
 
+void Backend::begin_capture() { throw_error(ErrorCode::Unsupported, name() + ": device graphs are not supported"); }
+std::unique_ptr<DeviceGraph> Backend::end_capture() {
+  throw_error(ErrorCode::Unsupported, name() + ": device graphs are not supported");
+}
+void Backend::replay(DeviceGraph&) { throw_error(ErrorCode::Unsupported, name() + ": device graphs are not supported"); }
+
 std::shared_ptr<Backend> backend_for(const std::string& device, int threads) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<Backend>> made;

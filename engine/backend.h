@@ -63,6 +63,14 @@ class FairMutex {
   uint64_t next_ = 0, serving_ = 0;
 };
 
+// A recorded sequence of launches (Backend::end_capture), replayed by Backend::replay: a CUDA graph on cuda, the
+// emulator's list of launches on emu. Its destructor never throws (it may run after the device was lost).
+class DeviceGraph {
+ public:
+  virtual ~DeviceGraph() = default;
+  virtual size_t launches() const = 0;  // kernel launches recorded (emu); 0 where the backend does not count them
+};
+
 // What Backend::time_launches measured: one time per timed repetition, and how.
 struct LaunchTimes {
   std::vector<double> ms;
@@ -97,6 +105,20 @@ class Backend {
   // between two steady-clock reads (the cpu backends, and the emulator, whose times say nothing about a GPU).
   // scrub_cache asks for a cold L2 before each repetition; only the cuda backend has one to scrub.
   virtual LaunchTimes time_launches(const std::function<void()>& launch, int warmup, int reps, bool scrub_cache);
+
+  // Device graphs: the step runner records a decode step's launches once and replays them (engine/step_graphs.h).
+  // begin_capture() makes the ops this thread calls on the backend record their launches instead of running them,
+  // with their arguments by value (pointers, sizes, grid shapes are fixed at capture: every per-step value must be
+  // read by the kernels from device memory); end_capture() returns the recording; replay() runs it on the stream,
+  // asynchronously like any op. While capturing, only ops may be called: upload, download, copy, fill, synchronize,
+  // alloc and free throw ERR_INTERNAL (nothing may synchronise or allocate inside a recorded step) and the capture
+  // must then be ended with abort_capture(). supports_graphs() is false on the cpu backends (their ops run on the
+  // host and cannot be recorded) and on cuda with EET_CUDA_SYNC=1 (it synchronises after every launch).
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture();
+  virtual std::unique_ptr<DeviceGraph> end_capture();
+  virtual void abort_capture() noexcept {}
+  virtual void replay(DeviceGraph& graph);
 
   // Held by whoever drives the backend (an async worker, the model's engine thread) for the duration of a
   // sequence of calls, so one stream is never used by two host threads at once.

@@ -75,8 +75,10 @@ Context::Context(std::shared_ptr<const Model> model, const ContextConfig& config
 
   const int32_t layers = model_->arch().cache_layers(mc);
   const size_t block_bytes = KvCache::block_bytes(mc.dtype, layers, mc.n_kv_heads, mc.head_dim);
+  // What the context does, not what was asked: the cpu backends have no device graphs (config() reports it).
+  cfg_.cuda_graphs = cfg_.cuda_graphs && model_->backend()->supports_graphs();
   runner_ = std::make_unique<StepRunner>(model_, cfg_.max_batch, cfg_.max_context, cfg_.max_step_tokens,
-                                         cfg_.shared_prefix_attention);
+                                         cfg_.shared_prefix_attention, cfg_.cuda_graphs);
   int64_t blocks = 0;
   if (cfg_.kv_cache_tokens > 0) {
     blocks = (cfg_.kv_cache_tokens + kB - 1) / kB;
@@ -168,6 +170,8 @@ void Context::submit(std::vector<GenerateRequest> requests) {
 void Context::fill_stats(ContextStats& s) const {
   scheduler_->fill_stats(s);
   s.encoder_tokens = encoder_tokens_;
+  s.graph_steps = runner_->graph_steps();
+  s.graphs_captured = runner_->graphs_captured();
   std::lock_guard<std::mutex> lock(releases_->mu);
   s.encoder_memories = releases_->alive;
 }
@@ -197,7 +201,11 @@ void Context::shutdown() {
 
 ContextStats Context::stats() const {
   std::lock_guard<std::mutex> lock(stats_mu_);
-  return stats_;
+  ContextStats s = stats_;
+  // The runner's counters now: low-level steps (step()) do not refresh the loop's snapshot.
+  s.graph_steps = runner_->graph_steps();
+  s.graphs_captured = runner_->graphs_captured();
+  return s;
 }
 
 void Context::deliver(StepEvents&& ev) {

@@ -38,6 +38,7 @@ struct ContextConfig {
   int32_t max_queued = 1024;      // requests waiting for admission before submit() rejects with ERR_BUSY
   bool prefix_caching = true;     // share computed prompt blocks across requests (n > 1 forks share regardless)
   bool shared_prefix_attention = true;  // decode: read blocks shared by several sequences once (StepRunner)
+  bool cuda_graphs = true;        // decode steps recorded once per shape and replayed (step_graphs.h)
 };
 
 enum class LogitsMode { None, Last, All };

@@ -79,8 +79,8 @@ struct StepRunner::Meta {
 };
 
 StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens,
-                       bool shared_prefix)
-    : model_(std::move(model)), shared_prefix_(shared_prefix) {
+                       bool shared_prefix, bool graphs)
+    : model_(std::move(model)), shared_prefix_(shared_prefix), use_graphs_(graphs && model_->backend()->supports_graphs()) {
   const ModelConfig& c = model_->config();
   const Architecture& arch = model_->arch();
   Workspace& ws = ws_;
@@ -149,6 +149,7 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
 
 StepRunner::~StepRunner() {
   std::lock_guard<FairMutex> lock(model_->backend()->mutex());
+  graphs_.clear();
   buffer_.reset();
 }
 
@@ -310,11 +311,67 @@ void StepRunner::group_memories(const std::vector<StepEntry>& entries, Meta& m) 
   m.plan.x_groups = n_groups;
 }
 
+// One transfer for the three metadata regions, which the plan lays out back to back (ints, floats, u64s): a step
+// starts with one upload (plus the penalised rows' histories), whether it then launches or replays.
 void StepRunner::upload(const Meta& m) {
+  const size_t end = ws_.u64s + m.u64s.size() * 8;
+  std::vector<uint8_t> staging(end - ws_.ints, 0);
+  std::memcpy(staging.data(), m.ints.data(), m.ints.size() * 4);
+  std::memcpy(staging.data() + (ws_.floats - ws_.ints), m.floats.data(), m.floats.size() * 4);
+  std::memcpy(staging.data() + (ws_.u64s - ws_.ints), m.u64s.data(), m.u64s.size() * 8);
+  model_->backend()->upload(at(ws_.ints), staging.data(), staging.size());
+}
+
+bool StepRunner::graph_key(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
+                           const Meta& m, bool all_logits, StepGraphKey& key) {
+  if (!use_graphs_ || all_logits || m.plan.max_q != 1 || m.plan.n_groups > 0 || model_->arch().encoder_decoder()) {
+    return false;
+  }
+  if (rows.size() != entries.size()) return false;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (rows[r].entry != int32_t(r)) return false;
+  }
+  if (graph_kv_ != &kv) {  // recordings write the cache they were made with
+    graphs_.clear();
+    graph_kv_ = &kv;
+  }
+  key = StepGraphKey{m.plan.batch, m.plan.max_ctx, m.penalty};
+  return true;
+}
+
+void StepRunner::launch_step(const KvCache& kv, const Meta& m, int64_t rows) {
+  Graph g(*model_, kv, ws_, static_cast<uint8_t*>(buffer_->ptr()), m.plan);
+  model_->arch().forward(g);
+  if (rows > 0) launch_head(m, rows);
+}
+
+void StepRunner::launch_or_replay(const KvCache& kv, const std::vector<StepEntry>& entries,
+                                  const std::vector<SampleRow>& rows, const Meta& m) {
   Backend& be = *model_->backend();
-  be.upload(at(ws_.ints), m.ints.data(), size_t(ws_.i_out) * 4);
-  be.upload(at(ws_.floats), m.floats.data(), m.floats.size() * 4);
-  be.upload(at(ws_.u64s), m.u64s.data(), m.u64s.size() * 8);
+  StepGraphKey key;
+  if (!graph_key(kv, entries, rows, m, false, key)) {
+    launch_step(kv, m, int64_t(rows.size()));
+    return;
+  }
+  DeviceGraph* graph = graphs_.find(key);
+  if (!graph) {
+    if (!graphs_.seen_again(key)) {
+      launch_step(kv, m, int64_t(rows.size()));
+      return;
+    }
+    be.begin_capture();
+    try {
+      launch_step(kv, m, int64_t(rows.size()));
+      graph = graphs_.add(key, be.end_capture());
+    } catch (...) {
+      be.abort_capture();
+      throw;
+    }
+    graphs_captured_++;
+  }
+  // A capture only records: this step's work runs here, as every later step of the key does.
+  be.replay(*graph);
+  graph_steps_++;
 }
 
 StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
@@ -323,6 +380,9 @@ StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entr
     throw_error(ErrorCode::Unsupported, std::string("step(): a ") + model_->arch().name() + " model has no LM head; use embed()");
   }
   Meta m = prepare(entries, rows, {}, model_->arch().encoder_decoder());
+  // Decode steps size the attention's split by a power-of-two bound of their contexts, so one recording serves many
+  // steps (step_graphs.h); eager steps do the same, so a replayed step computes exactly what an eager one would.
+  if (m.plan.max_q == 1) m.plan.max_ctx = graph_context_bucket(m.plan.max_ctx, ws_.max_context);
   StepOutput out;
   std::lock_guard<FairMutex> device(model_->backend()->mutex());
   model_->check_alive();
@@ -337,9 +397,14 @@ StepOutput StepRunner::run(const KvCache& kv, const std::vector<StepEntry>& entr
                                 size_t(e.seq->computed + e.count) * 4);
     }
   }
-  Graph g(*model_, kv, ws_, static_cast<uint8_t*>(buffer_->ptr()), m.plan);
-  model_->arch().forward(g);
-  head_and_sample(m, rows, all_logits, out);
+  if (all_logits) {
+    launch_step(kv, m, 0);
+    this->all_logits(m, out);
+    if (!rows.empty()) launch_head(m, int64_t(rows.size()));
+  } else {
+    launch_or_replay(kv, entries, rows, m);
+  }
+  download_samples(rows, out);
   out.shared_tokens = m.shared_tokens;
   out.shared_keys_saved = m.shared_keys_saved;
   out.memory_keys_saved = m.memory_keys_saved;
@@ -379,35 +444,35 @@ void StepRunner::final_norm(const void* in, void* y, int64_t rows) {
   apply_norm(*model_, arch.output_norm_kind(), in, nullptr, arch.output_norm_name(), arch.output_norm_bias(), y, rows);
 }
 
-void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& rows, bool all_logits, StepOutput& out) {
+// 'all' logits: every row's final norm and LM head, in chunks of R rows, each downloaded (synchronises).
+void StepRunner::all_logits(const Meta& m, StepOutput& out) {
+  const ModelConfig& c = model_->config();
+  Backend& be = *model_->backend();
+  const int64_t es = int64_t(dtype_size(c.dtype)), T = m.plan.n_tokens, R = ws_.rows_max, vocab = c.vocab_size;
+  void* logits = at(ws_.logits);
+  final_norm(at(ws_.x), at(ws_.h), T);
+  out.all_logits.reserve(size_t(T) * size_t(vocab));
+  for (int64_t r0 = 0; r0 < T; r0 += R) {
+    const int64_t n = std::min(R, T - r0);
+    lm_head(*model_, static_cast<uint8_t*>(at(ws_.h)) + r0 * c.dim * es, n, logits);
+    be.synchronize();
+    download_f32(be, c.dtype, logits, n * vocab, out.all_logits);
+  }
+}
+
+// Each sampled row's token -> final norm -> LM head -> sampling: launches only (a recorded step ends here).
+void StepRunner::launch_head(const Meta& m, int64_t NR) {
   const Workspace& ws = ws_;
   const ModelConfig& c = model_->config();
   Backend& be = *model_->backend();
   const DType dt = c.dtype;
-  const int64_t es = int64_t(dtype_size(dt));
-  const int64_t T = m.plan.n_tokens, R = ws.rows_max, NR = int64_t(rows.size());
+  const int64_t T = m.plan.n_tokens, R = ws.rows_max;
   const int64_t dim = c.dim, vocab = c.vocab_size;
   int32_t* ints = static_cast<int32_t*>(at(ws.ints));
   float* floats = static_cast<float*>(at(ws.floats));
   uint64_t* u64s = static_cast<uint64_t*>(at(ws.u64s));
   void* logits = at(ws.logits);
 
-  if (all_logits) {
-    final_norm(at(ws.x), at(ws.h), T);
-    out.all_logits.reserve(size_t(T) * size_t(vocab));
-    for (int64_t r0 = 0; r0 < T; r0 += R) {
-      const int64_t n = std::min(R, T - r0);
-      lm_head(*model_, static_cast<uint8_t*>(at(ws.h)) + r0 * dim * es, n, logits);
-      be.synchronize();
-      download_f32(be, dt, logits, n * vocab, out.all_logits);
-    }
-  }
-  if (NR == 0) {
-    be.synchronize();
-    return;
-  }
-
-  // Each row's token → final norm → LM head → sampling.
   EmbeddingArgs gather{};
   gather.dtype = dt;
   gather.ids = ints + ws.i_last;
@@ -442,13 +507,24 @@ void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& ro
   s.workspace = ws.sample_ws_bytes ? at(ws.sample_ws) : nullptr;
   s.workspace_bytes = ws.sample_ws_bytes;
   be.sample(s);
+}
 
+// Synchronises, then downloads each row's token and log-probability, and the LM-head logits of the rows that asked
+// (sampling penalised a copy in its workspace, not these).
+void StepRunner::download_samples(const std::vector<SampleRow>& rows, StepOutput& out) {
+  const ModelConfig& c = model_->config();
+  Backend& be = *model_->backend();
+  const DType dt = c.dtype;
+  const int64_t es = int64_t(dtype_size(dt)), R = ws_.rows_max, NR = int64_t(rows.size()), vocab = c.vocab_size;
+  const int32_t* ints = static_cast<const int32_t*>(at(ws_.ints));
+  const float* floats = static_cast<const float*>(at(ws_.floats));
+  const void* logits = at(ws_.logits);
   be.synchronize();
+  if (NR == 0) return;
   out.tokens.resize(size_t(NR));
   out.logprobs.resize(size_t(NR));
-  be.download(out.tokens.data(), ints + ws.i_out, size_t(NR) * 4);
+  be.download(out.tokens.data(), ints + ws_.i_out, size_t(NR) * 4);
   be.download(out.logprobs.data(), floats + kLogprobOut * R, size_t(NR) * 4);
-  // Only the rows that asked: their LM-head logits (sampling penalised a copy in its workspace, not these).
   out.raw.resize(size_t(NR));
   std::vector<float> row;
   for (int64_t r = 0; r < NR; ++r) {
@@ -457,7 +533,7 @@ void StepRunner::head_and_sample(const Meta& m, const std::vector<SampleRow>& ro
     std::vector<float>& dst = sr.logits ? out.logits : row;
     if (!sr.logits) row.clear();
     const size_t at_row = dst.size();
-    download_f32(be, dt, static_cast<uint8_t*>(logits) + r * vocab * es, vocab, dst);
+    download_f32(be, dt, static_cast<const uint8_t*>(logits) + r * vocab * es, vocab, dst);
     if (sr.top_logprobs >= 0 && out.tokens[size_t(r)] >= 0) out.raw[size_t(r)] = raw_logprobs(dst.data() + at_row, vocab, out.tokens[size_t(r)], sr.top_logprobs);
   }
 }

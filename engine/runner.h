@@ -27,11 +27,13 @@
 // float arithmetic (f32 on cpu/emu must reproduce llama2.c's greedy text).
 // Not thread-safe: the caller holds the context's step mutex; run() takes the backend mutex itself.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <vector>
 
 #include "graph.h"
 #include "sequence.h"
+#include "step_graphs.h"
 
 namespace eet {
 
@@ -65,14 +67,19 @@ class StepRunner {
   // max_rows bounds both the sequences and the sampled rows of a step; max_context the positions of a sequence.
   // shared_prefix: decode steps attend the leading blocks that several of their sequences share once for all of
   // them (the shared_attention op); off, every sequence reads its whole context (the attention op).
+  // graphs: decode steps are recorded once per shape and replayed (step_graphs.h), where the backend supports it.
   StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int32_t max_context, int32_t max_step_tokens,
-             bool shared_prefix = true);
+             bool shared_prefix = true, bool graphs = true);
   ~StepRunner();
 
   size_t workspace_bytes() const;
   int32_t max_rows() const { return int32_t(ws_.rows_max); }
   int32_t max_step_tokens() const { return int32_t(ws_.tokens_max); }
   int32_t max_context() const { return int32_t(ws_.max_context); }
+  // Steps run by replaying a recording, and recordings made (ContextStats graph_steps, graphs_captured); read
+  // from any thread.
+  int64_t graph_steps() const { return graph_steps_.load(); }
+  int64_t graphs_captured() const { return graphs_captured_.load(); }
 
   StepOutput run(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
                  bool all_logits);
@@ -91,14 +98,28 @@ class StepRunner {
   void group_shared_prefixes(const std::vector<StepEntry>& entries, Meta& m);
   void group_memories(const std::vector<StepEntry>& entries, Meta& m);
   void upload(const Meta& meta);
-  void head_and_sample(const Meta& meta, const std::vector<SampleRow>& rows, bool all_logits, StepOutput& out);
+  // Whether this step can run as a recording, and under which key.
+  bool graph_key(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
+                 const Meta& m, bool all_logits, StepGraphKey& key);
+  // The launches of a step: the layers, then (rows > 0) the head and the sampler; no synchronisation, no transfer.
+  void launch_step(const KvCache& kv, const Meta& meta, int64_t rows);
+  // Runs the step's launches: replayed, captured then replayed, or eagerly.
+  void launch_or_replay(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
+                        const Meta& meta);
+  void launch_head(const Meta& meta, int64_t rows);
+  void all_logits(const Meta& meta, StepOutput& out);
+  void download_samples(const std::vector<SampleRow>& rows, StepOutput& out);
   void final_norm(const void* in, void* y, int64_t rows);
   void* at(size_t offset) const;
 
   std::shared_ptr<const Model> model_;
   Workspace ws_{};
   bool shared_prefix_;
+  bool use_graphs_;
   std::unique_ptr<DeviceBuffer> buffer_;
+  StepGraphs graphs_;                // after buffer_: recordings name its addresses, so they go first
+  const KvCache* graph_kv_ = nullptr;  // the cache the recordings write (they hold its addresses)
+  std::atomic<int64_t> graph_steps_{0}, graphs_captured_{0};
 };
 
 }  // namespace eet

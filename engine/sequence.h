@@ -107,6 +107,8 @@ struct ContextStats {
   int32_t encoder_memories = 0;
   int64_t memory_keys_saved = 0;
   int64_t encoder_tokens = 0;  // input tokens the encoder has read (Context::encode, embed() excluded)
+  // Decode steps run by replaying a recorded device graph, and the recordings made (engine/step_graphs.h).
+  int64_t graph_steps = 0, graphs_captured = 0;
 };
 
 // What one step of the engine loop hands to its listener.

@@ -161,6 +161,8 @@ export interface AddonContextOptions {
   prefixCaching?: boolean;
   /** Decode steps read KV blocks shared by several sequences once for all of them (default true). */
   sharedPrefixAttention?: boolean;
+  /** Decode steps recorded once per shape and replayed (default true; cuda and emu). */
+  cudaGraphs?: boolean;
 }
 
 export interface AddonContextConfig {
@@ -173,6 +175,8 @@ export interface AddonContextConfig {
   maxQueued: number;
   prefixCaching: boolean;
   sharedPrefixAttention: boolean;
+  /** False where the device has no graphs (cpu) even when asked for. */
+  cudaGraphs: boolean;
 }
 
 /** One prompt for the engine loop; its events come to the context's listener. */
@@ -233,6 +237,10 @@ export interface AddonContextStats {
   memoryKeysSaved: number;
   /** Encoder-decoder models: input tokens the encoder has read for generation (one pass per encoded input). */
   encoderTokens: number;
+  /** Decode steps run by replaying a recorded device graph (see ContextOptions.cudaGraphs). */
+  graphSteps: number;
+  /** Device graphs recorded (one per decode-step shape seen twice; at most 32 kept per context). */
+  graphsCaptured: number;
 }
 
 /**

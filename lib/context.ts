@@ -47,6 +47,13 @@ export interface ContextOptions {
    * stats().sharedPrefixTokens counts the tokens that took the shared path.
    */
   sharedPrefixAttention?: boolean;
+  /**
+   * Record a decode step's kernel launches once per shape (batch size, context bound, penalties on or off) as a
+   * CUDA graph and replay it for later steps of that shape, after one upload of the step's values (default true).
+   * On emu the same path runs with the emulator's recording; the cpu backends ignore it. The same kernels with the
+   * same arguments either way; stats().graphSteps counts the replayed steps. Off: every launch from the host.
+   */
+  cudaGraphs?: boolean;
   /** A stream whose consumer has not asked for its next event for this long is cancelled (default 60 000). */
   streamIdleTimeoutMs?: number;
 }
@@ -54,7 +61,7 @@ export interface ContextOptions {
 /** Every context option: any other key is rejected (with the nearest of these). */
 export const CONTEXT_OPTION_KEYS: OptionKeys<ContextOptions> = {
   maxBatch: true, maxSeqLen: true, maxStepTokens: true, prefillChunk: true, kvCacheTokens: true, kvCacheBytes: true,
-  maxQueued: true, prefixCaching: true, sharedPrefixAttention: true, streamIdleTimeoutMs: true,
+  maxQueued: true, prefixCaching: true, sharedPrefixAttention: true, cudaGraphs: true, streamIdleTimeoutMs: true,
 };
 
 /**

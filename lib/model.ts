@@ -73,6 +73,9 @@ export type ModelConfig = Readonly<AddonModelConfig> & {
   readonly maxContext: number;
   readonly maxStepTokens: number;
   readonly kvCacheTokens: number;
+  /** Whether the default context replays decode steps from device graphs (ContextOptions.cudaGraphs and a device
+   *  that has them: cuda, emu). */
+  readonly cudaGraphs: boolean;
   /** 'random': made without a file (eet bench's built-in shapes). */
   readonly format: 'llama2c' | 'hf' | 'gguf' | 'random';
   readonly path: string;
@@ -133,7 +136,7 @@ export class Model {
   #default: Context | null = null;
 
   /** @internal use loadModel() */
-  constructor(weights: AddonModel, config: Omit<ModelConfig, 'maxBatch' | 'maxContext' | 'maxStepTokens' | 'kvCacheTokens'>,
+  constructor(weights: AddonModel, config: Omit<ModelConfig, 'maxBatch' | 'maxContext' | 'maxStepTokens' | 'kvCacheTokens' | 'cudaGraphs'>,
     tokenizer: TextCodec, loadMs: number, contextOptions: ContextOptions) {
     this.#weights = weights;
     this.#tok = tokenizer;
@@ -147,7 +150,7 @@ export class Model {
     const c = this.#default.config;
     this.config = Object.freeze({
       ...config, maxBatch: c.maxBatch, maxContext: c.maxContext, maxStepTokens: c.maxStepTokens, kvCacheTokens: c.kvCacheTokens,
-      stopIds: Object.freeze([...config.stopIds]),
+      cudaGraphs: c.cudaGraphs, stopIds: Object.freeze([...config.stopIds]),
     });
     const hf = this.#hf;
     this.tokenizer = Object.freeze({
@@ -345,6 +348,10 @@ function resolveContextOptions(o: Record<string, unknown>, device: string, maxSe
   if (o.sharedPrefixAttention !== undefined) {
     if (typeof o.sharedPrefixAttention !== 'boolean') throw invalid('sharedPrefixAttention', 'boolean', o.sharedPrefixAttention);
     native.sharedPrefixAttention = o.sharedPrefixAttention;
+  }
+  if (o.cudaGraphs !== undefined) {
+    if (typeof o.cudaGraphs !== 'boolean') throw invalid('cudaGraphs', 'boolean', o.cudaGraphs);
+    native.cudaGraphs = o.cudaGraphs;
   }
   const streamIdleTimeoutMs = o.streamIdleTimeoutMs === undefined ? 60_000 : integerIn('streamIdleTimeoutMs', o.streamIdleTimeoutMs, 1, 2 ** 31 - 1);
   return { native, streamIdleTimeoutMs };

@@ -48,6 +48,7 @@ eet::ContextConfig parse_options(const Napi::Value& v) {
   c.max_queued = int32_t(get_int_or(o, "maxQueued", 0, INT32_MAX, c.max_queued));
   c.prefix_caching = get_bool_or(o, "prefixCaching", true);
   c.shared_prefix_attention = get_bool_or(o, "sharedPrefixAttention", true);
+  c.cuda_graphs = get_bool_or(o, "cudaGraphs", true);
   return c;
 }
 
@@ -162,6 +163,8 @@ Napi::Object stats_object(Napi::Env env, const eet::ContextStats& s) {
   o.Set("encoderMemories", s.encoder_memories);
   o.Set("memoryKeysSaved", double(s.memory_keys_saved));
   o.Set("encoderTokens", double(s.encoder_tokens));
+  o.Set("graphSteps", double(s.graph_steps));
+  o.Set("graphsCaptured", double(s.graphs_captured));
   return o;
 }
 
@@ -457,6 +460,7 @@ class AddonContext : public Napi::ObjectWrap<AddonContext> {
       o.Set("maxQueued", c.max_queued);
       o.Set("prefixCaching", c.prefix_caching);
       o.Set("sharedPrefixAttention", c.shared_prefix_attention);
+      o.Set("cudaGraphs", c.cuda_graphs);
       return o;
     });
   }

@@ -73,6 +73,7 @@ const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0
 const addonInfo = (() => { try { return JSON.parse(readLog('addon').split('\n').find((l) => l.startsWith('{'))); } catch { return null; } })();
 const bench = readJson('bench.json');
 const opbench = readJson('opbench.json');
+const benchEager = readJson('bench-eager.json');
 const serving = readJson('serving.json');
 const pidT5 = readJson('pid-t5.json');
 const hf = readJson('hf.json');
@@ -122,6 +123,7 @@ function benchSection(title, r, step, file = 'format.js', formatter = 'formatMar
   }
 }
 benchSection('Benchmark (eet bench)', bench, 'bench');
+benchSection('Decode launched from the host (eet bench --no-cuda-graphs)', benchEager, 'bench-eager');
 benchSection('Per-op benchmark (scripts/op-bench.js)', opbench, 'opbench', 'opformat.js', 'formatOpMarkdown');
 benchSection('Serving scenarios (eet bench --scenarios)', serving, 'serving');
 benchSection('PiD on a T5 (eet bench --scenarios pid)', pidT5, 'pid-t5');

@@ -15,6 +15,7 @@
 #   ops        op tests `cuda vs cpu-ref` (dry run: a few `emu vs cpu-ref` cases)
 #   models     model tests and the serving engine's tests on cuda (dry run: a few cpu/emu cases)
 #   bench      `eet bench --json`: the grid over the built-in shapes (GPT-2 included)
+#   bench-eager  the LLaMA decode cells again with `--no-cuda-graphs` (every launch from the host)
 #   opbench    scripts/op-bench.js --json: every op of a decode (b = 1, 16; 512 keys) and a prefill (512 tokens) step
 #              of the built-in shapes, timed with device events beside the roofline, Q8_0 GEMMs too (dry run: emu)
 #   serving    `eet bench --no-grid --scenarios all --json`: concurrency, shared document, busy event loop, http, pid
@@ -62,6 +63,7 @@ if [ $dry = 1 ]; then
     --prompt "${SUITE_BENCH_PROMPT:-8}" --new "${SUITE_BENCH_NEW:-4}" --dtype "${SUITE_BENCH_DTYPE:-float32}" --bandwidth-bytes 16777216)
   # shellcheck disable=SC2206 # SUITE_OPBENCH_ARGS is a list of words
   opbench_args=(--dry-run ${SUITE_OPBENCH_ARGS:-})
+  eager_args=(--model tiny --device cpu --batch 1 --prompt 8 --new 4 --dtype float32 --bandwidth-bytes 16777216)
   serving_args=(--model "${SUITE_SERVING_MODELS:-tiny}" --device cpu --dtype "${SUITE_BENCH_DTYPE:-float32}" --bandwidth-bytes 16777216)
   # shellcheck disable=SC2054 # commas inside arguments
   pid_t5_args=(--model "${SUITE_T5_MODEL:-t5-tiny}" --device cpu --dtype float32 --bandwidth-bytes 16777216 --pid-documents 200 --pid-subtasks 1,16)
@@ -76,6 +78,8 @@ else
   # shellcheck disable=SC2206,SC2054 # a list of words; commas inside arguments
   opbench_args=(--model "${SUITE_OPBENCH_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l,gpt2-124m,gpt2-1.5b}" --device cuda
     --dtype "${SUITE_BENCH_DTYPE:-float16}" --batch 1,16 --context 512 --prompt 512 --q8 ${SUITE_OPBENCH_ARGS:-})
+  # shellcheck disable=SC2054 # commas inside arguments
+  eager_args=(--model tinyllama-1.1b,llama-7b --device cuda --batch 1,16 --prompt 128 --new 64 --dtype "${SUITE_BENCH_DTYPE:-float16}" --repeat 3)
   serving_args=(--model "${SUITE_SERVING_MODELS:-tinyllama-1.1b}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}")
   # shellcheck disable=SC2054 # commas inside arguments
   pid_t5_args=(--model "${SUITE_T5_MODEL:-t5-base}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}" --pid-documents 1000 --pid-subtasks 1,16,64)
@@ -145,6 +149,8 @@ step models 90 "" "$jest" "${models_args[@]}" --json --outputFile="$work/models.
 
 # ---- speed: the model bench, then each op of its steps, then serving
 step bench 90 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/bench.json"' bench "${bench_args[@]}"
+# The decode cells again with every launch from the host: what replaying decode steps as CUDA graphs saves.
+step bench-eager 45 "" bash -c 'node dist/cli/main.js bench "$@" --no-cuda-graphs --json > "'"$work"'/bench-eager.json"' bench-eager "${eager_args[@]}"
 step opbench 90 "" node scripts/op-bench.js "${opbench_args[@]}" --out "$work/opbench.json"
 step serving 90 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/serving.json"' serving "${serving_args[@]}" \
   --no-grid --scenarios "${SUITE_SERVING_SCENARIOS:-all}" --pid-documents 1000 --pid-subtasks 1,16,64

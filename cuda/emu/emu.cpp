@@ -469,5 +469,27 @@ void run_launch(const KernelInfo& k, dim3 grid, dim3 block, size_t smem) {
   g.smem_buf = nullptr;
 }
 
+// ---- device-graph capture ----------------------------------------------------------------------------------------
+namespace {
+// The open recording of this thread: the thread that holds the backend's mutex (Backend::mutex) is the only one that
+// launches on it, so a capture on one thread never sees another thread's launches.
+thread_local std::vector<RecordedLaunch>* t_recording = nullptr;
+}  // namespace
+
+bool recording() { return t_recording != nullptr; }
+void record(RecordedLaunch launch) { t_recording->push_back(std::move(launch)); }
+
 }  // namespace detail
+
+void begin_recording() {
+  if (detail::t_recording) eet::throw_error(eet::ErrorCode::Internal, "emu: a capture is already open on this thread");
+  detail::t_recording = new std::vector<detail::RecordedLaunch>();
+}
+
+std::vector<detail::RecordedLaunch> end_recording() {
+  std::unique_ptr<std::vector<detail::RecordedLaunch>> r(detail::t_recording);
+  detail::t_recording = nullptr;
+  return r ? std::move(*r) : std::vector<detail::RecordedLaunch>();
+}
+
 }  // namespace eet_emu

@@ -30,10 +30,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>  // before the __noinline__ macro: libstdc++'s shared_ptr uses __attribute__((__noinline__))
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "../../engine/error.h"
 #include "../../engine/half.h"
@@ -210,6 +212,21 @@ struct KernelCall {
   }
 };
 
+// Runs one captured call: the launch proper, or a replay of a recorded one.
+template <typename... P>
+void run_call(const KernelCall<P...>& call, dim3 grid, dim3 block, size_t smem) {
+  KernelInfo info{&KernelCall<P...>::invoke, &call, nullptr, __PRETTY_FUNCTION__};
+  std::memcpy(&info.address, &call.fn, sizeof(void*));  // function -> object pointer without a cast warning
+  run_launch(info, grid, block, smem);
+}
+
+// Device-graph capture (the emu backend's begin_capture / end_capture): while this thread has a recording open,
+// launch() appends the launch, its arguments copied by value as CUDA's stream capture copies kernel parameters, to
+// the recording instead of running it; replaying the recording runs the launches in order.
+using RecordedLaunch = std::function<void()>;
+bool recording();
+void record(RecordedLaunch launch);
+
 template <typename T>
 inline T warp_value_op(WarpOp op, unsigned mask, const T& var, int arg, int width, const char* file, int line) {
   static_assert(std::is_trivially_copyable<T>::value && sizeof(T) <= 16,
@@ -236,11 +253,18 @@ inline unsigned warp_vote(WarpOp op, unsigned mask, int pred, const char* file, 
 template <typename... P, typename... A>
 inline void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, eet::Stream stream, A&&... args) {
   (void)stream;
-  const detail::KernelCall<P...> call{kernel, std::tuple<P...>(P(std::forward<A>(args))...)};
-  detail::KernelInfo info{&detail::KernelCall<P...>::invoke, &call, nullptr, __PRETTY_FUNCTION__};
-  std::memcpy(&info.address, &kernel, sizeof(void*));  // function -> object pointer without a cast warning
-  detail::run_launch(info, grid, block, smem);
+  detail::KernelCall<P...> call{kernel, std::tuple<P...>(P(std::forward<A>(args))...)};
+  if (detail::recording()) {
+    detail::record([call = std::move(call), grid, block, smem] { detail::run_call(call, grid, block, smem); });
+    return;
+  }
+  detail::run_call(call, grid, block, smem);
 }
+
+// The recording of this thread's launches between begin_recording() and end_recording() (detail::recording()).
+// begin_recording() throws ERR_INTERNAL when one is already open on this thread.
+void begin_recording();
+std::vector<detail::RecordedLaunch> end_recording();
 
 }  // namespace eet_emu
 

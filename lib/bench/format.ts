@@ -32,7 +32,8 @@ export function modelLine(m: ModelBench, grid: boolean): string {
   if (m.status !== 'ok' || !m.memory || !m.config) return `${m.model}: ${m.status === 'unsupported' ? 'not supported' : 'error'} — ${m.error?.message ?? ''}`;
   const mem = m.memory, c = m.config;
   const context = grid
-    ? `grid context ${c.maxBatch} × ${c.maxContext} positions, steps of ${c.maxStepTokens} tokens · memory: weights ${bytesText(mem.weights)}, ` +
+    ? `grid context ${c.maxBatch} × ${c.maxContext} positions, steps of ${c.maxStepTokens} tokens, CUDA graphs ${c.cudaGraphs ? 'on' : 'off'} · ` +
+      `memory: weights ${bytesText(mem.weights)}, ` +
       `KV cache ${bytesText(mem.kvCache)}, workspace ${bytesText(mem.workspace)} (total ${bytesText(mem.total)})`
     : `weights ${bytesText(mem.weights)}`;
   return `${m.model}${m.about ? ` — ${m.about}` : ''}${m.source === 'builtin' ? ', random weights' : ''} · ${c.arch} · ${paramsText(m.params ?? 0)} params · ` +

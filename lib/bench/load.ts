@@ -25,6 +25,7 @@ export interface BenchSizes {
   /** Absent: the engine's default. */
   maxStepTokens?: number;
   prefillChunk?: number;
+  cudaGraphs?: boolean;
   /** Built-in shapes are made with at least this maxSeqLen (the scenarios may need more than the grid). */
   positions: number;
 }

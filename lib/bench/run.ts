@@ -28,6 +28,8 @@ export interface BenchOptions {
   maxStepTokens?: number;
   /** Most prompt tokens of one sequence per step (default: maxStepTokens). */
   prefillChunk?: number;
+  /** Decode steps replayed from device graphs (ContextOptions.cudaGraphs; default true). */
+  cudaGraphs?: boolean;
   seed: number;
   /** Bytes per buffer of the bandwidth copy; default 1 GiB on cuda, 64 MiB elsewhere. */
   bandwidthBytes?: number;
@@ -81,11 +83,12 @@ export function deviceName(device: string): string {
 /** The grid context's sizes (and how long a built-in shape must be for the scenarios too). */
 function benchSizes(cells: GridCell[], o: BenchOptions, settings: ScenarioSettings): BenchSizes {
   const positions = scenarioPositions(settings, o.scenarios);
-  if (cells.length === 0) return { maxBatch: 1, maxStepTokens: o.maxStepTokens, prefillChunk: o.prefillChunk, positions };
+  const graphs = o.cudaGraphs === undefined ? {} : { cudaGraphs: o.cudaGraphs };
+  if (cells.length === 0) return { maxBatch: 1, maxStepTokens: o.maxStepTokens, prefillChunk: o.prefillChunk, ...graphs, positions };
   const { maxBatch, maxContext } = gridLimits(cells);
   const largest = Math.max(...cells.map((c) => c.batch * c.prompt));
   const maxStepTokens = Math.max(maxBatch, o.maxStepTokens ?? Math.min(largest, o.device.startsWith('cuda') ? 8192 : 512));
-  return { maxBatch, maxSeqLen: maxContext, maxStepTokens, prefillChunk: o.prefillChunk, positions: Math.max(positions, maxContext) };
+  return { maxBatch, maxSeqLen: maxContext, maxStepTokens, prefillChunk: o.prefillChunk, ...graphs, positions: Math.max(positions, maxContext) };
 }
 
 /** Every few seconds while a grid cell runs: how far its prompt passes and decode steps are (a long cell otherwise

@@ -26,6 +26,7 @@ interface BenchFlags {
   repeat?: number;
   maxStepTokens?: number;
   prefillChunk?: number;
+  cudaGraphs: boolean;
   seed: number;
   bandwidthBytes?: number;
   json: boolean;
@@ -80,6 +81,7 @@ async function bench(flags: BenchFlags): Promise<void> {
     repeat: flags.repeat ?? (device === 'cpu' ? 3 : 1),
     maxStepTokens: flags.maxStepTokens,
     prefillChunk: flags.prefillChunk,
+    cudaGraphs: flags.cudaGraphs,
     seed: flags.seed,
     bandwidthBytes: flags.bandwidthBytes,
     scenarios,
@@ -111,6 +113,7 @@ export function registerBench(cmd: Command): void {
     .option('--repeat <n>', 'timed runs per grid cell; the median is reported (default: 3 on cpu, else 1)', positive)
     .option('--max-step-tokens <n>', "the contexts' step size in tokens (grid default: its largest batch x prompt, capped; scenarios: the engine's)", positive)
     .option('--prefill-chunk <n>', 'most prompt tokens of one sequence per step (default: the step size)', positive)
+    .option('--no-cuda-graphs', 'launch every decode step from the host (default: record each step shape once as a CUDA graph and replay it)')
     .option('--seed <n>', 'seed of the random weights and prompts', positive, 1)
     .option('--bandwidth-bytes <n>', 'buffer size of the copy-bandwidth probe (default: 1 GiB on a GPU, 64 MiB elsewhere)', positive)
     .option('--json', 'print the report as JSON', false)

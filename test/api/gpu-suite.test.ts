@@ -7,7 +7,7 @@ import * as path from 'path';
 
 const root = path.resolve(__dirname, '..', '..');
 // Most valuable first: correctness, speed (the model bench, each op, serving), sanitizers, HF baselines.
-const STEPS = ['addon', 'tsc', 'ops', 'models', 'bench', 'opbench', 'serving', 'pid-t5', 'memcheck', 'racecheck', 'hf-bench', 'fixtures', 'llama-cpp'];
+const STEPS = ['addon', 'tsc', 'ops', 'models', 'bench', 'bench-eager', 'opbench', 'serving', 'pid-t5', 'memcheck', 'racecheck', 'hf-bench', 'fixtures', 'llama-cpp'];
 
 describe('scripts/gpu-suite.sh --dry-run', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-gpu-suite-'));
@@ -43,13 +43,14 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(report.dryRun).toBe(true);
     expect(report.steps.map((s) => s.name)).toEqual(STEPS);
     const status = Object.fromEntries(report.steps.map((s) => [s.name, s.status]));
-    for (const name of ['addon', 'tsc', 'ops', 'models', 'bench', 'opbench', 'serving', 'pid-t5', 'memcheck', 'racecheck']) {
+    for (const name of ['addon', 'tsc', 'ops', 'models', 'bench', 'bench-eager', 'opbench', 'serving', 'pid-t5', 'memcheck', 'racecheck']) {
       expect(`${name}: ${status[name]}`).toBe(`${name}: pass`);
     }
     expect(status['llama-cpp']).toBe('skipped');
     const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
     for (const name of STEPS) expect(md).toContain(`| ${name} |`);
     expect(md).toContain('## Benchmark (eet bench)');
+    expect(md).toContain('## Decode launched from the host (eet bench --no-cuda-graphs)');
     expect(md).toContain('## Per-op benchmark (scripts/op-bench.js)');
     expect(md).toContain('**NOT GPU TIMES: host clock on emu');
     expect(md).toMatch(/^\| attn_q\\\|k\\\|v \| 2 \| M=1 N=128 K=64 \| /m); // the | of a name escaped in the table

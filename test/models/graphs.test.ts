@@ -1,0 +1,77 @@
+// Decode steps as device graphs (engine/step_graphs.h, ContextOptions.cudaGraphs; issue 13 item 5), on emu: the emu
+// backend records a step's launches and replays them, as the cuda backend does with a CUDA graph, so CI runs the
+// same runner path a GPU does. A recording bakes in every host-side launch argument; every per-step value (tokens,
+// positions, cache slots, context lengths, block tables, sampling parameters, seeds, RNG counters, penalty
+// histories) must come from device memory. So:
+//   - stories260K f32 greedy through replayed steps gives run.c's ids (llama2.c, an independent reference), and
+//     stats().graphSteps proves the steps were replays;
+//   - sampled generation (temperature, top-k, top-p, penalties, per-sample seeds) with sequences that start and
+//     end at different steps, in float32 and float16: every token and log-probability equals what a context with
+//     cudaGraphs: false computes by launching each op from the host (the same kernels and arguments, so the same
+//     bits). A replay that reused any per-step value of its capture step would sample from another position,
+//     slot, seed or step and differ.
+import { loadModel, type Model } from '../../lib/model';
+import { MODEL, references } from '../util/stories260k';
+
+const REF = references()[0];
+const GREEDY_TOKENS = 70;
+
+describe('device graphs on emu (stories260K)', () => {
+  let model: Model;
+  beforeAll(async () => { model = await loadModel(MODEL, { device: 'emu', dtype: 'float32', maxBatch: 4, maxSeqLen: 256 }); });
+  afterAll(async () => { await model?.dispose(); });
+
+  test(`greedy ${JSON.stringify(REF.prompt)}: the first ${GREEDY_TOKENS} ids are run.c's, from replayed steps`, async () => {
+    const ctx = model.createContext({ maxBatch: 1 });
+    const out = await ctx.generate(REF.prompt, { temperature: 0, maxNewTokens: GREEDY_TOKENS });
+    expect(out.tokens).toEqual(REF.printedIds.slice(REF.promptIds.length - 1).slice(0, GREEDY_TOKENS));
+    const s = ctx.stats();
+    // One prefill step (5 prompt tokens), then 69 decode steps over contexts of 6..74 keys: two context bounds
+    // (64, 128). The first step of each runs eagerly, the second is captured, and it and every later one replayed.
+    expect(s.graphsCaptured).toBe(2);
+    expect(s.graphSteps).toBe(GREEDY_TOKENS - 1 - 2);
+    await ctx.dispose();
+  });
+
+  test('cudaGraphs: false launches every step from the host', async () => {
+    const ctx = model.createContext({ maxBatch: 1, cudaGraphs: false });
+    const out = await ctx.generate(REF.prompt, { temperature: 0, maxNewTokens: 8 });
+    expect(out.tokens).toEqual(REF.printedIds.slice(REF.promptIds.length - 1).slice(0, 8));
+    expect(ctx.stats()).toMatchObject({ graphSteps: 0, graphsCaptured: 0 });
+    await ctx.dispose();
+  });
+
+  test('rejects a cudaGraphs that is not a boolean', () => {
+    expect(() => model.createContext({ cudaGraphs: 1 as unknown as boolean })).toThrow(/cudaGraphs/);
+  });
+});
+
+describe.each(['float32', 'float16'] as const)('device graphs on emu, %s: sampled steps equal host-launched steps', (dtype) => {
+  let model: Model;
+  beforeAll(async () => { model = await loadModel(MODEL, { device: 'emu', dtype, maxBatch: 4, maxSeqLen: 256 }); });
+  afterAll(async () => { await model?.dispose(); });
+
+  // Prompts of 1, 9, 23 and 40 tokens, prefilled 8 tokens a step: the sequences start decoding at different steps,
+  // so decode batches of 1..4 and mixed steps (eager) follow each other, and they finish at different steps too.
+  const ids = REF.printedIds;
+  const prompts = [[1], [1, ...ids.slice(0, 8)], [1, ...ids.slice(0, 22)], [1, ...ids.slice(0, 39)]];
+  const sampling = [
+    { temperature: 0.9, topK: 40, topP: 0.95, seed: 7 },
+    { temperature: 1.1, topP: 0.8, repetitionPenalty: 1.3, presencePenalty: 0.4, frequencyPenalty: 0.2, seed: 11 },
+  ];
+
+  test.each(sampling.map((s, i) => [i, s] as const))('sampling %i', async (_i, s) => {
+    const run = async (cudaGraphs: boolean) => {
+      const ctx = model.createContext({ maxBatch: 4, prefillChunk: 8, cudaGraphs });
+      const rs = await ctx.generate(prompts, { ...s, maxNewTokens: 24, ignoreEos: true });
+      const stats = ctx.stats();
+      await ctx.dispose();
+      return { out: rs.map((r) => ({ tokens: r.tokens, logprobs: r.logprobs })), stats };
+    };
+    const on = await run(true);
+    const off = await run(false);
+    expect(on.out).toEqual(off.out);
+    expect(on.stats.graphSteps).toBeGreaterThan(10);
+    expect(off.stats.graphSteps).toBe(0);
+  });
+});
