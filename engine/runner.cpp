@@ -324,7 +324,7 @@ void StepRunner::upload(const Meta& m) {
 
 bool StepRunner::graph_key(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
                            const Meta& m, bool all_logits, StepGraphKey& key) {
-  if (!use_graphs_ || all_logits || m.plan.max_q != 1 || m.plan.n_groups > 0 || model_->arch().encoder_decoder()) {
+  if (!use_graphs_ || all_logits || m.plan.max_q != 1 || model_->arch().encoder_decoder()) {
     return false;
   }
   if (rows.size() != entries.size()) return false;
@@ -335,7 +335,7 @@ bool StepRunner::graph_key(const KvCache& kv, const std::vector<StepEntry>& entr
     graphs_.clear();
     graph_kv_ = &kv;
   }
-  key = StepGraphKey{m.plan.batch, m.plan.max_ctx, m.penalty};
+  key = StepGraphKey{m.plan.batch, m.plan.max_ctx, m.penalty, m.plan.n_groups, m.plan.max_group_size, m.plan.max_shared};
   return true;
 }
 

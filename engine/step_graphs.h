@@ -11,10 +11,14 @@
 //   batch     sequences of the step, one new token and one sampled row each (so T = R = batch);
 //   context   the attention's max_ctx_len, which sizes its decode split: decode steps round it up to a power of two
 //             (StepRunner::run, graphs or not), so a recording serves every step until the longest context doubles;
-//   penalty   whether any row has a repetition / presence / frequency penalty (the sampler reads histories then).
-// Steps of another form run eagerly: prompt passes (n_q > 1), steps whose sequences share prefix blocks (the
-// shared_attention path: its grouping changes step by step), encoder-decoder steps, all-logits steps, steps that
-// sample a sequence twice (n > 1 forks are sampled in their prefill step only).
+//   penalty   whether any row has a repetition / presence / frequency penalty (the sampler reads histories then);
+//   groups    the shared-prefix groups (shared_attention): how many, the largest, the longest shared prefix. They
+//             change when sequences join or leave a group, not from step to step (a group shares its prompt's full
+//             blocks; new tokens go to each member's own blocks), so the n samples of a prompt or requests with a
+//             common system prompt replay too.
+// Steps of another form run eagerly: prompt passes (n_q > 1), encoder-decoder steps (their cross-attention memory
+// groups and lengths), all-logits steps, steps that sample a sequence twice (n > 1 forks are sampled so in their
+// prefill step only).
 //
 // A key is captured the second time it is seen: the first step of a shape runs eagerly, which also loads the
 // kernels' modules and opts them into large shared memory outside any capture. At most kMaxGraphs recordings are
@@ -25,6 +29,7 @@
 #include <list>
 #include <memory>
 #include <set>
+#include <tuple>
 
 #include "backend.h"
 
@@ -33,12 +38,10 @@ namespace eet {
 struct StepGraphKey {
   int32_t batch = 0, context = 0;
   bool penalty = false;
-  bool operator<(const StepGraphKey& o) const {
-    if (batch != o.batch) return batch < o.batch;
-    if (context != o.context) return context < o.context;
-    return penalty < o.penalty;
-  }
-  bool operator==(const StepGraphKey& o) const { return batch == o.batch && context == o.context && penalty == o.penalty; }
+  int32_t groups = 0, max_group = 0, max_shared = 0;
+  auto tie() const { return std::tie(batch, context, penalty, groups, max_group, max_shared); }
+  bool operator<(const StepGraphKey& o) const { return tie() < o.tie(); }
+  bool operator==(const StepGraphKey& o) const { return tie() == o.tie(); }
 };
 
 // The decode attention's context bound for a step whose longest context is max_ctx: the next power of two, at least

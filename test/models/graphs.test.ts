@@ -6,7 +6,8 @@
 //   - stories260K f32 greedy through replayed steps gives run.c's ids (llama2.c, an independent reference), and
 //     stats().graphSteps proves the steps were replays;
 //   - sampled generation (temperature, top-k, top-p, penalties, per-sample seeds) with sequences that start and
-//     end at different steps, in float32 and float16: every token and log-probability equals what a context with
+//     end at different steps, and the n samples of one prompt (decode steps over a shared-prefix group), in
+//     float32 and float16: every token and log-probability equals what a context with
 //     cudaGraphs: false computes by launching each op from the host (the same kernels and arguments, so the same
 //     bits). A replay that reused any per-step value of its capture step would sample from another position,
 //     slot, seed or step and differ.
@@ -74,4 +75,22 @@ describe.each(['float32', 'float16'] as const)('device graphs on emu, %s: sample
     expect(on.stats.graphSteps).toBeGreaterThan(10);
     expect(off.stats.graphSteps).toBe(0);
   });
+
+  test('n = 3 samples of a prompt: decode steps over a shared-prefix group replay too', async () => {
+    const run = async (cudaGraphs: boolean) => {
+      const ctx = model.createContext({ maxBatch: 4, cudaGraphs });
+      // 40 prompt tokens: two full blocks that the samples share (the shared_attention path), one partial each.
+      const rs = await ctx.generate([prompts[3]], { n: 3, temperature: 0.8, topP: 0.9, seed: 5, maxNewTokens: 20, ignoreEos: true });
+      const stats = ctx.stats();
+      await ctx.dispose();
+      return { out: rs.map((r) => ({ tokens: r.tokens, logprobs: r.logprobs })), stats };
+    };
+    const on = await run(true);
+    const off = await run(false);
+    expect(on.out).toEqual(off.out);
+    expect(on.stats.sharedPrefixTokens).toBeGreaterThan(0);
+    expect(on.stats.graphSteps).toBeGreaterThan(10);
+    expect(off.stats.graphSteps).toBe(0);
+  });
 });
+
