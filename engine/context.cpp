@@ -172,6 +172,7 @@ void Context::fill_stats(ContextStats& s) const {
   s.encoder_tokens = encoder_tokens_;
   s.graph_steps = runner_->graph_steps();
   s.graphs_captured = runner_->graphs_captured();
+  s.graph_error = runner_->graph_error();
   std::lock_guard<std::mutex> lock(releases_->mu);
   s.encoder_memories = releases_->alive;
 }
@@ -205,6 +206,7 @@ ContextStats Context::stats() const {
   // The runner's counters now: low-level steps (step()) do not refresh the loop's snapshot.
   s.graph_steps = runner_->graph_steps();
   s.graphs_captured = runner_->graphs_captured();
+  s.graph_error = runner_->graph_error();
   return s;
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 #include <numeric>
 
 #include "half.h"
@@ -359,13 +360,23 @@ void StepRunner::launch_or_replay(const KvCache& kv, const std::vector<StepEntry
       launch_step(kv, m, int64_t(rows.size()));
       return;
     }
-    be.begin_capture();
     try {
+      be.begin_capture();
       launch_step(kv, m, int64_t(rows.size()));
       graph = graphs_.add(key, be.end_capture());
-    } catch (...) {
+    } catch (const Error& e) {
+      // A step that cannot be recorded here (a driver that refuses something in it) must not fail every request:
+      // this runner launches from the host from now on, and stats() says why. A lost device fails the eager
+      // launch below, as it would have anyway.
       be.abort_capture();
-      throw;
+      use_graphs_ = false;
+      graphs_.clear();
+      {
+        std::lock_guard<std::mutex> lock(graph_error_mu_);
+        graph_error_ = e.what();
+      }
+      launch_step(kv, m, int64_t(rows.size()));
+      return;
     }
     graphs_captured_++;
   }

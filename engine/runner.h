@@ -29,6 +29,8 @@
 #pragma once
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "graph.h"
@@ -80,6 +82,11 @@ class StepRunner {
   // from any thread.
   int64_t graph_steps() const { return graph_steps_.load(); }
   int64_t graphs_captured() const { return graphs_captured_.load(); }
+  // Why recording stopped ("" while it works or is off): the error of the capture that failed.
+  std::string graph_error() const {
+    std::lock_guard<std::mutex> lock(graph_error_mu_);
+    return graph_error_;
+  }
 
   StepOutput run(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
                  bool all_logits);
@@ -120,6 +127,8 @@ class StepRunner {
   StepGraphs graphs_;                // after buffer_: recordings name its addresses, so they go first
   const KvCache* graph_kv_ = nullptr;  // the cache the recordings write (they hold its addresses)
   std::atomic<int64_t> graph_steps_{0}, graphs_captured_{0};
+  mutable std::mutex graph_error_mu_;
+  std::string graph_error_;
 };
 
 }  // namespace eet

@@ -109,6 +109,7 @@ struct ContextStats {
   int64_t encoder_tokens = 0;  // input tokens the encoder has read (Context::encode, embed() excluded)
   // Decode steps run by replaying a recorded device graph, and the recordings made (engine/step_graphs.h).
   int64_t graph_steps = 0, graphs_captured = 0;
+  std::string graph_error;  // why the context stopped recording ("": it did not)
 };
 
 // What one step of the engine loop hands to its listener.

@@ -241,6 +241,8 @@ export interface AddonContextStats {
   graphSteps: number;
   /** Device graphs recorded (one per decode-step shape seen twice; at most 32 kept per context). */
   graphsCaptured: number;
+  /** Set when recording a decode step failed: the error; the context launches every step from the host since. */
+  graphError?: string;
 }
 
 /**

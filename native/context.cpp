@@ -165,6 +165,7 @@ Napi::Object stats_object(Napi::Env env, const eet::ContextStats& s) {
   o.Set("encoderTokens", double(s.encoder_tokens));
   o.Set("graphSteps", double(s.graph_steps));
   o.Set("graphsCaptured", double(s.graphs_captured));
+  if (!s.graph_error.empty()) o.Set("graphError", s.graph_error);
   return o;
 }
 

@@ -1,4 +1,5 @@
-// Decode steps as device graphs (engine/step_graphs.h, ContextOptions.cudaGraphs; issue 13 item 5), on emu: the emu
+// Decode steps as device graphs (engine/step_graphs.h, ContextOptions.cudaGraphs; issue 13 item 5), on emu (and cuda
+// when a GPU is present): the emu
 // backend records a step's launches and replays them, as the cuda backend does with a CUDA graph, so CI runs the
 // same runner path a GPU does. A recording bakes in every host-side launch argument; every per-step value (tokens,
 // positions, cache slots, context lengths, block tables, sampling parameters, seeds, RNG counters, penalty
@@ -11,15 +12,19 @@
 //     cudaGraphs: false computes by launching each op from the host (the same kernels and arguments, so the same
 //     bits). A replay that reused any per-step value of its capture step would sample from another position,
 //     slot, seed or step and differ.
+import { deviceReport } from '../../lib/devices';
 import { loadModel, type Model } from '../../lib/model';
 import { MODEL, references } from '../util/stories260k';
+
+// On a GPU (the suite's model step runs the cuda cases) the same checks cover CUDA graphs proper.
+const DEVICES = ['emu', ...(deviceReport().devices.some((d) => d.kind === 'cuda') ? ['cuda'] : [])];
 
 const REF = references()[0];
 const GREEDY_TOKENS = 70;
 
-describe('device graphs on emu (stories260K)', () => {
+describe.each(DEVICES)('device graphs on %s (stories260K)', (device) => {
   let model: Model;
-  beforeAll(async () => { model = await loadModel(MODEL, { device: 'emu', dtype: 'float32', maxBatch: 4, maxSeqLen: 256 }); });
+  beforeAll(async () => { model = await loadModel(MODEL, { device, dtype: 'float32', maxBatch: 4, maxSeqLen: 256 }); });
   afterAll(async () => { await model?.dispose(); });
 
   test(`greedy ${JSON.stringify(REF.prompt)}: the first ${GREEDY_TOKENS} ids are run.c's, from replayed steps`, async () => {
@@ -29,6 +34,7 @@ describe('device graphs on emu (stories260K)', () => {
     const s = ctx.stats();
     // One prefill step (5 prompt tokens), then 69 decode steps over contexts of 6..74 keys: two context bounds
     // (64, 128). The first step of each runs eagerly, the second is captured, and it and every later one replayed.
+    expect(s.graphError).toBeUndefined();
     expect(s.graphsCaptured).toBe(2);
     expect(s.graphSteps).toBe(GREEDY_TOKENS - 1 - 2);
     await ctx.dispose();
@@ -47,9 +53,9 @@ describe('device graphs on emu (stories260K)', () => {
   });
 });
 
-describe.each(['float32', 'float16'] as const)('device graphs on emu, %s: sampled steps equal host-launched steps', (dtype) => {
+describe.each(DEVICES.flatMap((d) => (['float32', 'float16'] as const).map((t) => [d, t] as const)))('device graphs on %s, %s: sampled steps equal host-launched steps', (device, dtype) => {
   let model: Model;
-  beforeAll(async () => { model = await loadModel(MODEL, { device: 'emu', dtype, maxBatch: 4, maxSeqLen: 256 }); });
+  beforeAll(async () => { model = await loadModel(MODEL, { device, dtype, maxBatch: 4, maxSeqLen: 256 }); });
   afterAll(async () => { await model?.dispose(); });
 
   // Prompts of 1, 9, 23 and 40 tokens, prefilled 8 tokens a step: the sequences start decoding at different steps,
@@ -72,6 +78,7 @@ describe.each(['float32', 'float16'] as const)('device graphs on emu, %s: sample
     const on = await run(true);
     const off = await run(false);
     expect(on.out).toEqual(off.out);
+    expect(on.stats.graphError).toBeUndefined();
     expect(on.stats.graphSteps).toBeGreaterThan(10);
     expect(off.stats.graphSteps).toBe(0);
   });
