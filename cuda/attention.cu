@@ -12,7 +12,11 @@
 // All math is fp32 (scores kept in the log2 domain: q is pre-scaled by scale * log2(e), softmax uses exp2f), the
 // output is rounded once to the dtype. Two paths, chosen by the host from max_q_len:
 //
-// 1. Prompt pass (any n_q; max_q_len > 1): attention_prefill_kernel, flash-attention style with online softmax.
+// 1. Prompt pass (any n_q; max_q_len > 1). float16 / bfloat16 with head_dim a multiple of 16 (<= 256) run on tensor
+//    cores: attention_prefill_mma_kernel (cuda/attention_prefill_mma.cu: 64-query tiles, the probabilities rounded
+//    to the dtype for P·V, its header derives the error that adds). The rest (float32, other head dims, and calls
+//    with AttentionArgs::simt_prefill, a test / bench switch) run attention_prefill_kernel, described here: SIMT,
+//    flash-attention style with online softmax.
 //    One block of 128 threads (4 warps) per (query tile, head, sequence); grid.x = batch * q_tiles with
 //    q_tiles = ceil(max_q_len / kBq), tiles past a sequence's n_q return at once (whole block, before any barrier).
 //    The Q tile and each 32-key K/V tile, read through the block table, sit in shared memory as fp32; the tile walk
@@ -373,12 +377,20 @@ void op_attention(const eet::AttentionArgs& a, eet::Stream stream) {
   p.mask = a.mask;
   p.rel = a.rel_bias;
 
-  const int rows = a.max_q_len > 1 ? tile_rows(l.head_dim, "attention") : Tl::kRows;
-  if (a.max_q_len > 1) {
-    p.q_tiles = int32_t(ceil_div(a.max_q_len, Tl::kWarps * rows));
+  const auto set_q_tiles = [&](int tile_queries) {
+    p.q_tiles = int32_t(ceil_div(a.max_q_len, tile_queries));
     if (int64_t(a.batch) * p.q_tiles > INT32_MAX) {
       eet::throw_error(eet::ErrorCode::Unsupported, "attention: batch * query tiles exceeds the grid limit");
     }
+  };
+  if (a.max_q_len > 1 && !a.simt_prefill && attention_prefill_mma_supported(a.dtype, l.head_dim)) {
+    set_q_tiles(kMmaAttnRows);
+    attention_prefill_mma_run(p, a.dtype, a.batch, stream);
+    return;
+  }
+  const int rows = a.max_q_len > 1 ? tile_rows(l.head_dim, "attention") : Tl::kRows;
+  if (a.max_q_len > 1) {
+    set_q_tiles(Tl::kWarps * rows);
   } else {
     set_decode_split(p, eet::attention_decode_split(eet::decode_shape(a)));
     if (int64_t(a.batch) * p.n_chunks > INT32_MAX) {

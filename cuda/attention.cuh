@@ -316,4 +316,11 @@ inline void set_decode_split(AttnParams& p, const eet::AttentionDecodeSplit& spl
 // tile.
 void attention_decode_run(const AttnParams& p, eet::DType dtype, int32_t batch, int32_t n_kv_heads, eet::Stream stream);
 
+// The prompt pass on tensor cores (cuda/attention_prefill_mma.cu): whether it takes this dtype and head_dim on this
+// device (float16 / bfloat16, head_dim a multiple of 16 in [16, 256], its tile within the shared memory opt-in
+// limit), and its launch over p with p.q_tiles = ceil(max_q_len / kMmaAttnRows).
+constexpr int kMmaAttnRows = 64;  // query rows per block (MmaAttnTile::kBq)
+bool attention_prefill_mma_supported(eet::DType dtype, int32_t head_dim);
+void attention_prefill_mma_run(const AttnParams& p, eet::DType dtype, int32_t batch, eet::Stream stream);
+
 }  // namespace EET_KNS

@@ -239,6 +239,8 @@ struct AttentionArgs {
   AttnRelBias rel_bias;    // table nullptr: none
   int32_t sm_count;        // the SMs the decode split aims to fill: Backend::sm_count(), [1, kMaxSmCount]; any value
                            //   gives the same results (it sizes the split and so the workspace, never the math)
+  bool simt_prefill;       // tests and the op bench only: the cuda/emu prompt pass runs its fp32 SIMT kernel even
+                           //   where the tensor-core one applies (f16/bf16), so both stay tested and timed
 };
 
 // Decode split (flash-decoding): on the decode path the work of each sequence is cut into blocks of up to

@@ -133,6 +133,7 @@ Launch run_attention(OpCall& c) {
         c.tensor("relBiasTable", DType::F32, int64_t(a.n_heads) * a.rel_bias.num_buckets));
   }
   a.sm_count = sm_count(c);
+  a.simt_prefill = get_bool_or(c.p, "simtPrefill", false);  // tests / op bench: the SIMT prompt kernel (engine/ops.h)
   a.workspace_bytes = eet::attention_workspace_bytes(eet::decode_shape(a));
   a.workspace = a.workspace_bytes ? c.temp(a.workspace_bytes) : nullptr;
   return [be = c.backend, a] { be->attention(a); };

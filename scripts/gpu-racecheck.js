@@ -2,8 +2,8 @@
 // A few norm and attention calls on one device, for `compute-sanitizer --tool racecheck` (scripts/gpu-suite.sh):
 // shared-memory hazards only show up when the kernels run, so this drives every path once — RMS and layer norm
 // at a row that fits one pass and a folded 12288-wide row; attention as a prompt pass (several queries, causal,
-// unequal lengths), as decode (one query, long context: the split-KV path) and as shared-prefix decode — and checks
-// the outputs are finite.
+// unequal lengths; bf16 on tensor cores, and on the SIMT kernel through simtPrefill), as decode (one query, long
+// context: the split-KV path) and as shared-prefix decode — and checks the outputs are finite.
 // Usage: node scripts/gpu-racecheck.js [device]   (default cuda; the suite's dry run uses emu)
 'use strict';
 const path = require('path');
@@ -44,7 +44,9 @@ for (const dtype of [F32, BF16]) {
     }]);
   }
   const blockSize = 16, nKvHeads = 2, headDim = 128, nHeads = 8;
-  for (const [what, qLens, ctxLens] of [['prompt', [64, 33], [64, 40]], ['decode', [1, 1, 1, 1], [1000, 17, 513, 1]]]) {
+  const attnCalls = [['prompt', [64, 33], [64, 40], false], ['decode', [1, 1, 1, 1], [1000, 17, 513, 1], false]];
+  if (dtype === BF16) attnCalls.push(['prompt, simt kernel', [64, 33], [64, 40], true]);
+  for (const [what, qLens, ctxLens, simtPrefill] of attnCalls) {
     calls.push([`attention(${what}, dtype=${dt}, q=${qLens}, ctx=${ctxLens})`, () => {
       const batch = qLens.length;
       const maxBlocksPerSeq = Math.ceil(Math.max(...ctxLens) / blockSize);
@@ -58,6 +60,7 @@ for (const dtype of [F32, BF16]) {
         dtype, blockSize, nKvHeads, headDim, batch, nHeads, nTokens, maxBlocksPerSeq, scale: 1 / Math.sqrt(headDim), mask: 'causal',
         q: floats(nTokens * nHeads * headDim, dtype), out, kCache: floats(cacheElems, dtype), vCache: floats(cacheElems, dtype),
         blockTable: ints(Array.from({ length: blocks }, (_, i) => blocks - 1 - i)), qStart: ints(qStart), ctxLen: ints(ctxLens),
+        simtPrefill,
       });
       finite('attention', out, dtype);
     }]);

@@ -8,8 +8,8 @@
 // Per layer (× nLayers): norm, q|k|v GEMM, RoPE fused with the KV append (LLaMA) or the KV append, attention, output GEMM (+ residual), norm, MLP
 // GEMMs and activation. Once per step: the embedding, the gather of the rows to sample, the final norm, the LM
 // head, the sampler. Variants a step may run instead of its plain op (perStep 0: timed, left out of the step sum):
-// LLaMA's unfused RoPE and KV append, shared-prefix attention (B > 1 sequences sharing all but their last 16 keys),
-// a top-p sampler, Q8_0 GEMMs.
+// LLaMA's unfused RoPE and KV append, the SIMT prompt attention where a 16-bit prompt runs on tensor cores,
+// shared-prefix attention (B > 1 sequences sharing all but their last 16 keys), a top-p sampler, Q8_0 GEMMs.
 // Differences from the engine, for stable repetitions: outputs the engine writes in place (activation, residual
 // GEMMs) go to a separate tensor here (the same bytes move); q, k and v are views of one q|k|v row (ldq/ldk/ldv as
 // in the engine) but in separate tensors.
@@ -193,15 +193,19 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
   // keys read once (prefill: each sequence's P keys; decode: each context), q read once, out written once
   const kvRead = B * ctx * kvW * 2 * e;
   const attnFlops = decode ? 4 * H * hd * B * ctx : 4 * H * hd * B * ((per * (per + 1)) / 2);
-  cases.push({
-    name: 'attention', op: 'attention', about: `${decode ? 'decode' : 'prompt, causal'}: ${B} × ${per} queries over ${ctx} keys, ${H}/${Hkv} heads × ${hd}`,
-    params: { ...layout, batch: B, nHeads: H, nTokens: T, maxBlocksPerSeq: nb, scale, mask: 'causal', ldq: qkvW, ldo: qW },
+  const attention = (name: string, perStep: number, extra: Record<string, unknown> = {}): OpCase => ({
+    name, op: 'attention', about: `${decode ? 'decode' : 'prompt, causal'}: ${B} × ${per} queries over ${ctx} keys, ${H}/${Hkv} heads × ${hd}`,
+    params: { ...layout, batch: B, nHeads: H, nTokens: T, maxBlocksPerSeq: nb, scale, mask: 'causal', ldq: qkvW, ldo: qW, ...extra },
     tensors: {
       ...attnCommon, blockTable: t('int32', B * nb, blockTable),
       qStart: t('int32', B + 1, iota(B + 1, (b) => b * per)), ctxLen: t('int32', B, iota(B, () => ctx)),
     },
-    checks: { out: { kind: 'written' } }, perStep: L, bytes: kvRead + 2 * T * qW * e + B * (nb + 2) * 4, flops: attnFlops,
+    checks: { out: { kind: 'written' } }, perStep, bytes: kvRead + 2 * T * qW * e + B * (nb + 2) * 4, flops: attnFlops,
   });
+  cases.push(attention('attention', L));
+  // A 16-bit prompt pass with head_dim a multiple of 16 (<= 256) runs on tensor cores (cuda/attention_prefill_mma.cu);
+  // the SIMT kernel it replaced is timed beside it (the op's simtPrefill switch).
+  if (!decode && e === 2 && hd % 16 === 0 && hd <= 256) cases.push(attention('attention (simt)', 0, { simtPrefill: true }));
   if (decode && B > 1 && ctx > 1) {
     // One group of all B: the leader's blocks hold the shared keys (all but the last ≤ 16), each member its own tail.
     const shared = Math.max(1, ctx - Math.min(16, ctx - 1));

@@ -1,113 +1,22 @@
-// Fused masked attention over the paged KV cache (engine/ops.h "fused masked attention"), against the cpu reference.
-// Every case packs several sequences of different lengths, reads K/V through shuffled (non-contiguous) block
-// tables whose unused entries are -1, and names its geometry:
+// Fused masked attention over the paged KV cache (engine/ops.h "fused masked attention"), against the cpu reference:
+// decode, and the prompt pass on its SIMT kernel (attention_prefill_kernel). Every case packs several sequences of
+// different lengths and reads K/V through shuffled block tables (attention_cases.ts), and names its geometry:
 //   prompt pass: n_q = ctx (prefill) or n_q < ctx (a continuation chunk over cached tokens), under each mask:
 //                bidirectional, causal, anticausal (DecBERT: a query sees itself and later keys)
 //   decode:      every n_q = 1; long contexts split across blocks and are merged by the combine kernel
-// Layouts: 'dense' (default strides), 'fused' (q rows strided as in a fused QKV buffer, padded cache strides,
-// 16-byte loads still possible), 'odd' (odd strides everywhere: scalar loads; out strided, so `out` is an in/out
-// tensor whose gaps must stay untouched). T5's relative position bias (a per-head bucket table, buckets computed in
-// the kernels from positions) is checked against the reference on both paths, and by its definition against buckets
-// HF computed (test/fixtures/hf-t5/reference.json).
-import { binding, type AddonAttentionMaskMode } from '../../lib/binding';
-import { EmuOptions, FloatDType, OpCase, opSuite, SHORT, SM86_SMEM } from './harness';
-import { normal, shuffled, uniform } from '../util/random';
-
-type Layout = 'dense' | 'fused' | 'odd';
-type Mask = AddonAttentionMaskMode | 'cross';  // cross: T5's decoder over an encoder memory (no layer config)
-
-interface Spec {
-  dtype: FloatDType;
-  headDim: number;
-  nHeads: number;
-  nKvHeads: number;
-  mask: Mask;
-  blockSize: number;
-  ctx: number[];
-  nq: number[];
-  layout?: Layout;
-  timeoutMs?: number;
-  /** T5's relative position bias: a random (nHeads, buckets) table; scale 1 when `t5Scale` (else 1/sqrt(D)). */
-  rel?: { buckets: number; maxDistance: number; bidirectional: boolean; t5Scale?: boolean };
-  /** The SM count the decode split aims to fill (the op's smCount; the backend's when absent): on every device,
-   *  so a GPU run takes the same split. */
-  smCount?: number;
-  /** The emulated device (for the prompt tile that fits its shared memory). */
-  emu?: EmuOptions;
-}
-
-/** The decode split a case gets (engine/ops.h), for its name and the coverage checks below. */
-function splitOf(s: Spec) {
-  return binding().attentionDecodeSplit({ batch: s.ctx.length, nHeads: s.nHeads, nKvHeads: s.nKvHeads, maxCtxLen: Math.max(...s.ctx), smCount: s.smCount ?? 132 });
-}
-
-const list = (xs: number[]) => (xs.length > 6 ? `${xs.length}x` : `[${xs.join(',')}]`);
-
-let nextSeed = 1;
-function attentionCase(s: Spec): OpCase {
-  const seed = (nextSeed += 7919);
-  const layout = s.layout ?? 'dense';
-  const D = s.headDim, bs = s.blockSize, batch = s.ctx.length;
-  const row = s.nHeads * D;
-  const ldq = layout === 'dense' ? row : layout === 'fused' ? 3 * row : row + 1;
-  const ldo = layout === 'odd' ? row + 3 : row;
-  const headStride = layout === 'dense' ? bs * D : layout === 'fused' ? bs * D + 8 : bs * D + 1;
-  const blockStride = s.nKvHeads * headStride + (layout === 'dense' ? 0 : layout === 'fused' ? 16 : 5);
-  const used = s.ctx.map((c) => Math.ceil(c / bs));
-  const maxBlocksPerSeq = Math.max(...used) + 1;
-  const nBlocks = used.reduce((a, b) => a + b, 0) + 3;
-  const perm = shuffled(nBlocks, seed);
-  const blockTable = new Int32Array(batch * maxBlocksPerSeq).fill(-1);
-  let next = 0;
-  for (let b = 0; b < batch; b++) for (let i = 0; i < used[b]; i++) blockTable[b * maxBlocksPerSeq + i] = perm[next++];
-  const qStart = new Int32Array(batch + 1);
-  for (let b = 0; b < batch; b++) qStart[b + 1] = qStart[b] + s.nq[b];
-  const nTokens = qStart[batch];
-  const decode = s.nq.every((n) => n === 1);
-  const rel = s.rel
-    ? `, rel=${s.rel.bidirectional ? 'bi' : 'uni'}/${s.rel.buckets}/${s.rel.maxDistance}${s.rel.t5Scale ? ', scale=1' : ''}`
-    : '';
-  const split = decode && s.smCount !== undefined ? splitOf(s) : null;
-  const sms = s.smCount === undefined ? '' : `, sms=${s.smCount}` +
-    (split ? ` (${split.headsPerBlock} heads x ${split.nChunks} chunks of ${split.chunkLen})` : '');
-  const emu = s.emu?.maxSharedMemoryPerBlockOptin ? `, emu smem ${s.emu.maxSharedMemoryPerBlockOptin}` : '';
-  const name =
-    `attention(${decode ? 'decode' : 'prompt'}, dtype=${SHORT[s.dtype]}, D=${D}, heads=${s.nHeads}/${s.nKvHeads}, ` +
-    `${s.mask}, bs=${bs}, ctx=${list(s.ctx)}${decode ? '' : `, nq=${list(s.nq)}`}, layout=${layout}${rel}${sms}${emu})`;
-  const relParams = s.rel
-    ? { relBuckets: s.rel.buckets, relMaxDistance: s.rel.maxDistance, relBidirectional: s.rel.bidirectional }
-    : {};
-  const outIsInout = layout === 'odd';
-  return {
-    name,
-    op: 'attention',
-    dtype: s.dtype,
-    params: {
-      blockSize: bs, nKvHeads: s.nKvHeads, headDim: D, headStride, blockStride, batch, nHeads: s.nHeads, nTokens,
-      maxBlocksPerSeq, scale: s.rel?.t5Scale ? 1 : 1 / Math.sqrt(D), mask: s.mask, ldq, ldo, ...relParams,
-      ...(s.smCount === undefined ? {} : { smCount: s.smCount }),
-    },
-    emu: s.emu,
-    inputs: () => ({
-      q: normal(nTokens * ldq, seed + 1),
-      kCache: uniform(nBlocks * blockStride, seed + 2, -1.7, 1.7),  // std ~1; uniform is 4x cheaper to draw
-      vCache: uniform(nBlocks * blockStride, seed + 3, -1.7, 1.7),
-      blockTable,
-      qStart,
-      ctxLen: Int32Array.from(s.ctx),
-      ...(outIsInout ? { out: normal(nTokens * ldo, seed + 4) } : {}),
-      ...(s.rel ? { relBiasTable: normal(s.nHeads * s.rel.buckets, seed + 5) } : {}),
-    }),
-    f32Inputs: s.rel ? ['relBiasTable'] : undefined,
-    outputs: outIsInout ? {} : { out: { numel: nTokens * ldo } },
-    inout: outIsInout ? ['out'] : undefined,
-    timeoutMs: s.timeoutMs,
-  };
-}
+// The f16/bf16 prompt cases with head_dim a multiple of 16, which the op runs on tensor cores, are pinned to the SIMT
+// kernel here (simtPrefill, "kernel=simt" in their names) so it stays tested in every dtype; attention_mma.test.ts
+// tests the tensor-core kernel. T5's relative position bias (a per-head bucket table, buckets computed in the
+// kernels from positions) is checked against the reference on both paths, and by its definition against buckets HF
+// computed (test/fixtures/hf-t5/reference.json).
+import { binding } from '../../lib/binding';
+import { FloatDType, OpCase, opSuite, SM86_SMEM } from './harness';
+import { normal } from '../util/random';
+import { attentionCase, Mask, Spec, splitOf } from './attention_cases';
 
 const dtypes: FloatDType[] = ['float32', 'float16', 'bfloat16'];
 const cases: OpCase[] = [];
-const add = (s: Spec) => cases.push(attentionCase(s));
+const add = (s: Spec) => cases.push(attentionCase({ ...s, simt: true }));
 const prefill = [1, 7, 33, 100];
 const ones = (n: number) => new Array(n).fill(1);
 

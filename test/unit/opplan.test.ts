@@ -59,6 +59,20 @@ describe('planStep', () => {
     }
   });
 
+  test('a 16-bit prompt times the SIMT attention kernel beside the tensor-core one (simtPrefill), left out of the step', () => {
+    const cases = planStep(tl, { phase: 'prefill', batch: 2, tokens: 20 }, f16);
+    const [plain, simt] = [byName(cases, 'attention'), byName(cases, 'attention (simt)')];
+    expect(cases.map((c) => c.name).indexOf('attention (simt)')).toBe(cases.map((c) => c.name).indexOf('attention') + 1);
+    expect([plain.perStep, plain.params.simtPrefill, simt.perStep, simt.params.simtPrefill]).toEqual([22, undefined, 0, true]);
+    expect({ ...simt, name: '', perStep: 0, params: { ...simt.params, simtPrefill: undefined } })
+      .toEqual({ ...plain, name: '', perStep: 0, params: { ...plain.params, simtPrefill: undefined } });
+    // No variant where the op runs the SIMT kernel anyway: decode, float32, a head dim that is not a multiple of 16.
+    expect(planStep(tl, { phase: 'decode', batch: 2, tokens: 20 }, f16).some((c) => c.name === 'attention (simt)')).toBe(false);
+    expect(planStep(tl, { phase: 'prefill', batch: 2, tokens: 20 }, { ...f16, dtypeBytes: 4 }).some((c) => c.name === 'attention (simt)')).toBe(false);
+    const odd = { ...tl, dim: 2 * 32 * 40, headDim: 40 };
+    expect(planStep(odd, { phase: 'prefill', batch: 2, tokens: 20 }, f16).some((c) => c.name === 'attention (simt)')).toBe(false);
+  });
+
   test('GPT-2: learned positions, LayerNorm and GEMM biases, GELU, no RoPE', () => {
     const cases = planStep(builtinShape('gpt2-124m')!, { phase: 'decode', batch: 2, tokens: 30 }, f16);
     expect(cases.map((c) => c.name)).toEqual(['token_embd + position_embd', 'attn_norm', 'attn_qkv', 'kv_append', 'attention', 'shared_attention',
