@@ -10,6 +10,7 @@ warn="-Wall -Wextra -Werror -Wno-unknown-pragmas -fno-strict-aliasing"
 src="cuda/emu/emu.cpp cuda/emu/warp.cpp cuda/emu/fiber.cpp cuda/emu/ptx.cpp cuda/emu/test/driver.cpp"
 cases=$(ls cuda/emu/selftest*.cu)  # the registry (selftest.cu) and one file per family of cases
 
+# shellcheck disable=SC2086 # $warn, $src and $objs are lists of words
 build() {  # build NAME EXTRA_FLAGS...
   name=$1; shift
   echo "-- build $name"
@@ -19,7 +20,6 @@ build() {  # build NAME EXTRA_FLAGS...
     g++ -std=c++17 $warn -fstack-clash-protection "$@" -c -x c++ "$f" -o "$o"
     objs="$objs $o"
   done
-  # shellcheck disable=SC2086 # lists of files
   g++ -std=c++17 $warn -fstack-clash-protection "$@" $src $objs -o "$out/driver-$name" -pthread
 }
 
