@@ -59,10 +59,12 @@ struct Q8Stage {
 
 __device__ __forceinline__ int q8_swizzle(int r, int c) { return r * 32 + ((c ^ ((r >> 2) & 1)) << 4); }
 
-// Two K-adjacent int8 weights (the low one first) as one fragment register of T (exact: |q| <= 128).
+// Two K-adjacent int8 weights at p (2-byte aligned; the lower k in the low byte, little-endian as GPUs and x86 are)
+// as one fragment register of T (exact: |q| <= 128).
 template <typename T>
 __device__ __forceinline__ uint32_t q8_pair(const unsigned char* p) {
-  const auto lo = static_cast<int8_t>(p[0]), hi = static_cast<int8_t>(p[1]);
+  const uint16_t v = *reinterpret_cast<const uint16_t*>(p);  // one 16-bit shared load
+  const auto lo = static_cast<int8_t>(v & 0xffu), hi = static_cast<int8_t>(v >> 8);
   return half_bits(from_f32<T>(float(lo))) | (half_bits(from_f32<T>(float(hi))) << 16);
 }
 
