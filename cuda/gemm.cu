@@ -9,13 +9,16 @@
 //   M <= kDecodeMaxM (64 for f16 / bf16, 16 for f32; decode batches): cuda/gemv.cu, bandwidth-bound kernels that
 //                           read every weight once per call: gemv_kernel (M = 1, and f32) and skinny_mma_kernel
 //                           (f16 / bf16, M = 2..64, tensor cores), split over K until the GPU is full.
-//   M > 64, f16 / bf16      gemm_mma_kernel<T, BM>: tensor cores (mma.m16n8k16 via cuda/mma.cuh), block tile
-//                           BM x 128 x 32 (BM = 128, or 64 when 128-row tiles would leave the GPU under-filled),
-//                           8 warps as 2 (M) x 4 (N), each warp (BM/2) x 32. Tiles go global -> registers ->
-//                           shared memory, double-buffered (the next tile's global loads are in flight while the
-//                           current one is multiplied); rows padded so fragment reads are bank-conflict free.
+//   M > 64, f16 / bf16      gemm_mma_kernel<T, Tile, Copier>: tensor cores (mma.m16n8k16 via cuda/mma.cuh), 8 warps,
+//                           block tiles 128 x 256, 128 x 128 or 64 x 128 (K steps of 32), the largest that keeps
+//                           the SMs busy (pick_mma_tile, cuda/gemm_tile.cuh). A 4-stage pipeline: cp.async copies
+//                           (cuda/async_copy.cuh) keep 3 K tiles in flight into swizzled shared memory while the
+//                           warps multiply the current one, whose fragments come by ldmatrix (cuda/ldmatrix.cuh);
+//                           one barrier per K tile. When x's or W's rows are not 16-byte aligned (ldx or K not a
+//                           multiple of 8) the same kernel runs with ordinary loads (SyncCopies) on 64 x 128 tiles.
 //   M > 16, f32             gemm_simt_kernel: 64 x 64 x 16 tiles, 256 threads, 4 x 4 outputs per thread in
-//                           registers, same double-buffered staging (tiles stored K-major in shared memory).
+//                           registers; tiles go global -> registers -> shared memory (K-major), double-buffered:
+//                           the next tile's loads are in flight during the current one's math.
 // Edges (M, N, K not multiples of the tiles) are zero-filled on load and masked on store. Block sizes are fixed
 // (256 threads) for every variant.
 #include <cstring>
@@ -23,75 +26,42 @@
 #include "common.cuh"
 #include "gemm_common.cuh"
 #include "gemm_epilogue.cuh"
+#include "gemm_tile.cuh"
 #include "mma.cuh"
 
 namespace EET_KNS {
 
 // ---- tiled GEMM on tensor cores: M > 64, f16 / bf16 ---------------------------------------------------------------
 
-template <int BM_>
-struct MmaTile {
-  static constexpr int BM = BM_, BN = 128, BK = 32;
-  static constexpr int WARPS_M = 2, WARPS_N = 4;
-  static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;  // one warp's tile
-  static constexpr int MT = WM / 16, NT = WN / 8;             // m16n8k16 tiles per warp
-  static constexpr int LDS = BK / 2 + 4;                      // shared row stride in 32-bit words (pairs of T)
-  static constexpr int A_CHUNKS = BM * BK / 8 / kGemmThreads; // 16-byte chunks per thread and tile
-  static constexpr int B_CHUNKS = BN * BK / 8 / kGemmThreads;
-  static constexpr size_t SMEM = size_t(2) * (BM + BN) * LDS * 4;  // two stages of A and B
-  static_assert(WARPS_M * WARPS_N * 32 == kGemmThreads, "8 warps");
-  static_assert(WM % 16 == 0 && WN % 8 == 0 && BK % 16 == 0, "whole mma tiles");
-  static_assert(A_CHUNKS >= 1 && B_CHUNKS >= 1 && BM * BK % (8 * kGemmThreads) == 0, "whole chunks per thread");
-  // Fragment reads hit word (row * LDS + t) for rows g = 0..7, t = 0..3: LDS = 20 puts them in 32 distinct banks.
-  static_assert(LDS % 4 == 0, "16-byte aligned rows");
-};
+// The tiles (cuda/gemm_tile.cuh): 128 x 256 with 64 x 64 per warp (the least shared-memory traffic per mma, one
+// block per SM: 128 accumulators a thread), 128 x 128 (64 x 32 per warp, two blocks per SM) and 64 x 128 (32 x 32,
+// two per SM) for grids that would leave SMs idle with larger tiles.
+using GemmTileL = MmaTile<128, 256, 1>;
+using GemmTileM = MmaTile<128, 128, 2>;
+using GemmTileS = MmaTile<64, 128, 2>;
 
-// Reads chunk i of this thread from a (nrows, K) matrix with row stride ld: rows r0.., K columns k0..k0+31, 8
-// elements per chunk, packed in pairs; zeros outside rows < nrows, columns < K.
-template <typename T, int CHUNKS>
-__device__ __forceinline__ void mma_load_chunks(uint4 (&r)[CHUNKS], const T* src, int64_t ld, int64_t r0, int64_t nrows,
-                                                int64_t k0, int64_t K, bool vec) {
-#pragma unroll
-  for (int i = 0; i < CHUNKS; ++i) {
-    const int c = threadIdx.x + i * kGemmThreads;
-    const int64_t row = r0 + c / 4, kc = k0 + (c % 4) * 8;
-    if (row < nrows && vec && kc + 8 <= K) {
-      r[i] = *reinterpret_cast<const uint4*>(src + row * ld + kc);
-    } else {
-      uint32_t wd[4] = {0, 0, 0, 0};
-      if (row < nrows) {
-#pragma unroll
-        for (int e = 0; e < 8; ++e) {
-          if (kc + e < K) wd[e / 2] |= half_bits(src[row * ld + kc + e]) << (16 * (e & 1));
-        }
-      }
-      r[i] = make_uint4(wd[0], wd[1], wd[2], wd[3]);
-    }
-  }
-}
-
-template <int CHUNKS, int LDS>
-__device__ __forceinline__ void mma_store_chunks(uint32_t* s, const uint4 (&r)[CHUNKS]) {
-#pragma unroll
-  for (int i = 0; i < CHUNKS; ++i) {
-    const int c = threadIdx.x + i * kGemmThreads;
-    *reinterpret_cast<uint4*>(s + (c / 4) * LDS + (c % 4) * 4) = r[i];
-  }
-}
-
-template <typename T, int BM>
-__global__ void __launch_bounds__(kGemmThreads) gemm_mma_kernel(GemmParams<T> p, bool a_vec, bool b_vec) {
-  using Tile = MmaTile<BM>;
-  constexpr int BN = Tile::BN, BK = Tile::BK, LDS = Tile::LDS, MT = Tile::MT, NT = Tile::NT;
-  EXTERN_SHARED(uint32_t, smem);
-  uint32_t* As = smem;                   // [2][BM][LDS]
-  uint32_t* Bs = smem + 2 * BM * LDS;    // [2][BN][LDS]
+// Copier: AsyncCopies (cp.async, rows 16-byte aligned) or SyncCopies (any alignment). tiles_m, tiles_n: the grid's
+// tiles in each direction (the grid is one-dimensional: mma_tile_order).
+template <typename T, typename Tile, typename Copier>
+__global__ void __launch_bounds__(kGemmThreads, Tile::MIN_BLOCKS)
+    gemm_mma_kernel(GemmParams<T> p, int64_t tiles_m, int64_t tiles_n) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, S = Tile::STAGES, MT = Tile::MT, NT = Tile::NT;
+  constexpr int STAGE = Tile::A_BYTES + Tile::B_BYTES;
+  EXTERN_SHARED(unsigned char, smem);  // [S] x (A tile [BM][64 B], W tile [BN][64 B]), swizzled
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, t = lane & 3;
   const int wm = (warp / Tile::WARPS_N) * Tile::WM, wn = (warp % Tile::WARPS_N) * Tile::WN;
-  const int64_t m0 = int64_t(blockIdx.x) * BM, n0 = int64_t(blockIdx.y) * BN;
+  int64_t tm, tn;
+  mma_tile_order(blockIdx.x, tiles_m, tiles_n, tm, tn);
+  const int64_t m0 = tm * BM, n0 = tn * BN;
   const int64_t ktiles = ceil_div(p.k, BK);
+
+  Copier cp;  // at most S - 1 K tiles in flight per thread
+  const auto load = [&](int64_t kt) {
+    unsigned char* st = smem + int(kt % S) * STAGE;
+    load_rows<BM>(cp, st, p.x, p.ldx, m0, p.m, kt * BK, p.k);
+    load_rows<BN>(cp, st + Tile::A_BYTES, p.w, p.k, n0, p.n, kt * BK, p.k);
+  };
 
   float acc[MT][NT][4];
 #pragma unroll
@@ -103,52 +73,34 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_mma_kernel(GemmParams<T> p,
     }
   }
 
-  uint4 ra[Tile::A_CHUNKS], rb[Tile::B_CHUNKS];
-  mma_load_chunks(ra, p.x, p.ldx, m0, p.m, 0, p.k, a_vec);
-  mma_load_chunks(rb, p.w, p.k, n0, p.n, 0, p.k, b_vec);
-  mma_store_chunks<Tile::A_CHUNKS, LDS>(As, ra);
-  mma_store_chunks<Tile::B_CHUNKS, LDS>(Bs, rb);
-  __syncthreads();
-
+  // One commit per K tile, even an empty one past the end, so "tile kt has landed" is always wait<S - 2>.
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < ktiles) load(s);
+    cp.commit();
+  }
   for (int64_t kt = 0; kt < ktiles; ++kt) {
-    const int stage = int(kt & 1);
-    const bool more = kt + 1 < ktiles;
-    if (more) {  // next tile's global loads in flight during this tile's math
-      mma_load_chunks(ra, p.x, p.ldx, m0, p.m, (kt + 1) * BK, p.k, a_vec);
-      mma_load_chunks(rb, p.w, p.k, n0, p.n, (kt + 1) * BK, p.k, b_vec);
-    }
-    const uint32_t* a_s = As + stage * BM * LDS;
-    const uint32_t* b_s = Bs + stage * BN * LDS;
+    cp.template wait<S - 2>();  // this thread's copies of tile kt have landed...
+    __syncthreads();            // ...everyone's have, and everyone is done with tile kt - 1's stage
+    if (kt + S - 1 < ktiles) load(kt + S - 1);  // into tile kt - 1's stage
+    cp.commit();
+    const unsigned char* a_s = smem + int(kt % S) * STAGE;
+    const unsigned char* b_s = a_s + Tile::A_BYTES;
 #pragma unroll
     for (int ks = 0; ks < BK / 16; ++ks) {
       uint32_t af[MT][4], bf[NT][2];
-#pragma unroll
-      for (int i = 0; i < MT; ++i) {
-        const uint32_t* pa = a_s + (wm + i * 16 + g) * LDS + ks * 8 + t;
-        af[i][0] = pa[0];            // row g,   k 2t..2t+1
-        af[i][1] = pa[8 * LDS];      // row g+8, k 2t..2t+1
-        af[i][2] = pa[4];            // row g,   k 2t+8..2t+9
-        af[i][3] = pa[8 * LDS + 4];  // row g+8, k 2t+8..2t+9
-      }
-#pragma unroll
-      for (int j = 0; j < NT; ++j) {
-        const uint32_t* pb = b_s + (wn + j * 8 + g) * LDS + ks * 8 + t;
-        bf[j][0] = pb[0];  // k 2t..2t+1,   column g
-        bf[j][1] = pb[4];  // k 2t+8..2t+9, column g
-      }
+      load_a_frags(af, a_s, wm, ks, lane);
+      load_b_frags(bf, b_s, wn, ks, lane);
 #pragma unroll
       for (int i = 0; i < MT; ++i) {
 #pragma unroll
         for (int j = 0; j < NT; ++j) mma_m16n8k16<T>(acc[i][j], af[i], bf[j]);
       }
     }
-    if (more) {  // the other stage was last read in iteration kt-1, which ended with a barrier
-      mma_store_chunks<Tile::A_CHUNKS, LDS>(As + (stage ^ 1) * BM * LDS, ra);
-      mma_store_chunks<Tile::B_CHUNKS, LDS>(Bs + (stage ^ 1) * BN * LDS, rb);
-    }
-    __syncthreads();
   }
+  cp.template wait<0>();  // only empty groups are left; nothing may be in flight when the block's memory is reused
 
+  const int g = lane >> 2, t = lane & 3;
 #pragma unroll
   for (int i = 0; i < MT; ++i) {
 #pragma unroll
@@ -163,24 +115,34 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_mma_kernel(GemmParams<T> p,
   }
 }
 
-template <typename T, int BM>
+template <typename T, typename Tile, typename Copier>
 void gemm_mma_launch_tile(const GemmParams<T>& p, eet::Stream stream) {
-  using Tile = MmaTile<BM>;
-  const bool a_vec = p.ldx % 8 == 0 && aligned16(p.x);
-  const bool b_vec = p.k % 8 == 0 && aligned16(p.w);
-  const int64_t mt = ceil_div(p.m, BM), nt = ceil_div(p.n, Tile::BN);
-  if (nt > 65535) eet::throw_error(eet::ErrorCode::Unsupported, "gemm: n too large for the tiled grid");
-  launch(gemm_mma_kernel<T, BM>, dim3(unsigned(mt), unsigned(nt)), dim3(kGemmThreads), Tile::SMEM, stream, p, a_vec,
-         b_vec);
+  constexpr size_t smem = size_t(Tile::STAGES) * (Tile::A_BYTES + Tile::B_BYTES);
+  const int64_t tiles_m = ceil_div(p.m, Tile::BM), tiles_n = ceil_div(p.n, Tile::BN);
+  if (tiles_m * tiles_n > 0x7fffffff) eet::throw_error(eet::ErrorCode::Unsupported, "gemm: too many tiles for one grid");
+  launch(gemm_mma_kernel<T, Tile, Copier>, dim3(unsigned(tiles_m * tiles_n)), dim3(kGemmThreads), smem, stream, p,
+         tiles_m, tiles_n);
+}
+
+template <typename Tile>
+constexpr MmaTileChoice gemm_tile_choice(double speed) {
+  return {Tile::BM, Tile::BN, speed, size_t(Tile::STAGES) * (Tile::A_BYTES + Tile::B_BYTES)};
 }
 
 template <typename T>
 void gemm_mma_launch(const GemmParams<T>& p, eet::Stream stream) {
-  // 128-row tiles when they alone give about one block per SM; otherwise 64-row tiles, twice the blocks.
-  if (ceil_div(p.m, 128) * ceil_div(p.n, 128) >= sm_count()) {
-    gemm_mma_launch_tile<T, 128>(p, stream);
-  } else {
-    gemm_mma_launch_tile<T, 64>(p, stream);
+  // cp.async moves 16-byte aligned chunks: x's and W's rows must start on 16 bytes (W's stride is K). Otherwise the
+  // same pipeline with ordinary loads, on the small tile (a rare layout: every model dimension is a multiple of 8).
+  if (p.ldx % 8 != 0 || p.k % 8 != 0 || !aligned16(p.x) || !aligned16(p.w)) {
+    return gemm_mma_launch_tile<T, GemmTileS, SyncCopies>(p, stream);
+  }
+  using Async = AsyncCopies<(GemmTileL::STAGES - 1) * (GemmTileL::A_CHUNKS + GemmTileL::B_CHUNKS)>;
+  static constexpr MmaTileChoice kTiles[] = {gemm_tile_choice<GemmTileL>(1.0), gemm_tile_choice<GemmTileM>(0.8),
+                                             gemm_tile_choice<GemmTileS>(0.6)};
+  switch (pick_mma_tile(kTiles, p.m, p.n)) {
+    case 0: return gemm_mma_launch_tile<T, GemmTileL, Async>(p, stream);
+    case 1: return gemm_mma_launch_tile<T, GemmTileM, Async>(p, stream);
+    default: return gemm_mma_launch_tile<T, GemmTileS, Async>(p, stream);
   }
 }
 

@@ -14,11 +14,13 @@
 //                        that read every weight once per call: gemv_q8_kernel (M = 1, and f32) and
 //                        skinny_q8_mma_kernel (f16 / bf16, M = 2..64, tensor cores), split over K until the GPU is
 //                        full.
-//   M > 64, f16 / bf16   gemm_q8_mma_kernel<T>: tensor cores (mma.m16n8k16 via cuda/mma.cuh), block tile
-//                        64 x 128 x 32 (BK = one Q8_0 block), 8 warps as 2 (M) x 4 (N), each warp 32 x 32. Each
-//                        W tile is converted int8 -> T (exact) into shared memory next to its 128 scales; a
-//                        K tile's products go to fresh fp32 fragments that are scaled per column and added to
-//                        the accumulators. Tiles go global -> registers -> shared, double-buffered.
+//   M > 64, f16 / bf16   gemm_q8_mma_kernel<T, Tile, ACopier>: tensor cores (mma.m16n8k16 via cuda/mma.cuh), 8
+//                        warps, block tiles 128 x 128 or 64 x 128 (pick_mma_tile, cuda/gemm_tile.cuh), BK = 32 = one
+//                        Q8_0 block. A 4-stage cp.async pipeline (cuda/async_copy.cuh) brings x tiles and raw int8 W
+//                        tiles into shared memory, 3 K tiles in flight; x fragments come by ldmatrix, W fragments are
+//                        read as int8 pairs and converted to T in registers (exact). A K tile's products go to fresh
+//                        fp32 fragments that are scaled per column (the scales loaded one tile ahead) and added to
+//                        the accumulators. x rows that are not 16-byte aligned go by ordinary loads (SyncCopies).
 //   M > 16, f32          gemm_q8_simt_kernel: 64 x 64 x 32 tiles, 256 threads, 4 x 4 outputs per thread, W tile
 //                        dequantized to fp32 in shared memory (d * q is exact in fp32), next tile prefetched into
 //                        registers during the current one's math.
@@ -30,93 +32,83 @@
 #include "common.cuh"
 #include "gemm_common.cuh"
 #include "gemm_epilogue.cuh"
+#include "gemm_tile.cuh"
 #include "mma.cuh"
 
 namespace EET_KNS {
 
 // ---- tiled GEMM on tensor cores: M > 64, f16 / bf16 ---------------------------------------------------------------
 
-struct Q8MmaTile {
-  static constexpr int BM = 64, BN = 128, BK = 32;
-  static constexpr int WARPS_M = 2, WARPS_N = 4;
-  static constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;  // one warp's tile
-  static constexpr int MT = WM / 16, NT = WN / 8;             // m16n8k16 tiles per warp
-  static constexpr int LDS = BK / 2 + 4;                      // shared row stride in 32-bit words (pairs of T)
-  // Per stage: A [BM][LDS] words, B [BN][LDS] words, B scales [BN] floats.
-  static constexpr int STAGE_WORDS = (BM + BN) * LDS + BN;
-  static constexpr size_t SMEM = size_t(2) * STAGE_WORDS * 4;
-  static_assert(WARPS_M * WARPS_N * 32 == kGemmThreads, "8 warps");
-  static_assert(WM % 16 == 0 && WN % 8 == 0 && BK == 32, "whole mma tiles; one Q8_0 block per K tile");
-  static_assert(BM * BK / 8 == kGemmThreads, "one 8-element chunk of x per thread and tile");
-  static_assert(BN * BK / 16 == kGemmThreads, "one 16-byte chunk of W per thread and tile");
-  // Fragment reads hit word (row * LDS + t) for rows g = 0..7, t = 0..3: LDS = 20 puts them in 32 distinct banks.
-  static_assert(LDS % 4 == 0, "16-byte aligned rows");
+// Tiles (cuda/gemm_tile.cuh; BK = 32 = one Q8_0 block): 128 x 128 (64 x 32 per warp) and 64 x 128 (32 x 32) for
+// grids that would leave SMs idle. Per stage: the x tile as in cuda/gemm.cu (BM rows of 64 bytes, swizzled) and
+// the W tile as raw int8 (BN rows of 32 bytes: two 16-byte chunks, K 0-15 and 16-31, chunk c of row r stored at
+// c ^ ((r >> 2) & 1)). Why that swizzle: a B fragment read is, for rows g = 0..7 and t = 0..3, the 16-bit word at
+// byte 32 g + 16 c + 2 t (+ 8): bank 8 g + 4 c + t / 2, where rows g and g + 4 collide; flipping the chunk for
+// rows 4-7 moves them 4 banks over (conflict free; the two lanes sharing a word get it by broadcast).
+using Q8TileM = MmaTile<128, 128, 1>;
+using Q8TileS = MmaTile<64, 128, 2>;
+
+template <typename Tile>
+struct Q8Stage {
+  static constexpr int W_BYTES = Tile::BN * 32;
+  static constexpr int BYTES = Tile::A_BYTES + W_BYTES;
+  static constexpr size_t SMEM = size_t(Tile::STAGES) * BYTES;
+  static constexpr int W_CHUNKS = Tile::BN * 2 / kGemmThreads;  // 16-byte copies of W per thread and tile
+  static_assert(Tile::BN * 2 % kGemmThreads == 0, "whole chunks of W per thread");
 };
 
-// One thread's share of a K tile in registers: 8 x values (packed pairs), 16 q of one W row and its scale.
-struct Q8MmaRegs {
-  uint4 a;
-  uint4 q;
-  float d;
-};
+__device__ __forceinline__ int q8_swizzle(int r, int c) { return r * 32 + ((c ^ ((r >> 2) & 1)) << 4); }
 
+// Two K-adjacent int8 weights at p (2-byte aligned; the lower k in the low byte, little-endian as GPUs and x86 are)
+// as one fragment register of T (exact: |q| <= 128).
 template <typename T>
-__device__ __forceinline__ void q8_mma_load(Q8MmaRegs& r, const GemmQ8Params<T>& p, int64_t m0, int64_t n0, int64_t k0,
-                                            bool a_vec) {
-  const int64_t arow = m0 + threadIdx.x / 4, ak = k0 + (threadIdx.x % 4) * 8;
-  if (arow < p.m && a_vec) {
-    r.a = *reinterpret_cast<const uint4*>(p.x + arow * p.ldx + ak);
-  } else {
-    uint32_t wd[4] = {0, 0, 0, 0};
-    if (arow < p.m) {
-#pragma unroll
-      for (int e = 0; e < 8; ++e) wd[e / 2] |= half_bits(p.x[arow * p.ldx + ak + e]) << (16 * (e & 1));
-    }
-    r.a = make_uint4(wd[0], wd[1], wd[2], wd[3]);
-  }
-  const int64_t brow = n0 + threadIdx.x / 2, bk = k0 + (threadIdx.x % 2) * 16;
-  if (brow < p.n) {
-    r.q = *reinterpret_cast<const uint4*>(p.wq + brow * p.k + bk);
-    r.d = q8_scale(p.wscale, brow * (p.k / 32) + k0 / 32);
-  } else {
-    r.q = make_uint4(0, 0, 0, 0);
-    r.d = 0.0f;
-  }
+__device__ __forceinline__ uint32_t q8_pair(const unsigned char* p) {
+  const uint16_t v = *reinterpret_cast<const uint16_t*>(p);  // one 16-bit shared load
+  const auto lo = static_cast<int8_t>(v & 0xffu), hi = static_cast<int8_t>(v >> 8);
+  return half_bits(from_f32<T>(float(lo))) | (half_bits(from_f32<T>(float(hi))) << 16);
 }
 
-// Writes the registers into one stage: x as is, q converted to T (exact for |q| <= 128), the row's scale.
-template <typename T>
-__device__ __forceinline__ void q8_mma_store(uint32_t* stage, const Q8MmaRegs& r) {
-  using Tile = Q8MmaTile;
-  constexpr int LDS = Tile::LDS;
-  uint32_t* As = stage;
-  uint32_t* Bs = stage + Tile::BM * LDS;
-  float* Ss = reinterpret_cast<float*>(stage + (Tile::BM + Tile::BN) * LDS);
-  *reinterpret_cast<uint4*>(As + (threadIdx.x / 4) * LDS + (threadIdx.x % 4) * 4) = r.a;
-  int8_t q[16];
-  memcpy(q, &r.q, 16);
-  uint32_t wd[8];
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    wd[i] = half_bits(from_f32<T>(float(q[2 * i]))) | (half_bits(from_f32<T>(float(q[2 * i + 1]))) << 16);
-  }
-  uint32_t* dst = Bs + (threadIdx.x / 2) * LDS + (threadIdx.x % 2) * 8;
-  *reinterpret_cast<uint4*>(dst) = make_uint4(wd[0], wd[1], wd[2], wd[3]);
-  *reinterpret_cast<uint4*>(dst + 4) = make_uint4(wd[4], wd[5], wd[6], wd[7]);
-  if (threadIdx.x % 2 == 0) Ss[threadIdx.x / 2] = r.d;
-}
-
-template <typename T>
-__global__ void __launch_bounds__(kGemmThreads) gemm_q8_mma_kernel(GemmQ8Params<T> p, bool a_vec) {
-  using Tile = Q8MmaTile;
-  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, LDS = Tile::LDS, MT = Tile::MT, NT = Tile::NT;
-  EXTERN_SHARED(uint32_t, smem);  // [2][STAGE_WORDS]
+// ACopier: AsyncCopies (x's rows 16-byte aligned) or SyncCopies. W always goes by cp.async: its rows are K bytes,
+// K a multiple of 32, and wq is 16-byte aligned (ops.h GemmQ8Args).
+template <typename T, typename Tile, typename ACopier>
+__global__ void __launch_bounds__(kGemmThreads, Tile::MIN_BLOCKS)
+    gemm_q8_mma_kernel(GemmQ8Params<T> p, int64_t tiles_m, int64_t tiles_n) {
+  using St = Q8Stage<Tile>;
+  constexpr int BM = Tile::BM, BN = Tile::BN, BK = Tile::BK, S = Tile::STAGES, MT = Tile::MT, NT = Tile::NT;
+  EXTERN_SHARED(unsigned char, smem);  // [S] x (x tile [BM][64 B], W tile [BN][32 B] int8)
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int wm = (warp / Tile::WARPS_N) * Tile::WM, wn = (warp % Tile::WARPS_N) * Tile::WN;
-  const int64_t m0 = int64_t(blockIdx.x) * BM, n0 = int64_t(blockIdx.y) * BN;
-  const int64_t ktiles = p.k / BK;
+  int64_t tm, tn;
+  mma_tile_order(blockIdx.x, tiles_m, tiles_n, tm, tn);
+  const int64_t m0 = tm * BM, n0 = tn * BN;
+  const int64_t ktiles = p.k / BK, kblocks = p.k / 32;
+
+  ACopier acp;
+  AsyncCopies<(S - 1) * St::W_CHUNKS> wcp;
+  const auto load = [&](int64_t kt) {
+    unsigned char* st = smem + int(kt % S) * St::BYTES;
+    load_rows<BM>(acp, st, p.x, p.ldx, m0, p.m, kt * BK, p.k);
+#pragma unroll
+    for (int i = 0; i < St::W_CHUNKS; ++i) {
+      const int c = threadIdx.x + i * kGemmThreads, row = c / 2, chunk = c % 2;
+      const int64_t n = n0 + row;
+      const int8_t* src = n < p.n ? p.wq + n * p.k + kt * BK + chunk * 16 : p.wq;
+      wcp.copy16(st + Tile::A_BYTES + q8_swizzle(row, chunk), src, n < p.n ? 16 : 0);
+    }
+  };
+  // The scales of this thread's output columns (2 per n8 tile) for K tile kt; 0 past N.
+  const auto scales = [&](int64_t kt, float (&d)[NT][2]) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t n = n0 + wn + j * 8 + 2 * t + h;
+        d[j][h] = n < p.n ? q8_scale(p.wscale, n * kblocks + kt) : 0.0f;
+      }
+    }
+  };
 
   float acc[MT][NT][4];
 #pragma unroll
@@ -128,19 +120,26 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_q8_mma_kernel(GemmQ8Params<
     }
   }
 
-  Q8MmaRegs r;
-  q8_mma_load(r, p, m0, n0, 0, a_vec);
-  q8_mma_store<T>(smem, r);
-  __syncthreads();
-
+#pragma unroll
+  for (int s = 0; s < S - 1; ++s) {
+    if (s < ktiles) load(s);
+    acp.commit();
+    wcp.commit();
+  }
+  float d[NT][2];
+  scales(0, d);
   for (int64_t kt = 0; kt < ktiles; ++kt) {
-    const int stage = int(kt & 1);
-    const bool more = kt + 1 < ktiles;
-    if (more) q8_mma_load(r, p, m0, n0, (kt + 1) * BK, a_vec);  // in flight during this tile's math
-    const uint32_t* a_s = smem + stage * Tile::STAGE_WORDS;
-    const uint32_t* b_s = a_s + BM * LDS;
-    const float* s_s = reinterpret_cast<const float*>(a_s + (BM + BN) * LDS);
+    acp.template wait<S - 2>();
+    wcp.template wait<S - 2>();
+    __syncthreads();  // tile kt has landed for everyone; tile kt - 1's stage is free
+    if (kt + S - 1 < ktiles) load(kt + S - 1);
+    acp.commit();
+    wcp.commit();
+    float d_next[NT][2] = {};  // the next tile's scales: global loads in flight during this tile's math
+    if (kt + 1 < ktiles) scales(kt + 1, d_next);
 
+    const unsigned char* a_s = smem + int(kt % S) * St::BYTES;
+    const unsigned char* w_s = a_s + Tile::A_BYTES;
     float part[MT][NT][4];  // this K tile (one Q8_0 block) before its scales
 #pragma unroll
     for (int i = 0; i < MT; ++i) {
@@ -153,19 +152,12 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_q8_mma_kernel(GemmQ8Params<
 #pragma unroll
     for (int ks = 0; ks < BK / 16; ++ks) {
       uint32_t af[MT][4], bf[NT][2];
-#pragma unroll
-      for (int i = 0; i < MT; ++i) {
-        const uint32_t* pa = a_s + (wm + i * 16 + g) * LDS + ks * 8 + t;
-        af[i][0] = pa[0];            // row g,   k 2t..2t+1
-        af[i][1] = pa[8 * LDS];      // row g+8, k 2t..2t+1
-        af[i][2] = pa[4];            // row g,   k 2t+8..2t+9
-        af[i][3] = pa[8 * LDS + 4];  // row g+8, k 2t+8..2t+9
-      }
+      load_a_frags(af, a_s, wm, ks, lane);
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
-        const uint32_t* pb = b_s + (wn + j * 8 + g) * LDS + ks * 8 + t;
-        bf[j][0] = pb[0];  // k 2t..2t+1,   column g
-        bf[j][1] = pb[4];  // k 2t+8..2t+9, column g
+        const unsigned char* row = w_s + q8_swizzle(wn + j * 8 + g, ks) + 2 * t;
+        bf[j][0] = q8_pair<T>(row);      // k 2t, 2t+1 of this 16-wide step, column g
+        bf[j][1] = q8_pair<T>(row + 8);  // k 2t+8, 2t+9
       }
 #pragma unroll
       for (int i = 0; i < MT; ++i) {
@@ -175,19 +167,17 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_q8_mma_kernel(GemmQ8Params<
     }
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
-      const float d0 = s_s[wn + j * 8 + 2 * t], d1 = s_s[wn + j * 8 + 2 * t + 1];
 #pragma unroll
       for (int i = 0; i < MT; ++i) {
-        acc[i][j][0] += d0 * part[i][j][0];
-        acc[i][j][1] += d1 * part[i][j][1];
-        acc[i][j][2] += d0 * part[i][j][2];
-        acc[i][j][3] += d1 * part[i][j][3];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[i][j][e] += d[j][e & 1] * part[i][j][e];
       }
+      d[j][0] = d_next[j][0];
+      d[j][1] = d_next[j][1];
     }
-    // The other stage was last read in iteration kt-1, which ended with a barrier.
-    if (more) q8_mma_store<T>(smem + (stage ^ 1) * Tile::STAGE_WORDS, r);
-    __syncthreads();
   }
+  acp.template wait<0>();
+  wcp.template wait<0>();
 
 #pragma unroll
   for (int i = 0; i < MT; ++i) {
@@ -203,13 +193,30 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_q8_mma_kernel(GemmQ8Params<
   }
 }
 
+template <typename T, typename Tile, typename ACopier>
+void gemm_q8_mma_launch_tile(const GemmQ8Params<T>& p, eet::Stream stream) {
+  const int64_t tiles_m = ceil_div(p.m, Tile::BM), tiles_n = ceil_div(p.n, Tile::BN);
+  if (tiles_m * tiles_n > 0x7fffffff) eet::throw_error(eet::ErrorCode::Unsupported, "gemm_q8: too many tiles for one grid");
+  launch(gemm_q8_mma_kernel<T, Tile, ACopier>, dim3(unsigned(tiles_m * tiles_n)), dim3(kGemmThreads),
+         Q8Stage<Tile>::SMEM, stream, p, tiles_m, tiles_n);
+}
+
+template <typename T, typename ACopier>
+void gemm_q8_mma_pick(const GemmQ8Params<T>& p, eet::Stream stream) {
+  // speed: as for the float tiles (cuda/gemm.cu), a first estimate until a GPU run measures it
+  static constexpr MmaTileChoice kTiles[] = {{Q8TileM::BM, Q8TileM::BN, 1.0, Q8Stage<Q8TileM>::SMEM},
+                                             {Q8TileS::BM, Q8TileS::BN, 0.75, Q8Stage<Q8TileS>::SMEM}};
+  if (pick_mma_tile(kTiles, p.m, p.n) == 0) return gemm_q8_mma_launch_tile<T, Q8TileM, ACopier>(p, stream);
+  gemm_q8_mma_launch_tile<T, Q8TileS, ACopier>(p, stream);
+}
+
 template <typename T>
 void gemm_q8_mma_launch(const GemmQ8Params<T>& p, eet::Stream stream) {
-  using Tile = Q8MmaTile;
-  const bool a_vec = p.ldx % 8 == 0 && aligned16(p.x);
-  const int64_t mt = ceil_div(p.m, Tile::BM), nt = ceil_div(p.n, Tile::BN);
-  if (nt > 65535) eet::throw_error(eet::ErrorCode::Unsupported, "gemm_q8: n too large for the tiled grid");
-  launch(gemm_q8_mma_kernel<T>, dim3(unsigned(mt), unsigned(nt)), dim3(kGemmThreads), Tile::SMEM, stream, p, a_vec);
+  if (p.ldx % 8 == 0 && aligned16(p.x)) {
+    gemm_q8_mma_pick<T, AsyncCopies<(Q8TileM::STAGES - 1) * Q8TileM::A_CHUNKS>>(p, stream);
+  } else {
+    gemm_q8_mma_pick<T, SyncCopies>(p, stream);
+  }
 }
 
 // ---- tiled SIMT GEMM: M > 16, f32 -----------------------------------------------------------------------------------

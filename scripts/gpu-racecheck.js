@@ -1,16 +1,18 @@
 #!/usr/bin/env node
-// A few norm and attention calls on one device, for `compute-sanitizer --tool racecheck` (scripts/gpu-suite.sh):
+// A few norm, attention and GEMM calls on one device, for `compute-sanitizer --tool racecheck` (scripts/gpu-suite.sh):
 // shared-memory hazards only show up when the kernels run, so this drives every path once — RMS and layer norm
 // at a row that fits one pass and a folded 12288-wide row; attention as a prompt pass (several queries, causal,
 // unequal lengths; bf16 on tensor cores, and on the SIMT kernel through simtPrefill), as decode (one query, long
-// context: the split-KV path) and as shared-prefix decode — and checks the outputs are finite.
+// context: the split-KV path) and as shared-prefix decode; the prefill GEMMs' cp.async pipelines (float and Q8_0)
+// on each tile a 132-SM H200 picks for these shapes, with more K tiles than pipeline stages where cheap, and the
+// ordinary-load path — and checks the outputs are finite.
 // Usage: node scripts/gpu-racecheck.js [device]   (default cuda; the suite's dry run uses emu)
 'use strict';
 const path = require('path');
 const addon = require('node-gyp-build')(path.resolve(__dirname, '..'));
 
 const device = process.argv[2] || 'cuda';
-const F32 = 0, BF16 = 2, I32 = 3;
+const F32 = 0, BF16 = 2, I32 = 3, I8 = 4;
 let seed = 12345;
 const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32 - 0.5; };
 
@@ -83,6 +85,28 @@ for (const dtype of [F32, BF16]) {
       groupSeqs: ints([leader, 0, 1]),
     });
     finite('shared_attention', out, dtype);
+  }]);
+}
+
+// Prefill GEMMs (bf16; M > 64: the tensor-core tiles, cuda/gemm_tile.cuh). In comments: the tile on 132 SMs.
+for (const [m, n, k, ldx, tile] of [[130, 300, 200, 200, '64x128, 7 K tiles'], [129, 16896, 160, 160, '128x256, 5 K tiles'],
+  [512, 4096, 64, 64, '128x128'], [100, 96, 136, 140, '64x128, ordinary loads']]) {
+  calls.push([`gemm(dtype=bf16, m=${m}, n=${n}, k=${k}, ldx=${ldx}: ${tile})`, () => {
+    const y = empty(m * n, BF16);
+    addon.runOpSync('gemm', device, { dtype: BF16, m, n, k, ldx, ldy: n, x: floats((m - 1) * ldx + k, BF16), w: floats(n * k, BF16, 0.05), y });
+    finite('gemm', y, BF16);
+  }]);
+}
+// Q8_0 weights: n·k int8 then n·k/32 float16 scales (0x2000 = 2^-7), the op runner's layout.
+function q8(n, k) {
+  const a = Int8Array.from({ length: n * k + (n * k) / 16 }, (_, i) => (i < n * k ? Math.round(rand() * 250) : i % 2 ? 0x20 : 0));
+  return new addon.AddonTensor(device, I8, a.length, a);
+}
+for (const [m, n, k, tile] of [[512, 4096, 64, '128x128'], [130, 300, 224, '64x128, 7 K tiles']]) {
+  calls.push([`gemm_q8(dtype=bf16, m=${m}, n=${n}, k=${k}: ${tile})`, () => {
+    const y = empty(m * n, BF16);
+    addon.runOpSync('gemm_q8', device, { dtype: BF16, m, n, k, ldx: k, ldy: n, x: floats(m * k, BF16), w: q8(n, k), y });
+    finite('gemm_q8', y, BF16);
   }]);
 }
 

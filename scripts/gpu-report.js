@@ -2,7 +2,8 @@
 // Writes the GPU suite's report (scripts/gpu-suite.sh): OUT/report.md and OUT/report.json from the suite's work
 // folder: steps.tsv (name, status, exit code, seconds, note), logs/<step>.log, and the JSON the steps left there
 // (ops.json and models.json from jest --json, bench.json from `eet bench --json`, opbench.json from
-// scripts/op-bench.js, serving.json from `eet bench --no-grid --scenarios … --json`, hf.json from hf_bench.py).
+// scripts/op-bench.js, gemm-float16.json / gemm-bfloat16.json from its GEMM-only runs, cublas.json from
+// cublas_bench.py, serving.json from `eet bench --no-grid --scenarios … --json`, hf.json from hf_bench.py).
 // Usage: node scripts/gpu-report.js WORK OUT [--dry-run]
 'use strict';
 const fs = require('fs');
@@ -68,6 +69,23 @@ function comparisons(bench, hf) {
   }
   return rows;
 }
+// eet's prefill GEMMs (gemm-bench, one report per dtype) beside cuBLAS at the same shapes (cublas.json), TFLOP/s.
+function gemmComparison(eet, cublas) {
+  if (!eet.float16 && !eet.bfloat16) return [];
+  const cases = (r) => (r ? [...r.models.flatMap((m) => m.settings.flatMap((s) => s.ops.map((o) => ({ where: `${m.model}\t${s.label}`, o })))),
+    ...(r.square || []).map((o) => ({ where: '\tsquare', o }))] : []);
+  const tflops = (r, where, name) => cases(r).find((c) => c.where === where && c.o.name === name)?.o.tflops ?? null;
+  const blas = (m, n, k, dtype) => cublas?.results.find((x) => x.m === m && x.n === n && x.k === k && x.dtype === dtype && x.status === 'ok')?.tflops ?? null;
+  return cases(eet.float16 || eet.bfloat16).filter((c) => c.o.op === 'gemm').map(({ where, o }) => {
+    const [m, n, k] = (o.about.match(/^M=(\d+) N=(\d+) K=(\d+)$/) || []).slice(1).map(Number);
+    const [model, step] = where.split('\t');
+    return {
+      model, step, name: o.name, m, n, k,
+      eet: { float16: tflops(eet.float16, where, o.name), bfloat16: tflops(eet.bfloat16, where, o.name) },
+      cublas: { float16: blas(m, n, k, 'float16'), bfloat16: blas(m, n, k, 'bfloat16') },
+    };
+  });
+}
 const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? `${(a / b).toFixed(2)}×` : 'n/a');
 
 const addonInfo = (() => { try { return JSON.parse(readLog('addon').split('\n').find((l) => l.startsWith('{'))); } catch { return null; } })();
@@ -77,12 +95,14 @@ const benchEager = readJson('bench-eager.json');
 const serving = readJson('serving.json');
 const pidT5 = readJson('pid-t5.json');
 const hf = readJson('hf.json');
+const gemmBench = { float16: readJson('gemm-float16.json'), bfloat16: readJson('gemm-bfloat16.json') };
+const cublas = readJson('cublas.json');
 const device = addonInfo?.cuda?.[0]?.name ?? (dry ? 'no GPU (dry run on cpu/emu)' : 'no CUDA device found');
 const report = {
   tool: 'scripts/gpu-suite.sh', dryRun: dry, date: new Date().toISOString(), device,
   steps, ops: jestSummary(readJson('ops.json')), models: jestSummary(readJson('models.json')),
   sanitizers: { memcheck: sanitizerVerdict('memcheck'), racecheck: sanitizerVerdict('racecheck') },
-  bench, opbench, serving, pidT5, hf, comparisons: comparisons(bench, hf),
+  bench, opbench, gemmBench, cublas, gemmVsCublas: gemmComparison(gemmBench, cublas), serving, pidT5, hf, comparisons: comparisons(bench, hf),
 };
 
 // On the GPU, a test step that passed without running a single test means the cuda tests were all skipped.
@@ -125,6 +145,22 @@ function benchSection(title, r, step, file = 'format.js', formatter = 'formatMar
 benchSection('Benchmark (eet bench)', bench, 'bench');
 benchSection('Decode launched from the host (eet bench --no-cuda-graphs)', benchEager, 'bench-eager');
 benchSection('Per-op benchmark (scripts/op-bench.js)', opbench, 'opbench', 'opformat.js', 'formatOpMarkdown');
+md.push('', '## Prefill GEMMs: eet vs cuBLAS (gemm-bench, scripts/cublas_bench.py)', '');
+if (report.gemmVsCublas.length) {
+  const gpuTimes = [gemmBench.float16, gemmBench.bfloat16].every((r) => !r || r.timing.gpu) && (!cublas || cublas.timing.gpu);
+  if (!gpuTimes) md.push('**NOT GPU TIMES: a dry run (eet on emu, torch on the cpu); the table only checks the report.**', '');
+  md.push(`TFLOP/s, median of the timed launches, the L2 scrubbed before each. eet: ${gemmBench.float16?.timing.note ?? 'n/a'}. ` +
+    `cuBLAS: ${cublas ? `torch ${cublas.torch} on ${cublas.device}, torch.matmul(x, w.t())${cublas.blasLibrary ? ` (${cublas.blasLibrary})` : ''}` : 'not run (see the cublas step)'}. ` +
+    'Ratios are eet ÷ cuBLAS (above 1× eet is faster).', '');
+  md.push('| model | step | GEMM | M N K | eet f16 | cuBLAS f16 | ratio | eet bf16 | cuBLAS bf16 | ratio |', '|---|---|---|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of report.gemmVsCublas) {
+    md.push(`| ${r.model || '—'} | ${r.step} | ${r.name.replace(/\|/g, '\\|')} | ${r.m} ${r.n} ${r.k} | ${fmt(r.eet.float16)} | ${fmt(r.cublas.float16)} | ` +
+      `${ratio(r.eet.float16, r.cublas.float16)} | ${fmt(r.eet.bfloat16)} | ${fmt(r.cublas.bfloat16)} | ${ratio(r.eet.bfloat16, r.cublas.bfloat16)} |`);
+  }
+} else {
+  const s = steps.find((x) => x.name === 'gemm-bench');
+  md.push(`No results: gemm-bench ${s ? `${s.status}${s.note ? ` (${s.note})` : ''}` : 'not run'}.`);
+}
 benchSection('Serving scenarios (eet bench --scenarios)', serving, 'serving');
 benchSection('PiD on a T5 (eet bench --scenarios pid)', pidT5, 'pid-t5');
 md.push('');

@@ -18,6 +18,10 @@
 #   bench-eager  the LLaMA decode cells again with `--no-cuda-graphs` (every launch from the host)
 #   opbench    scripts/op-bench.js --json: every op of a decode (b = 1, 16; 512 keys) and a prefill (512 tokens) step
 #              of the built-in shapes, timed with device events beside the roofline, Q8_0 GEMMs too (dry run: emu)
+#   gemm-bench scripts/op-bench.js --ops gemm --no-decode: the prefill GEMMs of the LLaMA shapes at 512 and 2048 tokens and
+#              a square 8192, in float16 and bfloat16 (dry run: tiny on emu, 8 and 80 tokens, a square 64)
+#   cublas     scripts/cublas_bench.py: torch.matmul (cuBLAS) at exactly gemm-bench's shapes, both dtypes, timed the
+#              same way (skipped without torch; dry run: torch on the cpu)
 #   serving    `eet bench --no-grid --scenarios all --json`: concurrency, shared document, busy event loop, http, pid
 #   pid-t5     the pid scenario on a T5 (encoder-decoder: one encoder memory shared by every prompt)
 #              (one document of 1000 tokens, S = 1, 16, 64 sub-tasks) on one model
@@ -30,7 +34,7 @@
 # Output under $OUT (default ./gpu-suite-out; the device returns at most 8 files): report.md, report.json,
 # logs.tar.gz (every step's full log and JSON), hf-fixtures.tar.gz when made.
 # Environment: SUITE_STEPS=ops,bench (run only these), SUITE_DEADLINE_S (default 460, dry run 300),
-# SUITE_BENCH_MODELS, SUITE_BENCH_DTYPE, SUITE_BENCH_BATCH, SUITE_BENCH_PROMPT, SUITE_BENCH_NEW, SUITE_OPBENCH_MODELS,
+# SUITE_BENCH_MODELS, SUITE_BENCH_DTYPE, SUITE_BENCH_BATCH, SUITE_BENCH_PROMPT, SUITE_BENCH_NEW, SUITE_OPBENCH_MODELS, SUITE_GEMM_MODELS,
 # SUITE_OPBENCH_ARGS (extra op-bench.js arguments), SUITE_SERVING_MODELS, SUITE_SERVING_SCENARIOS, SUITE_OPS_PATTERN,
 # SUITE_MODELS_PATTERN.
 set -uo pipefail
@@ -64,6 +68,9 @@ if [ $dry = 1 ]; then
   # shellcheck disable=SC2206 # SUITE_OPBENCH_ARGS is a list of words
   opbench_args=(--dry-run ${SUITE_OPBENCH_ARGS:-})
   eager_args=(--model tiny --device cpu --batch 1 --prompt 8 --new 4 --dtype float32 --bandwidth-bytes 16777216)
+  # shellcheck disable=SC2054 # commas inside arguments
+  gemm_args=(--dry-run --model "${SUITE_GEMM_MODELS:-tiny}" --prompt 8,80 --square 64)
+  cublas_args=(--device cpu)
   serving_args=(--model "${SUITE_SERVING_MODELS:-tiny}" --device cpu --dtype "${SUITE_BENCH_DTYPE:-float32}" --bandwidth-bytes 16777216)
   # shellcheck disable=SC2054 # commas inside arguments
   pid_t5_args=(--model "${SUITE_T5_MODEL:-t5-tiny}" --device cpu --dtype float32 --bandwidth-bytes 16777216 --pid-documents 200 --pid-subtasks 1,16)
@@ -80,6 +87,8 @@ else
     --dtype "${SUITE_BENCH_DTYPE:-float16}" --batch 1,16 --context 512 --prompt 512 --q8 ${SUITE_OPBENCH_ARGS:-})
   # shellcheck disable=SC2054 # commas inside arguments
   eager_args=(--model tinyllama-1.1b,llama-7b --device cuda --batch 1,16 --prompt 128 --new 64 --dtype "${SUITE_BENCH_DTYPE:-float16}" --repeat 3)
+  gemm_args=(--model "${SUITE_GEMM_MODELS:-tinyllama-1.1b,llama-7b,gpt3-layer-2l}" --device cuda --prompt 512,2048 --square 8192 --reps 20 --warmup 3)
+  cublas_args=(--device cuda --reps 20 --warmup 3)
   serving_args=(--model "${SUITE_SERVING_MODELS:-tinyllama-1.1b}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}")
   # shellcheck disable=SC2054 # commas inside arguments
   pid_t5_args=(--model "${SUITE_T5_MODEL:-t5-base}" --device cuda --dtype "${SUITE_BENCH_DTYPE:-float16}" --pid-documents 1000 --pid-subtasks 1,16,64)
@@ -152,6 +161,17 @@ step bench 90 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/b
 # The decode cells again with every launch from the host: what replaying decode steps as CUDA graphs saves.
 step bench-eager 45 "" bash -c 'node dist/cli/main.js bench "$@" --no-cuda-graphs --json > "'"$work"'/bench-eager.json"' bench-eager "${eager_args[@]}"
 step opbench 90 "" node scripts/op-bench.js "${opbench_args[@]}" --out "$work/opbench.json"
+# The prefill GEMMs beside cuBLAS at the same shapes (gpu-report.js joins gemm-*.json and cublas.json)
+# shellcheck disable=SC2016 # $@ and $dt belong to the inner shell
+step gemm-bench 75 "" bash -c 'for dt in float16 bfloat16; do node scripts/op-bench.js "$@" --dtype $dt --out "'"$work"'/gemm-$dt.json" || exit; done' \
+  gemm-bench "${gemm_args[@]}" --no-decode --ops gemm
+if [ $plan = 1 ] || { [ $have_torch = 1 ] && [ -f "$work/gemm-float16.json" ]; }; then
+  cublas_limit=$(budget 60)
+  step cublas "$cublas_limit" "" python3 scripts/cublas_bench.py --from "$work/gemm-float16.json" --dtypes float16,bfloat16 \
+    "${cublas_args[@]}" --budget $((cublas_limit > 30 ? cublas_limit - 15 : 10)) --out "$work/cublas.json"
+else
+  skip cublas "$([ $have_torch = 1 ] && echo "no gemm-bench results to compare with" || echo "python3 has no torch here")"
+fi
 step serving 90 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/serving.json"' serving "${serving_args[@]}" \
   --no-grid --scenarios "${SUITE_SERVING_SCENARIOS:-all}" --pid-documents 1000 --pid-subtasks 1,16,64
 step pid-t5 40 "" bash -c 'node dist/cli/main.js bench "$@" --json > "'"$work"'/pid-t5.json"' pid-t5 "${pid_t5_args[@]}" \

@@ -10,7 +10,11 @@
 // --batch (decode batches), --context (decode contexts per sequence, the new token included), --prompt (prefill
 // tokens per sequence), --prefill-batch, --reps, --warmup, --no-scrub (keep the L2 warm between launches), --q8
 // (Q8_0 GEMM variants), --bandwidth-bytes, --out FILE (the JSON report, rewritten after each step: a run cut short leaves what it
-// measured). Exit status: 0 when every op ran and passed its output check, 1 otherwise, 2 on bad usage.
+// measured), --ops gemm[,…] (only these ops of each step), --no-decode (prefill steps only), --square 8192[,…] (square
+// GEMMs M = N = K after the shapes). The GPU suite's gemm-bench step uses the last three for the prefill GEMMs it
+// compares with cuBLAS (scripts/cublas_bench.py):
+//   node scripts/op-bench.js --model llama-7b --prompt 512,2048 --no-decode --ops gemm --square 8192
+// Exit status: 0 when every op ran and passed its output check, 1 otherwise, 2 on bad usage.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -22,14 +26,16 @@ const usage = (msg) => {
 };
 
 function parse(argv) {
-  const flags = { scrub: true, q8: false, json: false, dryRun: false };
-  const takes = ['--model', '--device', '--dtype', '--batch', '--context', '--prompt', '--prefill-batch', '--reps', '--warmup', '--bandwidth-bytes', '--out'];
+  const flags = { scrub: true, q8: false, json: false, dryRun: false, decode: true };
+  const takes = ['--model', '--device', '--dtype', '--batch', '--context', '--prompt', '--prefill-batch', '--reps', '--warmup', '--bandwidth-bytes', '--out',
+    '--ops', '--square'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--json') flags.json = true;
     else if (a === '--dry-run') flags.dryRun = true;
     else if (a === '--no-scrub') flags.scrub = false;
     else if (a === '--q8') flags.q8 = true;
+    else if (a === '--no-decode') flags.decode = false;
     else if (takes.includes(a)) {
       if (i + 1 >= argv.length) usage(`${a} needs a value`);
       flags[a.slice(2).replace(/-(\w)/g, (_, c) => c.toUpperCase())] = argv[++i];
@@ -76,7 +82,7 @@ function main() {
   const chosen = names.map((n) => known.find((s) => s.name === n) ?? usage(`unknown shape ${n} (known: ${[...new Set(known.map((s) => s.name))].join(', ')})`));
   const prefillBatch = ints('prefill-batch', f.prefillBatch ?? '1');
   const settings = [
-    ...ints('batch', f.batch ?? (dry ? '1,2' : '1,16')).flatMap((b) =>
+    ...(f.decode ? ints('batch', f.batch ?? (dry ? '1,2' : '1,16')) : []).flatMap((b) =>
       ints('context', f.context ?? (dry ? '20' : '512')).map((c) => ({ phase: 'decode', batch: b, tokens: c }))),
     ...ints('prompt', f.prompt ?? (dry ? '8' : '512')).flatMap((p) => prefillBatch.map((b) => ({ phase: 'prefill', batch: b, tokens: p }))),
   ];
@@ -87,8 +93,11 @@ function main() {
   }
   const reps = ints('reps', f.reps ?? (dry ? '2' : '50'))[0];
   if (reps > 10000) usage(`expected at most 10000 for --reps but received ${reps}`);
+  const knownOps = ['gemm', 'gemm_q8', 'norm', 'embedding', 'rope', 'rope_kv_append', 'kv_append', 'attention', 'shared_attention', 'act', 'sample'];
+  const only = f.ops === undefined ? undefined : String(f.ops).split(',').map((x) => x.trim());
+  if (only && !only.every((x) => knownOps.includes(x))) usage(`expected ops among ${knownOps.join(', ')} for --ops but received ${f.ops}`);
   const report = ops.runOpBench({
-    device, dtype, shapes: chosen, settings,
+    device, dtype, shapes: chosen, settings, ops: only, square: f.square === undefined ? undefined : ints('square', f.square),
     reps, warmup: f.warmup === undefined ? (dry ? 1 : 5) : nonNegative('warmup', f.warmup),
     scrubCache: f.scrub, q8: f.q8 || dry, bandwidthBytes: f.bandwidthBytes ? ints('bandwidth-bytes', f.bandwidthBytes)[0] : undefined,
     log: (line) => process.stderr.write(`op-bench: ${line}\n`),

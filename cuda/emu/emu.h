@@ -140,6 +140,16 @@ void set_target(int sm_count, size_t smem_per_block_optin);
 int sm_count();
 size_t smem_per_block_optin();
 
+// For the emulated twins of inline PTX (cuda/async_copy.cuh, cuda/ldmatrix.cuh; defined in cuda/emu/ptx.cpp):
+//   dynamic_smem_bytes()  the running block's dynamic shared memory size, so a twin can check that its shared
+//                         operand lies inside it (the hardware faults on an address outside the window)
+//   fault(what)           fails the launch with eet::Error(ErrorCode::Kernel) naming `what` and the thread, as the
+//                         hardware fails a launch on a misaligned or out-of-window address. It never returns and
+//                         the calling fiber's frames are never unwound: pass a plain C string (a char buffer), not
+//                         a std::string temporary that would leak.
+size_t dynamic_smem_bytes();
+[[noreturn]] void fault(const char* what);
+
 // "Device" memory: host memory of the exact size (64-byte aligned) so AddressSanitizer's redzone sits right after
 // it. Size 0 gives a unique non-null pointer. nullptr on failure.
 void* dev_malloc(size_t bytes);

@@ -22,10 +22,13 @@ export function opHeadline(r: OpBenchReport): string {
     `(2 × ${bytesText(bw.bytes)} × ${bw.iters}) · tensor peak ${peak} · timing: ${r.timing.note}`;
 }
 
-function stepLine(s: SettingResult): string {
-  return `step (Σ ×/step × median, variants — left out): ${s.step.ms === null ? 'n/a (an op failed)' : `${f(s.step.ms, 3)} ms`}, ` +
+function stepLine(r: OpBenchReport, s: SettingResult): string {
+  const what = r.only ? `only the ${r.only.join(', ')} ops of the step` : 'step';
+  return `${what} (Σ ×/step × median, variants — left out): ${s.step.ms === null ? 'n/a (an op failed)' : `${f(s.step.ms, 3)} ms`}, ` +
     `floor ${s.step.floorMs === null ? 'n/a' : `${f(s.step.floorMs, 3)} ms`}`;
 }
+
+const SQUARE_TITLE = 'square GEMMs (M = N = K)';
 
 const dryWarning = (r: OpBenchReport): string[] =>
   (r.timing.gpu ? [] : [`NOT GPU TIMES: ${r.timing.note}.`]);
@@ -34,11 +37,12 @@ export function formatOpText(r: OpBenchReport): string {
   const out = [opHeadline(r), ...dryWarning(r), ''];
   for (const m of r.models) {
     for (const s of m.settings) {
-      out.push(`${m.model} (${m.arch}) — ${s.label}`, textTable(OP_HEAD, s.ops.map(row), [3, 8], 3), stepLine(s));
+      out.push(`${m.model} (${m.arch}) — ${s.label}`, textTable(OP_HEAD, s.ops.map(row), [3, 8], 3), stepLine(r, s));
       for (const e of s.ops.filter((x) => x.status !== 'ok')) out.push(`  ${e.name}: ${e.error?.code}: ${e.error?.message}`);
       out.push('');
     }
   }
+  if (r.square.length) out.push(SQUARE_TITLE, textTable(OP_HEAD, r.square.map(row), [3, 8], 3), '');
   return out.join('\n');
 }
 
@@ -50,10 +54,11 @@ export function formatOpMarkdown(r: OpBenchReport): string {
   for (const m of r.models) {
     for (const s of m.settings) {
       const cells = s.ops.map((o) => row(o).map((c) => c.replace(/\|/g, '\\|'))); // 'attn_q|k|v' inside a Markdown table
-      out.push(`**${m.model} — ${s.label}**`, '', ...mdTable(OP_HEAD, cells, 3), '', stepLine(s), '');
+      out.push(`**${m.model} — ${s.label}**`, '', ...mdTable(OP_HEAD, cells, 3), '', stepLine(r, s), '');
       for (const e of s.ops.filter((x) => x.status !== 'ok')) out.push(`- ${e.name}: ${e.error?.code}: ${(e.error?.message ?? '').slice(0, 300)}`);
       if (s.ops.some((x) => x.status !== 'ok')) out.push('');
     }
   }
+  if (r.square.length) out.push(`**${SQUARE_TITLE}**`, '', ...mdTable(OP_HEAD, r.square.map(row), 3), '');
   return out.join('\n');
 }

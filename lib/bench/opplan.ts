@@ -83,6 +83,38 @@ const t = (dtype: PlanTensor['dtype'], numel: number, fill: PlanFill): PlanTenso
 /** Elements a (rows, cols) matrix with row stride ld spans. */
 const extent = (rows: number, cols: number, ld: number): number => (rows === 0 ? 0 : (rows - 1) * ld + cols);
 
+/** A GEMM's optional parts: x's row stride (default k), a bias, a residual added to the output. */
+export interface GemmExtras { ldx?: number; bias?: boolean; residual?: boolean }
+
+/**
+ * One GEMM y (m, n) = x (m, k) · Wᵀ (W (n, k)) as a case, and, with o.q8 and k a multiple of 32, its Q8_0 variant
+ * (perStep 0).
+ */
+export function planGemm(name: string, m: number, n: number, k: number, perStep: number, o: PlanOptions, x: GemmExtras = {}): OpCase[] {
+  const e = o.dtypeBytes;
+  const ldx = x.ldx ?? k;
+  const tensors: Record<string, PlanTensor> = { x: t('op', extent(m, k, ldx), 'random'), w: t('op', n * k, 'random'), y: t('op', m * n, 'poison') };
+  if (x.bias) tensors.bias = t('op', n, 'random');
+  if (x.residual) tensors.residual = t('op', m * n, 'random');
+  const bytes = (n * k + m * k + m * n * (x.residual ? 2 : 1) + (x.bias ? n : 0)) * e;
+  const cases: OpCase[] = [{
+    name, op: 'gemm', about: `M=${m} N=${n} K=${k}`, params: { m, n, k, ldx, ldy: n }, tensors, checks: { y: { kind: 'written' } },
+    perStep, bytes, flops: 2 * m * n * k,
+  }];
+  if (!o.q8 || k % 32 !== 0) return cases;
+  const q8: Record<string, PlanTensor> = { ...tensors, w: t('int8', n * k + (n * k) / 16, 'q8'), y: t('op', m * n, 'poison') };
+  cases.push({
+    name: `${name} (q8_0)`, op: 'gemm_q8', about: `M=${m} N=${n} K=${k}`, params: { m, n, k, ldx, ldy: n }, tensors: q8,
+    checks: { y: { kind: 'written' } }, perStep: 0, bytes: bytes - n * k * (e - Q8_BYTES_PER_WEIGHT), flops: 2 * m * n * k,
+  });
+  return cases;
+}
+
+/** Square GEMMs M = N = K = size, named `square <size>`: a reference point beside the model shapes. */
+export function planSquareGemms(sizes: number[], o: PlanOptions): OpCase[] {
+  return sizes.flatMap((n) => planGemm(`square ${n}`, n, n, n, 0, o));
+}
+
 /** The ops of one step of `shape` in `setting`, in the order the engine runs them. */
 export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptions): OpCase[] {
   if (shape.arch !== 'llama' && shape.arch !== 'gpt2') throw new Error(`op plan: no plan for the ${shape.arch} architecture`);
@@ -98,22 +130,8 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
   const positions = iota(T, (i) => (decode ? ctx - 1 : i % per));
   const cases: OpCase[] = [];
 
-  const gemm = (name: string, m: number, n: number, k: number, perStep: number, x: { ldx?: number; bias?: boolean; residual?: boolean } = {}): void => {
-    const ldx = x.ldx ?? k;
-    const tensors: Record<string, PlanTensor> = { x: t('op', extent(m, k, ldx), 'random'), w: t('op', n * k, 'random'), y: t('op', m * n, 'poison') };
-    if (x.bias) tensors.bias = t('op', n, 'random');
-    if (x.residual) tensors.residual = t('op', m * n, 'random');
-    const bytes = (n * k + m * k + m * n * (x.residual ? 2 : 1) + (x.bias ? n : 0)) * e;
-    cases.push({
-      name, op: 'gemm', about: `M=${m} N=${n} K=${k}`, params: { m, n, k, ldx, ldy: n }, tensors, checks: { y: { kind: 'written' } },
-      perStep, bytes, flops: 2 * m * n * k,
-    });
-    if (!o.q8 || k % 32 !== 0) return;
-    const q8: Record<string, PlanTensor> = { ...tensors, w: t('int8', n * k + (n * k) / 16, 'q8'), y: t('op', m * n, 'poison') };
-    cases.push({
-      name: `${name} (q8_0)`, op: 'gemm_q8', about: `M=${m} N=${n} K=${k}`, params: { m, n, k, ldx, ldy: n }, tensors: q8,
-      checks: { y: { kind: 'written' } }, perStep: 0, bytes: bytes - n * k * (e - Q8_BYTES_PER_WEIGHT), flops: 2 * m * n * k,
-    });
+  const gemm = (name: string, m: number, n: number, k: number, perStep: number, x: GemmExtras = {}): void => {
+    cases.push(...planGemm(name, m, n, k, perStep, o, x));
   };
   const norm = (name: string, rows: number, perStep: number): void => {
     const tensors: Record<string, PlanTensor> = { x: t('op', rows * dim, 'random'), weight: t('op', dim, 'random'), y: t('op', rows * dim, 'poison') };

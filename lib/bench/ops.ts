@@ -7,7 +7,7 @@
 import { binding, type AddonArray, type AddonDTypeCode, type AddonTensor } from '../binding';
 import { EetError } from '../errors';
 import { f32ToBf16Bits, f32ToF16Bits } from '../half';
-import { planStep, settingLabel, type OpCase, type PlanCheck, type PlanSetting, type PlanTensor } from './opplan';
+import { planSquareGemms, planStep, settingLabel, type OpCase, type PlanCheck, type PlanSetting, type PlanTensor } from './opplan';
 import { DTYPE_BYTES, peakFlops, type BenchDType } from './roofline';
 import { deviceName } from './run';
 import { BUILTIN_SHAPES, type BuiltinShape } from './shapes';
@@ -33,6 +33,10 @@ export interface OpBenchOptions {
   /** A fill larger than the L2 before each timed launch (cuda): weights come from DRAM, as in a real step. */
   scrubCache: boolean;
   q8: boolean;
+  /** Only the cases of these ops (runOpSync names: 'gemm', 'attention' …); every op when absent. */
+  ops?: string[];
+  /** Square GEMMs M = N = K of these sizes, timed after the shapes (report.square). */
+  square?: number[];
   /** Bytes per buffer of the bandwidth copy (default 1 GiB on cuda, 16 MiB elsewhere). */
   bandwidthBytes?: number;
   log?: (line: string) => void;
@@ -90,6 +94,10 @@ export interface OpBenchReport {
   bandwidth: { bytesPerSecond: number; bytes: number; iters: number };
   peak: { label: string; flops: number } | null;
   models: Array<{ model: string; arch: string; about: string; settings: SettingResult[] }>;
+  /** The ops the run was limited to (OpBenchOptions.ops), null for all: step sums then cover only those. */
+  only: string[] | null;
+  /** The square GEMMs asked for (OpBenchOptions.square), in order. */
+  square: OpResult[];
 }
 
 const DTYPE_CODE: Record<BenchDType, AddonDTypeCode> = { float32: 0, float16: 1, bfloat16: 2 };
@@ -262,6 +270,7 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
   const blockSize = binding().limits().kvBlockSize;
   const noise = new Noise(o.dtype);
   const models: OpBenchReport['models'] = [];
+  const square: OpResult[] = [];
   const report = (): OpBenchReport => {
     const note = gpu
       ? `device events around each launch${seen.scrubbed ? ', the L2 scrubbed before each' : ''}; median of ${o.reps} after ${o.warmup} warm-up launches`
@@ -269,8 +278,14 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
     return {
       tool: 'eet op-bench', device: { id: o.device, name }, dtype: o.dtype,
       timing: { clock: seen.clock, gpu, cacheScrubbed: seen.scrubbed, warmup: o.warmup, reps: o.reps, note },
-      bandwidth: { bytesPerSecond: bw.bytesPerSecond, bytes: bw.bytes, iters: bw.iters }, peak, models,
+      bandwidth: { bytesPerSecond: bw.bytesPerSecond, bytes: bw.bytes, iters: bw.iters }, peak, models, only: o.ops ?? null, square,
     };
+  };
+  const planOptions = { dtypeBytes: DTYPE_BYTES[o.dtype], blockSize, q8: o.q8 };
+  const run = (c: OpCase): OpResult => {
+    const r = runCase(c, o, noise, roof, seen);
+    if (r.status !== 'ok') log(`  ${c.name}: ${r.error!.code}: ${r.error!.message}`);
+    return r;
   };
   for (const shape of o.shapes) {
     const entry = { model: shape.name, arch: shape.arch, about: shape.about, settings: [] as SettingResult[] };
@@ -278,14 +293,15 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
     for (const s of o.settings) {
       const label = settingLabel(s);
       log(`${shape.name}: ${label}`);
-      const ops = planStep(shape, s, { dtypeBytes: DTYPE_BYTES[o.dtype], blockSize, q8: o.q8 }).map((c) => {
-        const r = runCase(c, o, noise, roof, seen);
-        if (r.status !== 'ok') log(`  ${c.name}: ${r.error!.code}: ${r.error!.message}`);
-        return r;
-      });
+      const ops = planStep(shape, s, planOptions).filter((c) => !o.ops || o.ops.includes(c.op)).map(run);
       entry.settings.push({ ...s, label, ops, step: stepSums(ops) });
       o.progress?.(report());
     }
+  }
+  if (o.square?.length) {
+    log(`square GEMMs ${o.square.join(', ')}`);
+    square.push(...planSquareGemms(o.square, planOptions).filter((c) => !o.ops || o.ops.includes(c.op)).map(run));
+    o.progress?.(report());
   }
   return report();
 }

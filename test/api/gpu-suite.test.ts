@@ -6,8 +6,9 @@ import * as os from 'os';
 import * as path from 'path';
 
 const root = path.resolve(__dirname, '..', '..');
-// Most valuable first: correctness, speed (the model bench, each op, serving), sanitizers, HF baselines.
-const STEPS = ['addon', 'tsc', 'ops', 'models', 'bench', 'bench-eager', 'opbench', 'serving', 'pid-t5', 'memcheck', 'racecheck', 'hf-bench', 'fixtures', 'llama-cpp'];
+// Most valuable first: correctness, speed (the model bench, each op, the prefill GEMMs beside cuBLAS, serving),
+// sanitizers, HF baselines.
+const STEPS = ['addon', 'tsc', 'ops', 'models', 'bench', 'bench-eager', 'opbench', 'gemm-bench', 'cublas', 'serving', 'pid-t5', 'memcheck', 'racecheck', 'hf-bench', 'fixtures', 'llama-cpp'];
 
 describe('scripts/gpu-suite.sh --dry-run', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'eet-gpu-suite-'));
@@ -43,7 +44,7 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(report.dryRun).toBe(true);
     expect(report.steps.map((s) => s.name)).toEqual(STEPS);
     const status = Object.fromEntries(report.steps.map((s) => [s.name, s.status]));
-    for (const name of ['addon', 'tsc', 'ops', 'models', 'bench', 'bench-eager', 'opbench', 'serving', 'pid-t5', 'memcheck', 'racecheck']) {
+    for (const name of ['addon', 'tsc', 'ops', 'models', 'bench', 'bench-eager', 'opbench', 'gemm-bench', 'serving', 'pid-t5', 'memcheck', 'racecheck']) {
       expect(`${name}: ${status[name]}`).toBe(`${name}: pass`);
     }
     expect(status['llama-cpp']).toBe('skipped');
@@ -52,6 +53,10 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(md).toContain('## Benchmark (eet bench)');
     expect(md).toContain('## Decode launched from the host (eet bench --no-cuda-graphs)');
     expect(md).toContain('## Per-op benchmark (scripts/op-bench.js)');
+    expect(md).toContain('## Prefill GEMMs: eet vs cuBLAS (gemm-bench, scripts/cublas_bench.py)');
+    // the tiny shape at 80 tokens (the tensor-core GEMM) and the square GEMM, in both dtypes (cuBLAS: n/a without torch)
+    expect(md).toMatch(/^\| tiny \| prefill b=1 prompt=80 \| attn_q\\\|k\\\|v \| 80 128 64 \| [\d.]+ \| [\d.na/]+ \| [\d.na/×]+ \| [\d.]+ \|/m);
+    expect(md).toMatch(/^\| — \| square \| square 64 \| 64 64 64 \| [\d.]+ \|/m);
     expect(md).toContain('**NOT GPU TIMES: host clock on emu');
     expect(md).toMatch(/^\| attn_q\\\|k\\\|v \| 2 \| M=1 N=128 K=64 \| /m); // the | of a name escaped in the table
     expect(md).toContain('## Serving scenarios (eet bench --scenarios)');
@@ -93,6 +98,8 @@ describe('scripts/gpu-suite.sh --plan', () => {
     const cmd = Object.fromEntries(lines.slice(1).map((l) => [l[0], l[2]]));
     expect(cmd.ops).toContain('-t cuda vs cpu-ref');
     expect(cmd.opbench).toMatch(/^node scripts\/op-bench\.js --model tinyllama-1\.1b,llama-7b,.* --device cuda .*--q8 --out \$WORK\/opbench\.json$/);
+    expect(cmd['gemm-bench']).toMatch(/for dt in float16 bfloat16; do node scripts\/op-bench\.js .* --prompt 512,2048 --square 8192 .*--no-decode --ops gemm$/);
+    expect(cmd.cublas).toMatch(/^python3 scripts\/cublas_bench\.py --from \$WORK\/gemm-float16\.json --dtypes float16,bfloat16 --device cuda /);
     expect(cmd.memcheck).toMatch(/^compute-sanitizer --tool memcheck .* -d cuda$/);
     expect(cmd['hf-bench']).toContain('--variants eager,compiled');
   });

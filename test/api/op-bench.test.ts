@@ -60,6 +60,21 @@ describe('scripts/op-bench.js --dry-run (emu)', () => {
     expect(r.stdout).toMatch(/^lm_head +1 +M=1 N=512 K=64 +│/m);
   });
 
+  test('--ops gemm --no-decode --square: the prefill GEMMs only (the tensor-core tiles at 80 tokens) and a square GEMM', () => {
+    const r = opBench('--dry-run', '--model', 'tiny', '--no-decode', '--ops', 'gemm', '--prompt', '80', '--square', '64', '--json');
+    expect(r.status).toBe(0);
+    const rep = JSON.parse(r.stdout) as OpBenchReport;
+    expect(rep.only).toEqual(['gemm']);
+    expect(rep.models.map((m) => [m.model, m.settings.map((s) => s.label)])).toEqual([['tiny', ['prefill b=1 prompt=80']]]);
+    const ops = rep.models[0].settings[0].ops;
+    expect(ops.map((o) => [o.name, o.op, o.about, o.status])).toEqual([
+      ['attn_q|k|v', 'gemm', 'M=80 N=128 K=64', 'ok'], ['attn_output', 'gemm', 'M=80 N=64 K=64', 'ok'],
+      ['ffn_gate|up', 'gemm', 'M=80 N=344 K=64', 'ok'], ['ffn_down', 'gemm', 'M=80 N=64 K=172', 'ok'], ['lm_head', 'gemm', 'M=1 N=512 K=64', 'ok'],
+    ]);
+    expect(rep.square.map((o) => [o.name, o.about, o.perStep, o.flops, o.status])).toEqual([['square 64', 'M=64 N=64 K=64', 0, 2 * 64 ** 3, 'ok']]);
+    expect(opBench('--dry-run', '--ops', 'gemm,nope').stderr).toMatch(/expected ops among gemm, gemm_q8, .* for --ops but received gemm,nope/);
+  });
+
   test('bad usage exits 2 and says why', () => {
     const r = opBench('--dry-run', '--model', 'no-such-shape');
     expect(r.status).toBe(2);

@@ -1,8 +1,10 @@
-// The SIMT emulator's own self-test kernels (cuda/emu/selftest.cu), in both thread orders, in a child process:
+// The SIMT emulator's own self-test kernels (cuda/emu/selftest*.cu), in both thread orders, in a child process:
 // reductions, shuffles with widths and exited lanes, votes, partial warps, 3-D blocks, dynamic shared memory,
-// atomics, intrinsics, and the kernel bugs it must report as ERR_KERNEL instead of hanging or crashing
-// (divergent barriers, deadlocked collectives, a null store, a fiber stack overflow, bad launch sizes, dynamic shared
-// memory over the emulated target's limit).
+// atomics, intrinsics, the emulated inline PTX (ldmatrix's lane layout, ldmatrix feeding mma, cp.async's zero fill
+// and groups, and the emu's model of its asynchrony), and the kernel bugs it must report as ERR_KERNEL instead of
+// hanging or crashing (divergent barriers, deadlocked collectives, a null store, a fiber stack overflow, bad launch
+// sizes, dynamic shared memory over the emulated target's limit, a misaligned cp.async, ldmatrix outside shared
+// memory).
 import { binding } from '../../lib/binding';
 import { OpWorker, SM86_SMEM } from './harness';
 
@@ -11,7 +13,10 @@ const worker = new OpWorker();
 afterAll(() => worker.stop());
 
 test('the self-test has its cases', () => {
-  expect(cases).toEqual(expect.arrayContaining(['block_reduce', 'shuffle', 'race', 'expect_divergent_barrier', 'expect_null_store']));
+  expect(cases).toEqual(expect.arrayContaining([
+    'block_reduce', 'shuffle', 'race', 'ldmatrix', 'ldmatrix_mma', 'cp_async', 'cp_async_pending', 'expect_divergent_barrier',
+    'expect_null_store', 'expect_cp_async_misaligned', 'expect_ldmatrix_outside_smem',
+  ]));
 });
 
 describe.each([false, true])('emu self-test (reversed thread order: %s)', (reverseOrder) => {

@@ -5,13 +5,15 @@
 //   skinny_mma_kernel<T, NT> (f16/bf16, M = 2..64; NT = 1, 2, 4, 8 for M <= 8, 16, 32, 64): tensor cores with M, N
 //     and K edges, strided x / y, one block per 128 rows of W or split over K (K >= 512 with few rows of W), the
 //     K tail inside the last slice;
-//   gemm_mma_kernel<T, 64> and <T, 128> (f16/bf16, M > 64): tensor-core tiles with M, N, K edges, strided x / y;
+//   gemm_mma_kernel<T, Tile, Copier> (f16/bf16, M > 64): each tile (128 x 256, 128 x 128, 64 x 128) with cp.async,
+//     and 64 x 128 with ordinary loads (ldx or K not a multiple of 8), with M, N, K edges, strided x / y, K over more
+//     tiles than the pipeline's 4 stages;
 //   gemm_simt_kernel (f32, M > 16).
-// The split decisions depend on the SM count: the emu reports 132 (an H100 / H200), so these shapes split as they
-// would on those GPUs.
+// The split and tile decisions depend on the SM count: the emu reports 132 (an H100 / H200), so these shapes split
+// as they would on those GPUs; the tensor-core cases below set the emu's target to reach every tile with small shapes.
 // Residual: none, a separate tensor, or in place (residual aliases y). With ldy > n, or in place, y is an in/out
 // tensor with random contents, so the gaps between rows must come back untouched.
-import { FloatDType, OpCase, SHORT, opSuite } from './harness';
+import { EmuOptions, FloatDType, OpCase, SHORT, SM86_SMEM, opSuite } from './harness';
 import { uniform } from '../util/random';
 
 const DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
@@ -25,6 +27,8 @@ interface Shape {
   residual: Residual;
   ldx?: number;
   ldy?: number;
+  /** The emulated device (SM count, shared memory per block); in the case's name. */
+  emu?: EmuOptions;
 }
 
 function gemmCase(dtype: FloatDType, s: Shape, seed: number): OpCase {
@@ -34,10 +38,11 @@ function gemmCase(dtype: FloatDType, s: Shape, seed: number): OpCase {
   const yLen = (s.m - 1) * ldy + s.n;
   const yInout = s.residual === 'inplace' || ldy > s.n;
   const strides = (s.ldx !== undefined ? `, ldx=${ldx}` : '') + (s.ldy !== undefined ? `, ldy=${ldy}` : '');
+  const target = s.emu ? `, emu target: ${Object.entries(s.emu).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
   const params: Record<string, unknown> = { m: s.m, n: s.n, k: s.k, ldx, ldy };
   if (s.residual === 'inplace') params.residualInPlace = true;
   return {
-    name: `gemm(dtype=${SHORT[dtype]}, m=${s.m}, n=${s.n}, k=${s.k}, bias=${s.bias ? 'yes' : 'no'}, residual=${s.residual}${strides})`,
+    name: `gemm(dtype=${SHORT[dtype]}, m=${s.m}, n=${s.n}, k=${s.k}, bias=${s.bias ? 'yes' : 'no'}, residual=${s.residual}${strides}${target})`,
     op: 'gemm',
     dtype,
     params,
@@ -50,6 +55,7 @@ function gemmCase(dtype: FloatDType, s: Shape, seed: number): OpCase {
     },
     outputs: yInout ? {} : { y: { numel: yLen } },
     inout: yInout ? ['y'] : undefined,
+    emu: s.emu,
   };
 }
 
@@ -94,10 +100,24 @@ const LARGER: Shape[] = [
 ];
 for (const dtype of DTYPES) for (const s of LARGER) cases.push(gemmCase(dtype, s, (seed += 10)));
 
-// 128-row tensor-core tiles (chosen when 128 x 128 tiles alone give a block per SM: >= 132 of them).
-for (const dtype of ['float16', 'bfloat16'] as FloatDType[]) {
-  cases.push(gemmCase(dtype, { m: 65, n: 16900, k: 40, bias: true, residual: 'none' }, (seed += 10)));
-}
+// The tensor-core tiles (cuda/gemm_tile.cuh pick_mma_tile: the cheapest of 128 x 256 / 128 x 128 / 64 x 128 for the
+// SM count, among those that fit the device's shared memory per block). In comments: the tile each shape gets.
+const TILES: Shape[] = [
+  // 132 SMs: 67 blocks of 128 x 256 in one wave beat 133 of 128 x 128 (two on one SM)
+  { m: 65, n: 16900, k: 40, bias: true, residual: 'none' },
+  // 1 SM: 128 x 256, M and N edges, K over 7 tiles (the 4-stage ring wraps; the last tile 8 wide)
+  { m: 129, n: 250, k: 200, bias: true, residual: 'inplace', emu: { smCount: 1 } },
+  { m: 256, n: 256, k: 256, bias: false, residual: 'sep', emu: { smCount: 1 } },  // 128 x 256, whole tiles
+  // sm_86 / sm_89's 99 KiB still hold 4 stages of 128 x 256 (96 KiB); 60000 bytes hold only 64 x 128's 48 KiB
+  { m: 129, n: 250, k: 64, bias: false, residual: 'none', emu: { smCount: 1, maxSharedMemoryPerBlockOptin: SM86_SMEM } },
+  { m: 129, n: 250, k: 64, bias: true, residual: 'sep', emu: { smCount: 1, maxSharedMemoryPerBlockOptin: 60000 } },
+  { m: 130, n: 300, k: 168, bias: true, residual: 'sep', emu: { smCount: 2 } },  // 128 x 128, M and N edges
+  { m: 100, n: 200, k: 72, bias: false, residual: 'inplace', ldy: 210 },  // 64 x 128, K 2 tiles + 8
+  // 64 x 128 with ordinary loads: x's rows not 16-byte aligned (ldx % 8 = 4), or W's (K % 8 != 0)
+  { m: 100, n: 96, k: 136, bias: true, residual: 'inplace', ldx: 140, ldy: 100 },
+  { m: 80, n: 130, k: 170, bias: false, residual: 'sep' },
+];
+for (const dtype of ['float16', 'bfloat16'] as FloatDType[]) for (const s of TILES) cases.push(gemmCase(dtype, s, (seed += 10)));
 
 // K split over the warps of a block and over blocks (split-K), with the K tail in the last slice. In comments:
 // the kernel, and the K slices (block rows of the grid) the emu's 132 SMs give.

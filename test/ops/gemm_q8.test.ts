@@ -6,13 +6,15 @@
 //   skinny_q8_mma_kernel<T, NT> (f16/bf16, M = 2..64; NT = 1, 2, 4, 8 for M <= 8, 16, 32, 64): an odd number of
 //     Q8_0 blocks (the last 64-wide chunk half empty), one K slice or split over K (K >= 512 with few rows of W),
 //     the K tail in the last slice, strided x / y;
-//   gemm_q8_mma_kernel<T> (M > 64, f16/bf16) and gemm_q8_simt_kernel (M > 16, f32): M and N edges, several
-//     tiles in both directions, strided x / y.
+//   gemm_q8_mma_kernel<T, Tile, ACopier> (M > 64, f16/bf16): both tiles (128 x 128, 64 x 128; the emu's SM count
+//     set per case to reach the larger) with x by cp.async, and x by ordinary loads (ldx not a multiple of 8); M and
+//     N edges, K over more tiles than the pipeline's 4 stages, strided x / y;
+//   gemm_q8_simt_kernel (M > 16, f32): M and N edges, several tiles in both directions, strided x / y.
 // The split decisions depend on the SM count: the emu reports 132 (an H100 / H200).
 // Residual: none, a separate tensor, or in place (residual aliases y).
 // Second part: float weights quantized with ggml's Q8_0 rule (test/util/q8.ts); the quantized gemm must stay
 // within the quantization error bound of the float gemm (stated below).
-import { FloatDType, OpCase, OpWorker, SHORT, hasGpu, opSuite } from './harness';
+import { EmuOptions, FloatDType, OpCase, OpWorker, SHORT, hasGpu, opSuite } from './harness';
 import { uniform } from '../util/random';
 import { quantizeQ8_0, randomQ8 } from '../util/q8';
 import { fromHalfBits, toHalfBits } from '../../lib/half';
@@ -29,6 +31,8 @@ interface Shape {
   residual: Residual;
   ldx?: number;
   ldy?: number;
+  /** The emulated device (SM count, shared memory per block); in the case's name. */
+  emu?: EmuOptions;
 }
 
 function q8Case(dtype: FloatDType, s: Shape, seed: number): OpCase {
@@ -38,10 +42,11 @@ function q8Case(dtype: FloatDType, s: Shape, seed: number): OpCase {
   const yLen = (s.m - 1) * ldy + s.n;
   const yInout = s.residual === 'inplace' || ldy > s.n;
   const strides = (s.ldx !== undefined ? `, ldx=${ldx}` : '') + (s.ldy !== undefined ? `, ldy=${ldy}` : '');
+  const target = s.emu ? `, emu target: ${Object.entries(s.emu).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
   const params: Record<string, unknown> = { m: s.m, n: s.n, k: s.k, ldx, ldy };
   if (s.residual === 'inplace') params.residualInPlace = true;
   return {
-    name: `gemm_q8(dtype=${SHORT[dtype]}, m=${s.m}, n=${s.n}, k=${s.k}, bias=${s.bias ? 'yes' : 'no'}, residual=${s.residual}${strides})`,
+    name: `gemm_q8(dtype=${SHORT[dtype]}, m=${s.m}, n=${s.n}, k=${s.k}, bias=${s.bias ? 'yes' : 'no'}, residual=${s.residual}${strides}${target})`,
     op: 'gemm_q8',
     dtype,
     params,
@@ -54,6 +59,7 @@ function q8Case(dtype: FloatDType, s: Shape, seed: number): OpCase {
     },
     outputs: yInout ? {} : { y: { numel: yLen } },
     inout: yInout ? ['y'] : undefined,
+    emu: s.emu,
   };
 }
 
@@ -87,6 +93,14 @@ const STRIDED: Shape[] = [
   { m: 130, n: 300, k: 256, bias: true, residual: 'sep' },
 ];
 for (const dtype of DTYPES) for (const s of STRIDED) cases.push(q8Case(dtype, s, (seed += 10)));
+// The tensor-core tiles (cuda/gemm_tile.cuh pick_mma_tile). In comments: the tile each shape gets.
+const TILES: Shape[] = [
+  { m: 200, n: 250, k: 192, bias: true, residual: 'inplace', emu: { smCount: 1 } },  // 128 x 128, K 6 tiles
+  { m: 200, n: 250, k: 64, bias: false, residual: 'sep', ldx: 70, emu: { smCount: 1 } },  // 128 x 128, x by loads
+  { m: 100, n: 96, k: 160, bias: true, residual: 'inplace', ldx: 165, ldy: 100 },  // 64 x 128, x by loads
+  { m: 65, n: 129, k: 224, bias: false, residual: 'none' },  // 64 x 128, K 7 tiles
+];
+for (const dtype of ['float16', 'bfloat16'] as FloatDType[]) for (const s of TILES) cases.push(q8Case(dtype, s, (seed += 10)));
 // K split over the warps of a block and over blocks (split-K), the K tail in the last slice. In comments: the
 // kernel, and the K slices (block rows of the grid) the emu's 132 SMs give.
 const SPLIT: Array<[FloatDType, Shape]> = [

@@ -3,7 +3,7 @@
 // the architecture descriptions); the paged-cache indices it builds; the output checks (lib/bench/ops.ts
 // checkTensor) on arrays that were and were not written.
 import { checkTensor } from '../../lib/bench/ops';
-import { planStep, settingLabel, type OpCase, type PlanOptions } from '../../lib/bench/opplan';
+import { planSquareGemms, planStep, settingLabel, type OpCase, type PlanOptions } from '../../lib/bench/opplan';
 import { paramCounts, prefillFlops } from '../../lib/bench/roofline';
 import { builtinShape } from '../../lib/bench/shapes';
 
@@ -141,5 +141,16 @@ describe('checkTensor (an op that did not run fails its case)', () => {
     expect(checkTensor('tokensOut', new Int32Array([0, 511]), spec, { kind: 'written', max: 512 }, 'float16')).toBeNull();
     expect(checkTensor('tokensOut', new Int32Array([5, -1]), spec, { kind: 'written', max: 512 }, 'float16')).toMatch(/^tokensOut\[1\] = -1/);
     expect(checkTensor('tokensOut', new Int32Array([512, 0]), spec, { kind: 'written', max: 512 }, 'float16')).toMatch(/^tokensOut\[0\] = 512/);
+  });
+});
+
+describe('planSquareGemms', () => {
+  test('M = N = K: x, W and y each moved once, 2·n³ FLOPs, not part of a step; the Q8_0 variant with q8', () => {
+    const [sq] = planSquareGemms([8192], f16);
+    expect([sq.name, sq.op, sq.about, sq.perStep, sq.flops, sq.bytes]).toEqual(['square 8192', 'gemm', 'M=8192 N=8192 K=8192', 0, 2 * 8192 ** 3, 3 * 8192 ** 2 * 2]);
+    expect(sq.params).toEqual({ m: 8192, n: 8192, k: 8192, ldx: 8192, ldy: 8192 });
+    expect(planSquareGemms([64, 96], { ...f16, q8: true }).map((c) => [c.name, c.op])).toEqual([
+      ['square 64', 'gemm'], ['square 64 (q8_0)', 'gemm_q8'], ['square 96', 'gemm'], ['square 96 (q8_0)', 'gemm_q8'],
+    ]);
   });
 });
