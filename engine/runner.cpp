@@ -43,7 +43,7 @@ void download_f32(Backend& be, DType dtype, const void* src, int64_t n, std::vec
 [[noreturn]] void internal(const std::string& what) { throw_error(ErrorCode::Internal, "step runner: " + what); }
 
 // The float metadata region: one array of rows_max values each, in this order.
-enum FloatMeta : int64_t { kTemperature, kTopP, kRepetition, kPresence, kFrequency, kLogprobOut, kFloatArrays };
+enum FloatMeta : int64_t { kTemperature, kTopP, kRepetition, kPresence, kFrequency, kFloatArrays };
 
 // Log-softmax of one row of LM-head logits in fp64: the token's value and the top_n largest, descending, the lower
 // id first on ties (so equal logits are listed in one order, whatever the sort does).
@@ -137,7 +137,8 @@ StepRunner::StepRunner(std::shared_ptr<const Model> model, int32_t max_rows, int
   ws.i_xgroup_start = ws.i_xshared_len + mem_rows;
   ws.i_xgroup_seqs = ws.i_xgroup_start + (mem_rows ? R + 1 : 0);
   ws.i_out = ws.i_xgroup_seqs + mem_rows;
-  ws.n_ints = ws.i_out + R;
+  // The sampler's outputs, R token ids then R log-probabilities (float bits): one download brings both back.
+  ws.n_ints = ws.i_out + 2 * R;
   ws.ints = p.add(size_t(ws.n_ints) * 4);
   ws.floats = p.add(size_t(kFloatArrays * R) * 4);
   ws.u64s = p.add(size_t(2 * R) * 8);
@@ -514,28 +515,32 @@ void StepRunner::launch_head(const Meta& m, int64_t NR) {
   s.seed = u64s;
   s.step = u64s + R;
   s.tokens_out = ints + ws.i_out;
-  s.logprob_out = floats + kLogprobOut * R;
+  s.logprob_out = reinterpret_cast<float*>(ints + ws.i_out + R);
   s.workspace = ws.sample_ws_bytes ? at(ws.sample_ws) : nullptr;
   s.workspace_bytes = ws.sample_ws_bytes;
   be.sample(s);
 }
 
-// Synchronises, then downloads each row's token and log-probability, and the LM-head logits of the rows that asked
-// (sampling penalised a copy in its workspace, not these).
+// Waits for the step, then downloads each row's token and log-probability (one transfer, which waits for the step
+// as it follows it on the stream), and the LM-head logits of the rows that asked (sampling penalised a copy in its
+// workspace, not these).
 void StepRunner::download_samples(const std::vector<SampleRow>& rows, StepOutput& out) {
   const ModelConfig& c = model_->config();
   Backend& be = *model_->backend();
   const DType dt = c.dtype;
   const int64_t es = int64_t(dtype_size(dt)), R = ws_.rows_max, NR = int64_t(rows.size()), vocab = c.vocab_size;
   const int32_t* ints = static_cast<const int32_t*>(at(ws_.ints));
-  const float* floats = static_cast<const float*>(at(ws_.floats));
   const void* logits = at(ws_.logits);
-  be.synchronize();
-  if (NR == 0) return;
+  if (NR == 0) {
+    be.synchronize();
+    return;
+  }
   out.tokens.resize(size_t(NR));
   out.logprobs.resize(size_t(NR));
-  be.download(out.tokens.data(), ints + ws_.i_out, size_t(NR) * 4);
-  be.download(out.logprobs.data(), floats + kLogprobOut * R, size_t(NR) * 4);
+  std::vector<int32_t> got(static_cast<size_t>(R + NR));
+  be.download(got.data(), ints + ws_.i_out, got.size() * 4);
+  std::copy(got.begin(), got.begin() + NR, out.tokens.begin());
+  std::memcpy(out.logprobs.data(), got.data() + R, size_t(NR) * 4);
   out.raw.resize(size_t(NR));
   std::vector<float> row;
   for (int64_t r = 0; r < NR; ++r) {
