@@ -7,9 +7,12 @@
 //   prefill (B prompts of P tokens): T = B·P packed tokens; the LM head and the sampler see each sequence's last row.
 // Per layer (× nLayers): norm, q|k|v GEMM, RoPE fused with the KV append (LLaMA) or the KV append, attention, output GEMM (+ residual), norm, MLP
 // GEMMs and activation. Once per step: the embedding, the gather of the rows to sample, the final norm, the LM
-// head, the sampler. Variants a step may run instead of its plain op (perStep 0: timed, left out of the step sum):
-// LLaMA's unfused RoPE and KV append, shared-prefix attention (B > 1 sequences sharing all but their last 16 keys),
-// a top-p sampler, Q8_0 GEMMs.
+// head, the sampler. LLaMA steps of T <= decodeMaxM tokens (the decode GEMM kernels' rows) run the norms and SwiGLU
+// as the GEMMs' input prologues (xform: attn_norm into q|k|v, ffn_norm into gate|up, SwiGLU into down), as
+// engine/arch_llama.cpp does. Variants a step may run instead of its plain op (perStep 0: timed, left out of the
+// step sum): LLaMA's unfused RoPE and KV append, the unfused norms, SwiGLU and plain GEMMs that the prologues
+// replace, shared-prefix attention (B > 1 sequences sharing all but their last 16 keys), a top-p sampler, Q8_0
+// GEMMs.
 // Differences from the engine, for stable repetitions: outputs the engine writes in place (activation, residual
 // GEMMs) go to a separate tensor here (the same bytes move); q, k and v are views of one q|k|v row (ldq/ldk/ldv as
 // in the engine) but in separate tensors.
@@ -69,6 +72,9 @@ export interface PlanOptions {
   blockSize: number;
   /** Add the Q8_0 GEMM variant of every layer matrix and the head. */
   q8: boolean;
+  /** Rows of the decode GEMM kernels in this dtype (engine/limits.h gemmDecodeMaxM, gemmDecodeMaxMF32 for float32):
+   *  LLaMA steps of at most that many tokens fuse their norms and SwiGLU into the GEMMs. */
+  decodeMaxM: number;
 }
 
 export function settingLabel(s: PlanSetting): string {
@@ -98,22 +104,44 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
   const positions = iota(T, (i) => (decode ? ctx - 1 : i % per));
   const cases: OpCase[] = [];
 
-  const gemm = (name: string, m: number, n: number, k: number, perStep: number, x: { ldx?: number; bias?: boolean; residual?: boolean } = {}): void => {
-    const ldx = x.ldx ?? k;
-    const tensors: Record<string, PlanTensor> = { x: t('op', extent(m, k, ldx), 'random'), w: t('op', n * k, 'random'), y: t('op', m * n, 'poison') };
+  // xform: the input prologue (native/ops.cpp): rms_norm reads a gain (K) beside x; swiglu reads x's gate|up rows,
+  // 2K wide. The rows' second read for the rms is from L2 and not counted. The Q8_0 variant is added for the GEMMs
+  // a step runs (perStep > 0).
+  type GemmOpts = { ldx?: number; bias?: boolean; residual?: boolean; xform?: 'rms_norm' | 'swiglu' };
+  const gemm = (name: string, m: number, n: number, k: number, perStep: number, x: GemmOpts = {}): void => {
+    const cols = x.xform === 'swiglu' ? 2 * k : k;
+    const ldx = x.ldx ?? cols;
+    const tensors: Record<string, PlanTensor> = { x: t('op', extent(m, cols, ldx), 'random'), w: t('op', n * k, 'random'), y: t('op', m * n, 'poison') };
     if (x.bias) tensors.bias = t('op', n, 'random');
     if (x.residual) tensors.residual = t('op', m * n, 'random');
-    const bytes = (n * k + m * k + m * n * (x.residual ? 2 : 1) + (x.bias ? n : 0)) * e;
-    cases.push({
-      name, op: 'gemm', about: `M=${m} N=${n} K=${k}`, params: { m, n, k, ldx, ldy: n }, tensors, checks: { y: { kind: 'written' } },
-      perStep, bytes, flops: 2 * m * n * k,
-    });
-    if (!o.q8 || k % 32 !== 0) return;
+    const params: Record<string, unknown> = { m, n, k, ldx, ldy: n };
+    if (x.xform) params.xform = x.xform;
+    if (x.xform === 'rms_norm') {
+      params.eps = shape.normEps;
+      tensors.gain = t('op', k, 'random');
+    }
+    const bytes = (n * k + m * cols + m * n * (x.residual ? 2 : 1) + (x.bias ? n : 0) + (x.xform === 'rms_norm' ? k : 0)) * e;
+    const about = `M=${m} N=${n} K=${k}${x.xform ? ` + ${x.xform}` : ''}`;
+    cases.push({ name, op: 'gemm', about, params, tensors, checks: { y: { kind: 'written' } }, perStep, bytes, flops: 2 * m * n * k });
+    if (!o.q8 || k % 32 !== 0 || perStep === 0) return;
     const q8: Record<string, PlanTensor> = { ...tensors, w: t('int8', n * k + (n * k) / 16, 'q8'), y: t('op', m * n, 'poison') };
     cases.push({
-      name: `${name} (q8_0)`, op: 'gemm_q8', about: `M=${m} N=${n} K=${k}`, params: { m, n, k, ldx, ldy: n }, tensors: q8,
+      name: `${name} (q8_0)`, op: 'gemm_q8', about, params, tensors: q8,
       checks: { y: { kind: 'written' } }, perStep: 0, bytes: bytes - n * k * (e - Q8_BYTES_PER_WEIGHT), flops: 2 * m * n * k,
     });
+  };
+  // A LLaMA step's norm + GEMM: one GEMM with the norm as its prologue when fused, the two ops otherwise; the
+  // unfused pair stays as variants beside the fused GEMM.
+  const fused = !gpt2 && T <= o.decodeMaxM;
+  const normGemm = (normName: string, gemmName: string, n: number, perStep: number): void => {
+    if (fused) {
+      gemm(`${normName} + ${gemmName}`, T, n, dim, perStep, { xform: 'rms_norm' });
+      norm(normName, T, 0);
+      gemm(gemmName, T, n, dim, 0);
+    } else {
+      norm(normName, T, perStep);
+      gemm(gemmName, T, n, dim, perStep, { bias: gpt2 });
+    }
   };
   const norm = (name: string, rows: number, perStep: number): void => {
     const tensors: Record<string, PlanTensor> = { x: t('op', rows * dim, 'random'), weight: t('op', dim, 'random'), y: t('op', rows * dim, 'poison') };
@@ -146,8 +174,7 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
   });
 
   // ---- one layer
-  norm('attn_norm', T, L);
-  gemm(gpt2 ? 'attn_qkv' : 'attn_q|k|v', T, qkvW, dim, L, { bias: gpt2 });
+  normGemm('attn_norm', gpt2 ? 'attn_qkv' : 'attn_q|k|v', qkvW, L);
   // LLaMA runs RoPE and the KV append as one op (rope_kv_append); the two unfused ops are timed beside it as variants.
   const kvAppend = (name: string, perStep: number): OpCase => ({
     name, op: 'kv_append', about: `${T} tokens × ${Hkv} heads × ${hd}`,
@@ -219,8 +246,8 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
     });
   }
   gemm('attn_output', T, dim, qW, L, { bias: gpt2, residual: true });
-  norm('ffn_norm', T, L);
   if (gpt2) {
+    norm('ffn_norm', T, L);
     gemm('ffn_up', T, hid, dim, L, { bias: true });
     cases.push({
       name: 'gelu', op: 'act', about: `gelu_tanh ${T}×${hid}`, params: { kind: 'gelu_tanh', m: T, n: hid },
@@ -229,13 +256,14 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
     });
     gemm('ffn_down', T, dim, hid, L, { bias: true, residual: true });
   } else {
-    gemm('ffn_gate|up', T, 2 * hid, dim, L);
+    normGemm('ffn_norm', 'ffn_gate|up', 2 * hid, L);
+    if (fused) gemm('swiglu + ffn_down', T, dim, hid, L, { xform: 'swiglu', residual: true });
     cases.push({
       name: 'swiglu', op: 'act', about: `swiglu ${T}×${hid}`, params: { kind: 'swiglu', m: T, n: hid, ldx: 2 * hid, ldu: 2 * hid, ldy: hid },
       tensors: { x: t('op', extent(T, hid, 2 * hid), 'random'), up: t('op', extent(T, hid, 2 * hid), 'random'), y: t('op', T * hid, 'poison') },
-      checks: { y: { kind: 'written' } }, perStep: L, bytes: 3 * T * hid * e, flops: 0,
+      checks: { y: { kind: 'written' } }, perStep: fused ? 0 : L, bytes: 3 * T * hid * e, flops: 0,
     });
-    gemm('ffn_down', T, dim, hid, L, { ldx: 2 * hid, residual: true });
+    gemm('ffn_down', T, dim, hid, fused ? 0 : L, { ldx: 2 * hid, residual: true });
   }
 
   // ---- the step's end: each sequence's last row → final norm → LM head → sampler

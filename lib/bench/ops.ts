@@ -259,7 +259,9 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
   const peak = gpu ? peakFlops(name, o.dtype) : null;
   const roof: Roof = { bytesPerSecond: bw.bytesPerSecond, peak: peak?.flops ?? null };
   const seen = { clock: null as string | null, scrubbed: false };
-  const blockSize = binding().limits().kvBlockSize;
+  const lim = binding().limits();
+  const blockSize = lim.kvBlockSize;
+  const decodeMaxM = o.dtype === 'float32' ? lim.gemmDecodeMaxMF32 : lim.gemmDecodeMaxM;
   const noise = new Noise(o.dtype);
   const models: OpBenchReport['models'] = [];
   const report = (): OpBenchReport => {
@@ -278,7 +280,7 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
     for (const s of o.settings) {
       const label = settingLabel(s);
       log(`${shape.name}: ${label}`);
-      const ops = planStep(shape, s, { dtypeBytes: DTYPE_BYTES[o.dtype], blockSize, q8: o.q8 }).map((c) => {
+      const ops = planStep(shape, s, { dtypeBytes: DTYPE_BYTES[o.dtype], blockSize, q8: o.q8, decodeMaxM }).map((c) => {
         const r = runCase(c, o, noise, roof, seen);
         if (r.status !== 'ok') log(`  ${c.name}: ${r.error!.code}: ${r.error!.message}`);
         return r;
