@@ -7,11 +7,12 @@
 // T(): rounded to the GEMM's dtype and back, as the norm / act op stores its output and the GEMM loads it. The
 // expressions are the unfused kernels' own (same operations in the same order, fp32), so a fused GEMM sees the
 // very values the unfused GEMM would read: on the emu, fused and unfused outputs are equal bit for bit whenever the
-// two calls take the same kernel path (test/ops/gemm_fused.test.ts). nvcc chooses FMA contraction per call site;
-// the expressions leave it nothing to contract except the sum of squares (fma(d, d, ss) in both kernels).
+// two calls take the same kernel path (test/ops/gemm_fused.test.ts). nvcc chooses FMA contraction per call site:
+// the candidates (the sum of squares d * d + ss, rstd's ss * inv_cols + eps, silu's 1 + expf(-h)) appear in the
+// same form in both kernels, so they are expected to contract alike; no GPU has checked it yet.
 // Where an input is loaded:
-//   gemv_kernel, gemv_q8_kernel (M = 1, f32 M <= 16)  each x vector in the inner loop (xform_load); the x loads
-//                                                     are L1/L2 hits beside the streamed W
+//   gemv_kernel, gemv_q8_kernel (M = 1, f32 M <= 16;  each x vector in the inner loop (xform_load); the x loads
+//     f32 17..64 rows: once per 16 rows)              are L1/L2 hits beside the streamed W
 //   skinny kernels (f16 / bf16, M = 2..64)            the block transforms its rows once per loop iteration into
 //                                                     shared memory (xform_stage), which its 8 warps read instead
 //                                                     of global x: the work is not repeated per warp
