@@ -6,8 +6,8 @@
 //   swiglu:    y = silu(x) * up       x = gate projection (M, N) stride ldx, up (M, N) stride ldu; with
 //                                     x = buf, up = buf + F, ldx = ldu = 2F it reads the halves of a fused gate-up
 //   geglu_tanh: y = gelu_tanh(x) * up (T5 v1.1's gated-gelu), laid out as swiglu
-// Evaluated without cancellation in the negative tail: 0.5 (1 + tanh(z)) = 1 / (1 + exp(-2z)) and
-// 1 + erf(u) = erfc(-u), so tiny outputs (h < -4) keep their relative accuracy.
+// The functions themselves are in act.cuh (shared with the GEMM prologue), evaluated without cancellation in the
+// negative tail, so tiny outputs (h < -4) keep their relative accuracy.
 // x: (M, N) row stride ldx;  y: (M, N) row stride ldy, may alias x (each element is read before it is written,
 // by the same thread).
 // Variants (one kernel, W elements per access; the kind is a uniform runtime branch):
@@ -17,21 +17,12 @@
 // Block policy: 256 threads; tpr threads per row (RowTiling: the power of two covering the row's accesses, at
 // most 8192), so short rows share a block and a long row (decode, M = 1) spans several blocks. Grid-stride over
 // rows.
+#include "act.cuh"
 #include "pack.cuh"
 
 namespace EET_KNS {
 
 constexpr int kActBlock = 256;
-
-__device__ __forceinline__ float act_apply(eet::ActKind kind, float h) {
-  switch (kind) {
-    case eet::ActKind::Relu: return fmaxf(h, 0.0f);
-    case eet::ActKind::GeluTanh:
-    case eet::ActKind::GegluTanh: return h / (1.0f + expf(-1.5957691216057308f * (h + 0.044715f * h * h * h)));
-    case eet::ActKind::GeluErf: return 0.5f * h * erfcf(-0.7071067811865476f * h);
-    default: return h / (1.0f + expf(-h));  // Silu, and the gate of SwiGlu
-  }
-}
 
 template <typename T, int W, int BLOCK>
 __global__ void __launch_bounds__(BLOCK)

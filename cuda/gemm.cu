@@ -257,9 +257,8 @@ inline void gemm_simt_launch(const GemmParams<float>& p, eet::Stream stream) {
 
 template <typename T>
 void gemm_select(const eet::GemmArgs& a, eet::Stream stream) {
-  const GemmParams<T> p{static_cast<const T*>(a.x), static_cast<const T*>(a.w), static_cast<const T*>(a.bias),
-                        static_cast<const T*>(a.residual), static_cast<T*>(a.y), a.m, a.n, a.k, a.ldx, a.ldy};
-  if (a.m <= kDecodeMaxM<T>) {
+  const GemmParams<T> p = gemm_params<T>(a);
+  if (a.m <= kDecodeMaxM<T> || a.xform.kind != eet::GemmXForm::None) {  // prologues: decode kernels only
     gemm_decode(p, stream);
   } else if constexpr (std::is_same<T, float>::value) {
     gemm_simt_launch(p, stream);

@@ -341,9 +341,8 @@ inline void gemm_q8_simt_launch(const GemmQ8Params<float>& p, eet::Stream stream
 
 template <typename T>
 void gemm_q8_select(const eet::GemmQ8Args& a, eet::Stream stream) {
-  const GemmQ8Params<T> p{static_cast<const T*>(a.x), a.wq, a.wscale, static_cast<const T*>(a.bias),
-                          static_cast<const T*>(a.residual), static_cast<T*>(a.y), a.m, a.n, a.k, a.ldx, a.ldy};
-  if (a.m <= kDecodeMaxM<T>) {
+  const GemmQ8Params<T> p = gemm_q8_params<T>(a);
+  if (a.m <= kDecodeMaxM<T> || a.xform.kind != eet::GemmXForm::None) {  // prologues: decode kernels only
     gemm_q8_decode(p, stream);
   } else if constexpr (std::is_same<T, float>::value) {
     gemm_q8_simt_launch(p, stream);

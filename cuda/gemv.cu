@@ -12,6 +12,8 @@
 //   skinny_mma_kernel<T, NT>  f16 / bf16 with M = 2..64: tensor cores, the weights as the mma's A side and the
 //                             activations as its B side, fragments loaded straight from global memory; split over K
 //                             until the GPU is full (layout and K permutation: cuda/skinny.cuh).
+// Both take the input prologue (ops.h GemmPrologue: RMSNorm or SwiGLU computed as x is loaded; cuda/gemm_xform.cuh)
+// as a template argument XF.
 // Block size 256 threads (kGemmThreads) for both.
 #include <cstring>
 #include <type_traits>
@@ -19,6 +21,7 @@
 #include "common.cuh"
 #include "gemm_common.cuh"
 #include "gemm_epilogue.cuh"
+#include "gemm_xform.cuh"
 #include "skinny.cuh"
 #include "splitk.cuh"
 
@@ -32,13 +35,14 @@ constexpr int kGemvWarpsPerSm = 32;   // grid target (half of an sm_90 SM's 64 r
 // Block: 8 warps = (8 / ksplit) column groups x ksplit K slices. Group c of block b owns columns
 // [(b * groups + c) * kGemvCols, +kGemvCols); block (b, s) covers K [s * k_split, (s + 1) * k_split), and in it
 // slice j of a group takes vectors (elements, on the element path) j*32 + lane, stepping ksplit*32.
-template <typename T, int MAXM>
+template <typename T, int MAXM, XForm XF>
 __global__ void __launch_bounds__(kGemmThreads) gemv_kernel(GemmParams<T> p, int ksplit, int splits, int64_t k_split,
                                                             bool vec) {
   constexpr int VEC = 16 / sizeof(T);
   constexpr int COLS = kGemvCols;
   constexpr int WARPS = kGemmThreads / 32;
   __shared__ float partial[WARPS][MAXM * COLS];  // one warp's sums, [m * COLS + c]
+  __shared__ float rstd_s[MAXM];                 // RmsNorm prologue: the rows' rstd
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int groups = WARPS / ksplit;
@@ -51,6 +55,11 @@ __global__ void __launch_bounds__(kGemmThreads) gemv_kernel(GemmParams<T> p, int
   const T* wrow[COLS];  // columns past N re-read row N-1; their sums are never stored
 #pragma unroll
   for (int c = 0; c < COLS; ++c) wrow[c] = p.w + (col0 + c < p.n ? col0 + c : p.n - 1) * p.k;
+
+  xform_rows_rstd<XF>(p, rows, rstd_s);
+  float rstd[MAXM];  // in registers for the loop (RmsNorm; unused otherwise)
+#pragma unroll
+  for (int m = 0; m < MAXM; ++m) rstd[m] = XF == XForm::RmsNorm && m < rows ? rstd_s[m] : 0.0f;
 
   float acc[MAXM][COLS];
 #pragma unroll
@@ -80,7 +89,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemv_kernel(GemmParams<T> p, int
         for (int m = 0; m < MAXM; ++m) {
           if (m < rows) {
             float xv[VEC];
-            load16_f32(p.x + m * p.ldx + vu * VEC, xv);
+            xform_load<XF, VEC>(p, m, vu * VEC, rstd[m], true, xv);
 #pragma unroll
             for (int c = 0; c < COLS; ++c) {
 #pragma unroll
@@ -98,9 +107,10 @@ __global__ void __launch_bounds__(kGemmThreads) gemv_kernel(GemmParams<T> p, int
 #pragma unroll
       for (int m = 0; m < MAXM; ++m) {
         if (m < rows) {
-          const float xv = to_f32(p.x[m * p.ldx + kk]);
+          float xv[1];
+          xform_load<XF, 1>(p, m, kk, rstd[m], false, xv);
 #pragma unroll
-          for (int c = 0; c < COLS; ++c) acc[m][c] += xv * wv[c];
+          for (int c = 0; c < COLS; ++c) acc[m][c] += xv[0] * wv[c];
         }
       }
     }
@@ -109,19 +119,28 @@ __global__ void __launch_bounds__(kGemmThreads) gemv_kernel(GemmParams<T> p, int
   gemv_finish<MAXM, COLS, WARPS>(p, acc, partial, rows, ksplit, splits);
 }
 
-template <typename T>
-void gemv_launch(const GemmParams<T>& p, eet::Stream stream) {
-  constexpr int VEC = 16 / sizeof(T);
-  const bool vec = p.k % VEC == 0 && p.ldx % VEC == 0 && aligned16(p.x) && aligned16(p.w);
-  // A warp's loop iteration takes 2 passes of 32 lanes x VEC elements (one pass of 32 on the element path).
-  const GemvGrid gg = gemv_grid(p.m, p.n, p.k, vec ? 64 * VEC : 32, kGemvCols, kGemmThreads / 32, kGemvWarpsPerSm);
+template <typename T, XForm XF>
+void gemv_launch_xf(const GemmParams<T>& p, const GemvGrid& gg, bool vec, eet::Stream stream) {
   if constexpr (std::is_same<T, float>::value) {
     if (p.m > 1) {
-      launch(gemv_kernel<T, 16>, gg.grid, dim3(kGemmThreads), 0, stream, p, gg.ksplit, gg.splits, gg.k_split, vec);
+      launch(gemv_kernel<T, 16, XF>, gg.grid, dim3(kGemmThreads), 0, stream, p, gg.ksplit, gg.splits, gg.k_split, vec);
       return;
     }
   }
-  launch(gemv_kernel<T, 1>, gg.grid, dim3(kGemmThreads), 0, stream, p, gg.ksplit, gg.splits, gg.k_split, vec);
+  launch(gemv_kernel<T, 1, XF>, gg.grid, dim3(kGemmThreads), 0, stream, p, gg.ksplit, gg.splits, gg.k_split, vec);
+}
+
+template <typename T>
+void gemv_launch(const GemmParams<T>& p, eet::Stream stream) {
+  constexpr int VEC = 16 / sizeof(T);
+  // The gain joins the 16-byte path's condition (the SwiGlu up half, at x + K, is aligned when x is and K a
+  // multiple of VEC). The path decides the order of the sums, so a fused call equals its unfused pair bit for bit
+  // when both take the same one: aligned rows, and ldx, K multiples of VEC.
+  const bool vec = p.k % VEC == 0 && p.ldx % VEC == 0 && aligned16(p.x) && aligned16(p.w) &&
+                   (p.xform != XForm::RmsNorm || aligned16(p.gain));
+  // A warp's loop iteration takes 2 passes of 32 lanes x VEC elements (one pass of 32 on the element path).
+  const GemvGrid gg = gemv_grid(p.m, p.n, p.k, vec ? 64 * VEC : 32, kGemvCols, kGemmThreads / 32, kGemvWarpsPerSm);
+  EET_DISPATCH_XFORM(p.xform, XF, gemv_launch_xf<T, XF>(p, gg, vec, stream));
 }
 
 // ---- skinny GEMM on tensor cores: f16 / bf16, M = 2..64 (cuda/skinny.cuh) ---------------------------------------
@@ -131,9 +150,13 @@ constexpr int kSkinnyStepK = 32 * kSkinnyChunks;  // K per loop iteration
 
 // Block (b, s): W rows [b * 128, +128), 16 per warp, over K [s * k_split, (s + 1) * k_split) (k_split a multiple
 // of kSkinnyStepK). Lane (g, t) reads W rows g and g+8 of its warp and x rows 8j + g at k = 8t.. of every chunk.
-template <typename T, int NT>
+// With a prologue (XF), x comes from the block's stage (cuda/gemm_xform.cuh), filled once per iteration.
+template <typename T, int NT, XForm XF>
 __global__ void __launch_bounds__(kGemmThreads) skinny_mma_kernel(GemmParams<T> p, int splits, int64_t k_split,
                                                                   bool w_vec, bool x_vec) {
+  constexpr bool kStaged = XF != XForm::None;
+  using Stage = std::conditional_t<kStaged, XStage<NT, kSkinnyStepK>, XStageNone>;
+  __shared__ Stage stage;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int64_t n0 = int64_t(blockIdx.x) * kSkinnyBlockRows + warp * kSkinnyWarpRows;
@@ -148,8 +171,10 @@ __global__ void __launch_bounds__(kGemmThreads) skinny_mma_kernel(GemmParams<T> 
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
   }
+  if constexpr (kStaged) xform_rows_rstd<XF>(p, int(p.m), stage.rstd);
 
-  if (n0 < p.n) {  // warp-uniform; warps past N only take part in the epilogue's barriers
+  // Warps past N skip the loads and the math, but not the stage's barriers (nor the epilogue's).
+  if (kStaged || n0 < p.n) {
     for (int64_t kb = kbeg; kb < kend; kb += kSkinnyStepK) {
       uint4 ra[kSkinnyChunks], rb[kSkinnyChunks];  // the iteration's W loads go out before any math
 #pragma unroll
@@ -157,13 +182,24 @@ __global__ void __launch_bounds__(kGemmThreads) skinny_mma_kernel(GemmParams<T> 
         ra[c] = skinny_load8(wa, kb + 32 * c + 8 * t, kend, live_a, w_vec);
         rb[c] = skinny_load8(wb, kb + 32 * c + 8 * t, kend, live_b, w_vec);
       }
+      if constexpr (kStaged) {
+        __syncthreads();  // every warp is done with the previous iteration's stage
+        xform_stage<XF>(p, stage, kb, kend, x_vec);
+        __syncthreads();
+      }
+      if (n0 >= p.n) continue;  // warp-uniform
 #pragma unroll
       for (int c = 0; c < kSkinnyChunks; ++c) {
 #pragma unroll
         for (int j = 0; j < NT; ++j) {
           if (8 * j < p.m) {  // warp-uniform: 8-row groups wholly past M are skipped
             const int64_t m = 8 * j + g;
-            const uint4 xv = skinny_load8(p.x + (m < p.m ? m : 0) * p.ldx, kb + 32 * c + 8 * t, kend, m < p.m, x_vec);
+            uint4 xv;
+            if constexpr (kStaged) {
+              xv = xstage_load8(stage, m, 32 * c + 8 * t);
+            } else {
+              xv = skinny_load8(p.x + (m < p.m ? m : 0) * p.ldx, kb + 32 * c + 8 * t, kend, m < p.m, x_vec);
+            }
             skinny_step<T>(acc[j], ra[c], rb[c], xv);
           }
         }
@@ -173,27 +209,45 @@ __global__ void __launch_bounds__(kGemmThreads) skinny_mma_kernel(GemmParams<T> 
   skinny_finish<NT>(p, acc, n0, splits);
 }
 
+template <typename T, int NT>
+void skinny_launch_nt(const GemmParams<T>& p, const SkinnyGrid& sg, bool w_vec, bool x_vec, eet::Stream stream) {
+  EET_DISPATCH_XFORM(p.xform, XF, launch(skinny_mma_kernel<T, NT, XF>, sg.grid, dim3(kGemmThreads), 0, stream, p,
+                                         sg.splits, sg.k_split, w_vec, x_vec));
+}
+
 template <typename T>
 void skinny_launch(const GemmParams<T>& p, eet::Stream stream) {
   const bool w_vec = p.k % 8 == 0 && aligned16(p.w);
-  const bool x_vec = p.ldx % 8 == 0 && aligned16(p.x);
+  // x's loads only (not the order of the sums): the gain and, for SwiGlu, the up half at x + K must be aligned too.
+  const bool x_vec = p.ldx % 8 == 0 && aligned16(p.x) && (p.xform != XForm::RmsNorm || aligned16(p.gain)) &&
+                     (p.xform != XForm::SwiGlu || p.k % 8 == 0);
   // Slices of at least two iterations (256 of K: 64 KiB of f16 weights per block).
   const SkinnyGrid sg = skinny_grid(p.m, p.n, p.k, kSkinnyStepK, 2);
-  const dim3 block(kGemmThreads);
   if (p.m <= 8) {
-    launch(skinny_mma_kernel<T, 1>, sg.grid, block, 0, stream, p, sg.splits, sg.k_split, w_vec, x_vec);
+    skinny_launch_nt<T, 1>(p, sg, w_vec, x_vec, stream);
   } else if (p.m <= 16) {
-    launch(skinny_mma_kernel<T, 2>, sg.grid, block, 0, stream, p, sg.splits, sg.k_split, w_vec, x_vec);
+    skinny_launch_nt<T, 2>(p, sg, w_vec, x_vec, stream);
   } else if (p.m <= 32) {
-    launch(skinny_mma_kernel<T, 4>, sg.grid, block, 0, stream, p, sg.splits, sg.k_split, w_vec, x_vec);
+    skinny_launch_nt<T, 4>(p, sg, w_vec, x_vec, stream);
   } else {
-    launch(skinny_mma_kernel<T, 8>, sg.grid, block, 0, stream, p, sg.splits, sg.k_split, w_vec, x_vec);
+    skinny_launch_nt<T, 8>(p, sg, w_vec, x_vec, stream);
   }
 }
 
 // ---- entry (from cuda/gemm.cu) -------------------------------------------------------------------------------------
 
-void gemm_decode(const GemmParams<float>& p, eet::Stream stream) { gemv_launch(p, stream); }
+void gemm_decode(const GemmParams<float>& p, eet::Stream stream) {
+  // M <= 16, or a prologue's 17..64 rows (ops.h): the GEMV over each 16 rows in turn, each reading W again (the
+  // graph fuses f32 steps only up to 16 rows, where one pass does).
+  for (int64_t m0 = 0; m0 < p.m; m0 += 16) {
+    GemmParams<float> c = p;
+    c.x += m0 * p.ldx;
+    c.y += m0 * p.ldy;
+    if (c.residual) c.residual += m0 * p.ldy;
+    c.m = p.m - m0 < 16 ? p.m - m0 : 16;
+    gemv_launch(c, stream);
+  }
+}
 
 void gemm_decode(const GemmParams<__half>& p, eet::Stream stream) {
   if (p.m == 1) {

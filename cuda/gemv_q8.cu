@@ -16,6 +16,8 @@
 //                                int8 of each block (q8_regroup), so each mma step stays inside one block and its
 //                                fp32 result is scaled per W row before it is added (the scales differ by row and
 //                                block, so they cannot go into the operands without rounding W).
+// Both take the input prologue (ops.h GemmPrologue: RMSNorm or SwiGLU computed as x is loaded; cuda/gemm_xform.cuh)
+// as a template argument XF.
 // Block size 256 threads (kGemmThreads) for both.
 #include <cstring>
 #include <type_traits>
@@ -23,6 +25,7 @@
 #include "common.cuh"
 #include "gemm_common.cuh"
 #include "gemm_epilogue.cuh"
+#include "gemm_xform.cuh"
 #include "reduce.cuh"
 #include "skinny.cuh"
 #include "splitk.cuh"
@@ -42,33 +45,16 @@ __device__ __forceinline__ void q8_unpack16(const uint4& u, float (&v)[16]) {
   for (int i = 0; i < 16; ++i) v[i] = float(b[i]);
 }
 
-// 16 consecutive x values as fp32: 16-byte loads when vec (src 16-byte aligned), element loads otherwise.
-template <typename T>
-__device__ __forceinline__ void q8_load_x16(const T* src, bool vec, float (&v)[16]) {
-  constexpr int VEC = 16 / sizeof(T);
-  if (vec) {
-#pragma unroll
-    for (int c = 0; c < 16 / VEC; ++c) {
-      float e[VEC];
-      load16_f32(src + c * VEC, e);
-#pragma unroll
-      for (int i = 0; i < VEC; ++i) v[c * VEC + i] = e[i];
-    }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 16; ++i) v[i] = to_f32(src[i]);
-  }
-}
-
 // Block: 8 warps = (8 / ksplit) column groups x ksplit K slices. Group c of block b owns columns
 // [(b * groups + c) * kQ8Cols, +kQ8Cols); block (b, s) covers K [s * k_split, (s + 1) * k_split), and in it slice j
 // of a group takes 16-element chunks j*32 + lane, stepping ksplit*32. Chunk v lies in Q8_0 block v / 2.
-template <typename T, int MAXM>
+template <typename T, int MAXM, XForm XF>
 __global__ void __launch_bounds__(kGemmThreads) gemv_q8_kernel(GemmQ8Params<T> p, int ksplit, int splits,
                                                                int64_t k_split, bool xvec) {
   constexpr int COLS = kQ8Cols;
   constexpr int WARPS = kGemmThreads / 32;
   __shared__ float partial[WARPS][MAXM * COLS];  // one warp's sums, [m * COLS + c]
+  __shared__ float rstd_s[MAXM];                 // RmsNorm prologue: the rows' rstd
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int groups = WARPS / ksplit;
@@ -87,6 +73,11 @@ __global__ void __launch_bounds__(kGemmThreads) gemv_q8_kernel(GemmQ8Params<T> p
     wrow[c] = p.wq + n * p.k;
     srow[c] = p.wscale + n * nblocks;
   }
+
+  xform_rows_rstd<XF>(p, rows, rstd_s);
+  float rstd[MAXM];  // in registers for the loop (RmsNorm; unused otherwise)
+#pragma unroll
+  for (int m = 0; m < MAXM; ++m) rstd[m] = XF == XForm::RmsNorm && m < rows ? rstd_s[m] : 0.0f;
 
   float acc[MAXM][COLS];
 #pragma unroll
@@ -118,7 +109,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemv_q8_kernel(GemmQ8Params<T> p
       for (int m = 0; m < MAXM; ++m) {
         if (m < rows) {
           float xv[16];
-          q8_load_x16(p.x + m * p.ldx + vu * 16, xvec, xv);
+          xform_load<XF, 16>(p, m, vu * 16, rstd[m], xvec, xv);
 #pragma unroll
           for (int c = 0; c < COLS; ++c) {
             float s = 0.0f;
@@ -134,18 +125,26 @@ __global__ void __launch_bounds__(kGemmThreads) gemv_q8_kernel(GemmQ8Params<T> p
   gemv_finish<MAXM, COLS, WARPS>(p, acc, partial, rows, ksplit, splits);
 }
 
-template <typename T>
-void gemv_q8_launch(const GemmQ8Params<T>& p, eet::Stream stream) {
-  const bool xvec = p.ldx % (16 / sizeof(T)) == 0 && aligned16(p.x);
-  // A warp's loop iteration takes 2 passes of 32 lanes x 16 int8.
-  const GemvGrid gg = gemv_grid(p.m, p.n, p.k, 2 * 32 * 16, kQ8Cols, kGemmThreads / 32, kQ8GemvWarpsPerSm);
+template <typename T, XForm XF>
+void gemv_q8_launch_xf(const GemmQ8Params<T>& p, const GemvGrid& gg, bool xvec, eet::Stream stream) {
   if constexpr (std::is_same<T, float>::value) {
     if (p.m > 1) {
-      launch(gemv_q8_kernel<T, 16>, gg.grid, dim3(kGemmThreads), 0, stream, p, gg.ksplit, gg.splits, gg.k_split, xvec);
+      launch(gemv_q8_kernel<T, 16, XF>, gg.grid, dim3(kGemmThreads), 0, stream, p, gg.ksplit, gg.splits, gg.k_split,
+             xvec);
       return;
     }
   }
-  launch(gemv_q8_kernel<T, 1>, gg.grid, dim3(kGemmThreads), 0, stream, p, gg.ksplit, gg.splits, gg.k_split, xvec);
+  launch(gemv_q8_kernel<T, 1, XF>, gg.grid, dim3(kGemmThreads), 0, stream, p, gg.ksplit, gg.splits, gg.k_split, xvec);
+}
+
+template <typename T>
+void gemv_q8_launch(const GemmQ8Params<T>& p, eet::Stream stream) {
+  // x's loads only (not the order of the sums); the gain must be aligned too (the SwiGlu up half at x + K is, K
+  // being a multiple of 32).
+  const bool xvec = p.ldx % (16 / sizeof(T)) == 0 && aligned16(p.x) && (p.xform != XForm::RmsNorm || aligned16(p.gain));
+  // A warp's loop iteration takes 2 passes of 32 lanes x 16 int8.
+  const GemvGrid gg = gemv_grid(p.m, p.n, p.k, 2 * 32 * 16, kQ8Cols, kGemmThreads / 32, kQ8GemvWarpsPerSm);
+  EET_DISPATCH_XFORM(p.xform, XF, gemv_q8_launch_xf<T, XF>(p, gg, xvec, stream));
 }
 
 // ---- skinny GEMM on tensor cores: f16 / bf16, M = 2..64 (cuda/skinny.cuh) ---------------------------------------
@@ -188,10 +187,14 @@ __device__ __forceinline__ uint4 q8_widen8(const uint2& q) {
 
 // Block (b, s): W rows [b * 128, +128), 16 per warp, over K [s * k_split, (s + 1) * k_split) (k_split a multiple
 // of kQ8SkinnyStepK). After q8_regroup, lane (g, t) holds 8 k at offset off(t) of each Q8_0 block for W rows g and
-// g + 8, and reads x rows 8j + g at the same k: skinny_step's mapping with off(t) in place of 8t.
-template <typename T, int NT>
+// g + 8, and reads x rows 8j + g at the same k: skinny_step's mapping with off(t) in place of 8t. With a prologue
+// (XF), x comes from the block's stage (cuda/gemm_xform.cuh), filled once per iteration.
+template <typename T, int NT, XForm XF>
 __global__ void __launch_bounds__(kGemmThreads) skinny_q8_mma_kernel(GemmQ8Params<T> p, int splits, int64_t k_split,
                                                                      bool x_vec) {
+  constexpr bool kStaged = XF != XForm::None;
+  using Stage = std::conditional_t<kStaged, XStage<NT, kQ8SkinnyStepK>, XStageNone>;
+  __shared__ Stage stage;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int off = t < 2 ? 16 * t : 16 * (t - 2) + 8;
@@ -209,8 +212,10 @@ __global__ void __launch_bounds__(kGemmThreads) skinny_q8_mma_kernel(GemmQ8Param
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
   }
+  if constexpr (kStaged) xform_rows_rstd<XF>(p, int(p.m), stage.rstd);
 
-  if (n0 < p.n) {  // warp-uniform; warps past N only take part in the epilogue's barriers
+  // Warps past N skip the loads and the math, but not the stage's barriers (nor the epilogue's).
+  if (kStaged || n0 < p.n) {
     for (int64_t kb = kbeg; kb < kend; kb += kQ8SkinnyStepK) {
       uint4 qa[kQ8SkinnyChunks], qb[kQ8SkinnyChunks];  // the iteration's W loads go out before any math
 #pragma unroll
@@ -218,6 +223,12 @@ __global__ void __launch_bounds__(kGemmThreads) skinny_q8_mma_kernel(GemmQ8Param
         qa[c] = q8_load16(wa, kb + 64 * c + 16 * t, kend, live_a);
         qb[c] = q8_load16(wb, kb + 64 * c + 16 * t, kend, live_b);
       }
+      if constexpr (kStaged) {
+        __syncthreads();  // every warp is done with the previous iteration's stage
+        xform_stage<XF>(p, stage, kb, kend, x_vec);
+        __syncthreads();
+      }
+      if (n0 >= p.n) continue;  // warp-uniform
 #pragma unroll
       for (int c = 0; c < kQ8SkinnyChunks; ++c) {
         if (kb + 64 * c >= kend) break;  // warp-uniform
@@ -235,7 +246,12 @@ __global__ void __launch_bounds__(kGemmThreads) skinny_q8_mma_kernel(GemmQ8Param
           for (int j = 0; j < NT; ++j) {
             if (8 * j < p.m) {  // warp-uniform: 8-row groups wholly past M are skipped
               const int64_t m = 8 * j + g;
-              const uint4 xv = skinny_load8(p.x + (m < p.m ? m : 0) * p.ldx, k0 + off, kend, m < p.m, x_vec);
+              uint4 xv;
+              if constexpr (kStaged) {
+                xv = xstage_load8(stage, m, k0 - kb + off);
+              } else {
+                xv = skinny_load8(p.x + (m < p.m ? m : 0) * p.ldx, k0 + off, kend, m < p.m, x_vec);
+              }
               float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // this block's products, before its scales
               skinny_step<T>(part, wa8, wb8, xv);
               acc[j][0] += da * part[0];
@@ -251,26 +267,43 @@ __global__ void __launch_bounds__(kGemmThreads) skinny_q8_mma_kernel(GemmQ8Param
   skinny_finish<NT>(p, acc, n0, splits);
 }
 
+template <typename T, int NT>
+void skinny_q8_launch_nt(const GemmQ8Params<T>& p, const SkinnyGrid& sg, bool x_vec, eet::Stream stream) {
+  EET_DISPATCH_XFORM(p.xform, XF, launch(skinny_q8_mma_kernel<T, NT, XF>, sg.grid, dim3(kGemmThreads), 0, stream, p,
+                                         sg.splits, sg.k_split, x_vec));
+}
+
 template <typename T>
 void skinny_q8_launch(const GemmQ8Params<T>& p, eet::Stream stream) {
-  const bool x_vec = p.ldx % 8 == 0 && aligned16(p.x);
+  // x's loads only: the gain must be aligned too (the SwiGlu up half at x + K is, K being a multiple of 32).
+  const bool x_vec = p.ldx % 8 == 0 && aligned16(p.x) && (p.xform != XForm::RmsNorm || aligned16(p.gain));
   // Slices of at least one iteration (256 of K: 32 KiB of int8 weights per block).
   const SkinnyGrid sg = skinny_grid(p.m, p.n, p.k, kQ8SkinnyStepK, 1);
-  const dim3 block(kGemmThreads);
   if (p.m <= 8) {
-    launch(skinny_q8_mma_kernel<T, 1>, sg.grid, block, 0, stream, p, sg.splits, sg.k_split, x_vec);
+    skinny_q8_launch_nt<T, 1>(p, sg, x_vec, stream);
   } else if (p.m <= 16) {
-    launch(skinny_q8_mma_kernel<T, 2>, sg.grid, block, 0, stream, p, sg.splits, sg.k_split, x_vec);
+    skinny_q8_launch_nt<T, 2>(p, sg, x_vec, stream);
   } else if (p.m <= 32) {
-    launch(skinny_q8_mma_kernel<T, 4>, sg.grid, block, 0, stream, p, sg.splits, sg.k_split, x_vec);
+    skinny_q8_launch_nt<T, 4>(p, sg, x_vec, stream);
   } else {
-    launch(skinny_q8_mma_kernel<T, 8>, sg.grid, block, 0, stream, p, sg.splits, sg.k_split, x_vec);
+    skinny_q8_launch_nt<T, 8>(p, sg, x_vec, stream);
   }
 }
 
 // ---- entry (from cuda/gemm_q8.cu) ----------------------------------------------------------------------------------
 
-void gemm_q8_decode(const GemmQ8Params<float>& p, eet::Stream stream) { gemv_q8_launch(p, stream); }
+void gemm_q8_decode(const GemmQ8Params<float>& p, eet::Stream stream) {
+  // M <= 16, or a prologue's 17..64 rows (ops.h): the GEMV over each 16 rows in turn, each reading W again (the
+  // graph fuses f32 steps only up to 16 rows, where one pass does).
+  for (int64_t m0 = 0; m0 < p.m; m0 += 16) {
+    GemmQ8Params<float> c = p;
+    c.x += m0 * p.ldx;
+    c.y += m0 * p.ldy;
+    if (c.residual) c.residual += m0 * p.ldy;
+    c.m = p.m - m0 < 16 ? p.m - m0 : 16;
+    gemv_q8_launch(c, stream);
+  }
+}
 
 void gemm_q8_decode(const GemmQ8Params<__half>& p, eet::Stream stream) {
   if (p.m == 1) {

@@ -102,11 +102,14 @@ template <typename T>
 void norm_launch(const eet::NormArgs& a, eet::Stream stream) {
   const bool vec = a.cols % Fold16<T>::VEC == 0 && aligned16(a.x) && aligned16(a.residual) &&
                    aligned16(a.residual_out) && aligned16(a.weight) && aligned16(a.bias) && aligned16(a.y);
-  if (a.cols <= 32 * 16) norm_launch_fold<T, 32, 16>(a, vec, stream);
-  else if (a.cols <= 128 * 16) norm_launch_fold<T, 128, 16>(a, vec, stream);
-  else if (a.cols <= 256 * 16) norm_launch_fold<T, 256, 16>(a, vec, stream);
-  else if (a.cols <= 512 * 16) norm_launch_fold<T, 512, 16>(a, vec, stream);
-  else norm_launch_fold<T, 1024, 16>(a, vec, stream);
+  // norm_fold_threads (norm.cuh) is the one statement of this choice: rms_rstd_warp reproduces its arithmetic.
+  switch (norm_fold_threads(a.cols)) {
+    case 32: norm_launch_fold<T, 32, kNormItems>(a, vec, stream); break;
+    case 128: norm_launch_fold<T, 128, kNormItems>(a, vec, stream); break;
+    case 256: norm_launch_fold<T, 256, kNormItems>(a, vec, stream); break;
+    case 512: norm_launch_fold<T, 512, kNormItems>(a, vec, stream); break;
+    default: norm_launch_fold<T, 1024, kNormItems>(a, vec, stream); break;
+  }
 }
 
 void op_norm(const eet::NormArgs& a, eet::Stream stream) {

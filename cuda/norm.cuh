@@ -72,6 +72,48 @@ __device__ __forceinline__ float row_reduce_max(float v, float* scratch) {
   }
 }
 
+// The norm op's fold (cuda/norm.cu): each thread holds kNormItems elements; a row of `cols` is folded onto the
+// smallest of 32, 128, 256, 512, 1024 threads with threads * kNormItems >= cols. Written once because the GEMM
+// prologue (cuda/gemm_xform.cuh) reproduces the norm's arithmetic, which depends on it.
+constexpr int kNormItems = 16;
+__host__ __device__ __forceinline__ int norm_fold_threads(int64_t cols) {
+  return cols <= 32 * kNormItems ? 32 : cols <= 128 * kNormItems ? 128 : cols <= 256 * kNormItems ? 256
+         : cols <= 512 * kNormItems ? 512 : 1024;
+}
+
+// RMSNorm's rstd = 1 / sqrt(mean(h^2) + eps) of one row of `cols` elements (no residual), computed by one warp
+// bit for bit as norm_kernel<T, norm_fold_threads(cols), kNormItems> computes it: the same squares added in the
+// same order. Fold thread t (= 32 * w + lane of fold warp w) adds its chunks' squares in chunk order (chunk c
+// covering columns (t + c * threads) * VEC ..), each fold warp reduces by the same butterfly, and the warps' sums
+// meet in one more butterfly with zeros in the lanes past the fold's warps (block_reduce_sum's second stage; for a
+// one-warp fold the zeros leave the sum as it was). Lane w here plays fold warp w. All 32 lanes call it and get the
+// value. So a GEMM that normalises its input on the fly stores what the norm op would have stored.
+template <typename T>
+__device__ __forceinline__ float rms_rstd_warp(const T* row, int cols, float eps) {
+  constexpr int VEC = Fold16<T>::VEC;
+  constexpr int CHUNKS = kNormItems / VEC;
+  const int threads = norm_fold_threads(cols);
+  const int lane = threadIdx.x & 31;
+  const float inv_cols = 1.0f / float(cols);
+  float mine = 0.0f;
+  for (int w = 0; w < threads / 32; ++w) {
+    const int t = 32 * w + lane;
+    float ss = 0.0f;
+#pragma unroll
+    for (int k = 0; k < CHUNKS; ++k) {
+      const int start = (t + k * threads) * VEC;
+#pragma unroll
+      for (int j = 0; j < VEC; ++j) {
+        const float d = start + j < cols ? to_f32(row[start + j]) : 0.0f;
+        ss += d * d;
+      }
+    }
+    const float s = warp_reduce_sum(ss);
+    if (lane == w) mine = s;
+  }
+  return rsqrtf(warp_reduce_sum(mine) * inv_cols + eps);
+}
+
 // Launch shape for a folded row op: THREADS threads per row; a warp per row runs 4 rows per 128-thread block.
 // Rows are walked with a grid stride so any row count fits the grid limit.
 template <int THREADS>

@@ -3,6 +3,8 @@
 //   per layer l:
 //     h    = rmsnorm(x) * attn_norm                                         (T, dim)
 //     qkv  = h · [Wq | Wk | Wv]ᵀ (+ [bq | bk | bv], qwen2)                  (T, (nH + 2 nKV) hd)  one GEMM
+//            (decode steps: one GEMM with the norm as its input prologue, h never stored; likewise ffn_norm into
+//            the gate|up GEMM and SwiGLU into the down projection: Graph::rms_norm_gemm, swiglu_gemm)
 //     rope_kv_append: q rotated at each token's position (in place in qkv), k rotated and v copied into the
 //                     sequence's cache slots, one op (qkv's k is left unrotated: only the cache's is read)
 //     att  = attention(q, cache; q_start, ctx_len, block tables), causal    (T, nH hd)
@@ -119,16 +121,17 @@ class Llama final : public Architecture {
     const int64_t dim = c.dim, hid = c.hidden_dim;
     g.embedding("token_embd", c.vocab_size, g.tokens(), nullptr, g.x);
     for (int32_t l = 0; l < c.n_layers; ++l) {
-      g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "attn_norm"), false, g.h, g.T);
+      // The norms and SwiGLU are the GEMMs' input prologues in decode steps (Graph::fused_prologue), ops of their
+      // own in larger ones.
       // q|k|v (and their biases) are adjacent: one GEMM over the group starting at attn_q.
-      g.gemm(g.h, dim, layer_name(l, "attn_q"), c.qkv_bias, g.qkv_width, dim, g.buf1, g.qkv_width, nullptr);
+      g.rms_norm_gemm(g.x, layer_name(l, "attn_norm"), layer_name(l, "attn_q"), c.qkv_bias, g.qkv_width, g.buf1,
+                      g.qkv_width, nullptr);
       g.rope_kv_store(l, g.buf1);
       g.attend(l, g.buf1, AttnMask::Causal);
       g.gemm(g.att, g.q_width, layer_name(l, "attn_output"), false, dim, g.q_width, g.x, dim, g.x);
-      g.norm(NormKind::Rms, g.x, nullptr, layer_name(l, "ffn_norm"), false, g.h, g.T);
-      g.gemm(g.h, dim, layer_name(l, "ffn_gate"), false, 2 * hid, dim, g.buf1, 2 * hid, nullptr);  // gate|up adjacent
-      g.act_gated(ActKind::SwiGlu, g.buf1, hid);
-      g.gemm(g.buf1, 2 * hid, layer_name(l, "ffn_down"), false, dim, hid, g.x, dim, g.x);
+      g.rms_norm_gemm(g.x, layer_name(l, "ffn_norm"), layer_name(l, "ffn_gate"), false, 2 * hid, g.buf1, 2 * hid,
+                      nullptr);  // gate|up adjacent
+      g.swiglu_gemm(g.buf1, hid, layer_name(l, "ffn_down"), dim, g.x, dim, g.x);
     }
   }
 };

@@ -49,6 +49,34 @@ void Graph::gemm(const void* in, int64_t ldx, const std::string& weight, bool bi
   matmul(m, in, ldx, weight, bias, T, n, k, y, ldy, residual);
 }
 
+void Graph::rms_norm_gemm(const void* in, const std::string& norm_weight, const std::string& weight, bool bias,
+                          int64_t n, void* y, int64_t ldy, const void* residual) {
+  const int64_t dim = cfg.dim;
+  // The prologue asks for eps > 0 (the norm op allows 0: a model with normEps 0 keeps the unfused pair).
+  if (!fused_prologue() || !(cfg.norm_eps > 0.0f)) {
+    norm(NormKind::Rms, in, nullptr, norm_weight, false, h, T);
+    gemm(h, dim, weight, bias, n, dim, y, ldy, residual);
+    return;
+  }
+  GemmPrologue x{};
+  x.kind = GemmXForm::RmsNorm;
+  x.gain = w(norm_weight);
+  x.eps = cfg.norm_eps;  // as apply_norm passes it to the norm op
+  matmul(m, in, dim, weight, bias, T, n, dim, y, ldy, residual, x);
+}
+
+void Graph::swiglu_gemm(void* gate_up, int64_t hid, const std::string& weight, int64_t n, void* y, int64_t ldy,
+                        const void* residual) {
+  if (!fused_prologue()) {
+    act_gated(ActKind::SwiGlu, gate_up, hid);
+    gemm(gate_up, 2 * hid, weight, false, n, hid, y, ldy, residual);
+    return;
+  }
+  GemmPrologue x{};
+  x.kind = GemmXForm::SwiGlu;
+  matmul(m, gate_up, 2 * hid, weight, false, T, n, hid, y, ldy, residual, x);
+}
+
 void Graph::act(ActKind kind, void* y, int64_t n, int64_t ld) {
   ActArgs a{};
   a.kind = kind;
@@ -240,7 +268,7 @@ void apply_norm(const Model& m, NormKind kind, const void* in, const void* resid
 }
 
 void matmul(const Model& m, const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t rows, int64_t n,
-            int64_t k, void* y, int64_t ldy, const void* residual) {
+            int64_t k, void* y, int64_t ldy, const void* residual, const GemmPrologue& xform) {
   const DType dt = m.config().dtype;
   const void* b = bias ? m.w(weight + ".bias") : nullptr;
   if (m.weights().is_q8(weight)) {
@@ -257,6 +285,7 @@ void matmul(const Model& m, const void* in, int64_t ldx, const std::string& weig
     q.k = k;
     q.ldx = ldx;
     q.ldy = ldy;
+    q.xform = xform;
     m.backend()->gemm_q8(q);
     return;
   }
@@ -272,6 +301,7 @@ void matmul(const Model& m, const void* in, int64_t ldx, const std::string& weig
   g.k = k;
   g.ldx = ldx;
   g.ldy = ldy;
+  g.xform = xform;
   m.backend()->gemm(g);
 }
 

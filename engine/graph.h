@@ -73,6 +73,18 @@ struct Graph {
   // when W is a Q8_0 weight (weights.h)
   void gemm(const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t n, int64_t k, void* y,
             int64_t ldy, const void* residual);
+  // A decode step's GEMMs take a norm or activation as their input prologue (ops.h GemmPrologue) instead of running
+  // it as an op of its own: T within the decode kernels' bound (gemm_decode_max_m), which are the kernels that
+  // fuse it. Larger steps run the unfused pair.
+  bool fused_prologue() const { return T <= gemm_decode_max_m(dt); }
+  // y (T, n) [ldy] = rmsnorm(in (T, dim)) * norm_weight · Wᵀ (+ W.bias when bias) (+ residual [ldy]): one GEMM with
+  // the norm as its prologue when fused_prologue() (and eps > 0), else the norm into h and the GEMM over h.
+  void rms_norm_gemm(const void* in, const std::string& norm_weight, const std::string& weight, bool bias, int64_t n,
+                     void* y, int64_t ldy, const void* residual);
+  // y (T, n) [ldy] = swiglu(gate_up) · Wᵀ (+ residual [ldy]), gate_up (T, 2 hid) holding gate|up: one GEMM with
+  // SwiGLU as its prologue when fused_prologue(), else act_gated in place over the gate half and the GEMM over it.
+  void swiglu_gemm(void* gate_up, int64_t hid, const std::string& weight, int64_t n, void* y, int64_t ldy,
+                   const void* residual);
   // y = act(y) in place over (T, n) with row stride ld (gelu / silu kinds)
   void act(ActKind kind, void* y, int64_t n, int64_t ld);
   // Gated kinds (SwiGLU, GEGLU): gate_up (T, 2n) holds gate|up adjacent; act(gate) * up goes to its first n columns.
@@ -98,9 +110,10 @@ struct Graph {
 // y (rows, dim) = norm(in (+ residual)) * weight (+ weight.bias when bias)
 void apply_norm(const Model& m, NormKind kind, const void* in, const void* residual, const std::string& weight,
                 bool bias, void* y, int64_t rows);
-// y (rows, n) [ldy] = in (rows, k) [ldx] · Wᵀ (+ W.bias) (+ residual [ldy]); gemm_q8 for a Q8_0 weight.
+// y (rows, n) [ldy] = in (rows, k) [ldx] · Wᵀ (+ W.bias) (+ residual [ldy]); gemm_q8 for a Q8_0 weight. xform: the
+// GEMM's input prologue (ops.h GemmPrologue; at most Limits::gemmDecodeMaxM rows when it is not none).
 void matmul(const Model& m, const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t rows, int64_t n,
-            int64_t k, void* y, int64_t ldy, const void* residual);
+            int64_t k, void* y, int64_t ldy, const void* residual, const GemmPrologue& xform = GemmPrologue{});
 // logits (rows, vocab) = h_rows (rows, dim) · headᵀ, head = token_embd when tied, else output.
 void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits);
 

@@ -27,7 +27,9 @@
   X(maxRepetitionPenalty, 100, "repetition penalty: at most this, at least its inverse (beyond, logits overflow)") \
   X(maxTopLogprobs, 20, "most likely ids reported per generated token (topLogprobs)")                     \
   X(maxThreads, 1024, "cpu backend threads (threads)")                                                   \
-  X(kvBlockSize, 16, "tokens per KV cache block (not a bound: the paging granularity)")
+  X(kvBlockSize, 16, "tokens per KV cache block (not a bound: the paging granularity)")                   \
+  X(gemmDecodeMaxM, 64, "rows of the decode GEMM kernels in float16 / bfloat16: steps up to this many tokens run their norms and SwiGLU as GEMM prologues (not a bound)") \
+  X(gemmDecodeMaxMF32, 16, "the same in float32 (not a bound)")
 
 namespace eet {
 

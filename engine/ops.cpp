@@ -1,5 +1,6 @@
 // Argument validation for every op (ops.h). Runs before any backend, so kernels and the cpu reference can
 // assume consistent dimensions. Messages name the field and the value received.
+#include <cmath>
 #include <string>
 
 #include "error.h"
@@ -59,6 +60,35 @@ void validate_kv_layout(const char* op, const KvLayout& l) {
   if (l.block_stride < l.head_stride * l.n_kv_heads) bad(op, "layout.block_stride", ">= head_stride*n_kv_heads", l.block_stride);
 }
 
+// The GEMM input prologue (ops.h GemmPrologue). ldx is the GEMM's; k its K. The field names are GemmArgs'.
+void validate_prologue(const char* op, const GemmPrologue& x, int64_t m, int64_t k, int64_t ldx) {
+  switch (x.kind) {
+    case GemmXForm::None:
+      if (x.gain) throw_error(ErrorCode::InvalidArg, std::string(op) + ": xform.gain is only used by xform.kind rms_norm");
+      return;
+    case GemmXForm::RmsNorm:
+      need(op, "xform.gain", x.gain);
+      if (!(x.eps > 0.0f) || !std::isfinite(x.eps)) {
+        throw_error(ErrorCode::InvalidArg, std::string(op) + ": expected a finite number > 0 for xform.eps but received " +
+                                               std::to_string(x.eps));
+      }
+      // The norm op's row limit: the fused kernels reproduce its fold (cuda/norm.cuh).
+      range(op, "k (xform rms_norm: the norm's cols)", k, 1, Limits::maxDim);
+      break;
+    case GemmXForm::SwiGlu:
+      if (x.gain) throw_error(ErrorCode::InvalidArg, std::string(op) + ": xform.gain is only used by xform.kind rms_norm");
+      if (ldx < 2 * k) bad(op, "ldx", ">= 2*k (xform swiglu reads gate|up rows)", ldx);
+      break;
+    default:
+      bad(op, "xform.kind", "none (0), rms_norm (1) or swiglu (2)", int64_t(x.kind));
+  }
+  // The same bound for every dtype, so an f16 case and its f32 reference take the same arguments.
+  if (m > Limits::gemmDecodeMaxM) {
+    bad(op, "m", "at most " + std::to_string(Limits::gemmDecodeMaxM) +
+                     " rows with an xform (the decode kernels that fuse it; run the norm / act op first for more)", m);
+  }
+}
+
 }  // namespace
 
 void validate(const EmbeddingArgs& a) {
@@ -106,6 +136,7 @@ void validate(const GemmArgs& a) {
   elems(op, "n*k", a.n, a.k);
   elems(op, "m*ldx", a.m, a.ldx);
   elems(op, "m*ldy", a.m, a.ldy);
+  validate_prologue(op, a.xform, a.m, a.k, a.ldx);
 }
 
 void validate(const GemmQ8Args& a) {
@@ -123,6 +154,7 @@ void validate(const GemmQ8Args& a) {
   elems(op, "n*k", a.n, a.k);
   elems(op, "m*ldx", a.m, a.ldx);
   elems(op, "m*ldy", a.m, a.ldy);
+  validate_prologue(op, a.xform, a.m, a.k, a.ldx);
 }
 
 void validate(const ActArgs& a) {

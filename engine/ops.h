@@ -9,6 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "limits.h"
+
 namespace eet {
 
 enum class DType : int32_t { F32 = 0, F16 = 1, BF16 = 2, I32 = 3, I8 = 4 };
@@ -69,16 +71,41 @@ struct SoftmaxArgs {
 
 // ---- GEMM / GEMV: y = x · Wᵀ (+ bias) (+ residual) --------------------------------------------------------------
 // W is stored (N, K) row-major, as nn.Linear / llama2.c / GGUF store it. fp32 accumulation.
-// Decode batches (M <= 64 in f16/bf16, M <= 16 in f32): bandwidth-bound kernels that read W once per call (GEMV,
-// and a tensor-core skinny GEMM for M >= 2); larger M: tiled kernel (tensor cores for f16/bf16 on sm_80+).
+// Decode batches (M <= gemm_decode_max_m: 64 in f16/bf16, 16 in f32): bandwidth-bound kernels that read W once per
+// call (GEMV, and a tensor-core skinny GEMM for M >= 2); larger M: tiled kernel (tensor cores for f16/bf16 on sm_80+).
+//
+// Input prologue (GemmPrologue, optional): the GEMM's input is computed from x as it is loaded, so the op that would
+// have produced it (a norm or an activation writing (M, K) for the GEMM to read back) is not launched. Defined as
+// the unfused pair, element for element, including the rounding of the intermediate to the dtype:
+//   None     x_eff = x
+//   RmsNorm  x_eff = norm(NormArgs{Rms, x, weight = gain, eps, no residual, no bias}) -- the y that op stores (dtype)
+//   SwiGlu   x_eff = act(ActArgs{SwiGlu, x = gate, up}) -- the y that op stores (dtype), where x holds gate|up:
+//            gate[m, k] = x[m*ldx + k], up[m, k] = x[m*ldx + K + k] (LLaMA's fused gate|up projection's output)
+// Only decode batches take a prologue: M <= Limits::gemmDecodeMaxM (64) in every dtype, the rows of the kernels that
+// fuse it (f32's GEMV takes 16 rows at a time: 17..64 rows run it once per 16, each time reading W). A caller with
+// more rows runs the norm / activation op and then the plain GEMM; the graph fuses up to gemm_decode_max_m(dtype)
+// rows, where one pass over W does (engine/graph.cpp).
+enum class GemmXForm : int32_t { None = 0, RmsNorm = 1, SwiGlu = 2 };
+struct GemmPrologue {
+  GemmXForm kind;          // None: x as given (gain nullptr, eps unused)
+  const void* gain;        // (K) RmsNorm's weight, the GEMM's dtype; nullptr otherwise
+  float eps;               // RmsNorm: finite, > 0
+};
+
+// The largest M the decode kernels serve in one pass over W: f16 / bf16 have the tensor-core skinny GEMM up to 64
+// rows, f32 the SIMT GEMV up to 16 (engine/limits.h). The one definition: cuda/gemm_common.cuh's kDecodeMaxM and
+// the graph's choice of fused forms read it (and the op bench's plan, through the exported limits).
+constexpr int64_t gemm_decode_max_m(DType t) { return t == DType::F32 ? Limits::gemmDecodeMaxMF32 : Limits::gemmDecodeMaxM; }
+
 struct GemmArgs {
-  DType dtype;             // x, w, bias, residual, y
-  const void* x;           // (M, K), row stride ldx (elements)
+  DType dtype;             // x, w, bias, residual, y, xform.gain
+  const void* x;           // (M, K), row stride ldx (elements); SwiGlu: (M, 2K) gate|up, ldx >= 2K
   const void* w;           // (N, K) contiguous
   const void* bias;        // (N) or nullptr
   const void* residual;    // (M, N) or nullptr, row stride ldy; may alias y
-  void* y;                 // (M, N), row stride ldy
+  void* y;                 // (M, N), row stride ldy; must not overlap x
   int64_t m, n, k, ldx, ldy;
+  GemmPrologue xform;      // zero-initialised: none
 };
 
 // ---- weight-only int8 GEMM / GEMV (GGUF Q8_0): y = x · dequant(W)ᵀ (+ bias) (+ residual) -------------------------
@@ -91,14 +118,15 @@ struct GemmArgs {
 // fp32 accumulation. Decode batches (M <= 64 in f16/bf16, M <= 16 in f32): bandwidth-bound kernels that read W once
 // per call; larger M: tiled (tensor cores for f16/bf16 on sm_80+).
 struct GemmQ8Args {
-  DType dtype;             // x, bias, residual, y (float types)
-  const void* x;           // (M, K), row stride ldx (elements)
+  DType dtype;             // x, bias, residual, y, xform.gain (float types)
+  const void* x;           // (M, K), row stride ldx (elements); SwiGlu: (M, 2K) gate|up, ldx >= 2K
   const int8_t* wq;        // (N, K), 16-byte aligned
   const uint16_t* wscale;  // (N, K / 32) float16 bits, 2-byte aligned
   const void* bias;        // (N) or nullptr
   const void* residual;    // (M, N) or nullptr, row stride ldy; may alias y
-  void* y;                 // (M, N), row stride ldy
+  void* y;                 // (M, N), row stride ldy; must not overlap x
   int64_t m, n, k, ldx, ldy;  // k a multiple of 32
+  GemmPrologue xform;      // as GemmArgs::xform
 };
 
 // ---- elementwise activations ---------------------------------------------------------------------------------

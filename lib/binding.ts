@@ -383,6 +383,10 @@ export interface AddonLimits {
   maxTopLogprobs: number;
   maxThreads: number;
   kvBlockSize: number;
+  /** Rows of the decode GEMM kernels (float16 / bfloat16; F32: float32): a step of at most that many tokens runs its
+   *  norms and SwiGLU as GEMM prologues. */
+  gemmDecodeMaxM: number;
+  gemmDecodeMaxMF32: number;
 }
 
 export interface AddonBinding {

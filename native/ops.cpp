@@ -88,15 +88,38 @@ int64_t extent(int64_t rows, int64_t cols, int64_t ld) {
   return rows == 0 ? 0 : eet::checked_add(eet::checked_mul(rows - 1, ld, "extent"), cols, "extent");
 }
 
+// The GEMM input prologue (ops.h GemmPrologue): xform 'none' (default) | 'rms_norm' (gain (K), eps) | 'swiglu'
+// (x holds gate|up: its rows are 2K wide, so ldx defaults to 2K). Returns the default ldx; the engine's validate()
+// checks the rest (eps, m against the decode bound, ldx >= 2K).
+int64_t read_prologue(OpCall& c, DType dtype, int64_t k, eet::GemmPrologue* x) {
+  *x = eet::GemmPrologue{};
+  const Napi::Value v = c.p.Get("xform");
+  const std::string kind = v.IsUndefined() ? "none" : get_string(c.p, "xform");
+  if (kind == "rms_norm") {
+    x->kind = eet::GemmXForm::RmsNorm;
+    x->gain = c.tensor("gain", dtype, k);
+    x->eps = float(get_number(c.p, "eps"));
+  } else if (kind == "swiglu") {
+    x->kind = eet::GemmXForm::SwiGlu;
+  } else if (kind != "none") {
+    throw_arg(c.env, "xform", "'none', 'rms_norm' or 'swiglu'", v);
+  }
+  return x->kind == eet::GemmXForm::SwiGlu ? eet::checked_mul(2, k, "2*k") : k;
+}
+
+// Columns of x a row spans: 2K for SwiGlu (gate|up), else K.
+int64_t x_cols(const eet::GemmPrologue& x, int64_t k) { return x.kind == eet::GemmXForm::SwiGlu ? 2 * k : k; }
+
 Launch run_gemm(OpCall& c) {
   eet::GemmArgs a{};
   a.dtype = c.dtype();
   a.m = get_int(c.p, "m", 0, int64_t(1) << 31);
   a.n = get_int(c.p, "n", 1, int64_t(1) << 31);
   a.k = get_int(c.p, "k", 1, int64_t(1) << 31);
-  a.ldx = get_int_or(c.p, "ldx", 1, int64_t(1) << 40, a.k);
+  const int64_t ldx0 = read_prologue(c, a.dtype, a.k, &a.xform);
+  a.ldx = get_int_or(c.p, "ldx", 1, int64_t(1) << 40, ldx0);
   a.ldy = get_int_or(c.p, "ldy", 1, int64_t(1) << 40, a.n);
-  a.x = c.tensor("x", a.dtype, extent(a.m, a.k, a.ldx));
+  a.x = c.tensor("x", a.dtype, extent(a.m, std::min(x_cols(a.xform, a.k), a.ldx), a.ldx));
   a.w = c.tensor("w", a.dtype, eet::checked_mul(a.n, a.k, "w"));
   a.bias = c.tensor("bias", a.dtype, a.n, true);
   a.residual = c.tensor("residual", a.dtype, extent(a.m, a.n, a.ldy), true);
@@ -114,9 +137,10 @@ Launch run_gemm_q8(OpCall& c) {
   a.n = get_int(c.p, "n", 1, int64_t(1) << 31);
   a.k = get_int(c.p, "k", 32, int64_t(1) << 31);
   if (a.k % 32 != 0) throw_arg(c.env, "k", "a multiple of 32", c.p.Get("k"));
-  a.ldx = get_int_or(c.p, "ldx", 1, int64_t(1) << 40, a.k);
+  const int64_t ldx0 = read_prologue(c, a.dtype, a.k, &a.xform);
+  a.ldx = get_int_or(c.p, "ldx", 1, int64_t(1) << 40, ldx0);
   a.ldy = get_int_or(c.p, "ldy", 1, int64_t(1) << 40, a.n);
-  a.x = c.tensor("x", a.dtype, extent(a.m, a.k, a.ldx));
+  a.x = c.tensor("x", a.dtype, extent(a.m, std::min(x_cols(a.xform, a.k), a.ldx), a.ldx));
   const int64_t qbytes = eet::checked_mul(a.n, a.k, "w");
   auto* w = static_cast<int8_t*>(c.tensor("w", DType::I8, eet::checked_add(qbytes, qbytes / 16, "w")));
   a.wq = w;

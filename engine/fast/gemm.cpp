@@ -1,10 +1,12 @@
 // Fast cpu gemm and gemm_q8 (ops.h GemmArgs / GemmQ8Args): the activations in fp32 (converted once when the
 // dtype is f16/bf16), then the output columns split over the thread pool in runs of whole register tiles; each
 // thread runs the ISA's tile loop (gemm_kernel.h) on its columns. Splitting N, never K, keeps each element's
-// arithmetic independent of the thread count.
+// arithmetic independent of the thread count. An input prologue (GemmPrologue) runs the fast norm / activation
+// into a temporary first (cpu/gemm_prologue.h), so a fused GEMM equals this backend's unfused pair bit for bit.
 #include <algorithm>
 #include <vector>
 
+#include "../cpu/gemm_prologue.h"
 #include "../cpu/parallel.h"
 #include "fast.h"
 #include "kernels.h"
@@ -66,11 +68,21 @@ GemmJob job_of(const Args& a, WKind wkind, const void* w) {
 }  // namespace
 
 void op_gemm(const GemmArgs& a) {
+  if (a.xform.kind != GemmXForm::None) {
+    std::vector<uint8_t> input;
+    op_gemm(cpu::apply_prologue(a, input, op_norm, op_act));
+    return;
+  }
   const WKind wk = a.dtype == DType::F16 ? WKind::F16 : a.dtype == DType::BF16 ? WKind::BF16 : WKind::F32;
   run(job_of(a, wk, a.w), a.x, a.ldx);
 }
 
 void op_gemm_q8(const GemmQ8Args& a) {
+  if (a.xform.kind != GemmXForm::None) {
+    std::vector<uint8_t> input;
+    op_gemm_q8(cpu::apply_prologue(a, input, op_norm, op_act));
+    return;
+  }
   GemmJob j = job_of(a, WKind::Q8, a.wq);
   j.wscale = a.wscale;
   run(j, a.x, a.ldx);

@@ -7,9 +7,12 @@
 //   prefill (B prompts of P tokens): T = B·P packed tokens; the LM head and the sampler see each sequence's last row.
 // Per layer (× nLayers): norm, q|k|v GEMM, RoPE fused with the KV append (LLaMA) or the KV append, attention, output GEMM (+ residual), norm, MLP
 // GEMMs and activation. Once per step: the embedding, the gather of the rows to sample, the final norm, the LM
-// head, the sampler. Variants a step may run instead of its plain op (perStep 0: timed, left out of the step sum):
-// LLaMA's unfused RoPE and KV append, the SIMT prompt attention where a 16-bit prompt runs on tensor cores,
-// shared-prefix attention (B > 1 sequences sharing all but their last 16 keys), a top-p sampler, Q8_0 GEMMs.
+// head, the sampler. LLaMA steps of T <= decodeMaxM tokens (the decode GEMM kernels' rows) run the norms and SwiGLU
+// as the GEMMs' input prologues (xform: attn_norm into q|k|v, ffn_norm into gate|up, SwiGLU into down), as
+// engine/arch_llama.cpp does. Variants a step may run instead of its plain op (perStep 0: timed, left out of the
+// step sum): LLaMA's unfused RoPE and KV append, the unfused norms, SwiGLU and plain GEMMs that the prologues
+// replace, the SIMT prompt attention where a 16-bit prompt runs on tensor cores, shared-prefix attention (B > 1
+// sequences sharing all but their last 16 keys), a top-p sampler, Q8_0 GEMMs.
 // Differences from the engine, for stable repetitions: outputs the engine writes in place (activation, residual
 // GEMMs) go to a separate tensor here (the same bytes move); q, k and v are views of one q|k|v row (ldq/ldk/ldv as
 // in the engine) but in separate tensors.
@@ -69,6 +72,9 @@ export interface PlanOptions {
   blockSize: number;
   /** Add the Q8_0 GEMM variant of every layer matrix and the head. */
   q8: boolean;
+  /** Rows of the decode GEMM kernels in this dtype (engine/limits.h gemmDecodeMaxM, gemmDecodeMaxMF32 for float32):
+   *  LLaMA steps of at most that many tokens fuse their norms and SwiGLU into the GEMMs. */
+  decodeMaxM: number;
 }
 
 export function settingLabel(s: PlanSetting): string {
@@ -83,8 +89,12 @@ const t = (dtype: PlanTensor['dtype'], numel: number, fill: PlanFill): PlanTenso
 /** Elements a (rows, cols) matrix with row stride ld spans. */
 const extent = (rows: number, cols: number, ld: number): number => (rows === 0 ? 0 : (rows - 1) * ld + cols);
 
-/** A GEMM's optional parts: x's row stride (default k), a bias, a residual added to the output. */
-export interface GemmExtras { ldx?: number; bias?: boolean; residual?: boolean }
+/**
+ * A GEMM's optional parts: x's row stride (default k, 2k for swiglu), a bias, a residual added to the output, and
+ * the input prologue (native/ops.cpp xform): rms_norm reads a gain (k) beside x (eps: the model's), swiglu reads
+ * x's gate|up rows, 2k wide. The rms's second read of the rows is from L2 and not counted.
+ */
+export interface GemmExtras { ldx?: number; bias?: boolean; residual?: boolean; xform?: 'rms_norm' | 'swiglu'; eps?: number }
 
 /**
  * One GEMM y (m, n) = x (m, k) · Wᵀ (W (n, k)) as a case, and, with o.q8 and k a multiple of 32, its Q8_0 variant
@@ -92,25 +102,29 @@ export interface GemmExtras { ldx?: number; bias?: boolean; residual?: boolean }
  */
 export function planGemm(name: string, m: number, n: number, k: number, perStep: number, o: PlanOptions, x: GemmExtras = {}): OpCase[] {
   const e = o.dtypeBytes;
-  const ldx = x.ldx ?? k;
-  const tensors: Record<string, PlanTensor> = { x: t('op', extent(m, k, ldx), 'random'), w: t('op', n * k, 'random'), y: t('op', m * n, 'poison') };
+  const cols = x.xform === 'swiglu' ? 2 * k : k;
+  const ldx = x.ldx ?? cols;
+  const tensors: Record<string, PlanTensor> = { x: t('op', extent(m, cols, ldx), 'random'), w: t('op', n * k, 'random'), y: t('op', m * n, 'poison') };
   if (x.bias) tensors.bias = t('op', n, 'random');
   if (x.residual) tensors.residual = t('op', m * n, 'random');
-  const bytes = (n * k + m * k + m * n * (x.residual ? 2 : 1) + (x.bias ? n : 0)) * e;
-  const cases: OpCase[] = [{
-    name, op: 'gemm', about: `M=${m} N=${n} K=${k}`, params: { m, n, k, ldx, ldy: n }, tensors, checks: { y: { kind: 'written' } },
-    perStep, bytes, flops: 2 * m * n * k,
-  }];
+  const params: Record<string, unknown> = { m, n, k, ldx, ldy: n };
+  if (x.xform) params.xform = x.xform;
+  if (x.xform === 'rms_norm') {
+    params.eps = x.eps;
+    tensors.gain = t('op', k, 'random');
+  }
+  const bytes = (n * k + m * cols + m * n * (x.residual ? 2 : 1) + (x.bias ? n : 0) + (x.xform === 'rms_norm' ? k : 0)) * e;
+  const about = `M=${m} N=${n} K=${k}${x.xform ? ` + ${x.xform}` : ''}`;
+  const cases: OpCase[] = [{ name, op: 'gemm', about, params, tensors, checks: { y: { kind: 'written' } }, perStep, bytes, flops: 2 * m * n * k }];
   if (!o.q8 || k % 32 !== 0) return cases;
   const q8: Record<string, PlanTensor> = { ...tensors, w: t('int8', n * k + (n * k) / 16, 'q8'), y: t('op', m * n, 'poison') };
   cases.push({
-    name: `${name} (q8_0)`, op: 'gemm_q8', about: `M=${m} N=${n} K=${k}`, params: { m, n, k, ldx, ldy: n }, tensors: q8,
+    name: `${name} (q8_0)`, op: 'gemm_q8', about, params, tensors: q8,
     checks: { y: { kind: 'written' } }, perStep: 0, bytes: bytes - n * k * (e - Q8_BYTES_PER_WEIGHT), flops: 2 * m * n * k,
   });
   return cases;
 }
 
-/** Square GEMMs M = N = K = size, named `square <size>`: a reference point beside the model shapes. */
 export function planSquareGemms(sizes: number[], o: PlanOptions): OpCase[] {
   return sizes.flatMap((n) => planGemm(`square ${n}`, n, n, n, 0, o));
 }
@@ -130,8 +144,23 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
   const positions = iota(T, (i) => (decode ? ctx - 1 : i % per));
   const cases: OpCase[] = [];
 
+  // The Q8_0 variant is added for the GEMMs a step runs (perStep > 0), not for the unfused ones a prologue replaced.
   const gemm = (name: string, m: number, n: number, k: number, perStep: number, x: GemmExtras = {}): void => {
-    cases.push(...planGemm(name, m, n, k, perStep, o, x));
+    const xs = x.xform === 'rms_norm' ? { ...x, eps: shape.normEps } : x;
+    cases.push(...planGemm(name, m, n, k, perStep, o, xs).filter((c) => perStep > 0 || c.op !== 'gemm_q8'));
+  };
+  // A LLaMA step's norm + GEMM: one GEMM with the norm as its prologue when fused, the two ops otherwise; the
+  // unfused pair stays as variants beside the fused GEMM.
+  const fused = !gpt2 && T <= o.decodeMaxM;
+  const normGemm = (normName: string, gemmName: string, n: number, perStep: number): void => {
+    if (fused) {
+      gemm(`${normName} + ${gemmName}`, T, n, dim, perStep, { xform: 'rms_norm' });
+      norm(normName, T, 0);
+      gemm(gemmName, T, n, dim, 0);
+    } else {
+      norm(normName, T, perStep);
+      gemm(gemmName, T, n, dim, perStep, { bias: gpt2 });
+    }
   };
   const norm = (name: string, rows: number, perStep: number): void => {
     const tensors: Record<string, PlanTensor> = { x: t('op', rows * dim, 'random'), weight: t('op', dim, 'random'), y: t('op', rows * dim, 'poison') };
@@ -164,8 +193,7 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
   });
 
   // ---- one layer
-  norm('attn_norm', T, L);
-  gemm(gpt2 ? 'attn_qkv' : 'attn_q|k|v', T, qkvW, dim, L, { bias: gpt2 });
+  normGemm('attn_norm', gpt2 ? 'attn_qkv' : 'attn_q|k|v', qkvW, L);
   // LLaMA runs RoPE and the KV append as one op (rope_kv_append); the two unfused ops are timed beside it as variants.
   const kvAppend = (name: string, perStep: number): OpCase => ({
     name, op: 'kv_append', about: `${T} tokens × ${Hkv} heads × ${hd}`,
@@ -241,8 +269,8 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
     });
   }
   gemm('attn_output', T, dim, qW, L, { bias: gpt2, residual: true });
-  norm('ffn_norm', T, L);
   if (gpt2) {
+    norm('ffn_norm', T, L);
     gemm('ffn_up', T, hid, dim, L, { bias: true });
     cases.push({
       name: 'gelu', op: 'act', about: `gelu_tanh ${T}×${hid}`, params: { kind: 'gelu_tanh', m: T, n: hid },
@@ -251,13 +279,14 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
     });
     gemm('ffn_down', T, dim, hid, L, { bias: true, residual: true });
   } else {
-    gemm('ffn_gate|up', T, 2 * hid, dim, L);
+    normGemm('ffn_norm', 'ffn_gate|up', 2 * hid, L);
+    if (fused) gemm('swiglu + ffn_down', T, dim, hid, L, { xform: 'swiglu', residual: true });
     cases.push({
       name: 'swiglu', op: 'act', about: `swiglu ${T}×${hid}`, params: { kind: 'swiglu', m: T, n: hid, ldx: 2 * hid, ldu: 2 * hid, ldy: hid },
       tensors: { x: t('op', extent(T, hid, 2 * hid), 'random'), up: t('op', extent(T, hid, 2 * hid), 'random'), y: t('op', T * hid, 'poison') },
-      checks: { y: { kind: 'written' } }, perStep: L, bytes: 3 * T * hid * e, flops: 0,
+      checks: { y: { kind: 'written' } }, perStep: fused ? 0 : L, bytes: 3 * T * hid * e, flops: 0,
     });
-    gemm('ffn_down', T, dim, hid, L, { ldx: 2 * hid, residual: true });
+    gemm('ffn_down', T, dim, hid, fused ? 0 : L, { ldx: 2 * hid, residual: true });
   }
 
   // ---- the step's end: each sequence's last row → final norm → LM head → sampler

@@ -267,7 +267,9 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
   const peak = gpu ? peakFlops(name, o.dtype) : null;
   const roof: Roof = { bytesPerSecond: bw.bytesPerSecond, peak: peak?.flops ?? null };
   const seen = { clock: null as string | null, scrubbed: false };
-  const blockSize = binding().limits().kvBlockSize;
+  const lim = binding().limits();
+  const blockSize = lim.kvBlockSize;
+  const decodeMaxM = o.dtype === 'float32' ? lim.gemmDecodeMaxMF32 : lim.gemmDecodeMaxM;
   const noise = new Noise(o.dtype);
   const models: OpBenchReport['models'] = [];
   const square: OpResult[] = [];
@@ -281,7 +283,7 @@ export function runOpBench(o: OpBenchOptions): OpBenchReport {
       bandwidth: { bytesPerSecond: bw.bytesPerSecond, bytes: bw.bytes, iters: bw.iters }, peak, models, only: o.ops ?? null, square,
     };
   };
-  const planOptions = { dtypeBytes: DTYPE_BYTES[o.dtype], blockSize, q8: o.q8 };
+  const planOptions = { dtypeBytes: DTYPE_BYTES[o.dtype], blockSize, q8: o.q8, decodeMaxM };
   const run = (c: OpCase): OpResult => {
     const r = runCase(c, o, noise, roof, seen);
     if (r.status !== 'ok') log(`  ${c.name}: ${r.error!.code}: ${r.error!.message}`);

@@ -58,7 +58,8 @@ describe('scripts/gpu-suite.sh --dry-run', () => {
     expect(md).toMatch(/^\| tiny \| prefill b=1 prompt=80 \| attn_q\\\|k\\\|v \| 80 128 64 \| [\d.]+ \| [\d.na/]+ \| [\d.na/×]+ \| [\d.]+ \|/m);
     expect(md).toMatch(/^\| — \| square \| square 64 \| 64 64 64 \| [\d.]+ \|/m);
     expect(md).toContain('**NOT GPU TIMES: host clock on emu');
-    expect(md).toMatch(/^\| attn_q\\\|k\\\|v \| 2 \| M=1 N=128 K=64 \| /m); // the | of a name escaped in the table
+    // the | of a name escaped in the table; a decode step runs q|k|v with attn_norm as its prologue
+    expect(md).toMatch(/^\| attn_norm \+ attn_q\\\|k\\\|v \| 2 \| M=1 N=128 K=64 \+ rms_norm \| /m);
     expect(md).toContain('## Serving scenarios (eet bench --scenarios)');
     expect(md).toMatch(/\| 32 concurrent stream\(\) calls \|/);
     expect(md).toContain('## PiD on a T5 (eet bench --scenarios pid)');

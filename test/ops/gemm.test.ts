@@ -144,4 +144,66 @@ cases.push(gemmCase('bfloat16', { m: 16, n: 4096, k: 4096, bias: false, residual
 cases.push(gemmCase('float16', { m: 1, n: 2048, k: 2048, bias: false, residual: 'sep' }, (seed += 10)));
 cases.push(gemmCase('bfloat16', { m: 1, n: 256, k: 2048, bias: true, residual: 'none' }, (seed += 10)));
 
+// ---- input prologues (ops.h GemmPrologue): the decode kernels normalise (rms_norm) or gate (swiglu) x as they
+// load it; the cpu reference runs the reference norm / act op into a temporary and then its gemm. M up to 64: gemv
+// (M = 1; f32 M <= 16, and 17..64 16 rows at a time), skinny NT 1, 2, 4, 8 (f16/bf16), odd K and
+// odd ldx (element paths), split-K (long K, few columns), and each fold of the norm's rows (K <= 512, 2048, 4096,
+// 8192, 16384: the row's rstd is reproduced from the norm kernel's fold). swiglu x rows hold gate|up (2K wide).
+type XForm = 'rms_norm' | 'swiglu';
+
+function fusedCase(dtype: FloatDType, xform: XForm, s: Shape, seed: number): OpCase {
+  const cols = xform === 'swiglu' ? 2 * s.k : s.k;
+  const ldx = s.ldx ?? cols;
+  const ldy = s.ldy ?? s.n;
+  const xLen = (s.m - 1) * ldx + cols;
+  const yLen = (s.m - 1) * ldy + s.n;
+  const yInout = s.residual === 'inplace' || ldy > s.n;
+  const strides = (s.ldx !== undefined ? `, ldx=${ldx}` : '') + (s.ldy !== undefined ? `, ldy=${ldy}` : '');
+  const params: Record<string, unknown> = { m: s.m, n: s.n, k: s.k, ldx, ldy, xform };
+  if (xform === 'rms_norm') params.eps = 1e-5;
+  if (s.residual === 'inplace') params.residualInPlace = true;
+  return {
+    name: `gemm(xform=${xform}, dtype=${SHORT[dtype]}, m=${s.m}, n=${s.n}, k=${s.k}, bias=${s.bias ? 'yes' : 'no'}, residual=${s.residual}${strides})`,
+    op: 'gemm',
+    dtype,
+    params,
+    inputs: () => {
+      // swiglu: gates over [-4, 4] reach silu's tails; rms_norm: gains of both signs around 1
+      const t: Record<string, Float32Array> = {
+        x: xform === 'swiglu' ? uniform(xLen, seed, -4, 4) : uniform(xLen, seed, -1, 1), w: uniform(s.n * s.k, seed + 1, -1, 1),
+      };
+      if (xform === 'rms_norm') t.gain = uniform(s.k, seed + 5, -1.5, 1.5);
+      if (s.bias) t.bias = uniform(s.n, seed + 2, -1, 1);
+      if (s.residual === 'sep') t.residual = uniform(yLen, seed + 3, -2, 2);
+      if (yInout) t.y = uniform(yLen, seed + 4, -2, 2);
+      return t;
+    },
+    outputs: yInout ? {} : { y: { numel: yLen } },
+    inout: yInout ? ['y'] : undefined,
+  };
+}
+
+const FUSED: Array<[FloatDType[], Shape]> = [
+  [DTYPES, { m: 1, n: 96, k: 768, bias: false, residual: 'none' }],  // gemv, 16-byte path
+  [DTYPES, { m: 1, n: 33, k: 33, bias: true, residual: 'inplace' }],  // gemv element path, one-warp norm fold
+  [DTYPES, { m: 1, n: 40, k: 4100, bias: false, residual: 'sep' }],  // gemv split-K, K tail, 512-thread fold
+  [['float32'], { m: 3, n: 64, k: 2048, bias: true, residual: 'none', ldx: 2051 }],  // gemv<16>, odd ldx
+  [['float32'], { m: 16, n: 40, k: 1025, bias: false, residual: 'sep', ldy: 44 }],  // gemv<16> element path
+  [['float32'], { m: 64, n: 33, k: 520, bias: true, residual: 'inplace', ldy: 35 }],  // gemv<16> once per 16 rows
+  [['float16', 'bfloat16'], { m: 2, n: 130, k: 768, bias: true, residual: 'none' }],  // skinny NT 1, 2 W tiles
+  [['float16', 'bfloat16'], { m: 5, n: 33, k: 9000, bias: false, residual: 'sep' }],  // NT 1 split-K, 1024-thread fold
+  [['float16', 'bfloat16'], { m: 9, n: 64, k: 1030, bias: false, residual: 'inplace', ldx: 2063 }],  // NT 2, odd ldx, K tail
+  [['float16', 'bfloat16'], { m: 17, n: 33, k: 520, bias: true, residual: 'sep', ldy: 40 }],  // NT 4
+  [['float16', 'bfloat16'], { m: 64, n: 127, k: 2048, bias: false, residual: 'none' }],  // NT 8, split over K
+];
+for (const xform of ['rms_norm', 'swiglu'] as XForm[]) {
+  for (const [dtypes, s] of FUSED) {
+    // an ldx written for rms_norm rows (>= K) is widened by K for swiglu's 2K-wide rows
+    const shape = xform === 'swiglu' && s.ldx !== undefined ? { ...s, ldx: s.ldx + s.k } : s;
+    for (const dtype of dtypes) cases.push(fusedCase(dtype, xform, shape, (seed += 10)));
+  }
+}
+// The widest norm fold (K in (8192, 16384]) once.
+cases.push(fusedCase('float16', 'rms_norm', { m: 1, n: 8, k: 16384, bias: false, residual: 'none' }, (seed += 10)));
+
 opSuite('gemm', cases);

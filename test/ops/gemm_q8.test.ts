@@ -117,6 +117,60 @@ for (const [dtype, s] of SPLIT) cases.push(q8Case(dtype, s, (seed += 10)));
 // A batch of 16 through a 2048 x 2048 projection (16 x 8 blocks).
 cases.push(q8Case('float16', { m: 16, n: 2048, k: 2048, bias: false, residual: 'inplace' }, (seed += 10)));
 
+// ---- input prologues (ops.h GemmPrologue), as in gemm.test.ts: the decode kernels normalise (rms_norm) or gate
+// (swiglu, x rows holding gate|up, 2K wide) x as they load it; the cpu reference runs the reference norm / act op
+// into a temporary, then its gemm_q8. gemv_q8 (M = 1; f32 M <= 16, and 17..64 16 rows at a time), skinny_q8 NT 1, 2,
+// 4, 8 with its stage, odd ldx (element x loads), split-K.
+type XForm = 'rms_norm' | 'swiglu';
+
+function fusedQ8Case(dtype: FloatDType, xform: XForm, s: Shape, seed: number): OpCase {
+  const cols = xform === 'swiglu' ? 2 * s.k : s.k;
+  const ldx = s.ldx ?? cols;
+  const ldy = s.ldy ?? s.n;
+  const xLen = (s.m - 1) * ldx + cols;
+  const yLen = (s.m - 1) * ldy + s.n;
+  const yInout = s.residual === 'inplace' || ldy > s.n;
+  const strides = (s.ldx !== undefined ? `, ldx=${ldx}` : '') + (s.ldy !== undefined ? `, ldy=${ldy}` : '');
+  const params: Record<string, unknown> = { m: s.m, n: s.n, k: s.k, ldx, ldy, xform };
+  if (xform === 'rms_norm') params.eps = 1e-6;
+  if (s.residual === 'inplace') params.residualInPlace = true;
+  return {
+    name: `gemm_q8(xform=${xform}, dtype=${SHORT[dtype]}, m=${s.m}, n=${s.n}, k=${s.k}, bias=${s.bias ? 'yes' : 'no'}, residual=${s.residual}${strides})`,
+    op: 'gemm_q8',
+    dtype,
+    params,
+    inputs: () => {
+      const t: Record<string, Float32Array | Int8Array> = {
+        x: xform === 'swiglu' ? uniform(xLen, seed, -4, 4) : uniform(xLen, seed, -1, 1), w: randomQ8(s.n, s.k, seed + 1).blob,
+      };
+      if (xform === 'rms_norm') t.gain = uniform(s.k, seed + 5, -1.5, 1.5);
+      if (s.bias) t.bias = uniform(s.n, seed + 2, -1, 1);
+      if (s.residual === 'sep') t.residual = uniform(yLen, seed + 3, -2, 2);
+      if (yInout) t.y = uniform(yLen, seed + 4, -2, 2);
+      return t;
+    },
+    outputs: yInout ? {} : { y: { numel: yLen } },
+    inout: yInout ? ['y'] : undefined,
+  };
+}
+
+const FUSED: Array<[FloatDType[], Shape]> = [
+  [DTYPES, { m: 1, n: 64, k: 768, bias: true, residual: 'none' }],  // gemv_q8
+  [DTYPES, { m: 1, n: 5, k: 16384, bias: false, residual: 'sep', ldx: 16391 }],  // split-K, element x, widest fold
+  [['float32'], { m: 7, n: 40, k: 160, bias: false, residual: 'inplace', ldx: 161, ldy: 45 }],  // gemv_q8<16>
+  [['float32'], { m: 40, n: 33, k: 256, bias: true, residual: 'sep' }],  // gemv_q8<16> once per 16 rows
+  [['float16', 'bfloat16'], { m: 3, n: 33, k: 96, bias: true, residual: 'sep' }],  // skinny NT 1, half-empty chunk
+  [['float16', 'bfloat16'], { m: 15, n: 130, k: 544, bias: false, residual: 'none', ldx: 550 }],  // NT 2, odd ldx
+  [['float16', 'bfloat16'], { m: 20, n: 40, k: 2080, bias: true, residual: 'inplace', ldy: 41 }],  // NT 4, split-K
+  [['float16', 'bfloat16'], { m: 64, n: 256, k: 1024, bias: false, residual: 'sep' }],  // NT 8
+];
+for (const xform of ['rms_norm', 'swiglu'] as XForm[]) {
+  for (const [dtypes, s] of FUSED) {
+    const shape = xform === 'swiglu' && s.ldx !== undefined ? { ...s, ldx: s.ldx + s.k } : s;
+    for (const dtype of dtypes) cases.push(fusedQ8Case(dtype, xform, shape, (seed += 10)));
+  }
+}
+
 opSuite('gemm_q8', cases);
 
 // ---- Q8_0 quantization of float weights vs the float gemm ------------------------------------------------------

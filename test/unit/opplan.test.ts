@@ -7,26 +7,48 @@ import { planSquareGemms, planStep, settingLabel, type OpCase, type PlanOptions 
 import { paramCounts, prefillFlops } from '../../lib/bench/roofline';
 import { builtinShape } from '../../lib/bench/shapes';
 
-const f16: PlanOptions = { dtypeBytes: 2, blockSize: 16, q8: false };
+const f16: PlanOptions = { dtypeBytes: 2, blockSize: 16, q8: false, decodeMaxM: 64 };
 const tl = builtinShape('tinyllama-1.1b')!; // dim 2048, hidden 5632, 22 layers, 32 heads / 4 kv heads × 64, vocab 32000
 const byName = (cases: OpCase[], name: string): OpCase => cases.find((c) => c.name === name)!;
 const ints = (c: OpCase, name: string): number[] => Array.from(c.tensors[name].fill as Int32Array);
 
 describe('planStep', () => {
-  test('a LLaMA decode step: the engine\'s ops in order, once or once per layer', () => {
+  test('a LLaMA decode step: the engine\'s ops in order, once or once per layer; the norms and SwiGLU as GEMM prologues', () => {
     const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 512 }, f16);
     expect(cases.map((c) => [c.name, c.op, c.perStep])).toEqual([
-      ['token_embd', 'embedding', 1], ['attn_norm', 'norm', 22], ['attn_q|k|v', 'gemm', 22],
-      ['rope + kv_append', 'rope_kv_append', 22], ['rope', 'rope', 0], ['kv_append', 'kv_append', 0], ['attention', 'attention', 22], ['attn_output', 'gemm', 22], ['ffn_norm', 'norm', 22],
-      ['ffn_gate|up', 'gemm', 22], ['swiglu', 'act', 22], ['ffn_down', 'gemm', 22], ['gather rows', 'embedding', 1],
+      ['token_embd', 'embedding', 1], ['attn_norm + attn_q|k|v', 'gemm', 22], ['attn_norm', 'norm', 0], ['attn_q|k|v', 'gemm', 0],
+      ['rope + kv_append', 'rope_kv_append', 22], ['rope', 'rope', 0], ['kv_append', 'kv_append', 0], ['attention', 'attention', 22], ['attn_output', 'gemm', 22],
+      ['ffn_norm + ffn_gate|up', 'gemm', 22], ['ffn_norm', 'norm', 0], ['ffn_gate|up', 'gemm', 0],
+      ['swiglu + ffn_down', 'gemm', 22], ['swiglu', 'act', 0], ['ffn_down', 'gemm', 0], ['gather rows', 'embedding', 1],
       ['output_norm', 'norm', 1], ['lm_head', 'gemm', 1], ['sample (greedy)', 'sample', 1], ['sample (top-p)', 'sample', 0],
     ]);
     expect(settingLabel({ phase: 'decode', batch: 1, tokens: 512 })).toBe('decode b=1 ctx=512');
   });
 
+  test('the prologues\' params: rms_norm with the model\'s eps and a gain of dim; swiglu over the 2·hidden gate|up rows', () => {
+    const cases = planStep(tl, { phase: 'decode', batch: 2, tokens: 64 }, f16);
+    const qkv = byName(cases, 'attn_norm + attn_q|k|v');
+    expect(qkv.params).toEqual({ m: 2, n: 2560, k: 2048, ldx: 2048, ldy: 2560, xform: 'rms_norm', eps: tl.normEps });
+    expect([qkv.tensors.gain.numel, qkv.tensors.x.numel]).toEqual([2048, 2 * 2048]);
+    expect(qkv.bytes).toBe((2560 * 2048 + 2 * 2048 + 2 * 2560 + 2048) * 2); // W, x, y, the gain
+    const down = byName(cases, 'swiglu + ffn_down');
+    expect(down.params).toEqual({ m: 2, n: 2048, k: 5632, ldx: 11264, ldy: 2048, xform: 'swiglu' });
+    expect(down.tensors.x.numel).toBe(2 * 11264);
+    expect(down.bytes).toBe((2048 * 5632 + 2 * 11264 + 2 * 2 * 2048) * 2); // W, gate and up, the residual and y
+  });
+
+  test('steps beyond the decode GEMMs\' rows (and GPT-2) run the norms and the activation as ops of their own', () => {
+    const names = (batch: number, o: PlanOptions) => planStep(tl, { phase: 'decode', batch, tokens: 64 }, o).map((c) => [c.name, c.perStep]);
+    const unfused = [['attn_norm', 22], ['attn_q|k|v', 22], ['ffn_norm', 22], ['ffn_gate|up', 22], ['swiglu', 22], ['ffn_down', 22]];
+    expect(names(65, f16)).toEqual(expect.arrayContaining(unfused));
+    expect(names(17, { ...f16, dtypeBytes: 4, decodeMaxM: 16 })).toEqual(expect.arrayContaining(unfused));
+    expect(names(16, { ...f16, dtypeBytes: 4, decodeMaxM: 16 })).toEqual(expect.arrayContaining([['attn_norm + attn_q|k|v', 22], ['attn_norm', 0]]));
+    expect(names(65, f16).filter(([n]) => String(n).includes(' + ')).map(([n]) => n)).toEqual(['rope + kv_append']);
+  });
+
   test('hand-computed bytes and FLOPs (TinyLlama, f16, b = 1, 512 keys)', () => {
     const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 512 }, f16);
-    const qkv = byName(cases, 'attn_q|k|v'); // W (2048 + 2·256) × 2048, x 2048, y 2560
+    const qkv = byName(cases, 'attn_q|k|v'); // the unfused variant: W (2048 + 2·256) × 2048, x 2048, y 2560
     expect([qkv.bytes, qkv.flops, qkv.params]).toEqual([(2560 * 2048 + 2048 + 2560) * 2, 2 * 2560 * 2048, { m: 1, n: 2560, k: 2048, ldx: 2048, ldy: 2560 }]);
     const down = byName(cases, 'ffn_down'); // reads the gate half of gate|up (row stride 2 × 5632), adds the residual
     expect([down.bytes, down.params.ldx]).toEqual([(2048 * 5632 + 5632 + 2 * 2048) * 2, 11264]);
@@ -99,7 +121,8 @@ describe('planStep', () => {
   test('Q8_0 variants: one per GEMM, left out of the step, weight bytes at 34/32 per weight', () => {
     const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 64 }, { ...f16, q8: true });
     const q8 = cases.filter((c) => c.op === 'gemm_q8');
-    expect(q8.map((c) => [c.name, c.perStep])).toEqual([['attn_q|k|v (q8_0)', 0], ['attn_output (q8_0)', 0], ['ffn_gate|up (q8_0)', 0], ['ffn_down (q8_0)', 0], ['lm_head (q8_0)', 0]]);
+    expect(q8.map((c) => [c.name, c.perStep])).toEqual([['attn_norm + attn_q|k|v (q8_0)', 0], ['attn_output (q8_0)', 0], ['ffn_norm + ffn_gate|up (q8_0)', 0], ['swiglu + ffn_down (q8_0)', 0], ['lm_head (q8_0)', 0]]);
+    expect(byName(cases, 'swiglu + ffn_down (q8_0)').params).toMatchObject({ xform: 'swiglu', ldx: 2 * 5632 });
     const head = byName(cases, 'lm_head (q8_0)');
     expect(head.bytes).toBe(32000 * 2048 * (34 / 32) + (2048 + 32000) * 2);
     expect(head.tensors.w).toMatchObject({ dtype: 'int8', numel: 32000 * 2048 * (17 / 16), fill: 'q8' });
