@@ -70,7 +70,7 @@ describe('eet bench', () => {
     const r = eet('bench', '--model', 'tiny', '--device', 'emu', '--batch', '1', '--prompt', '4', '--new', '2');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/copy bandwidth [\d.]+ GB\/s .* tensor peak n\/a/);
-    expect(r.stdout).toMatch(/tiny — .*random weights · llama · 123\.7 k params · grid context 1 × 6 positions, steps of 4 tokens, CUDA graphs off · memory: weights [\d.]+ kB, KV cache [\d.]+ kB, workspace [\d.]+ kB/);
+    expect(r.stdout).toMatch(/tiny — .*random weights · llama · 123\.7 k params · grid context 1 × 6 positions, steps of 4 tokens, CUDA graphs on · memory: weights [\d.]+ kB, KV cache [\d.]+ kB, workspace [\d.]+ kB/);
     expect(r.stdout).toMatch(/batch prompt new │ TTFT ms prefill tok\/s +TFLOP\/s % peak │ ms\/token decode tok\/s +GB\/s % roofline/);
     expect(r.stdout).toMatch(/^ +1 +4 +2 │ /m);
     expect(r.stdout).toContain('TTFT = from the generate() call until every sequence has its first token');
