@@ -305,10 +305,26 @@ void matmul(const Model& m, const void* in, int64_t ldx, const std::string& weig
   m.backend()->gemm(g);
 }
 
-void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits) {
+void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits, const GemmPrologue& xform) {
   const ModelConfig& c = m.config();
   matmul(m, h_rows, c.dim, c.tied_embeddings ? "token_embd" : "output", false, rows, c.vocab_size, c.dim, logits,
-         c.vocab_size, nullptr);
+         c.vocab_size, nullptr, xform);
+}
+
+void normed_lm_head(const Model& m, const void* x_rows, void* h_rows, int64_t rows, void* logits) {
+  const Architecture& arch = m.arch();
+  const ModelConfig& c = m.config();
+  if (arch.output_norm_kind() == NormKind::Rms && !arch.output_norm_bias() && c.norm_eps > 0.0f &&
+      rows <= gemm_decode_max_m(c.dtype)) {
+    GemmPrologue x{};
+    x.kind = GemmXForm::RmsNorm;
+    x.gain = m.w(arch.output_norm_name());
+    x.eps = c.norm_eps;  // as apply_norm passes it to the norm op
+    lm_head(m, x_rows, rows, logits, x);
+    return;
+  }
+  apply_norm(m, arch.output_norm_kind(), x_rows, nullptr, arch.output_norm_name(), arch.output_norm_bias(), h_rows, rows);
+  lm_head(m, h_rows, rows, logits);
 }
 
 }  // namespace eet

@@ -115,6 +115,10 @@ void apply_norm(const Model& m, NormKind kind, const void* in, const void* resid
 void matmul(const Model& m, const void* in, int64_t ldx, const std::string& weight, bool bias, int64_t rows, int64_t n,
             int64_t k, void* y, int64_t ldy, const void* residual, const GemmPrologue& xform = GemmPrologue{});
 // logits (rows, vocab) = h_rows (rows, dim) · headᵀ, head = token_embd when tied, else output.
-void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits);
+void lm_head(const Model& m, const void* h_rows, int64_t rows, void* logits, const GemmPrologue& xform = {});
+// logits (rows, vocab) = output_norm(x_rows) · headᵀ: one GEMM with the norm as its prologue where the decode GEMM
+// kernels take it (an RMS norm without bias, rows <= gemm_decode_max_m, eps > 0: the sampled rows of a step), else
+// the norm into h_rows (rows, dim) and the head over them.
+void normed_lm_head(const Model& m, const void* x_rows, void* h_rows, int64_t rows, void* logits);
 
 }  // namespace eet

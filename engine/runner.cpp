@@ -494,8 +494,7 @@ void StepRunner::launch_head(const Meta& m, int64_t NR) {
   gather.cols = dim;
   gather.vocab = T;
   be.embedding(gather);
-  final_norm(at(ws.last_x), at(ws.last_h), NR);
-  lm_head(*model_, at(ws.last_h), NR, logits);
+  normed_lm_head(*model_, at(ws.last_x), at(ws.last_h), NR, logits);
 
   SampleArgs s{};
   s.dtype = dt;

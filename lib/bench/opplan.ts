@@ -9,7 +9,8 @@
 // GEMMs and activation. Once per step: the embedding, the gather of the rows to sample, the final norm, the LM
 // head, the sampler. LLaMA steps of T <= decodeMaxM tokens (the decode GEMM kernels' rows) run the norms and SwiGLU
 // as the GEMMs' input prologues (xform: attn_norm into q|k|v, ffn_norm into gate|up, SwiGLU into down), as
-// engine/arch_llama.cpp does. Variants a step may run instead of its plain op (perStep 0: timed, left out of the
+// engine/arch_llama.cpp does, and the final norm as the LM head's when B <= decodeMaxM (engine/graph.cpp
+// normed_lm_head). Variants a step may run instead of its plain op (perStep 0: timed, left out of the
 // step sum): LLaMA's unfused RoPE and KV append, the unfused norms, SwiGLU and plain GEMMs that the prologues
 // replace, the SIMT prompt attention where a 16-bit prompt runs on tensor cores, shared-prefix attention (B > 1
 // sequences sharing all but their last 16 keys), a top-p sampler, Q8_0 GEMMs.
@@ -149,17 +150,18 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
     const xs = x.xform === 'rms_norm' ? { ...x, eps: shape.normEps } : x;
     cases.push(...planGemm(name, m, n, k, perStep, o, xs).filter((c) => perStep > 0 || c.op !== 'gemm_q8'));
   };
-  // A LLaMA step's norm + GEMM: one GEMM with the norm as its prologue when fused, the two ops otherwise; the
-  // unfused pair stays as variants beside the fused GEMM.
+  // A LLaMA step's norm + GEMM over `rows` rows: one GEMM with the norm as its prologue when fused (rows within the
+  // decode GEMM kernels', as engine/graph.cpp and normed_lm_head decide), the two ops otherwise; the unfused pair
+  // stays as variants beside the fused GEMM.
   const fused = !gpt2 && T <= o.decodeMaxM;
-  const normGemm = (normName: string, gemmName: string, n: number, perStep: number): void => {
-    if (fused) {
-      gemm(`${normName} + ${gemmName}`, T, n, dim, perStep, { xform: 'rms_norm' });
-      norm(normName, T, 0);
-      gemm(gemmName, T, n, dim, 0);
+  const normGemm = (normName: string, gemmName: string, n: number, perStep: number, rows = T, bias = gpt2): void => {
+    if (!gpt2 && rows <= o.decodeMaxM) {
+      gemm(`${normName} + ${gemmName}`, rows, n, dim, perStep, { xform: 'rms_norm' });
+      norm(normName, rows, 0);
+      gemm(gemmName, rows, n, dim, 0);
     } else {
-      norm(normName, T, perStep);
-      gemm(gemmName, T, n, dim, perStep, { bias: gpt2 });
+      norm(normName, rows, perStep);
+      gemm(gemmName, rows, n, dim, perStep, { bias });
     }
   };
   const norm = (name: string, rows: number, perStep: number): void => {
@@ -295,8 +297,7 @@ export function planStep(shape: BuiltinShape, setting: PlanSetting, o: PlanOptio
     tensors: { ids: t('int32', B, iota(B, (b) => b * per + per - 1)), table: t('op', T * dim, 'random'), out: t('op', B * dim, 'poison') },
     checks: { out: { kind: 'written' } }, perStep: 1, bytes: B * 4 + 2 * B * dim * e, flops: 0,
   });
-  norm('output_norm', B, 1);
-  gemm('lm_head', B, V, dim, 1);
+  normGemm('output_norm', 'lm_head', V, 1, B, false);
   const sample = (name: string, s: { temperature: number; topK: number; topP: number }, perStep: number): void => {
     cases.push({
       name, op: 'sample', about: `${B}×${V}, t=${s.temperature}${s.topK ? ` top-k ${s.topK}` : ''}${s.topP < 1 ? ` top-p ${s.topP}` : ''}`,

@@ -57,7 +57,8 @@ describe('scripts/op-bench.js --dry-run (emu)', () => {
     expect(r.stdout).toContain('tiny (llama) — decode b=1 ctx=20');
     expect(r.stdout).toContain('tiny (llama) — prefill b=1 prompt=4');
     expect(r.stdout).toMatch(/^op +×\/step +shape +│ +median µs +GB\/s +% BW +TFLOP\/s +% peak +│ +floor µs +% roofline$/m);
-    expect(r.stdout).toMatch(/^lm_head +1 +M=1 N=512 K=64 +│/m);
+    expect(r.stdout).toMatch(/^output_norm \+ lm_head +1 +M=1 N=512 K=64 \+ rms_norm +│/m);
+    expect(r.stdout).toMatch(/^lm_head +— +M=1 N=512 K=64 +│/m); // the unfused pair, a variant
   });
 
   test('--ops gemm --no-decode --square: the prefill GEMMs only (the tensor-core tiles at 80 tokens) and a square GEMM', () => {
@@ -69,7 +70,8 @@ describe('scripts/op-bench.js --dry-run (emu)', () => {
     const ops = rep.models[0].settings[0].ops;
     expect(ops.map((o) => [o.name, o.op, o.about, o.status])).toEqual([
       ['attn_q|k|v', 'gemm', 'M=80 N=128 K=64', 'ok'], ['attn_output', 'gemm', 'M=80 N=64 K=64', 'ok'],
-      ['ffn_gate|up', 'gemm', 'M=80 N=344 K=64', 'ok'], ['ffn_down', 'gemm', 'M=80 N=64 K=172', 'ok'], ['lm_head', 'gemm', 'M=1 N=512 K=64', 'ok'],
+      ['ffn_gate|up', 'gemm', 'M=80 N=344 K=64', 'ok'], ['ffn_down', 'gemm', 'M=80 N=64 K=172', 'ok'],
+      ['output_norm + lm_head', 'gemm', 'M=1 N=512 K=64 + rms_norm', 'ok'], ['lm_head', 'gemm', 'M=1 N=512 K=64', 'ok'],
     ]);
     expect(rep.square.map((o) => [o.name, o.about, o.perStep, o.flops, o.status])).toEqual([['square 64', 'M=64 N=64 K=64', 0, 2 * 64 ** 3, 'ok']]);
     expect(opBench('--dry-run', '--ops', 'gemm,nope').stderr).toMatch(/expected ops among gemm, gemm_q8, .* for --ops but received gemm,nope/);

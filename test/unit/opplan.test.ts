@@ -13,14 +13,15 @@ const byName = (cases: OpCase[], name: string): OpCase => cases.find((c) => c.na
 const ints = (c: OpCase, name: string): number[] => Array.from(c.tensors[name].fill as Int32Array);
 
 describe('planStep', () => {
-  test('a LLaMA decode step: the engine\'s ops in order, once or once per layer; the norms and SwiGLU as GEMM prologues', () => {
+  test('a LLaMA decode step: the engine\'s ops in order, once or once per layer; the norms (the final one too) and SwiGLU as GEMM prologues', () => {
     const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 512 }, f16);
     expect(cases.map((c) => [c.name, c.op, c.perStep])).toEqual([
       ['token_embd', 'embedding', 1], ['attn_norm + attn_q|k|v', 'gemm', 22], ['attn_norm', 'norm', 0], ['attn_q|k|v', 'gemm', 0],
       ['rope + kv_append', 'rope_kv_append', 22], ['rope', 'rope', 0], ['kv_append', 'kv_append', 0], ['attention', 'attention', 22], ['attn_output', 'gemm', 22],
       ['ffn_norm + ffn_gate|up', 'gemm', 22], ['ffn_norm', 'norm', 0], ['ffn_gate|up', 'gemm', 0],
       ['swiglu + ffn_down', 'gemm', 22], ['swiglu', 'act', 0], ['ffn_down', 'gemm', 0], ['gather rows', 'embedding', 1],
-      ['output_norm', 'norm', 1], ['lm_head', 'gemm', 1], ['sample (greedy)', 'sample', 1], ['sample (top-p)', 'sample', 0],
+      ['output_norm + lm_head', 'gemm', 1], ['output_norm', 'norm', 0], ['lm_head', 'gemm', 0],
+      ['sample (greedy)', 'sample', 1], ['sample (top-p)', 'sample', 0],
     ]);
     expect(settingLabel({ phase: 'decode', batch: 1, tokens: 512 })).toBe('decode b=1 ctx=512');
   });
@@ -77,7 +78,8 @@ describe('planStep', () => {
       const sum = (op: string): number => cases.filter((c) => c.op === op).reduce((a, c) => a + c.perStep * c.flops, 0);
       expect(sum('gemm')).toBe(prefillFlops(s, B, P) - 2 * s.nLayers * s.nHeads * s.headDim * P * P * B);
       expect(sum('attention')).toBe(s.nLayers * 4 * s.nHeads * s.headDim * B * ((P * (P + 1)) / 2));
-      expect(byName(cases, 'lm_head').params.m).toBe(B); // one row per sequence reaches the head
+      const head = cases.find((c) => c.name.endsWith('lm_head') && c.perStep === 1)!;
+      expect(head.params.m).toBe(B); // one row per sequence reaches the head
     }
   });
 
@@ -121,10 +123,10 @@ describe('planStep', () => {
   test('Q8_0 variants: one per GEMM, left out of the step, weight bytes at 34/32 per weight', () => {
     const cases = planStep(tl, { phase: 'decode', batch: 1, tokens: 64 }, { ...f16, q8: true });
     const q8 = cases.filter((c) => c.op === 'gemm_q8');
-    expect(q8.map((c) => [c.name, c.perStep])).toEqual([['attn_norm + attn_q|k|v (q8_0)', 0], ['attn_output (q8_0)', 0], ['ffn_norm + ffn_gate|up (q8_0)', 0], ['swiglu + ffn_down (q8_0)', 0], ['lm_head (q8_0)', 0]]);
+    expect(q8.map((c) => [c.name, c.perStep])).toEqual([['attn_norm + attn_q|k|v (q8_0)', 0], ['attn_output (q8_0)', 0], ['ffn_norm + ffn_gate|up (q8_0)', 0], ['swiglu + ffn_down (q8_0)', 0], ['output_norm + lm_head (q8_0)', 0]]);
     expect(byName(cases, 'swiglu + ffn_down (q8_0)').params).toMatchObject({ xform: 'swiglu', ldx: 2 * 5632 });
-    const head = byName(cases, 'lm_head (q8_0)');
-    expect(head.bytes).toBe(32000 * 2048 * (34 / 32) + (2048 + 32000) * 2);
+    const head = byName(cases, 'output_norm + lm_head (q8_0)');
+    expect(head.bytes).toBe(32000 * 2048 * (34 / 32) + (2048 + 32000 + 2048) * 2); // x, logits and the norm's gain
     expect(head.tensors.w).toMatchObject({ dtype: 'int8', numel: 32000 * 2048 * (17 / 16), fill: 'q8' });
   });
 
