@@ -326,9 +326,7 @@ void StepRunner::upload(const Meta& m) {
 
 bool StepRunner::graph_key(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
                            const Meta& m, bool all_logits, StepGraphKey& key) {
-  if (!use_graphs_ || all_logits || m.plan.max_q != 1 || model_->arch().encoder_decoder()) {
-    return false;
-  }
+  if (!use_graphs_ || all_logits || m.plan.max_q != 1) return false;
   if (rows.size() != entries.size()) return false;
   for (size_t r = 0; r < rows.size(); ++r) {
     if (rows[r].entry != int32_t(r)) return false;
@@ -337,7 +335,9 @@ bool StepRunner::graph_key(const KvCache& kv, const std::vector<StepEntry>& entr
     graphs_.clear();
     graph_kv_ = &kv;
   }
-  key = StepGraphKey{m.plan.batch, m.plan.max_ctx, m.penalty, m.plan.n_groups, m.plan.max_group_size, m.plan.max_shared};
+  const StepPlan& p = m.plan;
+  key = StepGraphKey{p.batch, p.max_ctx, m.penalty, p.n_groups, p.max_group_size, p.max_shared, p.max_mem, p.x_groups,
+                     p.x_max_group_size};
   return true;
 }
 

@@ -15,10 +15,11 @@
 //   groups    the shared-prefix groups (shared_attention): how many, the largest, the longest shared prefix. They
 //             change when sequences join or leave a group, not from step to step (a group shares its prompt's full
 //             blocks; new tokens go to each member's own blocks), so the n samples of a prompt or requests with a
-//             common system prompt replay too.
-// Steps of another form run eagerly: prompt passes (n_q > 1), encoder-decoder steps (their cross-attention memory
-// groups and lengths), all-logits steps, steps that sample a sequence twice (n > 1 forks are sampled so in their
-// prefill step only).
+//             common system prompt replay too;
+//   memories  encoder-decoder decoders: the longest encoder memory and the memory groups (count, largest), fixed
+//             while the same requests decode (PiD: every prompt of an input reads one memory).
+// Steps of another form run eagerly: prompt passes (n_q > 1), all-logits steps, steps that sample a sequence twice
+// (n > 1 forks are sampled so in their prefill step only).
 //
 // A key is captured the second time it is seen: the first step of a shape runs eagerly, which also loads the
 // kernels' modules and opts them into large shared memory outside any capture. At most kMaxGraphs recordings are
@@ -39,7 +40,8 @@ struct StepGraphKey {
   int32_t batch = 0, context = 0;
   bool penalty = false;
   int32_t groups = 0, max_group = 0, max_shared = 0;
-  auto tie() const { return std::tie(batch, context, penalty, groups, max_group, max_shared); }
+  int32_t max_mem = 0, mem_groups = 0, max_mem_group = 0;
+  auto tie() const { return std::tie(batch, context, penalty, groups, max_group, max_shared, max_mem, mem_groups, max_mem_group); }
   bool operator<(const StepGraphKey& o) const { return tie() < o.tie(); }
   bool operator==(const StepGraphKey& o) const { return tie() == o.tie(); }
 };

@@ -6,12 +6,16 @@
 // histories) must come from device memory. So:
 //   - stories260K f32 greedy through replayed steps gives run.c's ids (llama2.c, an independent reference), and
 //     stats().graphSteps proves the steps were replays;
+//   - T5 (test/fixtures/hf-t5 v1_1): greedy through replayed decoder steps gives HF transformers' ids, and PiD
+//     (one encoder memory read by 4 prompts' decoders) sampled with graphs equals it without;
 //   - sampled generation (temperature, top-k, top-p, penalties, per-sample seeds) with sequences that start and
 //     end at different steps, and the n samples of one prompt (decode steps over a shared-prefix group), in
 //     float32 and float16: every token and log-probability equals what a context with
 //     cudaGraphs: false computes by launching each op from the host (the same kernels and arguments, so the same
 //     bits). A replay that reused any per-step value of its capture step would sample from another position,
 //     slot, seed or step and differ.
+import * as fs from 'fs';
+import * as path from 'path';
 import { deviceReport } from '../../lib/devices';
 import { loadModel, type Model } from '../../lib/model';
 import { MODEL, references } from '../util/stories260k';
@@ -101,3 +105,41 @@ describe.each(DEVICES.flatMap((d) => (['float32', 'float16'] as const).map((t) =
   });
 });
 
+const T5_DIR = path.join(__dirname, '..', 'fixtures', 'hf-t5', 'v1_1');
+const T5_REF = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'fixtures', 'hf-t5', 'reference.json'), 'utf8')) as {
+  texts: string[]; models: { v1_1: { inputs: Array<{ greedyIds: number[] }> } };
+};
+
+describe.each(DEVICES)('device graphs on %s (T5 encoder-decoder)', (device) => {
+  let model: Model;
+  beforeAll(async () => { model = await loadModel(T5_DIR, { device, dtype: 'float32', maxBatch: 4 }); });
+  afterAll(async () => { await model?.dispose(); });
+
+  test('greedy decoder steps replayed give HF transformers\' ids', async () => {
+    const ctx = model.createContext({ maxBatch: 1 });
+    for (const [i, x] of T5_REF.models.v1_1.inputs.entries()) {
+      const out = await ctx.generate(T5_REF.texts[i], { temperature: 0, maxNewTokens: x.greedyIds.length - 1, ignoreEos: true });
+      expect(out.tokens).toEqual(x.greedyIds.slice(1));  // HF's start with decoder_start
+    }
+    expect(ctx.stats().graphError).toBeUndefined();
+    expect(ctx.stats().graphSteps).toBeGreaterThan(0);
+    await ctx.dispose();
+  });
+
+  test('PiD: 4 prompts decoding against one memory, sampled, replayed equals host-launched', async () => {
+    const run = async (cudaGraphs: boolean) => {
+      const ctx = model.createContext({ maxBatch: 4, cudaGraphs });
+      const rs = await ctx.generate({ input: T5_REF.texts[1], prompts: [[5], [9, 12], [30], [41, 7, 8]] },
+        { temperature: 0.9, topP: 0.9, seed: 3, maxNewTokens: 12, ignoreEos: true });
+      const stats = ctx.stats();
+      await ctx.dispose();
+      return { out: rs.map((r) => ({ tokens: r.tokens, logprobs: r.logprobs })), stats };
+    };
+    const on = await run(true);
+    const off = await run(false);
+    expect(on.out).toEqual(off.out);
+    expect(on.stats.memoryKeysSaved).toBeGreaterThan(0);  // the shared-memory cross-attention path ran
+    expect(on.stats.graphSteps).toBeGreaterThan(5);
+    expect(off.stats.graphSteps).toBe(0);
+  });
+});
