@@ -1,6 +1,7 @@
 // The emu backend: the cuda/*.cu kernels compiled for the host and run by the SIMT emulator (cuda/emu/).
 // Memory is host memory of the exact requested size (so AddressSanitizer's redzone sits right after it).
 // Also defines the emulator controls that engine/backend.h declares for the Node layer.
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,8 @@
 
 namespace eet {
 namespace {
+
+std::atomic<bool> g_fail_next_capture{false};  // set_emu_fail_next_capture
 
 // A recording of launches (eet_emu::begin_recording), replayed in order.
 class EmuGraph final : public DeviceGraph {
@@ -52,6 +55,9 @@ class EmuBackend final : public HostMemoryBackend {
   }
   std::unique_ptr<DeviceGraph> end_capture() override {
     if (!capturing_) throw_error(ErrorCode::Internal, "emu: end_capture() without begin_capture()");
+    if (g_fail_next_capture.exchange(false)) {  // still capturing: the caller's abort_capture() ends it
+      throw_error(ErrorCode::Internal, "emu: the capture failed (injected: setEmuOptions({ failNextCapture: true }))");
+    }
     capturing_ = false;
     return std::make_unique<EmuGraph>(eet_emu::end_recording());
   }
@@ -84,6 +90,7 @@ class EmuBackend final : public HostMemoryBackend {
 std::shared_ptr<Backend> make_emu_backend() { return std::make_shared<EmuBackend>(); }
 
 void set_emu_reverse_order(bool reverse) { eet_emu::set_reverse_order(reverse); }
+void set_emu_fail_next_capture(bool fail) { g_fail_next_capture = fail; }
 void set_emu_target(const EmuTarget& t) {
   // Shared memory down to 1 KiB, below any real GPU's (sm_80+: >= 99 KiB), so tests can make every config too large.
   if (t.sm_count < 1 || t.sm_count > kMaxSmCount || t.max_smem_per_block_optin < 1024 || t.max_smem_per_block_optin > 227 * 1024) {

@@ -148,6 +148,8 @@ void cuda_inject_fault_for_test(Backend& backend);
 //   set_emu_target(t)         the emulated device: its SM count (the emu backend's sm_count()) and its per-block
 //                             opt-in limit of dynamic shared memory (launches above it fail, launchers that read
 //                             it pick smaller tiles); EmuTarget{} is sm_90's (an H100/H200: 132 SMs, 227 KiB)
+//   set_emu_fail_next_capture(f)  a test hook: the next device-graph capture on emu fails at its end (as a driver
+//                             refusing something in a step would), so the step runner's fallback runs in CI
 //   emu_selftest_cases()      names of the emulator's self-test cases (cuda/emu/selftest.cu)
 //   emu_selftest(name)        runs one on the emu: "ok: ..." or throws eet::Error
 void set_emu_reverse_order(bool reverse);
@@ -156,6 +158,7 @@ struct EmuTarget {
   int64_t max_smem_per_block_optin = 227 * 1024;
 };
 void set_emu_target(const EmuTarget& t);
+void set_emu_fail_next_capture(bool fail);
 std::vector<std::string> emu_selftest_cases();
 std::string emu_selftest(const std::string& name);
 

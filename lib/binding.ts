@@ -399,7 +399,7 @@ export interface AddonBinding {
   devices(): { cudaCompiled: boolean; cudaUsable: boolean; reason: string | null; cuda: AddonCudaDevice[]; cpuIsa: string; cpuThreads: number };
   /** The emulator's thread order and the device it emulates; options not given take their defaults (forward
    *  order, sm_90's 132 SMs and 232448 bytes of shared memory per block). */
-  setEmuOptions(options: { reverseOrder?: boolean; smCount?: number; maxSharedMemoryPerBlockOptin?: number }): void;
+  setEmuOptions(options: { reverseOrder?: boolean; smCount?: number; maxSharedMemoryPerBlockOptin?: number; failNextCapture?: boolean }): void;
   emuSelfTestCases(): string[];
   /** EET_TEST_HOOKS=1 only: loses the device's CUDA context on purpose (the GPU suite's lost-context check). */
   injectCudaFault?(device: string): void;

@@ -143,9 +143,10 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
   });
 }
 
-// setEmuOptions({ reverseOrder, smCount, maxSharedMemoryPerBlockOptin }): the SIMT emulator's thread scheduling
-// order (races show up as differences) and the device it emulates (eet::EmuTarget). Every option not given takes
-// its default: forward order, sm_90's 132 SMs and 227 KiB (232448 bytes) of shared memory per block.
+// setEmuOptions({ reverseOrder, smCount, maxSharedMemoryPerBlockOptin, failNextCapture }): the SIMT emulator's
+// thread scheduling order (races show up as differences), the device it emulates (eet::EmuTarget), and a test hook
+// that makes the next device-graph capture fail. Every option not given takes its default: forward order, sm_90's
+// 132 SMs and 227 KiB (232448 bytes) of shared memory per block, no failure.
 Napi::Value SetEmuOptions(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw_arg(env, "options", "object", info[0]);
@@ -155,9 +156,11 @@ Napi::Value SetEmuOptions(const Napi::CallbackInfo& info) {
   t.sm_count = int32_t(get_int_or(o, "smCount", 1, eet::kMaxSmCount, def.sm_count));
   t.max_smem_per_block_optin = get_int_or(o, "maxSharedMemoryPerBlockOptin", 1024, def.max_smem_per_block_optin, def.max_smem_per_block_optin);
   const bool reverse = get_bool_or(o, "reverseOrder", false);
+  const bool fail_capture = get_bool_or(o, "failNextCapture", false);
   return guarded(env, [&]() -> Napi::Value {
     eet::set_emu_target(t);
     eet::set_emu_reverse_order(reverse);
+    eet::set_emu_fail_next_capture(fail_capture);
     return env.Undefined();
   });
 }

@@ -16,6 +16,7 @@
 //     slot, seed or step and differ.
 import * as fs from 'fs';
 import * as path from 'path';
+import { binding } from '../../lib/binding';
 import { deviceReport } from '../../lib/devices';
 import { loadModel, type Model } from '../../lib/model';
 import { MODEL, references } from '../util/stories260k';
@@ -50,6 +51,23 @@ describe.each(DEVICES)('device graphs on %s (stories260K)', (device) => {
     expect(out.tokens).toEqual(REF.printedIds.slice(REF.promptIds.length - 1).slice(0, 8));
     expect(ctx.stats()).toMatchObject({ graphSteps: 0, graphsCaptured: 0 });
     await ctx.dispose();
+  });
+
+  (device === 'emu' ? test : test.skip)('a capture that fails turns recording off for that context; its steps still run', async () => {
+    binding().setEmuOptions({ failNextCapture: true });
+    try {
+      const ctx = model.createContext({ maxBatch: 1 });
+      const out = await ctx.generate(REF.prompt, { temperature: 0, maxNewTokens: 12 });
+      expect(out.tokens).toEqual(REF.printedIds.slice(REF.promptIds.length - 1).slice(0, 12));
+      expect(ctx.stats()).toMatchObject({ graphSteps: 0, graphsCaptured: 0, graphError: expect.stringMatching(/capture failed \(injected/) });
+      await ctx.dispose();
+      const next = model.createContext({ maxBatch: 1 });  // the hook fired once; another context records again
+      await next.generate(REF.prompt, { temperature: 0, maxNewTokens: 4 });
+      expect(next.stats().graphsCaptured).toBe(1);
+      await next.dispose();
+    } finally {
+      binding().setEmuOptions({});
+    }
   });
 
   test('rejects a cudaGraphs that is not a boolean', () => {
