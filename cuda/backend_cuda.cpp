@@ -108,17 +108,22 @@ DeviceLimits device_limits(int device) {
   return known.emplace(device, DeviceLimits{sms, size_t(smem)}).first->second;
 }
 
-size_t smem_per_block_optin() {
-  int device = -1;
-  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-  return device_limits(device).smem_per_block_optin;
+// The current device's limits, cached per thread: launchers ask on every launch, and device_limits() takes a lock.
+const DeviceLimits& current_limits() {
+  thread_local int device = -1;
+  thread_local DeviceLimits limits{1, 0};
+  int now = -1;
+  check_cuda(cudaGetDevice(&now), "cudaGetDevice");
+  if (now != device) {
+    limits = device_limits(now);
+    device = now;
+  }
+  return limits;
 }
 
-int sm_count() {
-  int device = -1;
-  check_cuda(cudaGetDevice(&device), "cudaGetDevice");
-  return std::max(device_limits(device).sm_count, 1);
-}
+size_t smem_per_block_optin() { return current_limits().smem_per_block_optin; }
+
+int sm_count() { return std::max(current_limits().sm_count, 1); }
 
 // ---- launches: errors that name the kernel and the op ------------------------------------------------------------
 namespace {
