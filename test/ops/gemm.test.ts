@@ -13,23 +13,11 @@
 // as they would on those GPUs; the tensor-core cases below set the emu's target to reach every tile with small shapes.
 // Residual: none, a separate tensor, or in place (residual aliases y). With ldy > n, or in place, y is an in/out
 // tensor with random contents, so the gaps between rows must come back untouched.
-import { EmuOptions, FloatDType, OpCase, SHORT, SM86_SMEM, opSuite } from './harness';
+import { FloatDType, OpCase, SHORT, SM86_SMEM, opSuite } from './harness';
 import { uniform } from '../util/random';
+import { Shape, XForm, prologueCase, prologueCases } from './gemm_shapes';
 
 const DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
-type Residual = 'none' | 'sep' | 'inplace';
-
-interface Shape {
-  m: number;
-  n: number;
-  k: number;
-  bias: boolean;
-  residual: Residual;
-  ldx?: number;
-  ldy?: number;
-  /** The emulated device (SM count, shared memory per block); in the case's name. */
-  emu?: EmuOptions;
-}
 
 function gemmCase(dtype: FloatDType, s: Shape, seed: number): OpCase {
   const ldx = s.ldx ?? s.k;
@@ -149,39 +137,8 @@ cases.push(gemmCase('bfloat16', { m: 1, n: 256, k: 2048, bias: true, residual: '
 // (M = 1; f32 M <= 16, and 17..64 16 rows at a time), skinny NT 1, 2, 4, 8 (f16/bf16), odd K and
 // odd ldx (element paths), split-K (long K, few columns), and each fold of the norm's rows (K <= 512, 2048, 4096,
 // 8192, 16384: the row's rstd is reproduced from the norm kernel's fold). swiglu x rows hold gate|up (2K wide).
-type XForm = 'rms_norm' | 'swiglu';
-
-function fusedCase(dtype: FloatDType, xform: XForm, s: Shape, seed: number): OpCase {
-  const cols = xform === 'swiglu' ? 2 * s.k : s.k;
-  const ldx = s.ldx ?? cols;
-  const ldy = s.ldy ?? s.n;
-  const xLen = (s.m - 1) * ldx + cols;
-  const yLen = (s.m - 1) * ldy + s.n;
-  const yInout = s.residual === 'inplace' || ldy > s.n;
-  const strides = (s.ldx !== undefined ? `, ldx=${ldx}` : '') + (s.ldy !== undefined ? `, ldy=${ldy}` : '');
-  const params: Record<string, unknown> = { m: s.m, n: s.n, k: s.k, ldx, ldy, xform };
-  if (xform === 'rms_norm') params.eps = 1e-5;
-  if (s.residual === 'inplace') params.residualInPlace = true;
-  return {
-    name: `gemm(xform=${xform}, dtype=${SHORT[dtype]}, m=${s.m}, n=${s.n}, k=${s.k}, bias=${s.bias ? 'yes' : 'no'}, residual=${s.residual}${strides})`,
-    op: 'gemm',
-    dtype,
-    params,
-    inputs: () => {
-      // swiglu: gates over [-4, 4] reach silu's tails; rms_norm: gains of both signs around 1
-      const t: Record<string, Float32Array> = {
-        x: xform === 'swiglu' ? uniform(xLen, seed, -4, 4) : uniform(xLen, seed, -1, 1), w: uniform(s.n * s.k, seed + 1, -1, 1),
-      };
-      if (xform === 'rms_norm') t.gain = uniform(s.k, seed + 5, -1.5, 1.5);
-      if (s.bias) t.bias = uniform(s.n, seed + 2, -1, 1);
-      if (s.residual === 'sep') t.residual = uniform(yLen, seed + 3, -2, 2);
-      if (yInout) t.y = uniform(yLen, seed + 4, -2, 2);
-      return t;
-    },
-    outputs: yInout ? {} : { y: { numel: yLen } },
-    inout: yInout ? ['y'] : undefined,
-  };
-}
+const fusedCase = (dtype: FloatDType, xform: XForm, s: Shape, seed: number): OpCase =>
+  prologueCase('gemm', dtype, xform, s, seed, 1e-5, (sd) => uniform(s.n * s.k, sd, -1, 1));
 
 const FUSED: Array<[FloatDType[], Shape]> = [
   [DTYPES, { m: 1, n: 96, k: 768, bias: false, residual: 'none' }],  // gemv, 16-byte path
@@ -196,13 +153,7 @@ const FUSED: Array<[FloatDType[], Shape]> = [
   [['float16', 'bfloat16'], { m: 17, n: 33, k: 520, bias: true, residual: 'sep', ldy: 40 }],  // NT 4
   [['float16', 'bfloat16'], { m: 64, n: 127, k: 2048, bias: false, residual: 'none' }],  // NT 8, split over K
 ];
-for (const xform of ['rms_norm', 'swiglu'] as XForm[]) {
-  for (const [dtypes, s] of FUSED) {
-    // an ldx written for rms_norm rows (>= K) is widened by K for swiglu's 2K-wide rows
-    const shape = xform === 'swiglu' && s.ldx !== undefined ? { ...s, ldx: s.ldx + s.k } : s;
-    for (const dtype of dtypes) cases.push(fusedCase(dtype, xform, shape, (seed += 10)));
-  }
-}
+seed = prologueCases(FUSED, seed, fusedCase, cases);
 // The widest norm fold (K in (8192, 16384]) once.
 cases.push(fusedCase('float16', 'rms_norm', { m: 1, n: 8, k: 16384, bias: false, residual: 'none' }, (seed += 10)));
 

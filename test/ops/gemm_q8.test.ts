@@ -14,26 +14,14 @@
 // Residual: none, a separate tensor, or in place (residual aliases y).
 // Second part: float weights quantized with ggml's Q8_0 rule (test/util/q8.ts); the quantized gemm must stay
 // within the quantization error bound of the float gemm (stated below).
-import { EmuOptions, FloatDType, OpCase, OpWorker, SHORT, hasGpu, opSuite } from './harness';
+import { FloatDType, OpCase, OpWorker, SHORT, hasGpu, opSuite } from './harness';
 import { uniform } from '../util/random';
 import { quantizeQ8_0, randomQ8 } from '../util/q8';
+import { Shape, XForm, prologueCase, prologueCases } from './gemm_shapes';
 import { fromHalfBits, toHalfBits } from '../../lib/half';
 
 const DTYPES: FloatDType[] = ['float32', 'float16', 'bfloat16'];
 const CODE: Record<FloatDType, number> = { float32: 0, float16: 1, bfloat16: 2 };
-type Residual = 'none' | 'sep' | 'inplace';
-
-interface Shape {
-  m: number;
-  n: number;
-  k: number;
-  bias: boolean;
-  residual: Residual;
-  ldx?: number;
-  ldy?: number;
-  /** The emulated device (SM count, shared memory per block); in the case's name. */
-  emu?: EmuOptions;
-}
 
 function q8Case(dtype: FloatDType, s: Shape, seed: number): OpCase {
   const ldx = s.ldx ?? s.k;
@@ -121,38 +109,8 @@ cases.push(q8Case('float16', { m: 16, n: 2048, k: 2048, bias: false, residual: '
 // (swiglu, x rows holding gate|up, 2K wide) x as they load it; the cpu reference runs the reference norm / act op
 // into a temporary, then its gemm_q8. gemv_q8 (M = 1; f32 M <= 16, and 17..64 16 rows at a time), skinny_q8 NT 1, 2,
 // 4, 8 with its stage, odd ldx (element x loads), split-K.
-type XForm = 'rms_norm' | 'swiglu';
-
-function fusedQ8Case(dtype: FloatDType, xform: XForm, s: Shape, seed: number): OpCase {
-  const cols = xform === 'swiglu' ? 2 * s.k : s.k;
-  const ldx = s.ldx ?? cols;
-  const ldy = s.ldy ?? s.n;
-  const xLen = (s.m - 1) * ldx + cols;
-  const yLen = (s.m - 1) * ldy + s.n;
-  const yInout = s.residual === 'inplace' || ldy > s.n;
-  const strides = (s.ldx !== undefined ? `, ldx=${ldx}` : '') + (s.ldy !== undefined ? `, ldy=${ldy}` : '');
-  const params: Record<string, unknown> = { m: s.m, n: s.n, k: s.k, ldx, ldy, xform };
-  if (xform === 'rms_norm') params.eps = 1e-6;
-  if (s.residual === 'inplace') params.residualInPlace = true;
-  return {
-    name: `gemm_q8(xform=${xform}, dtype=${SHORT[dtype]}, m=${s.m}, n=${s.n}, k=${s.k}, bias=${s.bias ? 'yes' : 'no'}, residual=${s.residual}${strides})`,
-    op: 'gemm_q8',
-    dtype,
-    params,
-    inputs: () => {
-      const t: Record<string, Float32Array | Int8Array> = {
-        x: xform === 'swiglu' ? uniform(xLen, seed, -4, 4) : uniform(xLen, seed, -1, 1), w: randomQ8(s.n, s.k, seed + 1).blob,
-      };
-      if (xform === 'rms_norm') t.gain = uniform(s.k, seed + 5, -1.5, 1.5);
-      if (s.bias) t.bias = uniform(s.n, seed + 2, -1, 1);
-      if (s.residual === 'sep') t.residual = uniform(yLen, seed + 3, -2, 2);
-      if (yInout) t.y = uniform(yLen, seed + 4, -2, 2);
-      return t;
-    },
-    outputs: yInout ? {} : { y: { numel: yLen } },
-    inout: yInout ? ['y'] : undefined,
-  };
-}
+const fusedQ8Case = (dtype: FloatDType, xform: XForm, s: Shape, seed: number): OpCase =>
+  prologueCase('gemm_q8', dtype, xform, s, seed, 1e-6, (sd) => randomQ8(s.n, s.k, sd).blob);
 
 const FUSED: Array<[FloatDType[], Shape]> = [
   [DTYPES, { m: 1, n: 64, k: 768, bias: true, residual: 'none' }],  // gemv_q8
@@ -164,12 +122,7 @@ const FUSED: Array<[FloatDType[], Shape]> = [
   [['float16', 'bfloat16'], { m: 20, n: 40, k: 2080, bias: true, residual: 'inplace', ldy: 41 }],  // NT 4, split-K
   [['float16', 'bfloat16'], { m: 64, n: 256, k: 1024, bias: false, residual: 'sep' }],  // NT 8
 ];
-for (const xform of ['rms_norm', 'swiglu'] as XForm[]) {
-  for (const [dtypes, s] of FUSED) {
-    const shape = xform === 'swiglu' && s.ldx !== undefined ? { ...s, ldx: s.ldx + s.k } : s;
-    for (const dtype of dtypes) cases.push(fusedQ8Case(dtype, xform, shape, (seed += 10)));
-  }
-}
+seed = prologueCases(FUSED, seed, fusedQ8Case, cases);
 
 opSuite('gemm_q8', cases);
 
