@@ -223,33 +223,18 @@ void skinny_launch(const GemmParams<T>& p, eet::Stream stream) {
                      (p.xform != XForm::SwiGlu || p.k % 8 == 0);
   // Slices of at least two iterations (256 of K: 64 KiB of f16 weights per block).
   const SkinnyGrid sg = skinny_grid(p.m, p.n, p.k, kSkinnyStepK, 2);
-  if (p.m <= 8) {
-    skinny_launch_nt<T, 1>(p, sg, w_vec, x_vec, stream);
-  } else if (p.m <= 16) {
-    skinny_launch_nt<T, 2>(p, sg, w_vec, x_vec, stream);
-  } else if (p.m <= 32) {
-    skinny_launch_nt<T, 4>(p, sg, w_vec, x_vec, stream);
-  } else {
-    skinny_launch_nt<T, 8>(p, sg, w_vec, x_vec, stream);
-  }
+  skinny_dispatch_nt(p.m, [&](auto nt) { skinny_launch_nt<T, decltype(nt)::value>(p, sg, w_vec, x_vec, stream); });
 }
 
 // ---- entry (from cuda/gemm.cu) -------------------------------------------------------------------------------------
 
+// M <= 16, or a prologue's 17..64 rows, 16 at a time.
 void gemm_decode(const GemmParams<float>& p, eet::Stream stream) {
-  // M <= 16, or a prologue's 17..64 rows (ops.h): the GEMV over each 16 rows in turn, each reading W again (the
-  // graph fuses f32 steps only up to 16 rows, where one pass does).
-  for (int64_t m0 = 0; m0 < p.m; m0 += 16) {
-    GemmParams<float> c = p;
-    c.x += m0 * p.ldx;
-    c.y += m0 * p.ldy;
-    if (c.residual) c.residual += m0 * p.ldy;
-    c.m = p.m - m0 < 16 ? p.m - m0 : 16;
-    gemv_launch(c, stream);
-  }
+  for_16_row_slices(p, [&](const GemmParams<float>& c) { gemv_launch(c, stream); });
 }
 
-void gemm_decode(const GemmParams<__half>& p, eet::Stream stream) {
+template <typename T>
+void gemm_decode_16bit(const GemmParams<T>& p, eet::Stream stream) {
   if (p.m == 1) {
     gemv_launch(p, stream);
   } else {
@@ -257,12 +242,7 @@ void gemm_decode(const GemmParams<__half>& p, eet::Stream stream) {
   }
 }
 
-void gemm_decode(const GemmParams<__nv_bfloat16>& p, eet::Stream stream) {
-  if (p.m == 1) {
-    gemv_launch(p, stream);
-  } else {
-    skinny_launch(p, stream);
-  }
-}
+void gemm_decode(const GemmParams<__half>& p, eet::Stream stream) { gemm_decode_16bit(p, stream); }
+void gemm_decode(const GemmParams<__nv_bfloat16>& p, eet::Stream stream) { gemm_decode_16bit(p, stream); }
 
 }  // namespace EET_KNS

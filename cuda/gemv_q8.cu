@@ -279,33 +279,18 @@ void skinny_q8_launch(const GemmQ8Params<T>& p, eet::Stream stream) {
   const bool x_vec = p.ldx % 8 == 0 && aligned16(p.x) && (p.xform != XForm::RmsNorm || aligned16(p.gain));
   // Slices of at least one iteration (256 of K: 32 KiB of int8 weights per block).
   const SkinnyGrid sg = skinny_grid(p.m, p.n, p.k, kQ8SkinnyStepK, 1);
-  if (p.m <= 8) {
-    skinny_q8_launch_nt<T, 1>(p, sg, x_vec, stream);
-  } else if (p.m <= 16) {
-    skinny_q8_launch_nt<T, 2>(p, sg, x_vec, stream);
-  } else if (p.m <= 32) {
-    skinny_q8_launch_nt<T, 4>(p, sg, x_vec, stream);
-  } else {
-    skinny_q8_launch_nt<T, 8>(p, sg, x_vec, stream);
-  }
+  skinny_dispatch_nt(p.m, [&](auto nt) { skinny_q8_launch_nt<T, decltype(nt)::value>(p, sg, x_vec, stream); });
 }
 
 // ---- entry (from cuda/gemm_q8.cu) ----------------------------------------------------------------------------------
 
+// M <= 16, or a prologue's 17..64 rows, 16 at a time.
 void gemm_q8_decode(const GemmQ8Params<float>& p, eet::Stream stream) {
-  // M <= 16, or a prologue's 17..64 rows (ops.h): the GEMV over each 16 rows in turn, each reading W again (the
-  // graph fuses f32 steps only up to 16 rows, where one pass does).
-  for (int64_t m0 = 0; m0 < p.m; m0 += 16) {
-    GemmQ8Params<float> c = p;
-    c.x += m0 * p.ldx;
-    c.y += m0 * p.ldy;
-    if (c.residual) c.residual += m0 * p.ldy;
-    c.m = p.m - m0 < 16 ? p.m - m0 : 16;
-    gemv_q8_launch(c, stream);
-  }
+  for_16_row_slices(p, [&](const GemmQ8Params<float>& c) { gemv_q8_launch(c, stream); });
 }
 
-void gemm_q8_decode(const GemmQ8Params<__half>& p, eet::Stream stream) {
+template <typename T>
+void gemm_q8_decode_16bit(const GemmQ8Params<T>& p, eet::Stream stream) {
   if (p.m == 1) {
     gemv_q8_launch(p, stream);
   } else {
@@ -313,12 +298,7 @@ void gemm_q8_decode(const GemmQ8Params<__half>& p, eet::Stream stream) {
   }
 }
 
-void gemm_q8_decode(const GemmQ8Params<__nv_bfloat16>& p, eet::Stream stream) {
-  if (p.m == 1) {
-    gemv_q8_launch(p, stream);
-  } else {
-    skinny_q8_launch(p, stream);
-  }
-}
+void gemm_q8_decode(const GemmQ8Params<__half>& p, eet::Stream stream) { gemm_q8_decode_16bit(p, stream); }
+void gemm_q8_decode(const GemmQ8Params<__nv_bfloat16>& p, eet::Stream stream) { gemm_q8_decode_16bit(p, stream); }
 
 }  // namespace EET_KNS

@@ -7,6 +7,8 @@
 // blocks per SM. Fragments are loaded straight from global memory in 16-byte vectors, without shared memory, thanks
 // to a permutation of K inside each 32-wide chunk (skinny_step).
 #pragma once
+#include <type_traits>
+
 #include "common.cuh"
 #include "gemm_common.cuh"
 #include "gemm_epilogue.cuh"
@@ -88,6 +90,36 @@ inline SkinnyGrid skinny_grid(int64_t m, int64_t n, int64_t k, int64_t step_k, i
   if (tiles > 0x7fffffff) eet::throw_error(eet::ErrorCode::Unsupported, "gemm: n too large for the skinny grid");
   const SplitK sk = splitk_plan(tiles, ceil_div(k, step_k), min_steps, int64_t(sm_count()) * kSkinnyBlocksPerSm, n * m);
   return {dim3(unsigned(tiles), unsigned(sk.splits)), sk.splits, sk.units_per_split * step_k};
+}
+
+// Calls launch(std::integral_constant<int, NT>{}) with the n8 tiles per warp of an m-row skinny GEMM (float and
+// Q8_0 alike): NT = 1, 2, 4, 8 for m <= 8, 16, 32, 64.
+template <typename F>
+void skinny_dispatch_nt(int64_t m, F&& launch) {
+  if (m <= 8) {
+    launch(std::integral_constant<int, 1>{});
+  } else if (m <= 16) {
+    launch(std::integral_constant<int, 2>{});
+  } else if (m <= 32) {
+    launch(std::integral_constant<int, 4>{});
+  } else {
+    launch(std::integral_constant<int, 8>{});
+  }
+}
+
+// f32 decode calls with a prologue may have 17..64 rows (ops.h), over the GEMV's 16: launch(slice) on each 16 rows
+// in turn (x, y and the residual advanced; each slice reads W again — the graph fuses f32 steps only up to 16 rows,
+// where one pass does).
+template <typename P, typename F>
+void for_16_row_slices(const P& p, F&& launch) {
+  for (int64_t m0 = 0; m0 < p.m; m0 += 16) {
+    P c = p;
+    c.x += m0 * p.ldx;
+    c.y += m0 * p.ldy;
+    if (c.residual) c.residual += m0 * p.ldy;
+    c.m = p.m - m0 < 16 ? p.m - m0 : 16;
+    launch(c);
+  }
 }
 
 }  // namespace EET_KNS
