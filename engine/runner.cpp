@@ -325,8 +325,8 @@ void StepRunner::upload(const Meta& m) {
 }
 
 bool StepRunner::graph_key(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
-                           const Meta& m, bool all_logits, StepGraphKey& key) {
-  if (!use_graphs_ || all_logits || m.plan.max_q != 1) return false;
+                           const Meta& m, StepGraphKey& key) {
+  if (!use_graphs_ || m.plan.max_q != 1) return false;
   if (rows.size() != entries.size()) return false;
   for (size_t r = 0; r < rows.size(); ++r) {
     if (rows[r].entry != int32_t(r)) return false;
@@ -351,7 +351,7 @@ void StepRunner::launch_or_replay(const KvCache& kv, const std::vector<StepEntry
                                   const std::vector<SampleRow>& rows, const Meta& m) {
   Backend& be = *model_->backend();
   StepGraphKey key;
-  if (!graph_key(kv, entries, rows, m, false, key)) {
+  if (!graph_key(kv, entries, rows, m, key)) {
     launch_step(kv, m, int64_t(rows.size()));
     return;
   }

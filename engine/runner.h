@@ -107,7 +107,7 @@ class StepRunner {
   void upload(const Meta& meta);
   // Whether this step can run as a recording, and under which key.
   bool graph_key(const KvCache& kv, const std::vector<StepEntry>& entries, const std::vector<SampleRow>& rows,
-                 const Meta& m, bool all_logits, StepGraphKey& key);
+                 const Meta& m, StepGraphKey& key);  // all-logits steps never get here
   // The launches of a step: the layers, then (rows > 0) the head and the sampler; no synchronisation, no transfer.
   void launch_step(const KvCache& kv, const Meta& meta, int64_t rows);
   // Runs the step's launches: replayed, captured then replayed, or eagerly.
